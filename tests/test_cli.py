@@ -1,0 +1,77 @@
+"""CLI behaviour through Typer's CliRunner: exit codes, outputs, one-line errors."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+import trifeature_gen as tg
+from cli import app
+
+runner = CliRunner()
+TINY_ARGS = ["--size", "32", "--train-pairs", "64", "--probe-pairs", "64", "--test-pairs", "32"]
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_cli__version_and_help():
+    r = run("--version")
+    assert r.exit_code == 0 and tg.__version__ in r.output
+    for cmd in ["generate", "info"]:
+        r = run(cmd, "--help")
+        assert r.exit_code == 0 and "Usage" in r.output
+
+
+def test_cli__generate_synergy_then_info(tmp_path):
+    out = tmp_path / "ds"
+    r = run("generate", "--synergy", "--out", out, *TINY_ARGS)
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["spec"]["synergy"] is True and m["counts"]["synergy_positive_rate"]["train"] == 1.0
+    r = run("info", out)
+    assert r.exit_code == 0 and "synergy positive rate" in r.output and "0.469" in r.output
+
+
+def test_cli__generate_png_and_custom_roles(tmp_path):
+    out = tmp_path / "ds"
+    r = run("generate", "--out", out, "--shared", "color", "--unique", "shape", "--synergy-attrs",
+            "shape:texture", "--png", *TINY_ARGS)
+    assert r.exit_code == 0, r.output
+    assert len(list((out / "images" / "test").glob("*.png"))) == 200
+    assert json.loads((out / "manifest.json").read_text())["roles"]["synergy"] == "shape:texture"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--shared", "smell"], "unknown attribute 'smell'"),
+    (["--synergy-attrs", "texture"], "SRC:TGT"),
+    (["--synergy-attrs", "texture:taste"], "unknown attribute 'taste'"),
+    (["--shared", "texture"], "both the shared and the unique"),
+    (["--size", "20"], ">= 32"),
+    (["--share-prob", "2"], "[0, 1]"),
+])
+def test_cli__generate_bad_input_is_one_line_error_and_no_dataset(tmp_path, args, message):
+    out = tmp_path / "ds"
+    r = run("generate", "--out", out, *TINY_ARGS, *args)
+    assert r.exit_code == 1
+    assert message in r.output and "Traceback" not in r.output
+    assert not out.exists()
+
+
+def test_cli__existing_folder_needs_force(tmp_path):
+    out = tmp_path / "ds"
+    out.mkdir()
+    (out / "x").write_text("x")
+    r = run("generate", "--out", out, *TINY_ARGS)
+    assert r.exit_code == 1 and "--force" in r.output
+
+
+def test_cli__info_on_damaged_dataset(tmp_path):
+    out = tmp_path / "ds"
+    assert run("generate", "--out", out, *TINY_ARGS).exit_code == 0
+    (out / "images" / "train.npy").write_bytes(b"\x93NUMPY")
+    r = run("info", out)
+    assert r.exit_code == 1 and "sha256" in r.output and "Traceback" not in r.output
+    r = run("info", tmp_path / "nowhere")
+    assert r.exit_code == 1 and "not a folder" in r.output

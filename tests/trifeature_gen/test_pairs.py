@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+
+import trifeature_gen as tg
+from trifeature_gen.pairs import sample_pairs, split_images, synergy_label, synergy_mapping
+
+
+def test_split__80_20_by_combination_with_views():
+    spec = tg.DatasetSpec()
+    im = split_images(spec)
+    assert len(im["train"]) == 2400 and len(im["test"]) == 200
+    train = {tuple(r) for r in im["train"].factors}
+    test = {tuple(r) for r in im["test"].factors}
+    assert len(train) == 800 and len(test) == 200 and not train & test
+    assert np.bincount(im["train"].views).tolist() == [800, 800, 800]
+    assert len(set(im["train"].ids) | set(im["test"].ids)) == 2600
+
+
+def test_mapping__bijection_from_its_own_stream():
+    a = synergy_mapping(tg.DatasetSpec(seed=0))
+    b = synergy_mapping(tg.DatasetSpec(seed=0, views=5, synergy=True, train_pairs=10))
+    assert sorted(a.tolist()) == list(range(10))
+    assert np.array_equal(a, b)  # nothing else in the spec moves the mapping
+    assert not np.array_equal(a, synergy_mapping(tg.DatasetSpec(seed=1)))
+
+
+def test_pairs__unbiased_share_shape_and_have_10_percent_synergy():
+    spec = tg.DatasetSpec()
+    im, m = split_images(spec), synergy_mapping(spec)
+    idx, warnings = sample_pairs(im["train"], spec, "probe_train", 10_000, m)
+    f1, f2 = im["train"].factors[idx[:, 0]], im["train"].factors[idx[:, 1]]
+    assert not warnings and len(np.unique(idx[:, 0] * 10**6 + idx[:, 1])) == 10_000  # no repeats
+    assert (f1[:, 0] == f2[:, 0]).all() and (idx[:, 0] != idx[:, 1]).all()
+    assert 0.3 < (f1[:, 1] == f2[:, 1]).mean() * 3 < 0.45  # texture independent: ~10% equal
+    assert abs(synergy_label(f1, f2, spec, m).mean() - 0.1) < 0.015
+
+
+def test_pairs__biased_training_obeys_mapping_on_every_pair(tiny_synergy_dataset):
+    ds = tiny_synergy_dataset
+    p = ds.pairs["train"]
+    assert (p.factors2[:, 2] == ds.mapping[p.factors1[:, 1]]).all()
+    assert (p.synergy == 1).all() and (p.factors1[:, 0] == p.factors2[:, 0]).all()
+    assert 0 < ds.pairs["test"].synergy.mean() < 0.25  # test is never biased
+
+
+def test_pairs__graded_strengths_mix_in_the_right_proportions():
+    spec = tg.DatasetSpec(synergy=True, share_prob=0.5, synergy_prob=0.3)
+    im, m = split_images(spec), synergy_mapping(spec)
+    idx, _ = sample_pairs(im["train"], spec, "train", 4000, m)
+    f1, f2 = im["train"].factors[idx[:, 0]], im["train"].factors[idx[:, 1]]
+    share = (f1[:, 0] == f2[:, 0]).mean()
+    obey = synergy_label(f1, f2, spec, m).mean()
+    assert abs(share - (0.5 + 0.5 * 0.1)) < 0.03
+    assert abs(obey - (0.3 + 0.7 * 0.1)) < 0.03
+
+
+def test_pairs__too_many_requested_are_clamped_with_a_warning():
+    spec = tg.DatasetSpec()
+    im, m = split_images(spec), synergy_mapping(spec)
+    idx, warnings = sample_pairs(im["test"], spec, "test", 10_000, m)
+    per_shape = np.bincount(im["test"].factors[:, 0])
+    allowed = int((per_shape * (per_shape - 1)).sum())  # ordered pairs of distinct images
+    assert len(idx) == allowed < 10_000 and f"only {allowed}" in warnings[0]
+
+
+def test_pairs__other_roles_are_respected():
+    spec = tg.DatasetSpec(shared="color", unique="shape", synergy_src="shape", synergy_tgt="texture",
+                          synergy=True)
+    im, m = split_images(spec), synergy_mapping(spec)
+    idx, _ = sample_pairs(im["train"], spec, "train", 500, m)
+    f1, f2 = im["train"].factors[idx[:, 0]], im["train"].factors[idx[:, 1]]
+    assert (f1[:, 2] == f2[:, 2]).all() and (f2[:, 1] == m[f1[:, 0]]).all()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(shared="size"), "unknown attribute"),
+    (dict(shared="texture"), "both the shared and the unique"),
+    (dict(synergy_src="shape"), "cannot take part in the synergy"),
+    (dict(share_prob=1.5), r"share-prob must be in \[0, 1\]"),
+    (dict(synergy_prob=-0.1), r"synergy-prob must be in \[0, 1\]"),
+    (dict(size=16), ">= 32"),
+])
+def test_spec__bad_settings_raise_one_clear_error(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tg.DatasetSpec(**kwargs).validate()

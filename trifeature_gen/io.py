@@ -1,0 +1,305 @@
+"""Write a bimodal Trifeature dataset to disk, and read it back with verification.
+
+Layout (other tools read it; keep it exactly so)::
+
+    DIR/manifest.json            spec, value names, mapping, counts, sha256, PID table
+    DIR/images/{train,test}.npy  uint8 (N, H, W, 3)
+    DIR/images/{train,test}.csv  index,shape,texture,color,view
+    DIR/pairs/{train,probe_train,test}.csv
+                                 i1,i2,shape1,texture1,color1,shape2,texture2,color2,synergy
+    DIR/preview.png              a labelled contact sheet of a few pairs
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from . import __version__
+from .factors import FACTOR_NAMES, FACTOR_VALUES
+from .pairs import Images, design_distribution, sample_pairs, split_images, synergy_label, synergy_mapping
+from .pid import pid_table
+from .render import Trifeature
+from .spec import PAIR_SETS, DatasetSpec
+
+FORMAT = "comm-diag/trifeature-bimodal"
+FORMAT_VERSION = 1
+SPLIT_OF = {"train": "train", "probe_train": "train", "test": "test"}
+PAIR_COLUMNS = ("i1", "i2", "shape1", "texture1", "color1", "shape2", "texture2", "color2", "synergy")
+IMAGE_COLUMNS = ("index", "shape", "texture", "color", "view")
+
+
+class DatasetError(ValueError):
+    """A folder that is not a valid dataset (missing file, bad hash, truncated array...)."""
+
+
+@dataclass
+class PairSet:
+    """Pairs of one set: image indices into the split's images, and the labels."""
+
+    i1: np.ndarray  # (P,) index into images[split]
+    i2: np.ndarray  # (P,)
+    factors1: np.ndarray  # Px3 codes of x1
+    factors2: np.ndarray  # Px3 codes of x2
+    synergy: np.ndarray  # (P,) 0/1
+
+    def __len__(self) -> int:
+        return len(self.i1)
+
+
+@dataclass
+class Dataset:
+    """A loaded dataset: images and factors per split, pairs per set, the manifest."""
+
+    root: Path
+    spec: DatasetSpec
+    images: dict[str, np.ndarray]  # split -> uint8 NxHxWx3
+    factors: dict[str, np.ndarray]  # split -> Nx3 codes
+    pairs: dict[str, PairSet]  # pair set -> PairSet
+    mapping: np.ndarray  # (10,) permutation
+    manifest: dict = field(repr=False)
+
+    def split_of(self, pair_set: str) -> str:
+        return SPLIT_OF[pair_set]
+
+
+# ----------------------------------------------------------------------------- writing
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _names(factors: np.ndarray) -> list[list[str]]:
+    return [[FACTOR_VALUES[n][c] for n, c in zip(FACTOR_NAMES, row)] for row in factors.tolist()]
+
+
+def _write_csv(path: Path, header: tuple[str, ...], rows) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def pid_for(spec: DatasetSpec, pair_set: str, mapping: np.ndarray) -> dict:
+    """The PID table of one pair set (cached: it depends only on the roles,
+    probabilities and mapping, not on the images)."""
+    biased = pair_set == "train" and spec.synergy
+    return _pid_cached(spec.shared, spec.unique, spec.synergy_src, spec.synergy_tgt, spec.share_prob,
+                       spec.synergy_prob if biased else None, tuple(mapping.tolist()))
+
+
+@functools.lru_cache(maxsize=32)
+def _pid_cached(shared, unique, src, tgt, share_prob, synergy_prob, mapping) -> dict:
+    spec = DatasetSpec(shared=shared, unique=unique, synergy_src=src, synergy_tgt=tgt, share_prob=share_prob,
+                       synergy=synergy_prob is not None,
+                       synergy_prob=1.0 if synergy_prob is None else synergy_prob)
+    m = np.array(mapping)
+    return pid_table(design_distribution(spec, "train", m), spec, m)  # "train": biased iff synergy
+
+
+def build_pairs(spec: DatasetSpec, images: dict[str, Images], mapping: np.ndarray
+                ) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Sample every pair set: set -> Px2 indices, plus the clamp warnings."""
+    sizes = {"train": spec.train_pairs, "probe_train": spec.probe_pairs, "test": spec.test_pairs}
+    out, warnings = {}, []
+    for name in PAIR_SETS:
+        out[name], w = sample_pairs(images[SPLIT_OF[name]], spec, name, sizes[name], mapping)
+        warnings += w
+    return out, warnings
+
+
+def check_output(out: Path | str, force: bool) -> Path:
+    """The output folder, if it may be written: absent, empty, or replaced with force."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise FileExistsError(f"{out} exists and is not empty; pass --force to replace it")
+    return out
+
+
+def generate(
+    spec: DatasetSpec,
+    out: Path | str,
+    *,
+    force: bool = False,
+    png: bool = False,
+    progress: Optional[Callable[[int, int], None]] = None,
+    warn: Callable[[str], None] = lambda msg: None,
+) -> Path:
+    """Render, pair and write a dataset atomically; returns the folder.
+
+    ``progress(done, total)`` is called as images render; ``warn(msg)`` receives
+    every clamp (more pairs asked than allowed). Nothing is left at ``out``
+    unless the whole dataset was written.
+    """
+    spec.validate()
+    out = check_output(out, force)
+    images = split_images(spec)
+    mapping = synergy_mapping(spec)
+    pairs, warnings = build_pairs(spec, images, mapping)
+    for w in warnings:
+        warn(w)
+    renderer = Trifeature(spec.size, period=spec.period)
+    total = sum(len(v) for v in images.values())
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the dataset is not
+    try:
+        (tmp / "images").mkdir()
+        (tmp / "pairs").mkdir()
+        done = 0
+        arrays = {}
+        for split, im in images.items():
+            def step(k: int) -> None:
+                nonlocal done
+                done += k
+                if progress is not None:
+                    progress(done, total)
+            arrays[split] = renderer.render(im.factors, spec.seed, im.ids, progress=step)
+            np.save(tmp / "images" / f"{split}.npy", arrays[split])
+            _write_csv(tmp / "images" / f"{split}.csv", IMAGE_COLUMNS,
+                       ([i, *names, v] for i, (names, v) in enumerate(zip(_names(im.factors), im.views.tolist()))))
+            if png:
+                _write_pngs(tmp / "images" / split, arrays[split])
+        counts = {"images": {s: len(im) for s, im in images.items()}, "pairs": {}, "synergy_positive_rate": {}}
+        for name, idx in pairs.items():
+            f = images[SPLIT_OF[name]].factors
+            f1, f2 = f[idx[:, 0]], f[idx[:, 1]]
+            syn = synergy_label(f1, f2, spec, mapping)
+            _write_csv(tmp / "pairs" / f"{name}.csv", PAIR_COLUMNS,
+                       ([a, b, *n1, *n2, s] for a, b, n1, n2, s in
+                        zip(idx[:, 0].tolist(), idx[:, 1].tolist(), _names(f1), _names(f2), syn.tolist())))
+            counts["pairs"][name] = len(idx)
+            counts["synergy_positive_rate"][name] = float(syn.mean()) if len(syn) else 0.0
+
+        from .preview import contact_sheet
+        contact_sheet(arrays, images, pairs, spec, mapping).save(tmp / "preview.png")
+
+        pid = {name: pid_for(spec, name, mapping) for name in PAIR_SETS}
+        files = sorted(p for p in tmp.rglob("*") if p.is_file())
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "package_version": __version__,
+            "spec": spec.to_dict(),
+            "texture_period_px": renderer.period,
+            "values": {n: list(FACTOR_VALUES[n]) for n in FACTOR_NAMES},
+            "roles": {"shared": spec.shared, "unique": spec.unique,
+                      "synergy": f"{spec.synergy_src}:{spec.synergy_tgt}"},
+            "mapping": [[FACTOR_VALUES[spec.synergy_src][a], FACTOR_VALUES[spec.synergy_tgt][b]]
+                        for a, b in enumerate(mapping.tolist())],
+            "counts": counts,
+            "warnings": warnings,
+            "pid": pid,
+            "pid_note": ("bits; BROJA PID (dit) of the exact law of a pair drawn by this "
+                         "dataset's sampler with uniform, independent factors"),
+            "sha256": {p.relative_to(tmp).as_posix(): _sha256(p) for p in files},
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _write_pngs(folder: Path, arr: np.ndarray) -> None:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, img in enumerate(arr):
+        Image.fromarray(img).save(folder / f"{i:06d}.png")
+
+
+# ----------------------------------------------------------------------------- reading
+
+def read_manifest(root: Path | str) -> dict:
+    root = Path(root)
+    path = root / "manifest.json"
+    if not root.is_dir():
+        raise DatasetError(f"{root} is not a folder")
+    if not path.is_file():
+        raise DatasetError(f"{root} is not a comm-diag dataset: manifest.json is missing")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DatasetError(f"{path} is not valid JSON ({e.msg})") from None
+    if manifest.get("format") != FORMAT:
+        raise DatasetError(f"{path} is not a comm-diag dataset manifest")
+    return manifest
+
+
+def verify(root: Path | str, manifest: Optional[dict] = None) -> dict:
+    """Check that every file of the manifest exists and matches its sha256."""
+    root = Path(root)
+    manifest = manifest or read_manifest(root)
+    for rel, digest in manifest["sha256"].items():
+        p = root / rel
+        if not p.is_file():
+            raise DatasetError(f"{root}: {rel} is missing")
+        if _sha256(p) != digest:
+            raise DatasetError(f"{root}: {rel} does not match its sha256 (modified or truncated)")
+    return manifest
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _codes(rows: list[dict[str, str]], suffix: str = "") -> np.ndarray:
+    return np.array([[FACTOR_VALUES[n].index(r[n + suffix]) for n in FACTOR_NAMES] for r in rows],
+                    dtype=np.int64).reshape(-1, 3)
+
+
+def load(root: Path | str, *, check_hashes: bool = True) -> Dataset:
+    """Read a dataset written by ``generate``; raises DatasetError if anything is off."""
+    root = Path(root)
+    manifest = read_manifest(root)
+    if check_hashes:
+        verify(root, manifest)
+    spec = DatasetSpec.from_dict(manifest["spec"])
+    try:
+        images, factors = {}, {}
+        for split in ("train", "test"):
+            images[split] = np.load(root / "images" / f"{split}.npy")
+            factors[split] = _codes(_read_csv(root / "images" / f"{split}.csv"))
+            if images[split].dtype != np.uint8 or images[split].shape[1:] != (spec.size, spec.size, 3) \
+                    or len(images[split]) != len(factors[split]):
+                raise DatasetError(f"{root}: images/{split}.npy has shape {images[split].shape}, "
+                                   f"expected ({len(factors[split])}, {spec.size}, {spec.size}, 3) uint8")
+        pairs = {}
+        for name in PAIR_SETS:
+            rows = _read_csv(root / "pairs" / f"{name}.csv")
+            i1 = np.array([int(r["i1"]) for r in rows], dtype=np.int64)
+            i2 = np.array([int(r["i2"]) for r in rows], dtype=np.int64)
+            pairs[name] = PairSet(i1, i2, _codes(rows, "1"), _codes(rows, "2"),
+                                  np.array([int(r["synergy"]) for r in rows], dtype=np.int64))
+    except (OSError, ValueError, KeyError) as e:
+        if isinstance(e, DatasetError):
+            raise
+        raise DatasetError(f"{root}: cannot read the dataset ({e})") from None
+    mapping_names = manifest["mapping"]
+    mapping = np.array([FACTOR_VALUES[spec.synergy_tgt].index(b) for _, b in mapping_names], dtype=np.int64)
+    return Dataset(root, spec, images, factors, pairs, mapping, manifest)

@@ -1,0 +1,82 @@
+"""DatasetSpec: every number and role of a bimodal Trifeature dataset, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Optional
+
+import numpy as np
+
+from .factors import FACTOR_NAMES
+from .render import MIN_SIZE
+
+PAIR_SETS = ("train", "probe_train", "test")
+
+# Independent numpy streams derived from the seed, one per purpose, so that
+# e.g. the mapping never depends on how many numbers the split consumed.
+STREAM_SPLIT, STREAM_MAPPING, STREAM_PAIRS = 1, 2, 3
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A bimodal Trifeature dataset (protocol sections 1-2); defaults are the paper's."""
+
+    size: int = 64  # image side in px (64: CPU preset; 224: paper)
+    seed: int = 0  # one seed for split, mapping, pairs and pixels
+    synergy: bool = False  # bias the train pairs to obey the synergy mapping
+    shared: str = "shape"  # attribute both images share (redundancy)
+    unique: str = "texture"  # attribute drawn independently per image (uniqueness)
+    synergy_src: str = "texture"  # synergy label: 1 iff synergy_tgt(x2) == m(synergy_src(x1))
+    synergy_tgt: str = "color"
+    train_pairs: int = 10_000
+    probe_pairs: int = 10_000  # unbiased pairs of train images, to fit probes
+    test_pairs: int = 4_096  # unbiased pairs of test images, to score probes
+    views: int = 3  # renders per train combination (rotation/position differ)
+    test_views: int = 1  # renders per test combination
+    train_fraction: float = 0.8  # fraction of the 1000 combinations in train
+    share_prob: float = 1.0  # fraction of pairs drawn among those sharing `shared`
+    synergy_prob: float = 1.0  # fraction of biased train pairs drawn among those obeying m
+    period: Optional[float] = None  # texture period in px; None: the renderer's default
+
+    def validate(self) -> "DatasetSpec":
+        """Raise ValueError with one clear sentence if the spec is unusable."""
+        for role in ("shared", "unique", "synergy_src", "synergy_tgt"):
+            value = getattr(self, role)
+            if value not in FACTOR_NAMES:
+                raise ValueError(f"unknown attribute {value!r} for --{role.replace('_', '-')}; "
+                                 f"choose from {', '.join(FACTOR_NAMES)}")
+        if self.shared == self.unique:
+            raise ValueError(f"{self.shared!r} cannot be both the shared and the unique attribute: "
+                             "the uniqueness task would be redundancy")
+        if self.shared in (self.synergy_src, self.synergy_tgt):
+            raise ValueError(f"the shared attribute {self.shared!r} cannot take part in the synergy "
+                             "mapping: one image alone would then determine the synergy label")
+        if int(self.size) != self.size or self.size < MIN_SIZE:
+            raise ValueError(f"image size must be an integer >= {MIN_SIZE} px, got {self.size}")
+        for name in ("share_prob", "synergy_prob", "train_fraction"):
+            p = getattr(self, name)
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"{name.replace('_', '-')} must be in [0, 1], got {p}")
+        if not 0.0 < self.train_fraction < 1.0:
+            raise ValueError(f"train-fraction must be strictly between 0 and 1, got {self.train_fraction}")
+        for name in ("train_pairs", "probe_pairs", "test_pairs", "views", "test_views"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.period is not None and self.period < 2.0:
+            raise ValueError(f"texture period must be >= 2 px, got {self.period}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DatasetSpec":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown dataset settings: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+    def rng(self, *stream: int) -> np.random.Generator:
+        """A numpy generator for one purpose, derived from the seed and a stream id."""
+        return np.random.default_rng([self.seed, *stream])
