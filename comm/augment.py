@@ -1,0 +1,139 @@
+"""SimCLR augmentations computed on whole batches on the training device.
+
+Each sample gets its own random parameters, drawn from an explicit
+``torch.Generator``; the pixel work is a handful of batched tensor ops (one
+``grid_sample`` for crop and flip, per-sample colour matrices, one grouped
+convolution for blur), so no per-sample PIL work and no DataLoader workers.
+
+Transforms (SimCLR defaults, Chen et al. 2020, as in the protocol):
+- ``crop``: RandomResizedCrop, scale (0.08, 1), ratio (3/4, 4/3), bilinear
+- ``flip``: horizontal flip, p = 0.5
+- ``jitter``: ColorJitter(0.4, 0.4, 0.4, 0.1), p = 0.8, applied in the fixed order
+  brightness, contrast, saturation, hue (torchvision shuffles the order); hue is
+  a rotation of the chroma plane in YIQ space, a linear stand-in for HSV hue
+- ``grayscale``: p = 0.2
+- ``blur``: Gaussian blur, sigma in (0.1, 2), kernel 10% of the side (odd), p = 0.5
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+TRANSFORMS = ("crop", "flip", "jitter", "grayscale", "blur")
+POLICIES = {
+    "all": TRANSFORMS,
+    "none": (),
+    "color": ("jitter", "grayscale"),
+    **{t: (t,) for t in TRANSFORMS},
+}
+_LUMA = torch.tensor([0.299, 0.587, 0.114])
+_RGB2YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+_YIQ2RGB = torch.linalg.inv(_RGB2YIQ)
+
+
+def parse_policy(policy: str) -> tuple[str, ...]:
+    """'all', 'none', 'color', a transform name, or a '+'-joined list (e.g. 'crop+flip')."""
+    names: list[str] = []
+    for part in policy.split("+"):
+        if part not in POLICIES:
+            raise ValueError(f"unknown augmentation {part!r}; choose from {', '.join(POLICIES)} "
+                             "(or join several with '+')")
+        names += [t for t in POLICIES[part] if t not in names]
+    return tuple(t for t in TRANSFORMS if t in names)
+
+
+def _uniform(n: int, lo: float, hi: float, gen: torch.Generator, device) -> Tensor:
+    return lo + (hi - lo) * torch.rand(n, generator=gen, device=device)
+
+
+@dataclass(frozen=True)
+class Augment:
+    """A per-modality augmentation: ``Augment("all")(x, gen)`` with x Bx3xHxW in [0, 1]."""
+
+    policy: str = "all"
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    jitter_strength: float = 0.4
+    hue: float = 0.1
+    p_jitter: float = 0.8
+    p_gray: float = 0.2
+    p_blur: float = 0.5
+
+    @property
+    def transforms(self) -> tuple[str, ...]:
+        return parse_policy(self.policy)
+
+    def __call__(self, x: Tensor, gen: torch.Generator) -> Tensor:
+        ts = self.transforms
+        if "crop" in ts or "flip" in ts:
+            x = self._crop_flip(x, gen, "crop" in ts, "flip" in ts)
+        if "jitter" in ts or "grayscale" in ts:
+            x = self._color(x, gen, "jitter" in ts, "grayscale" in ts)
+        if "blur" in ts:
+            x = self._blur(x, gen)
+        return x
+
+    def _crop_flip(self, x: Tensor, gen: torch.Generator, crop: bool, flip: bool) -> Tensor:
+        b, dev = x.shape[0], x.device
+        sx = sy = torch.ones(b, device=dev)
+        cx = cy = torch.zeros(b, device=dev)
+        if crop:
+            area = _uniform(b, *self.crop_scale, gen, dev)
+            log_r = _uniform(b, math.log(3 / 4), math.log(4 / 3), gen, dev)
+            sx = torch.sqrt(area * log_r.exp()).clamp(max=1.0)  # crop width / image width
+            sy = torch.sqrt(area / log_r.exp()).clamp(max=1.0)
+            cx = (1 - sx) * (2 * torch.rand(b, generator=gen, device=dev) - 1)  # centre, in [-1, 1] coords
+            cy = (1 - sy) * (2 * torch.rand(b, generator=gen, device=dev) - 1)
+        if flip:
+            sx = sx * torch.where(torch.rand(b, generator=gen, device=dev) < 0.5, -1.0, 1.0)
+        zero = torch.zeros_like(sx)
+        theta = torch.stack([torch.stack([sx, zero, cx], 1), torch.stack([zero, sy, cy], 1)], 1)  # Bx2x3
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # BxHxWx2
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+    def _color(self, x: Tensor, gen: torch.Generator, jitter: bool, gray: bool) -> Tensor:
+        b, dev = x.shape[0], x.device
+        if jitter:
+            s = self.jitter_strength
+            on = (torch.rand(b, generator=gen, device=dev) < self.p_jitter).float().view(b, 1, 1, 1)
+            bright = _uniform(b, 1 - s, 1 + s, gen, dev).view(b, 1, 1, 1)
+            contrast = _uniform(b, 1 - s, 1 + s, gen, dev).view(b, 1, 1, 1)
+            sat = _uniform(b, 1 - s, 1 + s, gen, dev).view(b, 1, 1, 1)
+            hue = _uniform(b, -self.hue, self.hue, gen, dev) * 2 * math.pi
+            luma = _LUMA.to(dev).view(1, 3, 1, 1)
+            y = (x * bright).clamp(0, 1)
+            mean = (y * luma).sum(1, keepdim=True).mean((2, 3), keepdim=True)  # Bx1x1x1
+            y = ((y - mean) * contrast + mean).clamp(0, 1)
+            g = (y * luma).sum(1, keepdim=True)
+            y = ((y - g) * sat + g).clamp(0, 1)
+            cos, sin = hue.cos(), hue.sin()
+            one, zero = torch.ones_like(cos), torch.zeros_like(cos)
+            rot = torch.stack([torch.stack([one, zero, zero], 1), torch.stack([zero, cos, -sin], 1),
+                               torch.stack([zero, sin, cos], 1)], 1)  # Bx3x3 in YIQ
+            m = _YIQ2RGB.to(dev) @ rot @ _RGB2YIQ.to(dev)  # Bx3x3 in RGB
+            y = torch.einsum("bij,bjhw->bihw", m, y).clamp(0, 1)
+            x = on * y + (1 - on) * x
+        if gray:
+            on = (torch.rand(b, generator=gen, device=dev) < self.p_gray).float().view(b, 1, 1, 1)
+            g = (x * _LUMA.to(dev).view(1, 3, 1, 1)).sum(1, keepdim=True).expand_as(x)
+            x = on * g + (1 - on) * x
+        return x
+
+    def _blur(self, x: Tensor, gen: torch.Generator) -> Tensor:
+        b, c, h, w = x.shape
+        dev = x.device
+        k = max(3, int(0.1 * h) // 2 * 2 + 1)  # odd kernel, 10% of the side
+        sigma = _uniform(b, 0.1, 2.0, gen, dev)
+        sigma = torch.where(torch.rand(b, generator=gen, device=dev) < self.p_blur, sigma,
+                            torch.full_like(sigma, 1e-3))  # 1e-3: an identity kernel
+        r = torch.arange(k, device=dev, dtype=x.dtype) - k // 2
+        kern = torch.exp(-(r.view(1, -1) ** 2) / (2 * sigma.view(-1, 1) ** 2))  # Bxk
+        kern = (kern / kern.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (B*C)xk
+        y = x.reshape(1, b * c, h, w)  # one grouped conv per axis for the whole batch
+        y = F.conv2d(F.pad(y, (k // 2, k // 2, 0, 0), mode="reflect"), kern.view(b * c, 1, 1, k), groups=b * c)
+        y = F.conv2d(F.pad(y, (0, 0, k // 2, k // 2), mode="reflect"), kern.view(b * c, 1, k, 1), groups=b * c)
+        return y.view(b, c, h, w)

@@ -1,0 +1,90 @@
+"""Image encoders that return feature maps (final pooling removed), in a registry.
+
+All are built from torchvision and trained from scratch (no weight download).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torchvision
+from torch import nn
+
+SMALL_INPUT_PX = 128  # below this the ImageNet stems leave (almost) no spatial positions
+
+
+class Encoder(nn.Module):
+    """A backbone with its output width: forward(x: Bx3xHxW) -> BxCxhxw."""
+
+    def __init__(self, body: nn.Module, out_channels: int):
+        super().__init__()
+        self.body = body
+        self.out_channels = out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def alexnet(image_size: int, width: float = 1.0) -> Encoder:
+    """torchvision's AlexNet ``features`` (5 convs, 3 max-pools), final pooling kept
+    as in torchvision since the model's average pooling is what is removed.
+
+    At 224 px and width 1 it is exactly torchvision's module (256x6x6 output).
+    Changes, and why:
+    - below 128 px the stem (11x11 conv, stride 4) becomes a 5x5 conv with stride 2,
+      so a 64 px image still gives a 3x3 map (9 tokens) instead of 1x1;
+    - ``width`` scales every channel count (64, 192, 384, 256, 256), so a CPU can
+      train it in minutes (the CPU preset uses 0.25: 16 to 96 channels).
+    """
+    if width == 1.0 and image_size >= SMALL_INPUT_PX:
+        return Encoder(torchvision.models.alexnet(weights=None).features, 256)
+    c = [max(8, int(round(k * width))) for k in (64, 192, 384, 256, 256)]
+    stem = (nn.Conv2d(3, c[0], 11, stride=4, padding=2) if image_size >= SMALL_INPUT_PX
+            else nn.Conv2d(3, c[0], 5, stride=2, padding=2))
+    body = nn.Sequential(
+        stem, nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+        nn.Conv2d(c[0], c[1], 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+        nn.Conv2d(c[1], c[2], 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(c[2], c[3], 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(c[3], c[4], 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+    )
+    return Encoder(body, c[4])
+
+
+def _resnet(builder: Callable[..., torchvision.models.ResNet], image_size: int, width: float) -> Encoder:
+    """A torchvision ResNet without avgpool and fc. Below 128 px the stem is CIFAR-style
+    (3x3 conv, stride 1, no max-pool) so small images keep a spatial map."""
+    if width != 1.0:
+        raise ValueError("ResNet encoders do not take a width multiplier")
+    net = builder(weights=None)
+    if image_size < SMALL_INPUT_PX:
+        net.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
+        net.maxpool = nn.Identity()
+    body = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4)
+    return Encoder(body, net.fc.in_features)
+
+
+ENCODERS: dict[str, Callable[[int, float], Encoder]] = {
+    "alexnet": alexnet,
+    "resnet18": lambda size, width=1.0: _resnet(torchvision.models.resnet18, size, width),
+    "resnet50": lambda size, width=1.0: _resnet(torchvision.models.resnet50, size, width),
+}
+
+
+def build_encoder(name: str, image_size: int, width: float = 1.0) -> Encoder:
+    if name not in ENCODERS:
+        raise ValueError(f"unknown encoder {name!r}; choose from {', '.join(ENCODERS)}")
+    enc = ENCODERS[name](image_size, width)
+    with torch.no_grad():
+        h = enc(torch.zeros(1, 3, image_size, image_size))
+    if h.shape[-1] < 1 or h.shape[-2] < 1:
+        raise ValueError(f"encoder {name} cannot take {image_size} px images")
+    return enc
+
+
+def feature_grid(encoder: Encoder, image_size: int) -> tuple[int, int]:
+    """Spatial size (h, w) of the encoder's feature map for a given input size."""
+    with torch.no_grad():
+        h = encoder(torch.zeros(1, 3, image_size, image_size))
+    return int(h.shape[-2]), int(h.shape[-1])

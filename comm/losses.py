@@ -1,0 +1,111 @@
+"""Contrastive losses as pure functions (no state; the learnable CLIP scale is passed in).
+
+All embeddings are compared by cosine similarity; the other samples of the
+batch are the negatives.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def _check_pair(a: Tensor, b: Tensor) -> None:
+    if a.ndim != 2 or a.shape != b.shape:
+        raise ValueError(f"embeddings must both be BxD with the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    if a.shape[0] < 2:
+        raise ValueError("a contrastive loss needs a batch of at least 2 samples")
+
+
+def info_nce(a: Tensor, b: Tensor, temperature: float = 0.1) -> Tensor:
+    """Symmetric InfoNCE between paired embeddings (van den Oord et al., 2018).
+
+        s_ij = <a_i, b_j> / (|a_i| |b_j| tau)
+        L = 1/2 [ CE(s, diag) + CE(s^T, diag) ]
+          = -1/(2B) sum_i [ log softmax_j s_ij |_{j=i} + log softmax_j s_ji |_{j=i} ]
+
+    The estimate of mutual information is I_NCE = log B - L.
+
+    Args:
+        a, b: BxD embeddings; row i of a and row i of b are the positive pair.
+        temperature: tau > 0.
+    Returns:
+        scalar loss.
+
+    Example:
+        >>> a = torch.randn(8, 16)
+        >>> float(info_nce(a, a)) < float(info_nce(a, torch.randn(8, 16)))
+        True
+    """
+    _check_pair(a, b)
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
+    logits = torch.einsum("id,jd->ij", a, b) / temperature  # BxB
+    labels = torch.arange(a.shape[0], device=a.device)
+    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+
+
+def nce_mutual_information(loss: Tensor, batch_size: int) -> Tensor:
+    """The InfoNCE lower bound on mutual information (nats) from a symmetric InfoNCE loss."""
+    return math.log(batch_size) - loss
+
+
+def clip_loss(a: Tensor, b: Tensor, logit_scale: Tensor, max_scale: float = 100.0) -> Tensor:
+    """CLIP's symmetric cross-modal loss (Radford et al., 2021) with a learnable scale.
+
+        s_ij = exp(min(logit_scale, log max_scale)) <a_i, b_j> / (|a_i| |b_j|)
+        L = 1/2 [ CE(s, diag) + CE(s^T, diag) ]
+
+    Args:
+        a, b: BxD embeddings of two modalities of the same B samples.
+        logit_scale: scalar tensor, the log of the inverse temperature (init log(1/0.07)).
+        max_scale: the scale is clamped at this value, as in CLIP.
+    """
+    _check_pair(a, b)
+    scale = logit_scale.clamp(max=math.log(max_scale)).exp()
+    a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
+    logits = scale * torch.einsum("id,jd->ij", a, b)  # BxB
+    labels = torch.arange(a.shape[0], device=a.device)
+    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+
+
+def comm_loss(
+    full1: Tensor,
+    full2: Tensor,
+    masked1: Sequence[Tensor],
+    masked2: Sequence[Tensor],
+    temperature: float = 0.1,
+    w_full: float = 1.0,
+    w_masked: float = 1.0,
+) -> dict[str, Tensor]:
+    """The CoMM loss with its n+1 InfoNCE terms (Dufumier et al., ICLR 2025, eq. 7).
+
+        L = w_full * L(Z', Z'') + w_masked * sum_i [ L(Z'_i, Z'') + L(Z''_i, Z') ] / 2
+
+    where L is the symmetric InfoNCE loss, Z', Z'' the fused embeddings of two
+    augmentations of the whole input, and Z'_i, Z''_i those of modality i alone.
+    Minimising L maximises -I(Z', Z'') - sum_i [I(Z'_i, Z'') + I(Z''_i, Z')]/2.
+
+    Args:
+        full1, full2: BxD, Z' and Z''.
+        masked1, masked2: n tensors BxD each, Z'_i and Z''_i.
+        temperature: InfoNCE temperature.
+        w_full, w_masked: weights of the full term and of the masked terms (the
+            loss ablation sets one of them to 0).
+    Returns:
+        dict with "loss" (the weighted sum) and every term: "full", "masked_i"
+        (the averaged pair for modality i, 1-based).
+    """
+    if len(masked1) != len(masked2) or not masked1:
+        raise ValueError("masked1 and masked2 must hold one embedding per modality")
+    terms = {"full": info_nce(full1, full2, temperature)}
+    for i, (m1, m2) in enumerate(zip(masked1, masked2), start=1):
+        terms[f"masked_{i}"] = 0.5 * (info_nce(m1, full2, temperature) + info_nce(m2, full1, temperature))
+    masked_sum = sum(terms[f"masked_{i}"] for i in range(1, len(masked1) + 1))
+    terms["loss"] = w_full * terms["full"] + w_masked * masked_sum
+    return terms

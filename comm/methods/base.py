@@ -1,0 +1,67 @@
+"""The method interface: what CoMM, Cross, Cross+Self and a user's own method implement."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..augment import Augment
+from ..config import TrainConfig
+
+AugmentFn = Callable[[Tensor], Tensor]
+
+
+def normalize(x: Tensor) -> Tensor:
+    """Images in [0, 1] to roughly zero mean, unit variance (Trifeature pixels are
+    mostly the 0.5 grey background)."""
+    return (x - 0.5) / 0.25
+
+
+class Method(nn.Module):
+    """A multimodal self-supervised method, as comm-diag trains and probes it.
+
+    Implement, for n modalities (n = 2 on Trifeature):
+
+    - ``__init__(self, cfg: TrainConfig, n_modalities: int = 2)``: build every
+      module from the config (``cfg.encoder``, ``cfg.width``, ``cfg.image_size``,
+      ``cfg.d``, ...; ``comm.encoders.build_encoder`` gives a backbone).
+    - ``step(self, xs, augment) -> dict[str, Tensor]``: one training forward.
+      ``xs`` is a list of n batches Bx3xHxW in [0, 1] (modality i of the same B
+      samples); ``augment[i](x)`` returns a fresh random augmentation of a batch
+      of modality i (call it as often as you need views). Return ``"loss"``, a
+      finite scalar to minimise, plus any named scalar terms to log.
+    - ``features(self, xs) -> dict[str, Tensor]``: the frozen representation of a
+      batch of samples, called under ``torch.no_grad()`` in eval mode:
+      ``"fused"`` (BxD, required) and, if the method has them, ``"modality1"``,
+      ``"modality2"``... (the representation of each modality alone).
+
+    Optionally set the class attribute ``default_augment`` (an ``Augment``), used
+    for modalities whose policy the config leaves at None, and split
+    ``features`` into ``encode(i, x)`` (per image) and ``fuse(encoded)`` (per
+    sample) so that probing encodes every image once.
+    """
+
+    default_augment: Augment = Augment("all")
+
+    def __init__(self, cfg: TrainConfig, n_modalities: int = 2):
+        super().__init__()
+        self.cfg = cfg
+        self.n_modalities = n_modalities
+
+    def step(self, xs: Sequence[Tensor], augment: Sequence[AugmentFn]) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def encode(self, i: int, x: Tensor) -> Any:
+        raise NotImplementedError
+
+    def fuse(self, encoded: Sequence[Any]) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def features(self, xs: Sequence[Tensor]) -> dict[str, Tensor]:
+        return self.fuse([self.encode(i, x) for i, x in enumerate(xs)])
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device

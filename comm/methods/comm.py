@@ -1,0 +1,65 @@
+"""CoMM: contrastive multimodal learning of fused representations (Dufumier & Castillo-Navarro
+et al., ICLR 2025, https://arxiv.org/abs/2409.07402)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from torch import Tensor, nn
+
+from ..augment import Augment
+from ..config import TrainConfig
+from ..encoders import build_encoder, feature_grid
+from ..fusion import LatentConverter, LinearFusion, MLPHead, TransformerFusion
+from ..losses import comm_loss
+from .base import AugmentFn, Method, normalize
+
+
+class CoMM(Method):
+    """One encoder per modality, latent converters, attention fusion, n+1 InfoNCE terms.
+
+    Args (from TrainConfig): encoder, width, image_size; d (token and Z width);
+    heads; fusion ("transformer" or "linear"); proj_hidden, proj_dim (head);
+    temperature; w_full, w_masked (loss term weights).
+    """
+
+    default_augment = Augment("all")
+
+    def __init__(self, cfg: TrainConfig, n_modalities: int = 2):
+        super().__init__(cfg, n_modalities)
+        self.encoders = nn.ModuleList(build_encoder(cfg.encoder, cfg.image_size, cfg.width)
+                                      for _ in range(n_modalities))
+        channels = [e.out_channels for e in self.encoders]
+        if cfg.fusion == "transformer":
+            grid = feature_grid(self.encoders[0], cfg.image_size)
+            self.converters = nn.ModuleList(LatentConverter(c, cfg.d, grid) for c in channels)
+            self.fusion = TransformerFusion(cfg.d, cfg.heads)
+        else:
+            self.converters = None
+            self.fusion = LinearFusion(channels, cfg.d)
+        self.head = MLPHead(cfg.d, cfg.proj_hidden, cfg.proj_dim)
+
+    def encode(self, i: int, x: Tensor) -> Tensor:
+        """Modality i's tokens Bx(hw)xd (transformer fusion) or pooled features BxC (linear)."""
+        h = self.encoders[i](normalize(x))  # BxCxhxw
+        return self.converters[i](h) if self.converters is not None else h.mean(dim=(2, 3))
+
+    def _alone(self, i: int) -> list[bool]:
+        return [j == i for j in range(self.n_modalities)]
+
+    def fuse(self, encoded: Sequence[Tensor]) -> dict[str, Tensor]:
+        out = {"fused": self.fusion(encoded)}
+        for i in range(self.n_modalities):
+            out[f"modality{i + 1}"] = self.fusion(encoded, keep=self._alone(i))
+        return out
+
+    def step(self, xs: Sequence[Tensor], augment: Sequence[AugmentFn]) -> dict[str, Tensor]:
+        views = []
+        for _ in range(2):  # t' and t''
+            enc = [self.encode(i, augment[i](x)) for i, x in enumerate(xs)]
+            z = self.fuse(enc)
+            views.append({k: self.head(v) for k, v in z.items()})
+        n = range(1, self.n_modalities + 1)
+        c = self.cfg
+        return comm_loss(views[0]["fused"], views[1]["fused"], [views[0][f"modality{i}"] for i in n],
+                         [views[1][f"modality{i}"] for i in n], c.temperature, c.w_full, c.w_masked)

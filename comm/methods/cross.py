@@ -1,0 +1,83 @@
+"""Cross (CLIP-style, Radford et al. 2021) and Cross+Self (SLIP-style, Mu et al. 2022) baselines."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..augment import Augment
+from ..config import TrainConfig
+from ..encoders import build_encoder
+from ..fusion import MLPHead
+from ..losses import clip_loss, info_nce
+from .base import AugmentFn, Method, normalize
+
+
+class Cross(Method):
+    """An encoder and a linear projection (to d) per modality, CLIP loss between modalities.
+
+    As in the authors' code: no SimCLR augmentation, a mild random crop (scale
+    0.5-1); the representation is the concatenation of the projected embeddings.
+    """
+
+    default_augment = Augment("crop", crop_scale=(0.5, 1.0))
+
+    def __init__(self, cfg: TrainConfig, n_modalities: int = 2):
+        super().__init__(cfg, n_modalities)
+        self.encoders = nn.ModuleList(build_encoder(cfg.encoder, cfg.image_size, cfg.width)
+                                      for _ in range(n_modalities))
+        self.proj = nn.ModuleList(nn.Linear(e.out_channels, cfg.d) for e in self.encoders)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+
+    def encode(self, i: int, x: Tensor) -> Tensor:
+        """Pooled backbone features of modality i: BxC."""
+        return self.encoders[i](normalize(x)).mean(dim=(2, 3))
+
+    def fuse(self, encoded: Sequence[Tensor]) -> dict[str, Tensor]:
+        z = [p(h) for p, h in zip(self.proj, encoded)]
+        return {"fused": torch.cat(z, dim=1), **{f"modality{i + 1}": zi for i, zi in enumerate(z)}}
+
+    def cross_terms(self, pooled: Sequence[Tensor]) -> Tensor:
+        """CLIP loss averaged over all pairs of modalities."""
+        z = [p(h) for p, h in zip(self.proj, pooled)]
+        pairs = list(itertools.combinations(range(len(z)), 2))
+        return sum(clip_loss(z[i], z[j], self.logit_scale) for i, j in pairs) / len(pairs)
+
+    def step(self, xs: Sequence[Tensor], augment: Sequence[AugmentFn]) -> dict[str, Tensor]:
+        loss = self.cross_terms([self.encode(i, augment[i](x)) for i, x in enumerate(xs)])
+        return {"loss": loss, "cross": loss.detach(), "logit_scale": self.logit_scale.detach().exp()}
+
+
+class CrossSelf(Cross):
+    """Cross plus a SimCLR loss per modality (3-layer MLP heads, 1024 hidden, 256 out):
+    L = cross + 0.5 * sum_i self_i. The representation is the concatenation of the
+    pooled encoder features (before any head), as in the authors' code.
+
+    The cross term is computed on the first of the two SimCLR views, so each image
+    is encoded twice per step rather than three times.
+    """
+
+    default_augment = Augment("all")
+
+    def __init__(self, cfg: TrainConfig, n_modalities: int = 2):
+        super().__init__(cfg, n_modalities)
+        self.ssl_heads = nn.ModuleList(MLPHead(e.out_channels, 1024, 256) for e in self.encoders)
+
+    def fuse(self, encoded: Sequence[Tensor]) -> dict[str, Tensor]:
+        return {"fused": torch.cat(list(encoded), dim=1),
+                **{f"modality{i + 1}": h for i, h in enumerate(encoded)}}
+
+    def step(self, xs: Sequence[Tensor], augment: Sequence[AugmentFn]) -> dict[str, Tensor]:
+        first, out, self_total = [], {}, 0.0
+        for i, x in enumerate(xs):
+            a, b = self.encode(i, augment[i](x)), self.encode(i, augment[i](x))
+            out[f"self_{i + 1}"] = info_nce(self.ssl_heads[i](a), self.ssl_heads[i](b), self.cfg.temperature)
+            self_total = self_total + out[f"self_{i + 1}"]
+            first.append(a)
+        out["cross"] = self.cross_terms(first)
+        out["loss"] = out["cross"] + 0.5 * self_total
+        return out

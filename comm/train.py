@@ -1,0 +1,260 @@
+"""The training loop: AdamW, warm-up + cosine, batched augmentation, atomic checkpoints, resume.
+
+Every random number is derived from (seed, epoch, step), so a run stopped at
+any moment and resumed from its last checkpoint ends with the same weights as
+an uninterrupted one (on the same device).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+import trifeature_gen as tg
+
+from .augment import Augment
+from .config import PRESET_DATA, TrainConfig
+from .methods import Method, build_method
+
+CHECKPOINTS = "checkpoints"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (non-finite loss, bad resume, mismatched data)."""
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    epoch: int  # 1-based
+    step: int  # 1-based within the epoch
+    steps_per_epoch: int
+    global_step: int
+    loss: float
+    pairs_per_s: float
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def set_threads() -> int:
+    """Use every core this process may run on."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(n)
+    return n
+
+
+def data_fingerprint(ds: tg.Dataset) -> str:
+    """sha256 of the dataset's manifest (which holds the sha256 of every file)."""
+    return hashlib.sha256((ds.root / "manifest.json").read_bytes()).hexdigest()
+
+
+def check_data(cfg: TrainConfig, ds: tg.Dataset) -> None:
+    if ds.spec.size != cfg.image_size:
+        raise ValueError(f"the data has {ds.spec.size} px images but the config expects {cfg.image_size} px "
+                         f"(preset {cfg.preset!r} wants {PRESET_DATA.get(cfg.preset, {})}); "
+                         f"generate data with --size {cfg.image_size} or pick another preset")
+    if cfg.batch_size > len(ds.pairs["train"]):
+        raise ValueError(f"batch size {cfg.batch_size} is larger than the {len(ds.pairs['train'])} training pairs")
+
+
+def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """Linear warm-up over warmup_epochs, then cosine decay to 0 at the last step."""
+    total = cfg.epochs * steps_per_epoch
+    warm = int(cfg.warmup_epochs * steps_per_epoch)
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    t = (step - warm) / max(1, total - warm)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+def augmenters(method: Method, cfg: TrainConfig) -> list[Augment]:
+    base = method.default_augment
+    return [base if p is None else Augment(p, crop_scale=base.crop_scale) for p in (cfg.aug1, cfg.aug2)]
+
+
+def to_device_images(arr, device: torch.device) -> torch.Tensor:
+    """uint8 NxHxWx3 numpy -> uint8 Nx3xHxW tensor on the device (converted per batch)."""
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous().to(device)  # Nx3xHxW
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def build_model(cfg: TrainConfig, device: torch.device) -> Method:
+    torch.manual_seed(cfg.seed)  # the initial weights depend on the seed only
+    return build_method(cfg).to(device)
+
+
+def run_config(cfg: TrainConfig, ds: tg.Dataset) -> dict:
+    return {"train": cfg.to_dict(), "data": {"path": str(ds.root), "fingerprint": data_fingerprint(ds),
+                                             "spec": ds.spec.to_dict()},
+            "package_version": tg.__version__}
+
+
+def _comparable(cfg_dict: dict) -> dict:
+    return {k: v for k, v in cfg_dict.items() if k != "device"}
+
+
+def train(
+    cfg: TrainConfig,
+    data: tg.Dataset | Path | str,
+    out: Path | str,
+    *,
+    resume: bool = False,
+    on_step: Optional[Callable[[StepInfo], None]] = None,
+    log_every: int = 1,
+) -> Path:
+    """Train ``cfg.method`` on the dataset's train pairs; returns the run folder.
+
+    Writes RUN/config.json (resolved config + data fingerprint), RUN/log.csv (one
+    row per step: every loss term, lr, pairs/s), RUN/checkpoints/last.pt (model +
+    optimiser, atomically, at the end of every epoch) and
+    RUN/checkpoints/epoch_XXX.pt (weights after epoch XXX; 000 = initialisation).
+    """
+    cfg.validate()
+    ds = data if isinstance(data, tg.Dataset) else tg.load(data)
+    check_data(cfg, ds)
+    device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        set_threads()
+    out = Path(out)
+    ckdir = out / CHECKPOINTS
+    last = ckdir / "last.pt"
+    meta = run_config(cfg, ds)
+
+    model = build_model(cfg, device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start_epoch = 0
+    if resume:
+        if not last.is_file():
+            raise TrainingError(f"--resume: {out} has no checkpoint to resume from")
+        state = torch.load(last, map_location=device, weights_only=False)
+        if _comparable(state["config"]["train"]) != _comparable(meta["train"]) or \
+                state["config"]["data"]["fingerprint"] != meta["data"]["fingerprint"]:
+            raise TrainingError(f"--resume: the checkpoint in {out} was written with another config or dataset")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        start_epoch = state["epoch"]
+    elif last.is_file():
+        raise TrainingError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+
+    ckdir.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(meta, indent=2))
+    if start_epoch == 0:
+        _atomic_save({"model": model.state_dict(), "epoch": 0}, ckdir / "epoch_000.pt")
+
+    images = to_device_images(ds.images["train"], device)
+    p = ds.pairs["train"]
+    i1, i2 = torch.from_numpy(p.i1).to(device), torch.from_numpy(p.i2).to(device)
+    steps_per_epoch = len(p) // cfg.batch_size
+    augs = augmenters(model, cfg)
+    log_path = out / "log.csv"
+    _truncate_log(log_path, start_epoch * steps_per_epoch)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _null()
+
+    log_file = open(log_path, "a", newline="")
+    writer, header = csv.writer(log_file), log_path.stat().st_size > 0
+    try:
+        for epoch in range(start_epoch + 1, cfg.epochs + 1):
+            model.train()
+            torch.manual_seed(cfg.seed * 100_003 + epoch)  # any module-level randomness (dropout)
+            perm_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+            perm = torch.randperm(len(p), generator=perm_gen).to(device)
+            t0 = time.perf_counter()
+            for step in range(steps_per_epoch):
+                gstep = (epoch - 1) * steps_per_epoch + step
+                for group in opt.param_groups:
+                    group["lr"] = lr_at(cfg, gstep, steps_per_epoch)
+                idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+                xs = [images[i1[idx]].float() / 255.0, images[i2[idx]].float() / 255.0]  # Bx3xHxW each
+                gen = torch.Generator(device=device).manual_seed(cfg.seed * 7_919_993 + gstep)
+                fns = [lambda x, a=a: a(x, gen) for a in augs]
+                with autocast:
+                    out_terms = model.step(xs, fns)
+                loss = out_terms["loss"]
+                if not torch.isfinite(loss):
+                    raise TrainingError(f"the loss became {float(loss)} at epoch {epoch}, step {step + 1}; "
+                                        f"the last good checkpoint is kept in {ckdir}")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                rate = (step + 1) * cfg.batch_size / (time.perf_counter() - t0)
+                if (step + 1) % log_every == 0 or step + 1 == steps_per_epoch:
+                    terms = {k: float(v.detach()) for k, v in out_terms.items()}
+                    if not header:
+                        writer.writerow(["epoch", "step", "global_step", "lr", *terms, "pairs_per_s"])
+                        header = True
+                    writer.writerow([epoch, step + 1, gstep + 1, f"{lr_at(cfg, gstep, steps_per_epoch):.6g}",
+                                     *(f"{v:.6g}" for v in terms.values()), f"{rate:.1f}"])
+                if on_step is not None:
+                    on_step(StepInfo(epoch, step + 1, steps_per_epoch, gstep + 1, float(loss), rate))
+            log_file.flush()
+            state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "config": meta}
+            _atomic_save({"model": state["model"], "epoch": epoch}, ckdir / f"epoch_{epoch:03d}.pt")
+            _atomic_save(state, last)
+    finally:
+        log_file.close()
+    return out
+
+
+def _truncate_log(path: Path, keep_steps: int) -> None:
+    """Drop log rows past the checkpoint we resume from (they will be redone)."""
+    if not path.is_file():
+        return
+    rows = list(csv.reader(open(path, newline="")))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if int(r[2]) <= keep_steps]
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(kept if keep_steps > 0 else [])
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def load_run(run: Path | str, epoch: Optional[int] = None, device: str = "cpu") -> tuple[Method, dict]:
+    """Rebuild a trained model from a run folder (weights after ``epoch``; default: the last)."""
+    run = Path(run)
+    cfg_path = run / "config.json"
+    ckdir = run / CHECKPOINTS
+    if not cfg_path.is_file() or not ckdir.is_dir():
+        raise FileNotFoundError(f"{run} is not a training run (no config.json or checkpoints/)")
+    meta = json.loads(cfg_path.read_text())
+    epochs = saved_epochs(run)
+    if not epochs:
+        raise FileNotFoundError(f"{run} has no checkpoint")
+    epoch = epochs[-1] if epoch is None else epoch
+    if epoch not in epochs:
+        raise FileNotFoundError(f"{run} has no checkpoint for epoch {epoch} (saved: {epochs})")
+    cfg = TrainConfig.from_dict(meta["train"])
+    dev = resolve_device(device)
+    model = build_model(cfg, dev)
+    model.load_state_dict(torch.load(ckdir / f"epoch_{epoch:03d}.pt", map_location=dev, weights_only=False)["model"])
+    model.eval()
+    return model, {**meta, "epoch": epoch}
+
+
+def saved_epochs(run: Path | str) -> list[int]:
+    return sorted(int(p.stem.split("_")[1]) for p in (Path(run) / CHECKPOINTS).glob("epoch_*.pt"))

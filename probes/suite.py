@@ -1,0 +1,113 @@
+"""Probe a trained run: every task x representation x probe, plus its random-init control.
+
+Writes RUN/probes.json (every score, seed, config, package version) and the
+tidy RUN/probes.csv with exactly the columns of ``PROBE_COLUMNS``; with
+``every_epoch`` also RUN/probes_by_epoch.csv (same columns plus ``epoch``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence
+
+import numpy as np
+
+import trifeature_gen as tg
+from comm.methods import Method
+from comm.train import data_fingerprint, load_run, saved_epochs
+
+from .features import extract
+from .probes import PROBES
+from .tasks import TASKS, task_labels
+
+PROBE_COLUMNS = ("method", "seed", "task", "probe", "representation", "balanced_accuracy", "auroc")
+
+
+class ProbeError(ValueError):
+    """A run or dataset that cannot be probed."""
+
+
+def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("linear",),
+                tasks: Sequence[str] = TASKS, seed: int = 0) -> list[dict]:
+    """Scores of one frozen model: rows {task, probe, representation, balanced_accuracy, auroc}."""
+    for p in probes:
+        if p not in PROBES:
+            raise ProbeError(f"unknown probe {p!r}; choose from {', '.join(PROBES)}")
+    train_f, test_f = extract(model, ds, "probe_train"), extract(model, ds, "test")
+    train_y, test_y = task_labels(ds, "probe_train"), task_labels(ds, "test")
+    rows = []
+    for rep in train_f:
+        for task in tasks:
+            for probe in probes:
+                rng = np.random.default_rng([seed, TASKS.index(task), list(PROBES).index(probe)])
+                s = PROBES[probe]((train_f[rep], test_f[rep]), (train_y[task], test_y[task]), rng)
+                rows.append({"task": task, "probe": probe, "representation": rep,
+                             "balanced_accuracy": s["balanced_accuracy"], "auroc": s.get("auroc")})
+    return rows
+
+
+def _resolve_data(run: Path, meta: dict, data: Optional[tg.Dataset | Path | str]) -> tg.Dataset:
+    if data is None:
+        path = Path(meta["data"]["path"])
+        if not (path / "manifest.json").is_file():
+            raise ProbeError(f"the dataset {run} was trained on ({path}) is gone; pass --data")
+        ds = tg.load(path)
+    else:
+        ds = data if isinstance(data, tg.Dataset) else tg.load(data)
+    if data_fingerprint(ds) != meta["data"]["fingerprint"]:
+        # a synergy run may be probed on its unbiased twin: same images and probe pairs
+        twin = meta["data"]["spec"]
+        same = {k: v for k, v in twin.items() if k not in ("synergy", "synergy_prob", "train_pairs")} == \
+            {k: v for k, v in ds.spec.to_dict().items() if k not in ("synergy", "synergy_prob", "train_pairs")}
+        if not same:
+            raise ProbeError(f"{run} was trained on a different dataset than {ds.root}")
+    return ds
+
+
+def _write_csv(path: Path, rows: Iterable[dict], columns: Sequence[str]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if r.get(k) is None or (isinstance(r.get(k), float) and np.isnan(r[k]))
+                            else (f"{r[k]:.4f}" if isinstance(r[k], float) else r[k])) for k in columns})
+    os.replace(tmp, path)
+
+
+def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None,
+              probes: Sequence[str] = ("linear",), tasks: Sequence[str] = TASKS, every_epoch: bool = False,
+              label: Optional[str] = None, device: str = "cpu",
+              on_model: Optional[Callable[[str], None]] = None) -> list[dict]:
+    """Probe the run's last epoch and its initialisation (method ``<label>@init``);
+    with ``every_epoch`` every saved epoch too. Returns the probes.csv rows."""
+    run = Path(run)
+    try:
+        model, meta = load_run(run, device=device)
+    except FileNotFoundError as e:
+        raise ProbeError(str(e)) from None
+    ds = _resolve_data(run, meta, data)
+    cfg = meta["train"]
+    name, seed = label or cfg["method"], cfg["seed"]
+    epochs = saved_epochs(run)
+    wanted = epochs if every_epoch else sorted({0, epochs[-1]})
+    by_epoch = []
+    for e in wanted:
+        if on_model:
+            on_model(f"{name} epoch {e}")
+        m = model if e == epochs[-1] else load_run(run, epoch=e, device=device)[0]
+        for r in probe_model(m, ds, probes=probes, tasks=tasks, seed=seed):
+            by_epoch.append({"epoch": e, "method": name, "seed": seed, **r})
+    last = [dict(r) for r in by_epoch if r["epoch"] == epochs[-1]]
+    init = [{**r, "method": f"{name}@init"} for r in by_epoch if r["epoch"] == 0]
+    rows = last + init if epochs[-1] != 0 else init
+    _write_csv(run / "probes.csv", rows, PROBE_COLUMNS)
+    if every_epoch:
+        _write_csv(run / "probes_by_epoch.csv", by_epoch, ("epoch", *PROBE_COLUMNS))
+    (run / "probes.json").write_text(json.dumps({
+        "package_version": tg.__version__, "config": meta, "epoch": epochs[-1], "probes": list(probes),
+        "data": str(ds.root), "rows": rows, "by_epoch": by_epoch if every_epoch else None}, indent=2))
+    return rows
