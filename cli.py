@@ -26,16 +26,18 @@ class UserError(Exception):
 
 
 def fail(msg: str) -> None:
-    err.print(f"[bold red]error:[/] {msg}", highlight=False)
+    err.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)  # one line, never wrapped
     raise typer.Exit(code=1)
 
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the library's input errors into one line and exit 1, never a traceback."""
+    from comm.train import TrainingError
+
     try:
         yield
-    except (UserError, ValueError, FileExistsError, FileNotFoundError, tg.DatasetError) as e:
+    except (UserError, ValueError, FileExistsError, FileNotFoundError, TrainingError) as e:
         fail(str(e))
     except KeyboardInterrupt:
         fail("interrupted")
@@ -85,7 +87,7 @@ def generate_dataset(spec: tg.DatasetSpec, out: Path, *, force: bool = False, pn
             bar.update(task, completed=done, total=total)
 
         return tg.generate(spec, out, force=force, png=png, progress=step,
-                           warn=lambda m: err.print(f"[yellow]warning:[/] {m}", highlight=False))
+                           warn=lambda m: err.print(f"[yellow]warning:[/] {m}", highlight=False, soft_wrap=True))
 
 
 @app.command()
@@ -149,6 +151,161 @@ def info(data: Annotated[Path, typer.Argument(help="A dataset folder written by 
         manifest = tg.verify(data)
         for table in info_tables(manifest):
             console.print(table)
+
+
+# ----------------------------------------------------------------------------- train / probe / report
+
+def _train_bar(bar: Progress, label: str):
+    """An on_step callback that drives one bar per run (loss and pairs/s in the line);
+    call ``reset()`` to start a new bar for the next run."""
+    state: dict = {}
+
+    def on_step(info) -> None:
+        if "task" not in state:
+            state["task"] = bar.add_task(label, total=info.steps_per_epoch * info.epochs, info="")
+        bar.update(state["task"], completed=info.global_step,
+                   info=f"epoch {info.epoch}/{info.epochs} loss {info.loss:.3f} {info.pairs_per_s:.0f} pairs/s")
+    on_step.reset = state.clear  # type: ignore[attr-defined]
+    return on_step
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="Dataset folder (from `comm-diag generate`).")],
+    method: Annotated[str, typer.Option(help="Method: comm, cross, cross_self.")] = "comm",
+    encoder: Annotated[Optional[str], typer.Option(help="Encoder: alexnet, resnet18, resnet50.")] = None,
+    fusion: Annotated[Optional[str], typer.Option(help="CoMM fusion: transformer or linear.")] = None,
+    preset_name: Annotated[str, typer.Option("--preset", help="cpu (default) or paper.")] = "cpu",
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs [preset].")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Batch size [preset].")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate [preset].")] = None,
+    weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay [preset].")] = None,
+    temperature: Annotated[Optional[float], typer.Option(help="InfoNCE temperature [preset].")] = None,
+    aug1: Annotated[Optional[str], typer.Option(help="Augmentation of modality 1: all, none, crop, color, ...")] = None,
+    aug2: Annotated[Optional[str], typer.Option(help="Augmentation of modality 2.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of weights, batches and augmentations.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    out: Annotated[Optional[Path], typer.Option(help="Run folder [default: runs/METHOD-seedSEED].")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the run's last checkpoint.")] = False,
+) -> None:
+    """Train a method on a dataset's train pairs (checkpoint every epoch, resumable)."""
+    from comm.config import preset
+    from comm.train import train as train_run
+
+    with user_errors():
+        cfg = preset(preset_name).replace(method=method, encoder=encoder, fusion=fusion, epochs=epochs,
+                                          batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                                          temperature=temperature, aug1=aug1, aug2=aug2, seed=seed,
+                                          device=device).validate()
+        ds = tg.load(data)
+        out = out or Path("runs") / f"{method}-seed{seed}"
+        with progress_bar() as bar:
+            on_step = _train_bar(bar, f"train {method}")
+            try:
+                train_run(cfg, ds, out, resume=resume, on_step=on_step)
+            except KeyboardInterrupt:
+                raise UserError(f"interrupted; the last finished epoch is kept: resume with --resume --out {out}")
+        console.print(f"trained {method}: {out}")
+
+
+@app.command()
+def probe(
+    run: Annotated[Path, typer.Argument(help="A run folder written by `comm-diag train`.")],
+    data: Annotated[Optional[Path], typer.Option(help="Dataset to probe on [default: the run's].")] = None,
+    probe_kind: Annotated[str, typer.Option("--probe", help="linear, mlp, or linear,mlp.")] = "linear",
+    every_epoch: Annotated[bool, typer.Option("--every-epoch", help="Probe every saved epoch too.")] = False,
+) -> None:
+    """Probe a trained run (and its random-init control): probes.csv and probes.json."""
+    from probes.suite import probe_run
+
+    with user_errors():
+        rows = probe_run(run, data=data, probes=[p.strip() for p in probe_kind.split(",")], every_epoch=every_epoch,
+                         on_model=lambda m: err.print(f"probing {m}"))
+        console.print(_rows_table(rows))
+        console.print(f"wrote {run / 'probes.csv'}")
+
+
+def _rows_table(rows: list[dict]) -> Table:
+    t = Table(title="balanced accuracy (%), fused representation")
+    t.add_column("method")
+    for task in ("redundancy", "uniqueness1", "uniqueness2", "synergy"):
+        t.add_column(task, justify="right")
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    for m in methods:
+        for pr in sorted({r["probe"] for r in rows}):
+            cells = {r["task"]: r["balanced_accuracy"] for r in rows
+                     if r["method"] == m and r["representation"] == "fused" and r["probe"] == pr}
+            t.add_row(f"{m} ({pr})", *(f"{cells[k]:.1f}" if k in cells else "-"
+                                       for k in ("redundancy", "uniqueness1", "uniqueness2", "synergy")))
+    return t
+
+
+def _verdict_table(result: dict) -> Table:
+    t = Table(title="linear probe, fused representation (balanced accuracy %, [control])")
+    t.add_column("method")
+    for k in ("R", "U", "S"):
+        t.add_column(k, justify="right")
+    for m, vs in result["verdicts"].items():
+        t.add_row(m, *(f"{vs[k].mean:.1f} [{vs[k].control:.1f}] {vs[k].verdict}" if k in vs else "-"
+                       for k in ("R", "U", "S")))
+    return t
+
+
+@app.command()
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders (or folders holding runs).")],
+    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("report"),
+) -> None:
+    """Figure-4 chart, learning curves, verdicts and summary.csv over probed runs."""
+    from probes.report import ReportError, find_runs, write_report
+
+    with user_errors():
+        try:
+            result = write_report(find_runs(runs), out)
+        except ReportError as e:
+            raise UserError(str(e)) from None
+        console.print(_verdict_table(result))
+        console.print(f"wrote {out / 'report.md'}")
+
+
+@app.command()
+def quickstart(
+    out: Annotated[Path, typer.Option(help="Output folder (data, runs, report).")] = Path("comm-diag-out"),
+    preset_name: Annotated[str, typer.Option("--preset", help="cpu (default) or paper.")] = "cpu",
+    seeds: Annotated[str, typer.Option(help="Seeds, e.g. 0 or 0,1,2.")] = "0",
+    epochs: Annotated[Optional[int], typer.Option(help="Override the preset's epochs.")] = None,
+) -> None:
+    """The paper's two experiments end to end: data, CoMM / Cross / Cross+Self, probes, report."""
+    import time
+
+    from probes.experiment import Hooks, parse_seeds
+    from probes.experiment import quickstart as run_quickstart
+
+    with user_errors():
+        seed_list = parse_seeds(seeds)
+        t0 = time.perf_counter()
+        with progress_bar() as bar:
+            gen_task: dict = {}
+
+            def on_generate(done: int, total: int) -> None:
+                if "t" not in gen_task:
+                    gen_task["t"] = bar.add_task("rendering", total=total, info="")
+                bar.update(gen_task["t"], completed=done)
+
+            on_step = _train_bar(bar, "train")
+
+            def on_stage(msg: str) -> None:
+                bar.console.print(f"[dim]{time.perf_counter() - t0:6.0f}s[/] {msg}", highlight=False)
+                gen_task.clear()
+                on_step.reset()
+
+            try:
+                result = run_quickstart(out, preset_name=preset_name, seeds=seed_list, epochs=epochs,
+                                        hooks=Hooks(on_stage, on_generate, on_step))
+            except KeyboardInterrupt:
+                raise UserError("interrupted; finished runs are kept: run the same command again to resume")
+        console.print(_verdict_table(result))
+        console.print(f"done in {time.perf_counter() - t0:.0f} s; report: {out / 'report.md'}")
 
 
 if __name__ == "__main__":

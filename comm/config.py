@@ -79,9 +79,16 @@ PRESETS: dict[str, TrainConfig] = {
     # The paper: 224 px, AlexNet, d=512, batch 64, AdamW 3e-4 / 1e-4, tau 0.1, 100 epochs.
     "paper": TrainConfig(encoder="alexnet", width=1.0, d=512, batch_size=64, lr=3e-4, weight_decay=1e-4,
                          temperature=0.1, epochs=100, warmup_epochs=0.0, image_size=224, preset="paper"),
+    # A one-minute run of the whole pipeline on tiny data: checks an install, shows nothing.
+    "smoke": TrainConfig(d=32, proj_hidden=64, proj_dim=32, epochs=1, batch_size=64, image_size=32,
+                         preset="smoke"),
 }
 # dataset settings each preset expects (checked against the data it is given)
-PRESET_DATA: dict[str, dict[str, Any]] = {"cpu": {"size": 64}, "paper": {"size": 224}}
+PRESET_DATA: dict[str, dict[str, Any]] = {
+    "cpu": {"size": 64},
+    "paper": {"size": 224},
+    "smoke": {"size": 32, "train_pairs": 512, "probe_pairs": 512, "test_pairs": 256},
+}
 
 
 def preset(name: str) -> TrainConfig:

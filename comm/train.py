@@ -37,6 +37,7 @@ class StepInfo:
     epoch: int  # 1-based
     step: int  # 1-based within the epoch
     steps_per_epoch: int
+    epochs: int  # total epochs of the run
     global_step: int
     loss: float
     pairs_per_s: float
@@ -204,7 +205,7 @@ def train(
                     writer.writerow([epoch, step + 1, gstep + 1, f"{lr_at(cfg, gstep, steps_per_epoch):.6g}",
                                      *(f"{v:.6g}" for v in terms.values()), f"{rate:.1f}"])
                 if on_step is not None:
-                    on_step(StepInfo(epoch, step + 1, steps_per_epoch, gstep + 1, float(loss), rate))
+                    on_step(StepInfo(epoch, step + 1, steps_per_epoch, cfg.epochs, gstep + 1, float(loss.detach()), rate))
             log_file.flush()
             state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "config": meta}
             _atomic_save({"model": state["model"], "epoch": epoch}, ckdir / f"epoch_{epoch:03d}.pt")

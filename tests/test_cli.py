@@ -1,5 +1,6 @@
 """CLI behaviour through Typer's CliRunner: exit codes, outputs, one-line errors."""
 
+import csv
 import json
 
 import pytest
@@ -75,3 +76,63 @@ def test_cli__info_on_damaged_dataset(tmp_path):
     assert r.exit_code == 1 and "sha256" in r.output and "Traceback" not in r.output
     r = run("info", tmp_path / "nowhere")
     assert r.exit_code == 1 and "not a folder" in r.output
+
+
+# ----------------------------------------------------------------------------- train / probe / report / quickstart
+
+def test_cli__train_probe_report(tmp_path):
+    data = tmp_path / "ds"
+    assert run("generate", "--out", data, *TINY_ARGS).exit_code == 0
+    r = run("train", "--data", data, "--preset", "smoke", "--out", tmp_path / "run", "--batch-size", "32")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
+    r = run("probe", tmp_path / "run")
+    assert r.exit_code == 0, r.output
+    assert "comm@init" in r.output and (tmp_path / "run" / "probes.csv").is_file()
+    r = run("report", tmp_path / "run", "--out", tmp_path / "rep")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "rep" / "report.md").is_file() and (tmp_path / "rep" / "summary.csv").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--method", "byol"], "choose from comm, cross, cross_self"),
+    (["--encoder", "vgg"], "choose from alexnet, resnet18, resnet50"),
+    (["--fusion", "sum"], "choose from transformer, linear"),
+    (["--preset", "huge"], "choose from cpu, paper, smoke"),
+    (["--preset", "cpu"], "32 px images but the config expects 64 px"),
+    (["--batch-size", "100000"], "larger than the"),
+    (["--resume"], "no checkpoint"),
+    (["--device", "tpu"], "choose from auto, cpu, cuda"),
+])
+def test_cli__train_bad_input(tmp_path, args, message):
+    data = tmp_path / "ds"
+    assert run("generate", "--out", data, *TINY_ARGS).exit_code == 0
+    r = run("train", "--data", data, "--preset", "smoke", "--out", tmp_path / "run", *args)
+    assert r.exit_code == 1, r.output
+    assert message in r.output.replace("\n", " ") and "Traceback" not in r.output
+
+
+def test_cli__train_on_something_that_is_not_a_dataset(tmp_path):
+    r = run("train", "--data", tmp_path, "--out", tmp_path / "run")
+    assert r.exit_code == 1 and "manifest.json is missing" in r.output
+
+
+def test_cli__probe_and_report_bad_input(tmp_path):
+    r = run("probe", tmp_path)
+    assert r.exit_code == 1 and "not a training run" in r.output
+    r = run("report", tmp_path, "--out", tmp_path / "rep")
+    assert r.exit_code == 1 and "no probed runs" in r.output
+    r = run("quickstart", "--seeds", "0,x", "--out", tmp_path / "q")
+    assert r.exit_code == 1 and "seeds must look like" in r.output
+
+
+def test_cli__quickstart_smoke_end_to_end_and_rerun_skips(tmp_path):
+    out = tmp_path / "q"
+    r = run("quickstart", "--preset", "smoke", "--out", out)
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(open(out / "summary.csv")))
+    assert {r["method"] for r in rows} == {"comm", "cross", "cross_self", "comm@init", "cross@init",
+                                          "cross_self@init"}
+    assert (out / "figure4.png").is_file() and "report.md" in r.output or (out / "report.md").is_file()
+    r = run("quickstart", "--preset", "smoke", "--out", out)
+    assert r.exit_code == 0 and r.output.count("skipped") == 6

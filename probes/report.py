@@ -1,0 +1,200 @@
+"""Collect probed runs into summary.csv, a Figure-4-style chart, learning curves and report.md.
+
+Following the paper's Figure 4, redundancy and uniqueness are read from runs
+trained on unbiased pairs and synergy from runs trained on synergy-biased
+pairs; a method with only one kind of run is read from what it has (and the
+report says so).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+
+import trifeature_gen as tg
+
+from .suite import PROBE_COLUMNS, _write_csv
+from .tasks import TASKS, chance
+from .verdict import RULE, Verdict, verdict
+
+INTERACTIONS = {"R": "redundancy", "U": "uniqueness1", "S": "synergy"}
+
+
+class ReportError(ValueError):
+    """Nothing to report, or runs that cannot be read."""
+
+
+def find_runs(paths: Iterable[Path | str]) -> list[Path]:
+    """Probed run folders (holding probes.csv) at or below the given paths."""
+    runs: list[Path] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise ReportError(f"{p} does not exist")
+        found = [p] if (p / "probes.csv").is_file() else sorted(q.parent for q in p.rglob("probes.csv"))
+        runs += found
+    if not runs:
+        raise ReportError("no probed runs found (a run needs probes.csv: run `comm-diag probe RUN` first)")
+    return runs
+
+
+def _read_rows(run: Path) -> tuple[list[dict], bool]:
+    meta = json.loads((run / "config.json").read_text())
+    with open(run / "probes.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        r["seed"] = int(r["seed"])
+        r["balanced_accuracy"] = float(r["balanced_accuracy"])
+        r["auroc"] = float(r["auroc"]) if r["auroc"] else None
+    return rows, bool(meta["data"]["spec"]["synergy"])
+
+
+def summary_rows(runs: Sequence[Path]) -> tuple[list[dict], dict[str, str]]:
+    """The Figure-4 rows of all runs (R, U from unbiased trainings, S from synergy
+    trainings when a method has both), and a note per method on where they came from."""
+    by_method: dict[str, dict[bool, list[dict]]] = {}
+    for run in runs:
+        rows, biased = _read_rows(run)
+        for r in rows:
+            base = r["method"].removesuffix("@init")
+            by_method.setdefault(base, {}).setdefault(biased, []).append(r)
+    out, notes = [], {}
+    for method, kinds in by_method.items():
+        if True in kinds and False in kinds:
+            out += [r for r in kinds[False] if r["task"] != "synergy"]
+            out += [r for r in kinds[True] if r["task"] == "synergy"]
+            notes[method] = "R, U from unbiased training; S from synergy-biased training"
+        else:
+            biased = next(iter(kinds))
+            out += kinds[biased]
+            notes[method] = f"all tasks from {'synergy-biased' if biased else 'unbiased'} training only"
+    return out, notes
+
+
+def verdicts(rows: list[dict], probe: str = "linear", representation: str = "fused") -> dict[str, dict[str, Verdict]]:
+    """method -> interaction (R, U, S) -> Verdict, from the fused representation."""
+    def scores(method: str, task: str) -> list[float]:
+        return [r["balanced_accuracy"] for r in rows if r["method"] == method and r["task"] == task
+                and r["probe"] == probe and r["representation"] == representation]
+    methods = sorted({r["method"] for r in rows if not r["method"].endswith("@init")})
+    out = {}
+    for m in methods:
+        out[m] = {}
+        for key, task in INTERACTIONS.items():
+            s = scores(m, task)
+            if s:
+                out[m][key] = verdict(s, scores(f"{m}@init", task), chance(task))
+    return out
+
+
+def _fmt(v: Verdict) -> str:
+    ci = f" ±{v.ci95:.1f}" if v.n_seeds > 1 else ""
+    return f"{v.mean:.1f}{ci}"
+
+
+def figure4(rows: list[dict], path: Path, probe: str = "linear") -> Path:
+    """Bar chart like the paper's Figure 4: R, U, S per method, sd error bars, dashed chance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    keep = [r for r in rows if r["probe"] == probe and r["representation"] == "fused"
+            and r["task"] in INTERACTIONS.values()]
+    df = pd.DataFrame(keep)
+    label = {v: k for k, v in INTERACTIONS.items()}
+    df["interaction"] = df["task"].map(label)
+    order = [k for k in INTERACTIONS if k in set(df["interaction"])]
+    fig, ax = plt.subplots(figsize=(2.2 + 1.4 * len(order) * max(1, df["method"].nunique()) / 3, 3.6))
+    sns.barplot(df, x="interaction", y="balanced_accuracy", hue="method", order=order, errorbar="sd",
+                ax=ax, palette="deep")
+    for i, k in enumerate(order):
+        c = chance(INTERACTIONS[k])
+        ax.hlines(c, i - 0.45, i + 0.45, colors="k", linestyles="dashed", linewidth=1)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("balanced accuracy (%)")
+    ax.set_xlabel("")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set_title("linear probe on the fused representation (dashed: chance)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path
+
+
+def learning_curves(runs: Sequence[Path], path: Path, probe: str = "linear") -> Optional[Path]:
+    """Probe accuracy against epochs, for runs probed every epoch; None if none were."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    frames = []
+    for run in runs:
+        p = run / "probes_by_epoch.csv"
+        if p.is_file():
+            df = pd.read_csv(p)
+            df["run"] = run.name
+            frames.append(df)
+    if not frames:
+        return None
+    df = pd.concat(frames)
+    df = df[(df["probe"] == probe) & (df["representation"] == "fused")]
+    g = sns.relplot(df, x="epoch", y="balanced_accuracy", hue="run", col="task", col_order=list(TASKS),
+                    kind="line", marker="o", height=2.6, aspect=1.0, facet_kws={"ylim": (0, 100)})
+    for ax, task in zip(g.axes.flat, TASKS):
+        ax.axhline(chance(task), color="k", linestyle="--", linewidth=1)
+    g.savefig(path, dpi=120)
+    plt.close(g.figure)
+    return path
+
+
+def write_report(runs: Sequence[Path], out: Path | str, title: str = "comm-diag report") -> dict:
+    """summary.csv, figure4.png, learning_curves.png (if any), report.md in ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, notes = summary_rows(runs)
+    if not rows:
+        raise ReportError("the runs hold no probe results")
+    _write_csv(out / "summary.csv", rows, PROBE_COLUMNS)
+    fig = figure4(rows, out / "figure4.png")
+    curves = learning_curves(runs, out / "learning_curves.png")
+    ver = verdicts(rows)
+    lines = [f"# {title}", "", f"comm-diag {tg.__version__}. Runs: {len(runs)}.", "",
+             "Linear probe (class-weighted logistic regression) on the fused representation, balanced "
+             "accuracy in % on the unbiased test pairs (mean ± 95% CI half-width over seeds). "
+             "R: shape (shared), U: texture of x1, S: synergy label. In brackets: the same architecture "
+             "at random initialisation.", "",
+             "| method | R | U | S | verdict R | verdict U | verdict S | seeds | source |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for m, vs in ver.items():
+        cells = [f"{_fmt(vs[k])} [{vs[k].control:.1f}]" if k in vs else "–" for k in INTERACTIONS]
+        verd = [vs[k].verdict if k in vs else "–" for k in INTERACTIONS]
+        n = max((v.n_seeds for v in vs.values()), default=0)
+        lines.append(f"| {m} | {' | '.join(cells)} | {' | '.join(verd)} | {n} | {notes.get(m, '')} |")
+    syn = [r for r in rows if r["task"] == "synergy" and r["probe"] == "linear" and r["auroc"] is not None
+           and r["representation"] in ("fused", "modality1", "modality2") and not r["method"].endswith("@init")]
+    if syn:
+        lines += ["", "Synergy by representation (balanced accuracy / AUROC, mean over seeds): "
+                  "a synergy present only in the fused representation is the signature of fusion.", "",
+                  "| method | fused | modality 1 alone | modality 2 alone |", "|---|---|---|---|"]
+        for m in sorted({r["method"] for r in syn}):
+            cell = []
+            for rep in ("fused", "modality1", "modality2"):
+                s = [r for r in syn if r["method"] == m and r["representation"] == rep]
+                cell.append(f"{np.mean([r['balanced_accuracy'] for r in s]):.1f} / "
+                            f"{np.mean([r['auroc'] for r in s]):.1f}" if s else "–")
+            lines.append(f"| {m} | {' | '.join(cell)} |")
+    lines += ["", f"Verdict rule: {RULE}", "", f"![Figure 4]({fig.name})"]
+    if curves:
+        lines += ["", f"![learning curves]({curves.name})"]
+    lines += ["", "All scores: `summary.csv` (columns " + ",".join(PROBE_COLUMNS) + ")."]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    return {"rows": rows, "verdicts": ver, "notes": notes}

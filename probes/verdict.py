@@ -1,0 +1,38 @@
+"""Verdicts: did a method capture an interaction, measured against chance and random init."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .metrics import mean_ci95
+
+MARGIN = 5.0  # points of balanced accuracy above the better control that count as "clearly above"
+RULE = (f"captured if the 95% confidence interval of the mean over seeds lies entirely above "
+        f"max(chance, same architecture at random initialisation) + {MARGIN:g} points of balanced "
+        f"accuracy; not captured if it lies entirely below that line; inconclusive if it straddles it. "
+        f"With one seed there is no interval and the point estimate decides.")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    mean: float
+    std: float
+    ci95: float  # half-width
+    n_seeds: int
+    control: float  # max(chance, mean at random init)
+    threshold: float  # control + MARGIN
+    verdict: str  # captured | not captured | inconclusive
+
+
+def verdict(scores: list[float], init_scores: list[float], chance: float, margin: float = MARGIN) -> Verdict:
+    """Pure rule of ``RULE``: scores of the trained method per seed, of its random init per seed."""
+    mean, std, ci = mean_ci95(scores)
+    control = max(chance, mean_ci95(init_scores)[0] if init_scores else chance)
+    threshold = control + margin
+    if mean - ci > threshold:
+        v = "captured"
+    elif mean + ci < threshold:
+        v = "not captured"
+    else:
+        v = "inconclusive"
+    return Verdict(mean, std, ci, len(scores), control, threshold, v)

@@ -1,0 +1,57 @@
+import pytest
+import torch
+
+from comm.augment import Augment, parse_policy
+
+
+def _images(b=8, s=32):
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(b, 3, s, s, generator=g)
+
+
+def test_augment__keeps_shape_and_range_and_is_seeded():
+    x = _images()
+    a = Augment("all")
+    y1 = a(x, torch.Generator().manual_seed(5))
+    y2 = a(x, torch.Generator().manual_seed(5))
+    y3 = a(x, torch.Generator().manual_seed(6))
+    assert y1.shape == x.shape and y1.min() >= 0 and y1.max() <= 1
+    assert torch.equal(y1, y2) and not torch.equal(y1, y3)
+
+
+def test_augment__independent_parameters_per_sample():
+    x = _images(1).expand(6, -1, -1, -1).contiguous()  # six copies of one image
+    y = Augment("all")(x, torch.Generator().manual_seed(0))
+    diffs = [(y[0] - y[i]).abs().mean().item() for i in range(1, 6)]
+    assert min(diffs) > 1e-3
+
+
+def test_augment__none_is_identity_and_policies_parse():
+    x = _images()
+    assert torch.equal(Augment("none")(x, torch.Generator()), x)
+    assert parse_policy("color") == ("jitter", "grayscale")
+    assert parse_policy("crop+flip") == ("crop", "flip")
+    with pytest.raises(ValueError, match="unknown augmentation 'sharpen'"):
+        parse_policy("sharpen")
+
+
+def test_augment__crop_of_constant_image_is_constant_and_grayscale_equalises_channels():
+    x = torch.full((4, 3, 32, 32), 0.3)
+    assert torch.allclose(Augment("crop+flip")(x, torch.Generator().manual_seed(0)), x, atol=1e-6)
+    y = Augment("grayscale", p_gray=1.0)(_images(), torch.Generator().manual_seed(0))
+    assert torch.allclose(y[:, 0], y[:, 1]) and torch.allclose(y[:, 1], y[:, 2])
+
+
+def test_augment__crop_zooms_in():
+    x = torch.zeros(16, 1, 32, 32)
+    x[:, :, ::2] = 1.0  # horizontal stripes, period 2 px
+    y = Augment("crop", crop_scale=(0.08, 0.1))(x.expand(-1, 3, -1, -1), torch.Generator().manual_seed(0))
+    # a 3x zoom turns the 2 px stripes into ~6 px ones: fewer row-to-row changes
+    changes = lambda t: (t[:, 0, 1:] - t[:, 0, :-1]).abs().mean()  # noqa: E731
+    assert changes(y) < 0.5 * changes(x.expand(-1, 3, -1, -1))
+
+
+def test_augment__blur_smooths():
+    x = _images()
+    y = Augment("blur", p_blur=1.0)(x, torch.Generator().manual_seed(0))
+    assert (y[:, :, 1:] - y[:, :, :-1]).abs().mean() < (x[:, :, 1:] - x[:, :, :-1]).abs().mean()

@@ -1,0 +1,71 @@
+import math
+
+import pytest
+import torch
+
+from comm.losses import clip_loss, comm_loss, info_nce, nce_mutual_information
+
+
+def test_info_nce__value_on_hand_made_tensors():
+    a = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    # logits = I / tau with tau = 1: each row's CE is log(1 + e^-1)
+    assert info_nce(a, a, temperature=1.0).item() == pytest.approx(math.log(1 + math.exp(-1)), rel=1e-6)
+    b = torch.tensor([[0.0, 1.0], [1.0, 0.0]])  # positives orthogonal, negatives aligned
+    assert info_nce(a, b, temperature=1.0).item() == pytest.approx(math.log(1 + math.e), rel=1e-6)
+
+
+def test_info_nce__symmetric_and_scale_invariant():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(16, 8, generator=g), torch.randn(16, 8, generator=g)
+    assert info_nce(a, b).item() == pytest.approx(info_nce(b, a).item(), rel=1e-6)
+    assert info_nce(3 * a, b).item() == pytest.approx(info_nce(a, b).item(), rel=1e-5)
+
+
+def test_info_nce__perfect_alignment_beats_random():
+    g = torch.Generator().manual_seed(1)
+    a = torch.randn(32, 16, generator=g)
+    aligned, rand = info_nce(a, a), info_nce(a, torch.randn(32, 16, generator=g))
+    assert aligned < rand
+    assert nce_mutual_information(aligned, 32) > nce_mutual_information(rand, 32)
+
+
+def test_info_nce__falls_over_20_steps():
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 10), torch.randn(16, 10)
+    f, h = torch.nn.Linear(10, 8), torch.nn.Linear(10, 8)
+    opt = torch.optim.SGD([*f.parameters(), *h.parameters()], lr=0.5)
+    losses = []
+    for _ in range(20):
+        loss = info_nce(f(x), h(y))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_info_nce__rejects_bad_shapes():
+    with pytest.raises(ValueError, match="same shape"):
+        info_nce(torch.randn(4, 3), torch.randn(4, 2))
+    with pytest.raises(ValueError, match="at least 2"):
+        info_nce(torch.randn(1, 3), torch.randn(1, 3))
+
+
+def test_clip_loss__scale_is_clamped_at_100():
+    g = torch.Generator().manual_seed(2)
+    a, b = torch.randn(8, 4, generator=g), torch.randn(8, 4, generator=g)
+    huge = clip_loss(a, b, torch.tensor(50.0))
+    assert huge.item() == pytest.approx(clip_loss(a, b, torch.tensor(math.log(100.0))).item(), rel=1e-6)
+    assert clip_loss(a, b, torch.tensor(0.0)).item() == pytest.approx(info_nce(a, b, 1.0).item(), rel=1e-6)
+
+
+def test_comm_loss__n_plus_one_terms_and_weights():
+    g = torch.Generator().manual_seed(3)
+    z = [torch.randn(8, 6, generator=g) for _ in range(6)]
+    t = comm_loss(z[0], z[1], [z[2], z[3]], [z[4], z[5]], temperature=0.5)
+    assert set(t) == {"loss", "full", "masked_1", "masked_2"}
+    m1 = 0.5 * (info_nce(z[2], z[1], 0.5) + info_nce(z[4], z[0], 0.5))
+    assert t["masked_1"].item() == pytest.approx(m1.item(), rel=1e-6)
+    assert t["loss"].item() == pytest.approx((t["full"] + t["masked_1"] + t["masked_2"]).item(), rel=1e-6)
+    only_full = comm_loss(z[0], z[1], [z[2], z[3]], [z[4], z[5]], 0.5, w_full=1, w_masked=0)
+    assert only_full["loss"].item() == pytest.approx(t["full"].item(), rel=1e-6)

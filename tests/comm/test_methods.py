@@ -1,0 +1,75 @@
+import pytest
+import torch
+
+from comm.augment import Augment
+from comm.config import TrainConfig
+from comm.encoders import build_encoder, feature_grid
+from comm.methods import METHODS, build_method
+
+SMALL = dict(image_size=32, d=32, heads=8, proj_hidden=32, proj_dim=16)
+
+
+def _xs(b=4, s=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.rand(b, 3, s, s, generator=g), torch.rand(b, 3, s, s, generator=g)]
+
+
+def _augs(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [lambda x: Augment("all")(x, g)] * 2
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_method__step_returns_finite_scalar_loss_and_features(method):
+    torch.manual_seed(0)
+    m = build_method(TrainConfig(method=method, **SMALL))
+    out = m.step(_xs(), _augs())
+    assert out["loss"].ndim == 0 and torch.isfinite(out["loss"])
+    out["loss"].backward()
+    m.eval()
+    with torch.no_grad():
+        f = m.features(_xs())
+    assert {"fused", "modality1", "modality2"} <= set(f) and f["fused"].shape[0] == 4
+
+
+def test_comm__masking_a_modality_makes_its_embedding_independent_of_it():
+    torch.manual_seed(0)
+    m = build_method(TrainConfig(method="comm", **SMALL)).eval()
+    x1, x2 = _xs(seed=1)
+    _, other = _xs(seed=2)
+    with torch.no_grad():
+        a, b = m.features([x1, x2]), m.features([x1, other])
+    assert torch.allclose(a["modality1"], b["modality1"], atol=1e-6)  # x2 masked out
+    assert not torch.allclose(a["modality2"], b["modality2"], atol=1e-3)
+    assert not torch.allclose(a["fused"], b["fused"], atol=1e-3)
+
+
+def test_comm__three_modalities_give_n_plus_one_terms():
+    torch.manual_seed(0)
+    m = build_method(TrainConfig(method="comm", **SMALL), n_modalities=3)
+    g = torch.Generator().manual_seed(0)
+    out = m.step(_xs() + [torch.rand(4, 3, 32, 32)], [lambda x: Augment("all")(x, g)] * 3)
+    assert {"full", "masked_1", "masked_2", "masked_3", "loss"} <= set(out)
+
+
+def test_comm__linear_fusion_runs_and_masks():
+    torch.manual_seed(0)
+    m = build_method(TrainConfig(method="comm", fusion="linear", **SMALL)).eval()
+    x1, x2 = _xs(seed=1)
+    with torch.no_grad():
+        a, b = m.features([x1, x2]), m.features([x1, _xs(seed=3)[1]])
+    assert torch.allclose(a["modality1"], b["modality1"])
+
+
+def test_encoders__feature_maps_keep_spatial_positions():
+    assert feature_grid(build_encoder("alexnet", 64, 0.25), 64) == (3, 3)
+    assert feature_grid(build_encoder("alexnet", 224, 1.0), 224) == (6, 6)
+    assert feature_grid(build_encoder("resnet18", 32), 32) == (4, 4)
+    with pytest.raises(ValueError, match="choose from alexnet, resnet18, resnet50"):
+        build_encoder("vgg", 64)
+
+
+def test_cross__default_augmentation_is_mild_crop_only():
+    assert METHODS["cross"].default_augment.transforms == ("crop",)
+    assert METHODS["cross"].default_augment.crop_scale == (0.5, 1.0)
+    assert METHODS["comm"].default_augment.transforms == ("crop", "flip", "jitter", "grayscale", "blur")

@@ -1,0 +1,78 @@
+import csv
+import json
+
+import pytest
+import torch
+
+from comm.config import TrainConfig
+from comm.train import TrainingError, load_run, lr_at, train
+
+TINY_CFG = dict(image_size=32, d=32, proj_hidden=32, proj_dim=16, batch_size=64, epochs=2)
+
+
+def _weights(run):
+    return load_run(run)[0].state_dict()
+
+
+def test_train__writes_config_log_and_checkpoints(tmp_path, tiny_dataset):
+    run = train(TrainConfig(**TINY_CFG), tiny_dataset, tmp_path / "run")
+    meta = json.loads((run / "config.json").read_text())
+    assert meta["train"]["epochs"] == 2 and len(meta["data"]["fingerprint"]) == 64
+    rows = list(csv.DictReader(open(run / "log.csv")))
+    assert len(rows) == 2 * (256 // 64) and {"full", "masked_1", "masked_2", "loss", "lr"} <= set(rows[0])
+    assert {p.name for p in (run / "checkpoints").iterdir()} == {"epoch_000.pt", "epoch_001.pt", "epoch_002.pt",
+                                                                   "last.pt"}
+
+
+def test_train__loss_falls(tmp_path, tiny_dataset):
+    run = train(TrainConfig(**{**TINY_CFG, "epochs": 6, "lr": 3e-3}), tiny_dataset, tmp_path / "run")
+    loss = [float(r["loss"]) for r in csv.DictReader(open(run / "log.csv"))]
+    assert sum(loss[-4:]) < sum(loss[:4])
+
+
+def test_train__interrupted_then_resumed_equals_uninterrupted(tmp_path, tiny_dataset):
+    cfg = TrainConfig(**TINY_CFG)
+    full = train(cfg, tiny_dataset, tmp_path / "full")
+
+    def interrupt(info):
+        if info.epoch == 2 and info.step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tiny_dataset, tmp_path / "cut", on_step=interrupt)
+    resumed = train(cfg, tiny_dataset, tmp_path / "cut", resume=True)
+    a, b = _weights(full), _weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert len(list(csv.DictReader(open(resumed / "log.csv")))) == 8  # no duplicated steps
+
+
+def test_train__nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_dataset):
+    with pytest.raises(TrainingError, match="loss became"):
+        train(TrainConfig(**{**TINY_CFG, "lr": 1e30}), tiny_dataset, tmp_path / "run")
+    assert (tmp_path / "run" / "checkpoints" / "epoch_000.pt").is_file()
+
+
+def test_train__resume_errors(tmp_path, tiny_dataset):
+    with pytest.raises(TrainingError, match="no checkpoint"):
+        train(TrainConfig(**TINY_CFG), tiny_dataset, tmp_path / "none", resume=True)
+    train(TrainConfig(**{**TINY_CFG, "epochs": 1}), tiny_dataset, tmp_path / "run")
+    with pytest.raises(TrainingError, match="another config"):
+        train(TrainConfig(**{**TINY_CFG, "epochs": 1, "lr": 0.5}), tiny_dataset, tmp_path / "run", resume=True)
+    with pytest.raises(TrainingError, match="already holds a run"):
+        train(TrainConfig(**TINY_CFG), tiny_dataset, tmp_path / "run")
+
+
+def test_train__bad_sizes_and_choices(tmp_path, tiny_dataset):
+    with pytest.raises(ValueError, match="32 px images but the config expects 64"):
+        train(TrainConfig(), tiny_dataset, tmp_path / "a")
+    with pytest.raises(ValueError, match="larger than the 256 training pairs"):
+        train(TrainConfig(**{**TINY_CFG, "batch_size": 1000}), tiny_dataset, tmp_path / "b")
+    with pytest.raises(ValueError, match="choose from comm, cross, cross_self"):
+        train(TrainConfig(**{**TINY_CFG, "method": "byol"}), tiny_dataset, tmp_path / "c")
+
+
+def test_lr_schedule__warmup_then_cosine_to_zero():
+    cfg = TrainConfig(lr=1.0, epochs=10, warmup_epochs=1)
+    lrs = [lr_at(cfg, s, 10) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert lrs[50] < lrs[20] and lrs[-1] < 0.01
