@@ -183,6 +183,7 @@ def train(
     temperature: Annotated[Optional[float], typer.Option(help="InfoNCE temperature [preset].")] = None,
     aug1: Annotated[Optional[str], typer.Option(help="Augmentation of modality 1: all, none, crop, color, ...")] = None,
     aug2: Annotated[Optional[str], typer.Option(help="Augmentation of modality 2.")] = None,
+    crop_min: Annotated[Optional[float], typer.Option(help="Lower scale of the random crop [method/preset].")] = None,
     seed: Annotated[int, typer.Option(help="Seed of weights, batches and augmentations.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     out: Annotated[Optional[Path], typer.Option(help="Run folder [default: runs/METHOD-seedSEED].")] = None,
@@ -195,7 +196,7 @@ def train(
     with user_errors():
         cfg = preset(preset_name).replace(method=method, encoder=encoder, fusion=fusion, epochs=epochs,
                                           batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                                          temperature=temperature, aug1=aug1, aug2=aug2, seed=seed,
+                                          temperature=temperature, aug1=aug1, aug2=aug2, crop_min=crop_min, seed=seed,
                                           device=device).validate()
         ds = tg.load(data)
         out = out or Path("runs") / f"{method}-seed{seed}"
@@ -241,7 +242,7 @@ def _rows_table(rows: list[dict]) -> Table:
 
 
 def _verdict_table(result: dict) -> Table:
-    t = Table(title="linear probe, fused representation (balanced accuracy %, [control])")
+    t = Table(title="linear probe, fused representation: balanced accuracy % \\[max(chance, random init)]")
     t.add_column("method")
     for k in ("R", "U", "S"):
         t.add_column(k, justify="right")

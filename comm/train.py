@@ -8,6 +8,7 @@ an uninterrupted one (on the same device).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import math
@@ -83,8 +84,12 @@ def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
 
 
 def augmenters(method: Method, cfg: TrainConfig) -> list[Augment]:
+    """Per-modality augmentation: the method's default, with the config's policy and
+    crop scale where it sets them."""
     base = method.default_augment
-    return [base if p is None else Augment(p, crop_scale=base.crop_scale) for p in (cfg.aug1, cfg.aug2)]
+    scale = base.crop_scale if cfg.crop_min is None else (cfg.crop_min, 1.0)
+    return [dataclasses.replace(base, policy=base.policy if p is None else p, crop_scale=scale)
+            for p in (cfg.aug1, cfg.aug2)]
 
 
 def to_device_images(arr, device: torch.device) -> torch.Tensor:
@@ -191,7 +196,7 @@ def train(
                     out_terms = model.step(xs, fns)
                 loss = out_terms["loss"]
                 if not torch.isfinite(loss):
-                    raise TrainingError(f"the loss became {float(loss)} at epoch {epoch}, step {step + 1}; "
+                    raise TrainingError(f"the loss became {float(loss.detach())} at epoch {epoch}, step {step + 1}; "
                                         f"the last good checkpoint is kept in {ckdir}")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

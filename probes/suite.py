@@ -31,8 +31,12 @@ class ProbeError(ValueError):
 
 
 def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("linear",),
-                tasks: Sequence[str] = TASKS, seed: int = 0) -> list[dict]:
-    """Scores of one frozen model: rows {task, probe, representation, balanced_accuracy, auroc}."""
+                tasks: Sequence[str] = TASKS, representations: Optional[Sequence[str]] = None,
+                seed: int = 0) -> list[dict]:
+    """Scores of one frozen model: rows {task, probe, representation, balanced_accuracy, auroc}.
+
+    ``representations``: which of the model's outputs to probe (default: all it returns).
+    """
     for p in probes:
         if p not in PROBES:
             raise ProbeError(f"unknown probe {p!r}; choose from {', '.join(PROBES)}")
@@ -40,6 +44,8 @@ def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("line
     train_y, test_y = task_labels(ds, "probe_train"), task_labels(ds, "test")
     rows = []
     for rep in train_f:
+        if representations is not None and rep not in representations:
+            continue
         for task in tasks:
             for probe in probes:
                 rng = np.random.default_rng([seed, TASKS.index(task), list(PROBES).index(probe)])
@@ -79,7 +85,8 @@ def _write_csv(path: Path, rows: Iterable[dict], columns: Sequence[str]) -> None
 
 
 def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None,
-              probes: Sequence[str] = ("linear",), tasks: Sequence[str] = TASKS, every_epoch: bool = False,
+              probes: Sequence[str] = ("linear",), tasks: Sequence[str] = TASKS,
+              representations: Optional[Sequence[str]] = None, every_epoch: bool = False,
               label: Optional[str] = None, device: str = "cpu",
               on_model: Optional[Callable[[str], None]] = None) -> list[dict]:
     """Probe the run's last epoch and its initialisation (method ``<label>@init``);
@@ -99,7 +106,7 @@ def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None
         if on_model:
             on_model(f"{name} epoch {e}")
         m = model if e == epochs[-1] else load_run(run, epoch=e, device=device)[0]
-        for r in probe_model(m, ds, probes=probes, tasks=tasks, seed=seed):
+        for r in probe_model(m, ds, probes=probes, tasks=tasks, representations=representations, seed=seed):
             by_epoch.append({"epoch": e, "method": name, "seed": seed, **r})
     last = [dict(r) for r in by_epoch if r["epoch"] == epochs[-1]]
     init = [{**r, "method": f"{name}@init"} for r in by_epoch if r["epoch"] == 0]

@@ -17,9 +17,27 @@ PAIR_SETS = ("train", "probe_train", "test")
 STREAM_SPLIT, STREAM_MAPPING, STREAM_PAIRS = 1, 2, 3
 
 
+class DictConfig:
+    """JSON round trip for the frozen config dataclasses (DatasetSpec, comm's TrainConfig)."""
+
+    _what = "settings"  # named in the error on unknown keys
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        unknown = set(d) - {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        if unknown:
+            raise ValueError(f"unknown {cls._what}: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+
 @dataclass(frozen=True)
-class DatasetSpec:
+class DatasetSpec(DictConfig):
     """A bimodal Trifeature dataset (protocol sections 1-2); defaults are the paper's."""
+
+    _what = "dataset settings"
 
     size: int = 64  # image side in px (64: CPU preset; 224: paper)
     seed: int = 0  # one seed for split, mapping, pairs and pixels
@@ -65,17 +83,6 @@ class DatasetSpec:
         if self.period is not None and self.period < 2.0:
             raise ValueError(f"texture period must be >= 2 px, got {self.period}")
         return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DatasetSpec":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown dataset settings: {', '.join(sorted(unknown))}")
-        return cls(**d)
 
     def rng(self, *stream: int) -> np.random.Generator:
         """A numpy generator for one purpose, derived from the seed and a stream id."""

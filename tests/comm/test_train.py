@@ -76,3 +76,17 @@ def test_lr_schedule__warmup_then_cosine_to_zero():
     lrs = [lr_at(cfg, s, 10) for s in range(100)]
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert lrs[50] < lrs[20] and lrs[-1] < 0.01
+
+
+def test_augmenters__config_overrides_method_defaults():
+    from comm.methods import build_method
+    from comm.train import augmenters
+
+    cfg = TrainConfig(method="comm", **{k: v for k, v in TINY_CFG.items() if k != "epochs"})
+    model = build_method(cfg)
+    assert [a.policy for a in augmenters(model, cfg)] == ["all", "all"]
+    assert augmenters(model, cfg)[0].crop_scale == (0.08, 1.0)
+    custom = augmenters(model, cfg.replace(aug1="none", aug2="crop", crop_min=0.5))
+    assert [a.policy for a in custom] == ["none", "crop"] and custom[1].crop_scale == (0.5, 1.0)
+    with pytest.raises(ValueError, match="crop-min"):
+        cfg.replace(crop_min=1.5).validate()

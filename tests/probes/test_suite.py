@@ -55,3 +55,11 @@ def test_report__summary_figure_and_verdicts(probed_runs, tmp_path):
 def test_probe_run__errors(tmp_path, tiny_dataset):
     with pytest.raises(ProbeError, match="not a training run"):
         probe_run(tmp_path)
+
+
+def test_probe_run__restricts_tasks_and_representations(probed_runs):
+    _, runs = probed_runs
+    rows = probe_run(runs[1], tasks=("synergy",), representations=("fused", "modality2"))
+    assert {r["task"] for r in rows} == {"synergy"}
+    assert {r["representation"] for r in rows} == {"fused", "modality2"}
+    assert all(r["auroc"] is not None for r in rows)

@@ -1,0 +1,96 @@
+"""Training throughput: pairs/s per method, and the share of step time spent in the input
+pipeline (batching: gather + uint8->float; augmentation), for the CPU preset and for
+224 px AlexNet (the paper preset).
+
+Run: python benchmarks/bench_train.py [--steps 10] [--presets cpu,paper] [--device auto]
+Target: input pipeline <= 10% of step time on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from comm.config import preset
+from comm.methods import build_method
+from comm.train import augmenters, resolve_device, set_threads
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bench(preset_name: str, method: str, steps: int, device: torch.device) -> dict:
+    cfg = preset(preset_name).replace(method=method)
+    torch.manual_seed(0)
+    model = build_method(cfg).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    n, s, b = 2400, cfg.image_size, cfg.batch_size
+    rng = np.random.default_rng(0)
+    images = torch.from_numpy(rng.integers(0, 256, (n, 3, s, s), dtype=np.uint8)).to(device)
+    i1, i2 = (torch.from_numpy(rng.integers(0, n, 10_000)).to(device) for _ in range(2))
+    augs = augmenters(model, cfg)
+    gen = torch.Generator(device=device).manual_seed(0)
+    t_batch = t_aug = 0.0
+
+    def timed_aug(a):
+        def f(x):
+            nonlocal t_aug
+            _sync(device)
+            t = time.perf_counter()
+            y = a(x, gen)
+            _sync(device)
+            t_aug += time.perf_counter() - t
+            return y
+        return f
+
+    fns = [timed_aug(a) for a in augs]
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast(
+        "cpu", enabled=False)
+    total = 0.0
+    for step in range(steps + 2):  # 2 warm-up steps
+        if step == 2:
+            t_batch = t_aug = total = 0.0
+        _sync(device)
+        t0 = time.perf_counter()
+        idx = torch.randint(0, 10_000, (b,), device=device)
+        xs = [images[i1[idx]].float() / 255.0, images[i2[idx]].float() / 255.0]
+        _sync(device)
+        t_batch += time.perf_counter() - t0
+        with autocast:
+            loss = model.step(xs, fns)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        _sync(device)
+        total += time.perf_counter() - t0
+    return {"pairs_per_s": steps * b / total, "step_ms": 1000 * total / steps,
+            "batch_share": t_batch / total, "aug_share": t_aug / total}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--presets", default="cpu,paper")
+    ap.add_argument("--methods", default="comm,cross,cross_self")
+    ap.add_argument("--device", default="auto")
+    args = ap.parse_args()
+    device = resolve_device(args.device)
+    if device.type == "cpu":
+        print(f"cpu threads: {set_threads()}")
+    else:
+        print(f"device: {torch.cuda.get_device_name(device)}")
+    print(f"{'preset':8} {'method':11} {'pairs/s':>9} {'step ms':>9} {'batching':>9} {'augment':>9} {'input total':>12}")
+    for p in args.presets.split(","):
+        for m in args.methods.split(","):
+            r = bench(p, m, args.steps, device)
+            print(f"{p:8} {m:11} {r['pairs_per_s']:9.1f} {r['step_ms']:9.1f} {100 * r['batch_share']:8.1f}% "
+                  f"{100 * r['aug_share']:8.1f}% {100 * (r['batch_share'] + r['aug_share']):11.1f}%")
+
+
+if __name__ == "__main__":
+    main()
