@@ -175,7 +175,7 @@ def train(
     method: Annotated[str, typer.Option(help="Method: comm, cross, cross_self.")] = "comm",
     encoder: Annotated[Optional[str], typer.Option(help="Encoder: alexnet, resnet18, resnet50.")] = None,
     fusion: Annotated[Optional[str], typer.Option(help="CoMM fusion: transformer or linear.")] = None,
-    preset_name: Annotated[str, typer.Option("--preset", help="cpu (default) or paper.")] = "cpu",
+    preset_name: Annotated[str, typer.Option("--preset", help="cpu (default), paper or smoke.")] = "cpu",
     epochs: Annotated[Optional[int], typer.Option(help="Epochs [preset].")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Batch size [preset].")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Peak learning rate [preset].")] = None,
@@ -272,7 +272,7 @@ def report(
 @app.command()
 def quickstart(
     out: Annotated[Path, typer.Option(help="Output folder (data, runs, report).")] = Path("comm-diag-out"),
-    preset_name: Annotated[str, typer.Option("--preset", help="cpu (default) or paper.")] = "cpu",
+    preset_name: Annotated[str, typer.Option("--preset", help="cpu (default), paper or smoke.")] = "cpu",
     seeds: Annotated[str, typer.Option(help="Seeds, e.g. 0 or 0,1,2.")] = "0",
     epochs: Annotated[Optional[int], typer.Option(help="Override the preset's epochs.")] = None,
 ) -> None:

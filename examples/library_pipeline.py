@@ -1,0 +1,44 @@
+"""The whole pipeline from Python, without the CLI: data, training, probes, report.
+
+    python examples/library_pipeline.py OUT_DIR [--preset smoke|cpu]
+
+With the smoke preset it runs in about a minute on 2 cores (and shows nothing but
+that everything works); with the cpu preset it trains CoMM for real on the
+synergy dataset and prints where synergy lives.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import trifeature_gen as tg
+from comm.config import PRESET_DATA, preset
+from comm.train import train
+from probes.report import write_report
+from probes.suite import probe_run
+
+
+def main(out: Path, preset_name: str) -> None:
+    spec = tg.DatasetSpec(**PRESET_DATA[preset_name], synergy=True)
+    data = tg.generate(spec, out / "data", force=True)  # atomic, verified on load
+    ds = tg.load(data)
+    print(f"synergy positive rate on test pairs: {ds.pairs['test'].synergy.mean():.3f}")
+    print(f"synergy information (bits): {ds.manifest['pid']['test']['synergy']['synergistic']:.3f}")
+
+    cfg = preset(preset_name).replace(method="comm", seed=0)
+    run = train(cfg, ds, out / "run")
+    rows = probe_run(run, data=ds, tasks=("synergy",))
+    for r in rows:
+        print(f"{r['method']:>10} {r['representation']:>10}: synergy balanced accuracy "
+              f"{r['balanced_accuracy']:.1f}, AUROC {r['auroc']:.1f}")
+    write_report([run], out / "report")
+    print(f"report: {out / 'report' / 'report.md'}")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--preset", default="smoke", choices=list(PRESET_DATA))
+    args = ap.parse_args()
+    main(args.out, args.preset)
