@@ -91,7 +91,8 @@ class LinearFusion(nn.Module):
 
     def forward(self, pooled: Sequence[Tensor], keep: Optional[Sequence[bool]] = None) -> Tensor:
         keep = keep or [True] * len(pooled)
-        return torch.cat([p(x) if k else torch.zeros_like(p(x)) for p, x, k in zip(self.proj, pooled, keep)], 1)
+        return torch.cat([p(x) if k else x.new_zeros(x.shape[0], p.out_features)
+                          for p, x, k in zip(self.proj, pooled, keep)], dim=1)
 
 
 class MLPHead(nn.Module):
