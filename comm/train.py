@@ -7,6 +7,7 @@ an uninterrupted one (on the same device).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -114,8 +115,9 @@ def run_config(cfg: TrainConfig, ds: tg.Dataset) -> dict:
             "package_version": tg.__version__}
 
 
-def _comparable(cfg_dict: dict) -> dict:
-    return {k: v for k, v in cfg_dict.items() if k != "device"}
+def same_config(a: dict, b: dict) -> bool:
+    """Two TrainConfig dicts describe the same run (the device may differ)."""
+    return {k: v for k, v in a.items() if k != "device"} == {k: v for k, v in b.items() if k != "device"}
 
 
 def train(
@@ -152,7 +154,7 @@ def train(
         if not last.is_file():
             raise TrainingError(f"--resume: {out} has no checkpoint to resume from")
         state = torch.load(last, map_location=device, weights_only=False)
-        if _comparable(state["config"]["train"]) != _comparable(meta["train"]) or \
+        if not same_config(state["config"]["train"], meta["train"]) or \
                 state["config"]["data"]["fingerprint"] != meta["data"]["fingerprint"]:
             raise TrainingError(f"--resume: the checkpoint in {out} was written with another config or dataset")
         model.load_state_dict(state["model"])
@@ -173,7 +175,7 @@ def train(
     augs = augmenters(model, cfg)
     log_path = out / "log.csv"
     _truncate_log(log_path, start_epoch * steps_per_epoch)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _null()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
     log_file = open(log_path, "a", newline="")
     writer, header = csv.writer(log_file), log_path.stat().st_size > 0
@@ -224,20 +226,13 @@ def _truncate_log(path: Path, keep_steps: int) -> None:
     """Drop log rows past the checkpoint we resume from (they will be redone)."""
     if not path.is_file():
         return
-    rows = list(csv.reader(open(path, newline="")))
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
     if not rows:
         return
     kept = [rows[0]] + [r for r in rows[1:] if int(r[2]) <= keep_steps]
     with open(path, "w", newline="") as f:
         csv.writer(f).writerows(kept if keep_steps > 0 else [])
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def load_run(run: Path | str, epoch: Optional[int] = None, device: str = "cpu") -> tuple[Method, dict]:

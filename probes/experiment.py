@@ -15,7 +15,7 @@ from typing import Callable, Optional, Sequence
 
 import trifeature_gen as tg
 from comm.config import PRESET_DATA, TrainConfig, preset
-from comm.train import StepInfo, saved_epochs, train
+from comm.train import StepInfo, same_config, saved_epochs, train
 
 from .report import write_report
 from .suite import probe_run
@@ -77,7 +77,7 @@ def _trained_epochs(run: Path, cfg: TrainConfig) -> list[int]:
     if not (run / "config.json").is_file():
         return []
     saved = json.loads((run / "config.json").read_text())["train"]
-    if {k: v for k, v in saved.items() if k != "device"} != {k: v for k, v in cfg.to_dict().items() if k != "device"}:
+    if not same_config(saved, cfg.to_dict()):
         raise ValueError(f"{run} holds a run with other settings; remove it or choose another --out")
     return saved_epochs(run) if (run / "checkpoints").is_dir() else []
 
