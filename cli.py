@@ -215,12 +215,13 @@ def probe(
     data: Annotated[Optional[Path], typer.Option(help="Dataset to probe on [default: the run's].")] = None,
     probe_kind: Annotated[str, typer.Option("--probe", help="linear, mlp, or linear,mlp.")] = "linear",
     every_epoch: Annotated[bool, typer.Option("--every-epoch", help="Probe every saved epoch too.")] = False,
+    every: Annotated[int, typer.Option(help="Probe every K-th saved epoch too (learning curves).")] = 0,
 ) -> None:
     """Probe a trained run (and its random-init control): probes.csv and probes.json."""
     from probes.suite import probe_run
 
     with user_errors():
-        rows = probe_run(run, data=data, probes=[p.strip() for p in probe_kind.split(",")], every_epoch=every_epoch,
+        rows = probe_run(run, data=data, probes=[p.strip() for p in probe_kind.split(",")], every=1 if every_epoch else every,
                          on_model=lambda m: err.print(f"probing {m}"))
         console.print(_rows_table(rows))
         console.print(f"wrote {run / 'probes.csv'}")
@@ -269,43 +270,164 @@ def report(
         console.print(f"wrote {out / 'report.md'}")
 
 
+# ----------------------------------------------------------------------------- sweeps: quickstart / ablate
+
+SeedsOpt = Annotated[str, typer.Option(help="Seeds, e.g. 0 or 0,1,2 or 0-4.")]
+PresetOpt = Annotated[str, typer.Option("--preset", help="cpu (default), paper or smoke.")]
+EpochsOpt = Annotated[Optional[int], typer.Option(help="Override the preset's epochs.")]
+WorkersOpt = Annotated[int, typer.Option(help="Runs in parallel worker processes (local executor).")]
+ExecutorOpt = Annotated[str, typer.Option(help="Where runs execute: local or ray (pip install -e '.[ray]').")]
+AddressOpt = Annotated[Optional[str], typer.Option(help="Ray cluster address [default: a local Ray instance].")]
+CpusOpt = Annotated[float, typer.Option(help="Ray: CPUs requested per run.")]
+GpusOpt = Annotated[float, typer.Option(help="Ray: GPUs requested per run.")]
+
+
+def executor_options(executor: str, workers: int, address: Optional[str], cpus: float, gpus: float) -> dict:
+    from probes.executors import EXECUTORS
+
+    if executor not in EXECUTORS:
+        raise UserError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
+    if executor == "local":
+        if address is not None:
+            raise UserError("--address is for --executor ray")
+        return {"workers": workers}
+    return {"address": address, "cpus_per_run": cpus, "gpus_per_run": gpus}
+
+
+@contextlib.contextmanager
+def sweep_progress(resume_hint: str) -> Iterator:
+    """Hooks that print each stage with the elapsed time and draw the rendering and
+    training bars; an interruption becomes one line saying how to resume."""
+    import time
+
+    from probes.sweep import Hooks
+
+    t0 = time.perf_counter()
+    with progress_bar() as bar:
+        gen_task: dict = {}
+
+        def on_generate(done: int, total: int) -> None:
+            if "t" not in gen_task:
+                gen_task["t"] = bar.add_task("rendering", total=total, info="")
+            bar.update(gen_task["t"], completed=done)
+
+        on_step = _train_bar(bar, "train")
+
+        def on_stage(msg: str) -> None:
+            bar.console.print(f"[dim]{time.perf_counter() - t0:6.0f}s[/] {msg}", highlight=False)
+            gen_task.clear()
+            on_step.reset()
+
+        try:
+            yield Hooks(on_stage, on_generate, on_step)
+        except KeyboardInterrupt:
+            raise UserError(f"interrupted; finished epochs and runs are kept: {resume_hint}") from None
+
+
 @app.command()
 def quickstart(
     out: Annotated[Path, typer.Option(help="Output folder (data, runs, report).")] = Path("comm-diag-out"),
-    preset_name: Annotated[str, typer.Option("--preset", help="cpu (default), paper or smoke.")] = "cpu",
-    seeds: Annotated[str, typer.Option(help="Seeds, e.g. 0 or 0,1,2.")] = "0",
-    epochs: Annotated[Optional[int], typer.Option(help="Override the preset's epochs.")] = None,
+    preset_name: PresetOpt = "cpu",
+    seeds: SeedsOpt = "0",
+    epochs: EpochsOpt = None,
+    workers: WorkersOpt = 1,
+    executor: ExecutorOpt = "local",
+    address: AddressOpt = None,
+    cpus_per_run: CpusOpt = 1.0,
+    gpus_per_run: GpusOpt = 0.0,
 ) -> None:
     """The paper's two experiments end to end: data, CoMM / Cross / Cross+Self, probes, report."""
     import time
 
-    from probes.experiment import Hooks, parse_seeds
     from probes.experiment import quickstart as run_quickstart
+    from probes.sweep import parse_seeds
 
     with user_errors():
         seed_list = parse_seeds(seeds)
+        options = executor_options(executor, workers, address, cpus_per_run, gpus_per_run)
         t0 = time.perf_counter()
-        with progress_bar() as bar:
-            gen_task: dict = {}
-
-            def on_generate(done: int, total: int) -> None:
-                if "t" not in gen_task:
-                    gen_task["t"] = bar.add_task("rendering", total=total, info="")
-                bar.update(gen_task["t"], completed=done)
-
-            on_step = _train_bar(bar, "train")
-
-            def on_stage(msg: str) -> None:
-                bar.console.print(f"[dim]{time.perf_counter() - t0:6.0f}s[/] {msg}", highlight=False)
-                gen_task.clear()
-                on_step.reset()
-
-            try:
-                result = run_quickstart(out, preset_name=preset_name, seeds=seed_list, epochs=epochs,
-                                        hooks=Hooks(on_stage, on_generate, on_step))
-            except KeyboardInterrupt:
-                raise UserError("interrupted; finished runs are kept: run the same command again to resume")
+        with sweep_progress("run the same command again to resume") as hooks:
+            result = run_quickstart(out, preset_name=preset_name, seeds=seed_list, epochs=epochs, hooks=hooks,
+                                    executor=executor, **options)
         console.print(_verdict_table(result))
+        console.print(f"done in {time.perf_counter() - t0:.0f} s; report: {out / 'report.md'}")
+
+
+def _study_names() -> str:
+    from probes.studies import STUDIES
+
+    return ", ".join(STUDIES)
+
+
+@app.command()
+def ablate(
+    study: Annotated[str, typer.Argument(help="Study name (--list-studies shows them all).", show_default=False)] = "",
+    out: Annotated[Optional[Path], typer.Option(help="Study folder [default: ablations/STUDY].")] = None,
+    data: Annotated[Optional[list[Path]], typer.Option(
+        help="Dataset(s) from `comm-diag generate`: once (every task probed on it) or an unbiased and a "
+             "synergy one [default: the preset's pair, generated in the study folder].")] = None,
+    preset_name: PresetOpt = "cpu",
+    seeds: SeedsOpt = "0",
+    epochs: EpochsOpt = None,
+    every: Annotated[Optional[int], typer.Option(help="Probe every K epochs [default: the study's].")] = None,
+    extra: Annotated[bool, typer.Option("--extra", help="Also run the study's optional variants "
+                                                          "(augment: crop only, colour only).")] = False,
+    list_runs: Annotated[bool, typer.Option("--list", help="Print the study's runs and exit.")] = False,
+    list_studies: Annotated[bool, typer.Option("--list-studies", help="Print the studies and exit.")] = False,
+    only: Annotated[Optional[int], typer.Option(help="Run only run number I of --list.")] = None,
+    workers: WorkersOpt = 1,
+    executor: ExecutorOpt = "local",
+    address: AddressOpt = None,
+    cpus_per_run: CpusOpt = 1.0,
+    gpus_per_run: GpusOpt = 0.0,
+) -> None:
+    """The paper's ablations (loss, fusion, augment): run a study, resume it, report it."""
+    import time
+
+    from probes.ablation import run_study, study_jobs
+    from probes.studies import STUDIES, get_study
+    from probes.sweep import parse_seeds
+
+    with user_errors():
+        if list_studies:
+            t = Table(title="studies")
+            t.add_column("name")
+            t.add_column("runs per seed and dataset", justify="right")
+            t.add_column("what it compares")
+            for s in STUDIES.values():
+                t.add_row(s.name, f"{len(s.variants)} (+{len(s.extra)} with --extra)", s.description)
+            console.print(t)
+            return
+        if not study:
+            raise UserError(f"name a study: {_study_names()}")
+        spec = get_study(study)
+        seed_list = parse_seeds(seeds)
+        out = out or Path("ablations") / study
+        if list_runs:
+            jobs = study_jobs(spec, out, preset_name=preset_name, seeds=seed_list, data=data or (), extra=extra,
+                              epochs=epochs, every=every, dry=True)
+            t = Table(title=f"study {study}: {spec.description}")
+            for c in ("#", "run", "variant", "seed", "data", "changes from the preset"):
+                t.add_column(c)
+            base = {}
+            from comm.config import preset
+
+            base = preset(preset_name).to_dict()
+            for i, j in enumerate(jobs):
+                changes = {k: v for k, v in j.config.items() if base.get(k) != v and k != "seed"}
+                t.add_row(str(i), j.name, j.label, str(j.seed), j.kind,
+                          ", ".join(f"{k}={v}" for k, v in changes.items()) or "-")
+            console.print(t)
+            return
+        options = executor_options(executor, workers, address, cpus_per_run, gpus_per_run)
+        t0 = time.perf_counter()
+        with sweep_progress("run the same command again to resume") as hooks:
+            result = run_study(study, out, preset_name=preset_name, seeds=seed_list, data=data or (), extra=extra,
+                               only=only, epochs=epochs, every=every, hooks=hooks, executor=executor, **options)
+        console.print(_verdict_table(result))
+        for text, ok in result["expectations"]:
+            mark = {True: "[green]held[/]", False: "[red]did not hold[/]", None: "[yellow]not measured[/]"}[ok]
+            console.print(f"{mark}: {text}", highlight=False)
         console.print(f"done in {time.perf_counter() - t0:.0f} s; report: {out / 'report.md'}")
 
 

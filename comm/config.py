@@ -64,6 +64,8 @@ class TrainConfig(DictConfig):
             raise ValueError("batch-size must be >= 2 (the other samples are the negatives)")
         if self.d % self.heads or self.d % 4:
             raise ValueError(f"d={self.d} must be a multiple of 4 and of heads={self.heads}")
+        if self.w_full < 0 or self.w_masked < 0 or self.w_full + self.w_masked == 0:
+            raise ValueError("loss weights w-full and w-masked must be >= 0 and not both 0")
         if self.lr <= 0 or self.temperature <= 0 or self.weight_decay < 0:
             raise ValueError("lr and temperature must be > 0, weight-decay >= 0")
         return self

@@ -54,8 +54,10 @@ def resolve_device(name: str) -> torch.device:
 
 
 def set_threads() -> int:
-    """Use every core this process may run on."""
+    """Use every core this process may run on, or COMM_DIAG_THREADS where a sweep
+    shares the cores between worker processes."""
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    n = int(os.environ.get("COMM_DIAG_THREADS", n))
     torch.set_num_threads(n)
     return n
 

@@ -91,8 +91,8 @@ def verdicts(rows: list[dict], probe: str = "linear", representation: str = "fus
 
 
 def _fmt(v: Verdict) -> str:
-    ci = f" ±{v.ci95:.1f}" if v.n_seeds > 1 else ""
-    return f"{v.mean:.1f}{ci}"
+    sd = f" ±{v.std:.1f}" if v.n_seeds > 1 else ""
+    return f"{v.mean:.1f}{sd}"
 
 
 def figure4(rows: list[dict], path: Path, probe: str = "linear") -> Path:
@@ -141,23 +141,26 @@ def learning_curves(runs: Sequence[Path], path: Path, probe: str = "linear") -> 
         p = run / "probes_by_epoch.csv"
         if p.is_file():
             df = pd.read_csv(p)
-            df["run"] = run.name
             frames.append(df)
     if not frames:
         return None
     df = pd.concat(frames)
     df = df[(df["probe"] == probe) & (df["representation"] == "fused")]
-    g = sns.relplot(df, x="epoch", y="balanced_accuracy", hue="run", col="task", col_order=list(TASKS),
+    tasks = [t for t in TASKS if t in set(df["task"])]
+    # one line per method (mean over seeds, band: 95% CI when there are several)
+    g = sns.relplot(df, x="epoch", y="balanced_accuracy", hue="method", col="task", col_order=tasks,
                     kind="line", marker="o", height=2.6, aspect=1.0, facet_kws={"ylim": (0, 100)})
-    for ax, task in zip(g.axes.flat, TASKS):
+    for ax, task in zip(g.axes.flat, tasks):
         ax.axhline(chance(task), color="k", linestyle="--", linewidth=1)
     g.savefig(path, dpi=120)
     plt.close(g.figure)
     return path
 
 
-def write_report(runs: Sequence[Path], out: Path | str, title: str = "comm-diag report") -> dict:
-    """summary.csv, figure4.png, learning_curves.png (if any), report.md in ``out``."""
+def write_report(runs: Sequence[Path], out: Path | str, title: str = "comm-diag report",
+                 sections: Sequence[str] = ()) -> dict:
+    """summary.csv, figure4.png, learning_curves.png (if any), report.md in ``out``;
+    ``sections``: markdown lines added after the tables (a study's expectations)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows, notes = summary_rows(runs)
@@ -169,7 +172,7 @@ def write_report(runs: Sequence[Path], out: Path | str, title: str = "comm-diag 
     ver = verdicts(rows)
     lines = [f"# {title}", "", f"comm-diag {tg.__version__}. Runs: {len(runs)}.", "",
              "Linear probe (class-weighted logistic regression) on the fused representation, balanced "
-             "accuracy in % on the unbiased test pairs (mean ± 95% CI half-width over seeds). "
+             "accuracy in % on the unbiased test pairs (mean ± std over seeds). "
              "R: shape (shared), U: texture of x1, S: synergy label. In brackets: the same architecture "
              "at random initialisation.", "",
              "| method | R | U | S | verdict R | verdict U | verdict S | seeds | source |",
@@ -192,7 +195,8 @@ def write_report(runs: Sequence[Path], out: Path | str, title: str = "comm-diag 
                 cell.append(f"{np.mean([r['balanced_accuracy'] for r in s]):.1f} / "
                             f"{np.mean([r['auroc'] for r in s]):.1f}" if s else "–")
             lines.append(f"| {m} | {' | '.join(cell)} |")
-    lines += ["", f"Verdict rule: {RULE}", "", f"![Figure 4]({fig.name})"]
+    lines += [*([""] + list(sections) if sections else []), "", f"Verdict rule: {RULE}", "",
+              f"![Figure 4]({fig.name})"]
     if curves:
         lines += ["", f"![learning curves]({curves.name})"]
     lines += ["", "All scores: `summary.csv` (columns " + ",".join(PROBE_COLUMNS) + ")."]

@@ -2,7 +2,8 @@
 
 Writes RUN/probes.json (every score, seed, config, package version) and the
 tidy RUN/probes.csv with exactly the columns of ``PROBE_COLUMNS``; with
-``every_epoch`` also RUN/probes_by_epoch.csv (same columns plus ``epoch``).
+``every=k`` also RUN/probes_by_epoch.csv (every k-th saved epoch, plus the first
+and the last; same columns plus ``epoch``).
 """
 
 from __future__ import annotations
@@ -86,11 +87,11 @@ def _write_csv(path: Path, rows: Iterable[dict], columns: Sequence[str]) -> None
 
 def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None,
               probes: Sequence[str] = ("linear",), tasks: Sequence[str] = TASKS,
-              representations: Optional[Sequence[str]] = None, every_epoch: bool = False,
+              representations: Optional[Sequence[str]] = None, every: int = 0,
               label: Optional[str] = None, device: str = "cpu",
               on_model: Optional[Callable[[str], None]] = None) -> list[dict]:
     """Probe the run's last epoch and its initialisation (method ``<label>@init``);
-    with ``every_epoch`` every saved epoch too. Returns the probes.csv rows."""
+    with ``every=k`` every k-th saved epoch too (learning curves). Returns the probes.csv rows."""
     run = Path(run)
     try:
         model, meta = load_run(run, device=device)
@@ -100,7 +101,9 @@ def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None
     cfg = meta["train"]
     name, seed = label or cfg["method"], cfg["seed"]
     epochs = saved_epochs(run)
-    wanted = epochs if every_epoch else sorted({0, epochs[-1]})
+    if every < 0:
+        raise ProbeError(f"every must be >= 0 epochs, got {every}")
+    wanted = sorted({0, epochs[-1], *(e for e in epochs if every and e % every == 0)})
     by_epoch = []
     for e in wanted:
         if on_model:
@@ -112,9 +115,9 @@ def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None
     init = [{**r, "method": f"{name}@init"} for r in by_epoch if r["epoch"] == 0]
     rows = last + init if epochs[-1] != 0 else init
     _write_csv(run / "probes.csv", rows, PROBE_COLUMNS)
-    if every_epoch:
+    if every:
         _write_csv(run / "probes_by_epoch.csv", by_epoch, ("epoch", *PROBE_COLUMNS))
     (run / "probes.json").write_text(json.dumps({
         "package_version": tg.__version__, "config": meta, "epoch": epochs[-1], "probes": list(probes),
-        "data": str(ds.root), "rows": rows, "by_epoch": by_epoch if every_epoch else None}, indent=2))
+        "data": str(ds.root), "rows": rows, "by_epoch": by_epoch if every else None}, indent=2))
     return rows

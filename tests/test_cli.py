@@ -136,3 +136,33 @@ def test_cli__quickstart_smoke_end_to_end_and_rerun_skips(tmp_path):
     assert (out / "figure4.png").is_file() and "report.md" in r.output or (out / "report.md").is_file()
     r = run("quickstart", "--preset", "smoke", "--out", out)
     assert r.exit_code == 0 and r.output.count("skipped") == 6
+
+
+# ----------------------------------------------------------------------------- ablate
+
+def test_cli__ablate_list_and_bad_input(tmp_path):
+    r = run("ablate", "--list-studies")
+    assert r.exit_code == 0 and all(s in r.output for s in ("loss", "fusion", "augment"))
+    r = run("ablate", "augment", "--list", "--extra", "--seeds", "0,1")
+    assert r.exit_code == 0 and "color_on_both" in r.output and "aug1=none" in r.output
+    for args, msg in [(["nope"], "unknown study 'nope'; choose from loss, fusion, augment"),
+                      (["loss", "--seeds", "1,x"], "seeds must look like"),
+                      (["fusion", "--executor", "slurm"], "unknown executor"),
+                      ([], "name a study")]:
+        r = run("ablate", *args, "--out", tmp_path / "a")
+        assert r.exit_code == 1 and msg in r.output and "Traceback" not in r.output, r.output
+
+
+def test_cli__ablate_fusion_runs_resumes_and_guards_its_folder(tmp_path, tiny_dataset, tiny_synergy_dataset):
+    out = tmp_path / "fusion"
+    common = ["--preset", "smoke", "--epochs", "1", "--data", tiny_dataset.root, "--data", tiny_synergy_dataset.root,
+              "--out", out]
+    r = run("ablate", "fusion", *common)
+    assert r.exit_code == 0, r.output
+    assert "linear fusion loses synergy" in r.output and (out / "report.md").is_file()
+    r = run("ablate", "fusion", *common)
+    assert r.exit_code == 0 and r.output.count("skipped") == 4
+    r = run("ablate", "fusion", *common, "--only", "4")
+    assert r.exit_code == 1 and "out of range" in r.output
+    r = run("ablate", "loss", *common)
+    assert r.exit_code == 1 and "holds another experiment" in r.output

@@ -18,7 +18,7 @@ def probed_runs(tmp_path_factory, tiny_dataset, tiny_synergy_dataset):
     for method in ("comm", "cross"):
         for name, ds in (("unbiased", tiny_dataset), ("synergy", tiny_synergy_dataset)):
             run = train(TrainConfig(method=method, **CFG), ds, root / f"{method}-{name}")
-            probe_run(run, every_epoch=(method == "comm"))
+            probe_run(run, every=1 if method == "comm" else 0)
             runs.append(run)
     return root, runs
 

@@ -1,0 +1,119 @@
+"""Where the runs of a sweep execute: this process, local worker processes, or Ray tasks.
+
+Every executor takes the same ``RunJob`` list and leaves the same files: each job
+writes only its own run folder, so jobs never share a file whatever runs them.
+An executor returns when every job finished; the first failing job's error is
+raised (the other jobs still finish or stop with what they saved).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from multiprocessing import get_context
+from typing import Callable, Optional, Sequence
+
+from .sweep import Hooks, RunJob, execute, is_done
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    os.environ["COMM_DIAG_THREADS"] = str(threads)  # comm.train.set_threads honours it
+
+
+def _execute_quietly(job: RunJob) -> str:
+    return execute(job)
+
+
+def run_local(jobs: Sequence[RunJob], hooks: Hooks, workers: int = 1, **_: object) -> list[str]:
+    """``workers`` = 1: in this process, with step-level progress. More: that many
+    spawned processes sharing the cores (torch threads = cores // workers each)."""
+    if workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    if workers == 1:
+        done = []
+        for job in jobs:
+            done.append(execute(job, hooks))
+            if hooks.on_done:
+                hooks.on_done(job)
+        return done
+    threads = max(1, usable_cores() // workers)
+    hooks.on_stage(f"{len(jobs)} runs on {workers} worker processes, {threads} thread(s) each")
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_worker_init,
+                             initargs=(threads,)) as pool:
+        futures = {pool.submit(_execute_quietly, job): job for job in jobs}
+        try:
+            pending = set(futures)
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for f in finished:
+                    f.result()  # re-raises the job's error here
+                    hooks.on_stage(f"{futures[f].name}: finished")
+                    if hooks.on_done:
+                        hooks.on_done(futures[f])
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+    return [job.run for job in jobs]
+
+
+RAY_HINT = "the ray executor needs Ray: pip install -e '.[ray]' (or pip install 'ray>=2.9')"
+
+
+def run_ray(jobs: Sequence[RunJob], hooks: Hooks, address: Optional[str] = None, cpus_per_run: float = 1.0,
+            gpus_per_run: float = 0.0, **_: object) -> list[str]:
+    """Each job a Ray task with its own CPU/GPU request, on a local Ray instance
+    (``address`` None) or the cluster at ``address``. Every node must see the
+    dataset and output folders at the same paths (a shared file system)."""
+    try:
+        import ray
+    except ImportError:
+        raise ValueError(RAY_HINT) from None
+    todo = [j for j in jobs if not is_done(j)]
+    for j in jobs:
+        if j not in todo:
+            hooks.on_stage(f"{j.name}: done already, skipped")
+    if not todo:
+        return [j.run for j in jobs]
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"COMM_DIAG_THREADS": str(max(1, int(cpus_per_run)))}})
+    try:
+        remote = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)(_execute_quietly)
+        refs = {remote.remote(job): job for job in todo}
+        hooks.on_stage(f"{len(todo)} runs submitted to Ray ({cpus_per_run:g} CPU, {gpus_per_run:g} GPU each)")
+        pending = list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            try:
+                ray.get(ready[0])
+            except ray.exceptions.RayTaskError as e:
+                for r in pending:
+                    ray.cancel(r)
+                cause = e.cause if getattr(e, "cause", None) is not None else e
+                raise cause from None
+            hooks.on_stage(f"{refs[ready[0]].name}: finished")
+            if hooks.on_done:
+                hooks.on_done(refs[ready[0]])
+    finally:
+        if started_here:
+            ray.shutdown()
+    return [j.run for j in jobs]
+
+
+EXECUTORS: dict[str, Callable[..., list[str]]] = {"local": run_local, "ray": run_ray}
+
+
+def run_jobs(jobs: Sequence[RunJob], hooks: Optional[Hooks] = None, executor: str = "local", **options) -> list[str]:
+    """Run every job with the named executor (options: workers; address, cpus_per_run, gpus_per_run)."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
+    return EXECUTORS[executor](jobs, hooks or Hooks(), **options)

@@ -1,0 +1,197 @@
+"""Many runs of one experiment: a plan (variants x seeds x datasets), its execution, its folder.
+
+Quickstart, ablation studies and ``comm-diag check`` are all a list of ``RunJob``s:
+one training + probing each, in its own folder, skipped when finished and resumed
+when interrupted. Jobs are plain data, so worker processes and Ray tasks run them
+the same way (``probes.executors``).
+
+The R/U/S protocol (paper Figure 4): a variant trained on unbiased pairs is probed
+for redundancy and uniqueness, trained on synergy-biased pairs for synergy; given a
+single dataset, every task is probed on it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import trifeature_gen as tg
+from comm.config import PRESET_DATA, TrainConfig
+from comm.train import StepInfo, data_fingerprint, same_config, saved_epochs, train
+
+from .suite import probe_run
+from .tasks import TASKS
+
+# What a run on each kind of data measures, and where: R and U on the fused
+# representation, S also on each modality alone (synergy only in the fused one is the
+# signature of fusion). Probing only these cuts probe time by ~3x.
+TASKS_OF = {"unbiased": ("redundancy", "uniqueness1", "uniqueness2"), "synergy": ("synergy",), "all": TASKS}
+REPRESENTATIONS_OF: dict[str, Optional[tuple[str, ...]]] = {"unbiased": ("fused",), "synergy": None, "all": None}
+
+
+@dataclass
+class Hooks:
+    """Progress callbacks of a long job (the CLI draws bars from them)."""
+
+    on_stage: Callable[[str], None] = lambda msg: None
+    on_generate: Optional[Callable[[int, int], None]] = None
+    on_step: Optional[Callable[[StepInfo], None]] = None
+    on_done: Optional[Callable[["RunJob"], None]] = None  # a job finished (any executor)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One arm of an experiment: a label (the ``method`` column of probes.csv) and the
+    TrainConfig fields it changes from the preset."""
+
+    name: str
+    overrides: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """One training + probing, as plain data (picklable for processes and Ray)."""
+
+    name: str  # run folder name, unique in a plan
+    label: str  # the ``method`` column of its probes.csv
+    config: dict  # TrainConfig.to_dict()
+    data: str  # dataset folder
+    kind: str  # unbiased | synergy | all: which tasks it is probed for
+    run: str  # run folder
+    every: int = 0  # also probe every k-th saved epoch (learning curves); 0: init and last only
+    probes: tuple[str, ...] = ("linear",)
+
+    @property
+    def seed(self) -> int:
+        return self.config["seed"]
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0,1,2' or '0-2' -> [0, 1, 2]; ValueError with one sentence otherwise."""
+    try:
+        seeds: list[int] = []
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part[1:]:
+                a, b = part.split("-", 1)
+                seeds += list(range(int(a), int(b) + 1))
+            else:
+                seeds.append(int(part))
+    except ValueError:
+        raise ValueError(f"seeds must look like 0,1,2 or 0-2, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ValueError(f"seeds must be distinct non-negative integers, got {text!r}")
+    return seeds
+
+
+def dataset_spec(preset_name: str, synergy: bool, seed: int = 0, **overrides) -> tg.DatasetSpec:
+    return tg.DatasetSpec(**{**PRESET_DATA[preset_name], **overrides}, synergy=synergy, seed=seed)
+
+
+def ensure_dataset(spec: tg.DatasetSpec, path: Path, hooks: Hooks) -> tg.Dataset:
+    """Load the dataset at path if it is this spec, else generate it."""
+    if (path / "manifest.json").is_file():
+        ds = tg.load(path)
+        if ds.spec == spec:
+            return ds
+        raise ValueError(f"{path} holds a dataset with other settings; remove it or choose another --out")
+    tg.generate(spec, path, progress=hooks.on_generate)
+    return tg.load(path)
+
+
+def preset_datasets(out: Path, preset_name: str, hooks: Hooks, data_overrides: Optional[dict] = None) -> dict[str, tg.Dataset]:
+    """The preset's unbiased and synergy datasets (same seed: same images and probe pairs)."""
+    datasets = {}
+    for kind, biased in (("unbiased", False), ("synergy", True)):
+        hooks.on_stage(f"dataset: {kind}")
+        datasets[kind] = ensure_dataset(dataset_spec(preset_name, biased, **(data_overrides or {})),
+                                        out / "data" / kind, hooks)
+    return datasets
+
+
+def given_datasets(paths: Sequence[Path | str]) -> dict[str, tg.Dataset]:
+    """User datasets: one (every task probed on it) or an unbiased + a synergy one."""
+    dss = [tg.load(p) for p in paths]
+    if len(dss) == 1:
+        return {"all": dss[0]}
+    kinds = sorted(ds.spec.synergy for ds in dss)
+    if len(dss) != 2 or kinds != [False, True]:
+        raise ValueError("give --data once (every task is probed on it) or twice: an unbiased and a synergy dataset")
+    return {("synergy" if ds.spec.synergy else "unbiased"): ds for ds in dss}
+
+
+def plan(base: TrainConfig, variants: Sequence[Variant], seeds: Sequence[int], data: dict[str, Path | str],
+         out: Path, every: int = 0, probes: Sequence[str] = ("linear",)) -> list[RunJob]:
+    """Every (seed, variant, dataset) run, in the order they execute (seed-major, so the
+    first seed of every variant finishes first). ``data``: kind -> dataset folder."""
+    jobs = []
+    for seed in seeds:
+        for v in variants:
+            cfg = base.replace(**v.overrides, seed=seed).validate()
+            for kind, path in data.items():
+                name = f"{v.name}-{kind}-seed{seed}" if kind != "all" else f"{v.name}-seed{seed}"
+                jobs.append(RunJob(name=name, label=v.name, config=cfg.to_dict(), data=str(path), kind=kind,
+                                   run=str(out / "runs" / name), every=every, probes=tuple(probes)))
+    return jobs
+
+
+def claim(out: Path, identity: dict) -> None:
+    """Mark ``out`` as this experiment's folder (OUT/sweep.json); ValueError if another
+    experiment (other study, datasets or settings) wrote it."""
+    path = out / "sweep.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        old.pop("package_version", None)
+        if old != identity:
+            diff = [k for k in identity if old.get(k) != identity[k]]
+            raise ValueError(f"{out} holds another experiment (different {', '.join(diff) or 'settings'}); "
+                             f"remove it or choose another --out")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**identity, "package_version": tg.__version__}, indent=2))
+
+
+def identity(kind: str, name: str, base: TrainConfig, datasets: dict[str, tg.Dataset]) -> dict:
+    return {"experiment": kind, "name": name, "train_config": {k: v for k, v in base.to_dict().items() if k != "device"},
+            "data": {k: data_fingerprint(ds) for k, ds in datasets.items()}}
+
+
+def _trained_epochs(run: Path, cfg: TrainConfig) -> list[int]:
+    """Epochs saved in a run folder written with this config (ValueError if another config)."""
+    if not (run / "config.json").is_file():
+        return []
+    saved = json.loads((run / "config.json").read_text())["train"]
+    if not same_config(saved, cfg.to_dict()):
+        raise ValueError(f"{run} holds a run with other settings; remove it or choose another --out")
+    return saved_epochs(run) if (run / "checkpoints").is_dir() else []
+
+
+def is_done(job: RunJob) -> bool:
+    return (Path(job.run) / "probes.csv").is_file() and \
+        TrainConfig.from_dict(job.config).epochs in _trained_epochs(Path(job.run), TrainConfig.from_dict(job.config))
+
+
+def execute(job: RunJob, hooks: Optional[Hooks] = None, ds: Optional[tg.Dataset] = None) -> str:
+    """Run one job: skipped if finished, resumed if interrupted, then probed. Returns the run folder."""
+    hooks = hooks or Hooks()
+    cfg = TrainConfig.from_dict(job.config)
+    run = Path(job.run)
+    trained = cfg.epochs in _trained_epochs(run, cfg)
+    if trained and (run / "probes.csv").is_file():
+        hooks.on_stage(f"{job.name}: done already, skipped")
+        return job.run
+    ds = ds or tg.load(job.data)
+    if not trained:
+        resume = (run / "checkpoints" / "last.pt").is_file()
+        hooks.on_stage(f"{job.name}: {'resuming' if resume else 'training'} {job.label}")
+        train(cfg, ds, run, resume=resume, on_step=hooks.on_step)
+    hooks.on_stage(f"{job.name}: probing")
+    probe_run(run, data=ds, label=job.label, every=job.every, probes=job.probes, tasks=TASKS_OF[job.kind],
+              representations=REPRESENTATIONS_OF[job.kind])
+    return job.run
+
+
+def folders(datasets: dict[str, tg.Dataset]) -> dict[str, str]:
+    return {k: str(ds.root) for k, ds in datasets.items()}

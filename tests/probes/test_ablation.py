@@ -1,0 +1,151 @@
+"""Studies as data, the sweep engine (plan, claim, skip/resume, executors) and study reports."""
+
+import csv
+import json
+
+import pytest
+
+from comm.config import preset
+from probes.ablation import run_study, study_jobs
+from probes.executors import run_jobs
+from probes.studies import STUDIES, Measured, check_expectations
+from probes.sweep import Variant, parse_seeds, plan
+from probes.verdict import verdict
+
+TINY_EPOCHS = dict(preset_name="smoke", epochs=1)
+
+
+def _data(tiny_dataset, tiny_synergy_dataset):
+    return [tiny_dataset.root, tiny_synergy_dataset.root]
+
+
+def test_every_study_expands_to_valid_distinct_runs(tmp_path):
+    for study in STUDIES.values():
+        jobs = study_jobs(study, tmp_path, seeds=[0, 1], extra=True, dry=True)
+        assert len(jobs) == len(study.all_variants(True)) * 2 * 2  # variants x seeds x (unbiased, synergy)
+        assert len({j.run for j in jobs}) == len(jobs)
+        assert {j.kind for j in jobs} == {"unbiased", "synergy"}
+        for v in study.all_variants(True):  # each variant's changes reach its config
+            cfg = next(j.config for j in jobs if j.label == v.name)
+            assert all(cfg[k] == val for k, val in v.overrides.items())
+
+
+def test_plan_is_seed_major_and_validates_configs(tmp_path):
+    jobs = plan(preset("smoke"), [Variant("a"), Variant("b", {"fusion": "linear"})], [3, 4], {"all": "d"}, tmp_path)
+    assert [(j.label, j.seed) for j in jobs] == [("a", 3), ("b", 3), ("a", 4), ("b", 4)]
+    with pytest.raises(ValueError, match="unknown fusion"):
+        plan(preset("smoke"), [Variant("bad", {"fusion": "xor"})], [0], {"all": "d"}, tmp_path)
+    with pytest.raises(ValueError, match="not both 0"):
+        plan(preset("smoke"), [Variant("bad", {"w_full": 0.0, "w_masked": 0.0})], [0], {"all": "d"}, tmp_path)
+
+
+def _measured(means: dict[str, dict[str, float]], curves=None) -> Measured:
+    chance = {"R": 10.0, "U": 10.0, "S": 50.0}
+    ver = {v: {k: verdict([m[k]], [chance[k]], chance[k]) for k in m} for v, m in means.items()}
+    return Measured(ver, curves or {})
+
+
+def test_loss_expectations_read_the_measured_table():
+    paper = _measured({"full": dict(R=99, U=85, S=70), "full_only": dict(R=95, U=60, S=60),
+                       "masked_only": dict(R=99, U=85, S=50)},
+                      curves={"full": dict(R=90, U=70, S=65), "full_only": dict(R=70, U=40, S=55),
+                              "masked_only": dict(R=95, U=80, S=50)})
+    assert [ok for _, ok in check_expectations(STUDIES["loss"], paper)] == [True, True, True, True]
+    wrong = _measured({"full": dict(R=99, U=12, S=52), "full_only": dict(R=95, U=60, S=60),
+                       "masked_only": dict(R=99, U=85, S=70)},
+                      curves={"full": dict(R=50, U=20, S=50), "full_only": dict(R=70, U=40, S=55)})
+    assert [ok for _, ok in check_expectations(STUDIES["loss"], wrong)] == [True, False, False, False]
+    partial = _measured({"full": dict(R=99, U=85, S=70)})
+    assert check_expectations(STUDIES["fusion"], partial)[1][1] is None  # "linear" not run
+
+
+def test_parse_seeds():
+    assert parse_seeds("0,2") == [0, 2] and parse_seeds("1-3") == [1, 2, 3]
+    for bad in ("", "a", "1,1", "-1"):
+        with pytest.raises(ValueError):
+            parse_seeds(bad)
+
+
+@pytest.fixture(scope="module")
+def fusion_study(tmp_path_factory, tiny_dataset, tiny_synergy_dataset):
+    out = tmp_path_factory.mktemp("study") / "fusion"
+    result = run_study("fusion", out, data=_data(tiny_dataset, tiny_synergy_dataset), **TINY_EPOCHS)
+    return out, result
+
+
+def test_study_runs_probes_and_reports(fusion_study):
+    out, result = fusion_study
+    rows = list(csv.DictReader(open(out / "summary.csv")))
+    assert {r["method"] for r in rows} == {"attention", "linear", "attention@init", "linear@init"}
+    # R and U come from the unbiased runs, S from the synergy runs (also per modality)
+    assert {r["task"] for r in rows if r["method"] == "linear"} == {"redundancy", "uniqueness1", "uniqueness2",
+                                                                    "synergy"}
+    cfg = json.loads((out / "runs" / "linear-synergy-seed0" / "config.json").read_text())["train"]
+    assert cfg["fusion"] == "linear" and cfg["epochs"] == 1
+    report = (out / "report.md").read_text()
+    assert "Expected pattern" in report and "linear fusion loses synergy" in report
+    held = json.loads((out / "expectations.json").read_text())["expectations"]
+    assert len(held) == 3 and all(e["held"] in (True, False) for e in held)
+    assert [e["held"] for e in held] == [ok for _, ok in result["expectations"]]
+    assert (out / "figure4.png").stat().st_size > 1000
+
+
+def test_study_rerun_skips_and_folder_is_claimed(fusion_study, tiny_dataset, tiny_synergy_dataset):
+    out, _ = fusion_study
+    stages = []
+    from probes.sweep import Hooks
+
+    run_study("fusion", out, data=_data(tiny_dataset, tiny_synergy_dataset), hooks=Hooks(on_stage=stages.append),
+              **TINY_EPOCHS)
+    assert sum("done already, skipped" in s for s in stages) == 4
+    with pytest.raises(ValueError, match="holds another experiment"):
+        run_study("loss", out, data=_data(tiny_dataset, tiny_synergy_dataset), **TINY_EPOCHS)
+    with pytest.raises(ValueError, match="holds another experiment"):  # same study, other data
+        run_study("fusion", out, data=[tiny_dataset.root], **TINY_EPOCHS)
+    with pytest.raises(ValueError, match="out of range"):
+        run_study("fusion", out, data=_data(tiny_dataset, tiny_synergy_dataset), only=7, **TINY_EPOCHS)
+
+
+def test_loss_study_one_run_with_learning_curve(tmp_path, tiny_dataset):
+    out = tmp_path / "loss"
+    result = run_study("loss", out, data=[tiny_dataset.root], only=2, every=1, **TINY_EPOCHS)
+    runs = sorted(p.name for p in (out / "runs").iterdir())
+    assert runs == ["masked_only-seed0"]  # run 2 of the list: one dataset, so one run per variant
+    by_epoch = list(csv.DictReader(open(out / "runs" / runs[0] / "probes_by_epoch.csv")))
+    assert {r["epoch"] for r in by_epoch} == {"0", "1"}
+    assert (out / "learning_curves.png").is_file()
+    held = dict(result["expectations"])
+    assert held["full loss: R, U and S are all captured"] is None  # "full" was not run
+
+
+def test_two_worker_processes_match_one(tmp_path, tiny_dataset, monkeypatch):
+    jobs1 = plan(preset("smoke").replace(epochs=1), [Variant("a"), Variant("b", {"fusion": "linear"})], [0],
+                 {"all": str(tiny_dataset.root)}, tmp_path / "one")
+    jobs2 = plan(preset("smoke").replace(epochs=1), [Variant("a"), Variant("b", {"fusion": "linear"})], [0],
+                 {"all": str(tiny_dataset.root)}, tmp_path / "two")
+    monkeypatch.setenv("COMM_DIAG_THREADS", "1")  # what each of 2 workers gets on 2 cores: same arithmetic
+    run_jobs(jobs1, workers=1)
+    run_jobs(jobs2, workers=2)
+    for j1, j2 in zip(jobs1, jobs2):
+        l1 = [r["loss"] for r in csv.DictReader(open(f"{j1.run}/log.csv"))]
+        l2 = [r["loss"] for r in csv.DictReader(open(f"{j2.run}/log.csv"))]
+        assert len(l1) == 4 and l1 == l2
+        assert open(f"{j1.run}/probes.csv").read() == open(f"{j2.run}/probes.csv").read()
+
+
+def test_ray_executor_runs_a_two_run_study(tmp_path, tiny_dataset, monkeypatch):
+    pytest.importorskip("ray")
+    jobs = plan(preset("smoke").replace(epochs=1), [Variant("a"), Variant("b", {"fusion": "linear"})], [0],
+                {"all": str(tiny_dataset.root)}, tmp_path / "ray")
+    local = plan(preset("smoke").replace(epochs=1), [Variant("a"), Variant("b", {"fusion": "linear"})], [0],
+                 {"all": str(tiny_dataset.root)}, tmp_path / "local")
+    run_jobs(jobs, executor="ray", cpus_per_run=1)  # each task: 1 CPU, so 1 torch thread
+    monkeypatch.setenv("COMM_DIAG_THREADS", "1")
+    run_jobs(local, executor="local")
+    for jr, jl in zip(jobs, local):
+        assert open(f"{jr.run}/probes.csv").read() == open(f"{jl.run}/probes.csv").read()
+
+
+def test_unknown_executor():
+    with pytest.raises(ValueError, match="unknown executor"):
+        run_jobs([], executor="slurm")
