@@ -431,5 +431,105 @@ def ablate(
         console.print(f"done in {time.perf_counter() - t0:.0f} s; report: {out / 'report.md'}")
 
 
+# ----------------------------------------------------------------------------- check / methods
+
+@app.command()
+def check(
+    target: Annotated[str, typer.Argument(help="Your method: path/to/file.py:ClassName, package.module:ClassName, "
+                                               "or a name from `comm-diag methods`.", show_default=False)],
+    out: Annotated[Optional[Path], typer.Option(help="Output folder [default: check-out/CLASSNAME].")] = None,
+    data: Annotated[Optional[list[Path]], typer.Option(
+        help="Dataset(s): once (every task probed on it) or an unbiased and a synergy one "
+             "[default: the preset's pair, generated in the output folder].")] = None,
+    preset_name: PresetOpt = "cpu",
+    seeds: SeedsOpt = "0",
+    epochs: EpochsOpt = None,
+    controls: Annotated[bool, typer.Option("--controls/--no-controls",
+                                           help="Also train CoMM, Cross and Cross+Self with the same budget "
+                                                "(the random-init floor is always measured).")] = True,
+    require: Annotated[Optional[str], typer.Option(
+        help="Exit with code 3 unless these are captured: redundancy, uniqueness, synergy (comma list).")] = None,
+    workers: WorkersOpt = 1,
+    executor: ExecutorOpt = "local",
+    address: AddressOpt = None,
+    cpus_per_run: CpusOpt = 1.0,
+    gpus_per_run: GpusOpt = 0.0,
+) -> None:
+    """Does your SSL method capture redundancy, uniqueness and synergy? Trains it beside the references."""
+    import time
+
+    from comm.methods.plugins import label_of, load_class, normalize_target
+    from probes.check import NAMES, REQUIRE_EXIT, parse_require, unmet
+    from probes.check import check as run_check
+    from probes.sweep import parse_seeds
+
+    with user_errors():
+        required = parse_require(require)
+        seed_list = parse_seeds(seeds)
+        options = executor_options(executor, workers, address, cpus_per_run, gpus_per_run)
+        load_class(normalize_target(target))  # a broken method fails here, before any work
+        out = out or Path("check-out") / label_of(normalize_target(target))
+        t0 = time.perf_counter()
+        with sweep_progress("run the same command again to resume") as hooks:
+            result = run_check(target, out, preset_name=preset_name, seeds=seed_list, data=data or (),
+                               epochs=epochs, controls=controls, hooks=hooks, executor=executor, **options)
+        console.print(_check_table(result))
+        console.print(result["conclusion"], highlight=False)
+        console.print(f"done in {time.perf_counter() - t0:.0f} s; report: {out / 'report.md'}")
+    missing = unmet(result, required)
+    if missing:
+        err.print(f"[bold red]required but not captured:[/] {', '.join(NAMES[k] for k in missing)}",
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(code=REQUIRE_EXIT)
+
+
+def _check_table(result: dict) -> Table:
+    label, ver = result["label"], result["verdicts"]
+    others = [m for m in ver if m != label]
+    t = Table(title="linear probe, fused representation, balanced accuracy %")
+    for c in ("", f"{label} (95% CI)", "random init", "chance", *others, "verdict"):
+        t.add_column(c, justify="right" if c else "left")
+    from probes.check import NAMES
+    from probes.report import INTERACTIONS
+    from probes.tasks import chance
+
+    for k, task in INTERACTIONS.items():
+        v = ver.get(label, {}).get(k)
+        if v is None:
+            continue
+        init = [r["balanced_accuracy"] for r in result["rows"] if r["method"] == f"{label}@init"
+                and r["task"] == task and r["probe"] == "linear" and r["representation"] == "fused"]
+        ci = f" ±{v.ci95:.1f}" if v.n_seeds > 1 else ""
+        t.add_row(NAMES[k], f"{v.mean:.1f}{ci}", f"{sum(init) / len(init):.1f}" if init else "-",
+                  f"{chance(task):.0f}", *(f"{ver[m][k].mean:.1f}" if k in ver[m] else "-" for m in others),
+                  v.verdict)
+    return t
+
+
+@app.command()
+def methods() -> None:
+    """The methods `train`, `check` and `--method` accept: built-ins and installed plugins."""
+    from comm.methods import METHODS
+    from comm.methods.plugins import ENTRY_POINT_GROUP, PluginError, installed, load_class
+
+    def summary(cls: type) -> str:
+        return " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+
+    t = Table(title="methods")
+    for c in ("name", "source", "what it is"):
+        t.add_column(c)
+    for name, cls in METHODS.items():
+        t.add_row(name, "built-in", summary(cls))
+    for name, value in installed().items():
+        try:
+            doc = summary(load_class(name))
+        except PluginError as e:
+            doc = f"[red]cannot load: {e}[/]"
+        t.add_row(name, f"plugin {value}", doc)
+    console.print(t)
+    console.print(f"Plugins register in the {ENTRY_POINT_GROUP!r} entry-point group; any class can also be given "
+                  f"as path/to/file.py:ClassName or package.module:ClassName.", highlight=False)
+
+
 if __name__ == "__main__":
     app()

@@ -14,7 +14,7 @@ class TrainConfig(DictConfig):
 
     _what = "training settings"
 
-    method: str = "comm"  # key of comm.methods.METHODS
+    method: str = "comm"  # comm.methods.METHODS key, plugin name, or module:Class / file.py:Class
     encoder: str = "alexnet"  # key of comm.encoders.ENCODERS
     width: float = 0.25  # encoder channel multiplier (alexnet only; 1.0 = torchvision's)
     fusion: str = "transformer"  # key of comm.methods.FUSIONS (CoMM only)
@@ -44,10 +44,11 @@ class TrainConfig(DictConfig):
     def validate(self) -> "TrainConfig":
         from .augment import parse_policy
         from .encoders import ENCODERS
-        from .methods import FUSIONS, METHODS
+        from .methods import FUSIONS
+        from .methods.plugins import load_class
 
-        for name, value, choices in [("method", self.method, METHODS), ("encoder", self.encoder, ENCODERS),
-                                     ("fusion", self.fusion, FUSIONS)]:
+        load_class(self.method)  # PluginError (a ValueError) naming the problem
+        for name, value, choices in [("encoder", self.encoder, ENCODERS), ("fusion", self.fusion, FUSIONS)]:
             if value not in choices:
                 raise ValueError(f"unknown {name} {value!r}; choose from {', '.join(choices)}")
         if self.device not in ("auto", "cpu", "cuda"):

@@ -166,3 +166,38 @@ def test_cli__ablate_fusion_runs_resumes_and_guards_its_folder(tmp_path, tiny_da
     assert r.exit_code == 1 and "out of range" in r.output
     r = run("ablate", "loss", *common)
     assert r.exit_code == 1 and "holds another experiment" in r.output
+
+
+# ----------------------------------------------------------------------------- check
+
+EXAMPLE = "examples/late_fusion_simclr.py:LateFusionSimCLR"
+
+
+def test_cli__check_example_method_with_controls(tmp_path, tiny_dataset, tiny_synergy_dataset, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # the README's relative path works from the root
+    out = tmp_path / "check"
+    r = run("check", EXAMPLE, "--preset", "smoke", "--epochs", "1", "--data", tiny_dataset.root,
+            "--data", tiny_synergy_dataset.root, "--out", out, "--require", "redundancy,synergy")
+    rows = list(csv.DictReader(open(out / "summary.csv")))
+    assert {r["method"] for r in rows} >= {"LateFusionSimCLR", "comm", "cross", "cross_self", "LateFusionSimCLR@init"}
+    report = (out / "report.md").read_text()
+    assert "## Conclusion" in report and "LateFusionSimCLR captures" in report and "figure4.png" in report
+    # exit code 3 exactly when a required interaction is not captured, per the report's own verdicts
+    line = next(x for x in report.splitlines() if x.startswith("| LateFusionSimCLR |"))
+    verdicts = [c.strip() for c in line.split("|")[5:8]]  # verdict R, U, S
+    missing = verdicts[0] != "captured" or verdicts[2] != "captured"
+    assert r.exit_code == (3 if missing else 0), r.output
+    assert ("required but not captured" in r.output) == missing
+
+
+def test_cli__check_bad_methods_fail_in_one_line(tmp_path):
+    bad = tmp_path / "m.py"
+    bad.write_text("from comm.methods import Method\nclass M(Method):\n    pass\n")
+    for target, msg in [(f"{bad}:M", "does not implement the method interface: missing step"),
+                        (f"{tmp_path}/none.py:M", "no such file"),
+                        ("simclr", "unknown method 'simclr'")]:
+        r = run("check", target, "--out", tmp_path / "c")
+        assert r.exit_code == 1 and msg in r.output and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "c").exists()  # nothing generated or trained for a broken method

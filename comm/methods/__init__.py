@@ -12,9 +12,10 @@ FUSIONS = ("transformer", "linear")
 
 
 def build_method(cfg, n_modalities: int = 2) -> Method:
-    if cfg.method not in METHODS:
-        raise ValueError(f"unknown method {cfg.method!r}; choose from {', '.join(METHODS)}")
-    return METHODS[cfg.method](cfg, n_modalities)
+    """``cfg.method``: a built-in, an installed plugin, or a 'where:Class' target (``plugins``)."""
+    from .plugins import load_class
+
+    return load_class(cfg.method)(cfg, n_modalities)
 
 
 __all__ = ["METHODS", "FUSIONS", "Method", "CoMM", "Cross", "CrossSelf", "build_method", "normalize"]

@@ -1,0 +1,129 @@
+"""User methods: loading by file, module and entry point; clear errors for broken ones."""
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from comm.config import preset
+from comm.methods import CoMM
+from comm.methods.plugins import PluginError, installed, label_of, load_class, normalize_target, preflight
+from probes.check import sample_pairs
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = f"{ROOT / 'examples' / 'late_fusion_simclr.py'}:LateFusionSimCLR"
+
+# a user's method file, with the one thing wrong that each case names
+HEADER = """
+import torch
+from torch import nn
+from comm.methods import Method
+
+class Base(Method):
+    def __init__(self, cfg, n_modalities=2):
+        super().__init__(cfg, n_modalities)
+        self.lin = nn.Linear(3, 4)
+    def features(self, xs):
+        return {"fused": torch.cat([self.lin(x.mean(dim=(2, 3))) for x in xs], 1)}
+    def step(self, xs, augment):
+        return {"loss": self.features([a(x) for a, x in zip(augment, xs)])["fused"].pow(2).mean()}
+"""
+CASES = {
+    "Base": (None, None),
+    "NotAMethod": ("class NotAMethod:\n    pass", "not a subclass of comm.methods.Method"),
+    "NoStep": ("class NoStep(Method):\n    def features(self, xs):\n        return {}", "missing step"),
+    "NoFeatures": ("class NoFeatures(Method):\n    def step(self, xs, augment):\n        return {}",
+                   "missing features"),
+    "Boom": ("class Boom(Base):\n    def step(self, xs, augment):\n        return 1 / 0",
+             "first training step raised ZeroDivisionError"),
+    "NaN": ("class NaN(Base):\n    def step(self, xs, augment):\n"
+            "        return {'loss': super().step(xs, augment)['loss'] * float('nan')}", "non-finite loss"),
+    "Vector": ("class Vector(Base):\n    def step(self, xs, augment):\n"
+               "        return {'loss': self.features(xs)['fused'].mean(0)}", "must be a scalar tensor"),
+    "NoLoss": ("class NoLoss(Base):\n    def step(self, xs, augment):\n        return {'l': 0}", "'loss' entry"),
+    "Detached": ("class Detached(Base):\n    def step(self, xs, augment):\n"
+                 "        return {'loss': torch.tensor(1.0)}", "does not depend on any parameter"),
+    "NoFused": ("class NoFused(Base):\n    def features(self, xs):\n        return {'z': xs[0]}\n"
+                "    def step(self, xs, augment):\n        return {'loss': self.lin(xs[0].mean(dim=(2, 3))).sum()}",
+                "'fused' entry"),
+    "BadInit": ("class BadInit(Base):\n    def __init__(self, cfg, n_modalities=2):\n"
+                "        raise KeyError('width')", "building it from the config raised KeyError"),
+}
+
+
+@pytest.fixture(scope="module")
+def user_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("user") / "my_methods.py"
+    path.write_text(HEADER + "\n\n".join(textwrap.dedent(code) for code, _ in CASES.values() if code) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def pairs(tiny_dataset):
+    return sample_pairs(tiny_dataset, 8)
+
+
+def test_load_builtin_file_and_module(user_file, monkeypatch):
+    assert load_class("comm") is CoMM
+    assert load_class(f"{user_file}:Base").__name__ == "Base"
+    monkeypatch.syspath_prepend(str(user_file.parent))
+    assert load_class("my_methods:Base").__name__ == "Base"
+    assert label_of(normalize_target("x/y.py:Cls")) == "Cls" and normalize_target("x/y.py:Cls").startswith("/")
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if n != "Base"])
+def test_broken_methods_are_named(name, user_file, pairs):
+    msg = CASES[name][1]
+    cfg = preset("smoke").replace(method=f"{user_file}:{name}")
+    with pytest.raises(PluginError, match=msg):
+        load_class(cfg.method)
+        preflight(cfg, pairs)
+
+
+def test_import_errors_and_missing_things_are_named(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("import numpy\nraise RuntimeError('no GPU here')\n")
+    with pytest.raises(PluginError, match="importing .*bad.py raised RuntimeError: no GPU here"):
+        load_class(f"{bad}:X")
+    with pytest.raises(PluginError, match="no such file"):
+        load_class(f"{tmp_path / 'missing.py'}:X")
+    with pytest.raises(PluginError, match="cannot import 'no_such_pkg.mod'"):
+        load_class("no_such_pkg.mod:X")
+    with pytest.raises(PluginError, match="unknown method 'simclr'; choose from comm, cross, cross_self"):
+        load_class("simclr")
+
+
+def test_example_and_builtins_pass_preflight(pairs):
+    for method in (EXAMPLE, "comm", "cross", "cross_self"):
+        preflight(preset("smoke").replace(method=method), pairs)
+
+
+def test_entry_point_plugin_is_discovered(tmp_path, monkeypatch):
+    (tmp_path / "plug_pkg.py").write_text(HEADER)
+    dist = tmp_path / "plug_pkg-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: plug-pkg\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[comm_diag.methods]\nmy_base = plug_pkg:Base\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert installed()["my_base"] == "plug_pkg:Base"
+    assert load_class("my_base").__name__ == "Base"
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    r = CliRunner().invoke(app, ["methods"])
+    assert r.exit_code == 0 and "my_base" in r.output and "plugin plug_pkg:Base" in r.output
+    sys.modules.pop("plug_pkg", None)
+
+
+def test_user_method_trains(tmp_path, tiny_dataset):
+    from comm.train import train
+
+    run = train(preset("smoke").replace(method=EXAMPLE, batch_size=32), tiny_dataset, tmp_path / "run")
+    import csv
+
+    rows = list(csv.DictReader(open(run / "log.csv")))
+    assert len(rows) == 8 and {"simclr_1", "simclr_2", "loss"} <= set(rows[0])
+    assert all(torch.isfinite(torch.tensor(float(r["loss"]))) for r in rows)
