@@ -172,7 +172,8 @@ def _train_bar(bar: Progress, label: str):
 @app.command()
 def train(
     data: Annotated[Path, typer.Option(help="Dataset folder (from `comm-diag generate`).")],
-    method: Annotated[str, typer.Option(help="Method: comm, cross, cross_self.")] = "comm",
+    method: Annotated[str, typer.Option(help="Method: comm, cross, cross_self, a plugin name (`comm-diag methods`) "
+                                             "or path/to/file.py:ClassName.")] = "comm",
     encoder: Annotated[Optional[str], typer.Option(help="Encoder: alexnet, resnet18, resnet50.")] = None,
     fusion: Annotated[Optional[str], typer.Option(help="CoMM fusion: transformer or linear.")] = None,
     preset_name: Annotated[str, typer.Option("--preset", help="cpu (default), paper or smoke.")] = "cpu",
@@ -188,25 +189,47 @@ def train(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     out: Annotated[Optional[Path], typer.Option(help="Run folder [default: runs/METHOD-seedSEED].")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the run's last checkpoint.")] = False,
+    nproc: Annotated[int, typer.Option(help="Data-parallel processes on this machine (torchrun; gloo on CPU, "
+                                            "NCCL on GPUs); the batch size is per process.")] = 1,
 ) -> None:
     """Train a method on a dataset's train pairs (checkpoint every epoch, resumable)."""
+    import os
+
+    from comm import distributed
     from comm.config import preset
+    from comm.methods.plugins import label_of, normalize_target
     from comm.train import train as train_run
 
     with user_errors():
+        method = normalize_target(method)
+        out = out or Path("runs") / f"{label_of(method)}-seed{seed}"
+        if nproc > 1 and not distributed.launched():
+            options = dict(data=data, method=method, encoder=encoder, fusion=fusion, preset=preset_name,
+                           epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                           temperature=temperature, aug1=aug1, aug2=aug2, crop_min=crop_min, seed=seed,
+                           device=device, out=out)
+            argv = ["train", *(f"--{k.replace('_', '-')}={v}" for k, v in options.items() if v is not None),
+                    *(["--resume"] if resume else [])]
+            code = distributed.launch(nproc, argv)
+            if code != 0:
+                raise UserError(f"a training process failed (exit code {code}; its message is above); "
+                                f"finished epochs are kept: add --resume to continue")
+            console.print(f"trained {label_of(method)} on {nproc} processes: {out}")
+            return
+        quiet = int(os.environ.get("RANK", "0")) != 0  # only rank 0 reports under torchrun
         cfg = preset(preset_name).replace(method=method, encoder=encoder, fusion=fusion, epochs=epochs,
                                           batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                                           temperature=temperature, aug1=aug1, aug2=aug2, crop_min=crop_min, seed=seed,
                                           device=device).validate()
         ds = tg.load(data)
-        out = out or Path("runs") / f"{method}-seed{seed}"
-        with progress_bar() as bar:
-            on_step = _train_bar(bar, f"train {method}")
+        with (contextlib.nullcontext() if quiet else progress_bar()) as bar:
+            on_step = None if quiet else _train_bar(bar, f"train {label_of(method)}")
             try:
                 train_run(cfg, ds, out, resume=resume, on_step=on_step)
             except KeyboardInterrupt:
                 raise UserError(f"interrupted; the last finished epoch is kept: resume with --resume --out {out}")
-        console.print(f"trained {method}: {out}")
+        if not distributed.launched():
+            console.print(f"trained {label_of(method)}: {out}")
 
 
 @app.command()

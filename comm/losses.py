@@ -1,7 +1,10 @@
 """Contrastive losses as pure functions (no state; the learnable CLIP scale is passed in).
 
 All embeddings are compared by cosine similarity; the other samples of the
-batch are the negatives.
+batch are the negatives. Under data-parallel training the batch is that of all
+processes (``comm.distributed.gather``): each process scores its own B anchors
+against the N*B candidates, and the mean over processes is the loss of the whole
+batch.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from .distributed import gather, offset
 
 
 def _check_pair(a: Tensor, b: Tensor) -> None:
@@ -44,10 +49,18 @@ def info_nce(a: Tensor, b: Tensor, temperature: float = 0.1) -> Tensor:
     _check_pair(a, b)
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
-    logits = torch.einsum("id,jd->ij", a, b) / temperature  # BxB
-    labels = torch.arange(a.shape[0], device=a.device)
-    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+    return _symmetric_ce(F.normalize(a, dim=1), F.normalize(b, dim=1), 1.0 / temperature)
+
+
+def _symmetric_ce(a: Tensor, b: Tensor, scale: Tensor | float) -> Tensor:
+    """1/2 [CE(scale a b_all^T) + CE(scale b a_all^T)] for unit-norm BxD a, b, where x_all
+    is x of every process (N*B x D; x itself in one process) and the positive of
+    anchor i is its own row in x_all."""
+    a_all, b_all = gather(a), gather(b)  # (N*B)xD
+    labels = offset(a.shape[0]) + torch.arange(a.shape[0], device=a.device)
+    logits_ab = scale * torch.einsum("id,jd->ij", a, b_all)  # Bx(N*B)
+    logits_ba = scale * torch.einsum("id,jd->ij", b, a_all)  # Bx(N*B)
+    return 0.5 * (F.cross_entropy(logits_ab, labels) + F.cross_entropy(logits_ba, labels))
 
 
 def nce_mutual_information(loss: Tensor, batch_size: int) -> Tensor:
@@ -68,10 +81,7 @@ def clip_loss(a: Tensor, b: Tensor, logit_scale: Tensor, max_scale: float = 100.
     """
     _check_pair(a, b)
     scale = logit_scale.clamp(max=math.log(max_scale)).exp()
-    a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
-    logits = scale * torch.einsum("id,jd->ij", a, b)  # BxB
-    labels = torch.arange(a.shape[0], device=a.device)
-    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+    return _symmetric_ce(F.normalize(a, dim=1), F.normalize(b, dim=1), scale)
 
 
 def comm_loss(

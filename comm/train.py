@@ -23,6 +23,7 @@ import torch
 
 import trifeature_gen as tg
 
+from . import distributed as dist
 from .augment import Augment
 from .config import PRESET_DATA, TrainConfig
 from .methods import Method, build_method
@@ -133,6 +134,10 @@ def train(
 ) -> Path:
     """Train ``cfg.method`` on the dataset's train pairs; returns the run folder.
 
+    Under torchrun (N processes) it trains data-parallel: every global batch of
+    N x batch_size pairs is split between the processes, the losses see the
+    negatives of all of them, and only rank 0 writes files or reports progress.
+
     Writes RUN/config.json (resolved config + data fingerprint), RUN/log.csv (one
     row per step: every loss term, lr, pairs/s), RUN/checkpoints/last.pt (model +
     optimiser, atomically, at the end of every epoch) and
@@ -141,10 +146,22 @@ def train(
     cfg.validate()
     ds = data if isinstance(data, tg.Dataset) else tg.load(data)
     check_data(cfg, ds)
-    device = resolve_device(cfg.device)
+    joined = not dist.is_distributed() and dist.launched()
+    gpu = dist.init_from_env()
+    try:
+        return _train(cfg, ds, Path(out), resume, on_step if dist.rank() == 0 else None, log_every,
+                      gpu or resolve_device(cfg.device))
+    finally:
+        if joined:
+            dist.shutdown()
+
+
+def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, log_every: int,
+           device: torch.device) -> Path:
+    rank, world = dist.rank(), dist.world_size()
+    main = rank == 0
     if device.type == "cpu":
         set_threads()
-    out = Path(out)
     ckdir = out / CHECKPOINTS
     last = ckdir / "last.pt"
     meta = run_config(cfg, ds)
@@ -164,23 +181,33 @@ def train(
         start_epoch = state["epoch"]
     elif last.is_file():
         raise TrainingError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    dist.barrier()  # every rank has checked the folder before rank 0 writes into it
 
-    ckdir.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(meta, indent=2))
-    if start_epoch == 0:
-        _atomic_save({"model": model.state_dict(), "epoch": 0}, ckdir / "epoch_000.pt")
+    global_batch = cfg.batch_size * world
+    if global_batch > len(ds.pairs["train"]):
+        raise ValueError(f"{world} processes x batch {cfg.batch_size} is more than the "
+                         f"{len(ds.pairs['train'])} training pairs")
+    if main:
+        ckdir.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps({**meta, "processes": world}, indent=2))
+        if start_epoch == 0:
+            _atomic_save({"model": model.state_dict(), "epoch": 0}, ckdir / "epoch_000.pt")
 
     images = to_device_images(ds.images["train"], device)
     p = ds.pairs["train"]
     i1, i2 = torch.from_numpy(p.i1).to(device), torch.from_numpy(p.i2).to(device)
-    steps_per_epoch = len(p) // cfg.batch_size
+    steps_per_epoch = len(p) // global_batch
     augs = augmenters(model, cfg)
+    # DDP averages the gradients; the losses gather the negatives of every process
+    forward = torch.nn.parallel.DistributedDataParallel(model) \
+        if world > 1 else model.step
     log_path = out / "log.csv"
-    _truncate_log(log_path, start_epoch * steps_per_epoch)
+    if main:
+        _truncate_log(log_path, start_epoch * steps_per_epoch)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
-    log_file = open(log_path, "a", newline="")
-    writer, header = csv.writer(log_file), log_path.stat().st_size > 0
+    log_file = open(log_path, "a", newline="") if main else open(os.devnull, "w")
+    writer, header = csv.writer(log_file), main and log_path.stat().st_size > 0
     try:
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
             model.train()
@@ -192,33 +219,38 @@ def train(
                 gstep = (epoch - 1) * steps_per_epoch + step
                 for group in opt.param_groups:
                     group["lr"] = lr_at(cfg, gstep, steps_per_epoch)
-                idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+                # this process's share of the global batch (all of it in one process)
+                start = step * global_batch + rank * cfg.batch_size
+                idx = perm[start:start + cfg.batch_size]
                 xs = [images[i1[idx]].float() / 255.0, images[i2[idx]].float() / 255.0]  # Bx3xHxW each
-                gen = torch.Generator(device=device).manual_seed(cfg.seed * 7_919_993 + gstep)
+                gen = torch.Generator(device=device).manual_seed(cfg.seed * 7_919_993 + gstep + rank * 1_000_000_007)
                 fns = [lambda x, a=a: a(x, gen) for a in augs]
                 with autocast:
-                    out_terms = model.step(xs, fns)
+                    out_terms = forward(xs, fns)
                 loss = out_terms["loss"]
-                if not torch.isfinite(loss):
-                    raise TrainingError(f"the loss became {float(loss.detach())} at epoch {epoch}, step {step + 1}; "
+                # every rank sees the mean terms, so all stop together on a non-finite loss
+                values = dist.mean_over_ranks(torch.stack([v.detach().float() for v in out_terms.values()]))
+                terms = dict(zip(out_terms, values.tolist()))
+                if not math.isfinite(terms["loss"]):
+                    raise TrainingError(f"the loss became {terms['loss']} at epoch {epoch}, step {step + 1}; "
                                         f"the last good checkpoint is kept in {ckdir}")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                rate = (step + 1) * cfg.batch_size / (time.perf_counter() - t0)
+                rate = (step + 1) * global_batch / (time.perf_counter() - t0)
                 if (step + 1) % log_every == 0 or step + 1 == steps_per_epoch:
-                    terms = {k: float(v.detach()) for k, v in out_terms.items()}
                     if not header:
                         writer.writerow(["epoch", "step", "global_step", "lr", *terms, "pairs_per_s"])
                         header = True
                     writer.writerow([epoch, step + 1, gstep + 1, f"{lr_at(cfg, gstep, steps_per_epoch):.6g}",
                                      *(f"{v:.6g}" for v in terms.values()), f"{rate:.1f}"])
                 if on_step is not None:
-                    on_step(StepInfo(epoch, step + 1, steps_per_epoch, cfg.epochs, gstep + 1, float(loss.detach()), rate))
+                    on_step(StepInfo(epoch, step + 1, steps_per_epoch, cfg.epochs, gstep + 1, terms["loss"], rate))
             log_file.flush()
-            state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "config": meta}
-            _atomic_save({"model": state["model"], "epoch": epoch}, ckdir / f"epoch_{epoch:03d}.pt")
-            _atomic_save(state, last)
+            if main:
+                state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "config": meta}
+                _atomic_save({"model": state["model"], "epoch": epoch}, ckdir / f"epoch_{epoch:03d}.pt")
+                _atomic_save(state, last)
     finally:
         log_file.close()
     return out

@@ -53,6 +53,10 @@ class Method(nn.Module):
     def step(self, xs: Sequence[Tensor], augment: Sequence[AugmentFn]) -> dict[str, Tensor]:
         raise NotImplementedError
 
+    def forward(self, xs: Sequence[Tensor], augment: Sequence[AugmentFn]) -> dict[str, Tensor]:
+        """``step``: what DistributedDataParallel calls to synchronise gradients."""
+        return self.step(xs, augment)
+
     def encode(self, i: int, x: Tensor) -> Any:
         raise NotImplementedError
 
