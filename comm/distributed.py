@@ -42,18 +42,23 @@ def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def init_from_env() -> torch.device | None:
-    """Join the process group torchrun describes (gloo on CPU, NCCL on GPU); returns
-    this process's CUDA device (None on CPU). Does nothing outside torchrun."""
+def init_from_env(device: str = "auto") -> torch.device | None:
+    """Join the process group torchrun describes: NCCL with one GPU per process, or
+    gloo on CPU (``device`` cpu, or no CUDA). Returns this process's CUDA device
+    (None on CPU). Does nothing outside torchrun."""
     if not launched() or dist.is_initialized():
         return None
-    cuda = torch.cuda.is_available()
-    device = None
+    cuda = device != "cpu" and torch.cuda.is_available()
+    n = int(os.environ["WORLD_SIZE"])
+    if cuda and torch.cuda.device_count() < n:
+        raise ValueError(f"{n} processes need {n} GPUs with NCCL but this machine has "
+                         f"{torch.cuda.device_count()}; use --nproc {torch.cuda.device_count()} or --device cpu")
+    gpu = None
     if cuda:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
+        gpu = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(gpu)
     dist.init_process_group("nccl" if cuda else "gloo", timeout=TIMEOUT)
-    return device
+    return gpu
 
 
 def shutdown() -> None:
@@ -112,7 +117,7 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
            "-m", "cli", *argv]
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    if not torch.cuda.is_available():
+    if not torch.cuda.is_available() or "--device=cpu" in argv:
         # the cores are shared between the processes
         n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         env.setdefault("COMM_DIAG_THREADS", str(max(1, n // nproc)))

@@ -147,7 +147,7 @@ def train(
     ds = data if isinstance(data, tg.Dataset) else tg.load(data)
     check_data(cfg, ds)
     joined = not dist.is_distributed() and dist.launched()
-    gpu = dist.init_from_env()
+    gpu = dist.init_from_env(cfg.device)
     try:
         return _train(cfg, ds, Path(out), resume, on_step if dist.rank() == 0 else None, log_every,
                       gpu or resolve_device(cfg.device))

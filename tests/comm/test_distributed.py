@@ -108,7 +108,7 @@ def test_ddp_run_checkpoints_and_resumes_after_a_kill_to_the_same_weights(tmp_pa
     (tmp_path / "m.py").write_text(PAUSING)
     flag = tmp_path / "pause"
     monkeypatch.setenv("PAUSE_FLAG", str(flag))
-    args = ["train", "--data", tiny_dataset.root, "--preset", "smoke", "--batch-size", 32, "--nproc", 2,
+    args = ["train", "--data", tiny_dataset.root, "--preset", "smoke", "--batch-size", 32, "--nproc", 2, "--device", "cpu",
             "--epochs", 2, "--method", f"{tmp_path / 'm.py'}:Pausing"]
     r = _cli(*args, "--out", tmp_path / "whole")
     assert r.returncode == 0, r.stderr[-3000:]
@@ -150,7 +150,7 @@ class FailsOnRank1(Cross):
 
 def test_a_failed_rank_ends_the_run_with_a_message(tmp_path, tiny_dataset):
     (tmp_path / "m.py").write_text(FAILING)
-    r = _cli("train", "--data", tiny_dataset.root, "--preset", "smoke", "--batch-size", 32, "--nproc", 2,
+    r = _cli("train", "--data", tiny_dataset.root, "--preset", "smoke", "--batch-size", 32, "--nproc", 2, "--device", "cpu",
              "--method", f"{tmp_path / 'm.py'}:FailsOnRank1", "--out", tmp_path / "run", timeout=240)
     assert r.returncode == 1
     assert "rank 1 fails on purpose" in r.stderr and "a training process failed" in r.stderr
