@@ -14,7 +14,7 @@ from rich.table import Table
 import trifeature_gen as tg
 from trifeature_gen.factors import FACTOR_NAMES
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Which multimodal interactions does a self-supervised method learn? "
                        "Controlled bimodal Trifeature experiments (CoMM, ICLR 2025).")
 console = Console()
