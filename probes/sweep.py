@@ -189,7 +189,7 @@ def execute(job: RunJob, hooks: Optional[Hooks] = None, ds: Optional[tg.Dataset]
         train(cfg, ds, run, resume=resume, on_step=hooks.on_step)
     hooks.on_stage(f"{job.name}: probing")
     probe_run(run, data=ds, label=job.label, every=job.every, probes=job.probes, tasks=TASKS_OF[job.kind],
-              representations=REPRESENTATIONS_OF[job.kind])
+              representations=REPRESENTATIONS_OF[job.kind], device=cfg.device)  # features on the training device
     return job.run
 
 
