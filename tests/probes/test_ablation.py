@@ -149,3 +149,12 @@ def test_ray_executor_runs_a_two_run_study(tmp_path, tiny_dataset, monkeypatch):
 def test_unknown_executor():
     with pytest.raises(ValueError, match="unknown executor"):
         run_jobs([], executor="slurm")
+
+
+def test_ray_executor_without_ray_says_how_to_install(monkeypatch, tmp_path, tiny_dataset):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where Ray is not installed
+    jobs = plan(preset("smoke"), [Variant("a")], [0], {"all": str(tiny_dataset.root)}, tmp_path)
+    with pytest.raises(ValueError, match=r"pip install -e '\.\[ray\]'"):
+        run_jobs(jobs, executor="ray")
