@@ -167,6 +167,9 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
     meta = run_config(cfg, ds)
 
     model = build_model(cfg, device)
+    if world > 1 and device.type == "cuda":
+        # batch statistics over all processes' samples, as in one process (SyncBatchNorm has no CPU kernel)
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start_epoch = 0
     if resume:
