@@ -169,20 +169,21 @@ def _trained_epochs(run: Path, cfg: TrainConfig) -> list[int]:
 
 
 def is_done(job: RunJob) -> bool:
-    return (Path(job.run) / "probes.csv").is_file() and \
-        TrainConfig.from_dict(job.config).epochs in _trained_epochs(Path(job.run), TrainConfig.from_dict(job.config))
+    """Trained to its last epoch and probed (ValueError if its folder holds another run)."""
+    cfg = TrainConfig.from_dict(job.config)
+    return cfg.epochs in _trained_epochs(Path(job.run), cfg) and (Path(job.run) / "probes.csv").is_file()
 
 
-def execute(job: RunJob, hooks: Optional[Hooks] = None, ds: Optional[tg.Dataset] = None) -> str:
+def execute(job: RunJob, hooks: Optional[Hooks] = None) -> str:
     """Run one job: skipped if finished, resumed if interrupted, then probed. Returns the run folder."""
     hooks = hooks or Hooks()
+    if is_done(job):
+        hooks.on_stage(f"{job.name}: done already, skipped")
+        return job.run
     cfg = TrainConfig.from_dict(job.config)
     run = Path(job.run)
     trained = cfg.epochs in _trained_epochs(run, cfg)
-    if trained and (run / "probes.csv").is_file():
-        hooks.on_stage(f"{job.name}: done already, skipped")
-        return job.run
-    ds = ds or tg.load(job.data)
+    ds = tg.load(job.data)
     if not trained:
         resume = (run / "checkpoints" / "last.pt").is_file()
         hooks.on_stage(f"{job.name}: {'resuming' if resume else 'training'} {job.label}")
