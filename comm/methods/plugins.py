@@ -148,6 +148,9 @@ def preflight(cfg, xs: Sequence[torch.Tensor]) -> None:
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or loss.dim() != 0:
         shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
         raise PluginError(f"{name}: step()['loss'] must be a scalar tensor, got {shape}")
+    for key, term in out.items():
+        if not isinstance(term, torch.Tensor) or term.numel() != 1:
+            raise PluginError(f"{name}: step()[{key!r}] must be a scalar tensor (every returned term is logged)")
     if not torch.isfinite(loss):
         raise PluginError(f"{name}: its first training step returned a non-finite loss ({float(loss.detach())})")
     if not loss.requires_grad:

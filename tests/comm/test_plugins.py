@@ -42,6 +42,8 @@ CASES = {
             "        return {'loss': super().step(xs, augment)['loss'] * float('nan')}", "non-finite loss"),
     "Vector": ("class Vector(Base):\n    def step(self, xs, augment):\n"
                "        return {'loss': self.features(xs)['fused'].mean(0)}", "must be a scalar tensor"),
+    "BadTerm": ("class BadTerm(Base):\n    def step(self, xs, augment):\n"
+                "        return {**super().step(xs, augment), 'acc': 0.5}", "step\\(\\)\\['acc'\\] must be a scalar"),
     "NoLoss": ("class NoLoss(Base):\n    def step(self, xs, augment):\n        return {'l': 0}", "'loss' entry"),
     "Detached": ("class Detached(Base):\n    def step(self, xs, augment):\n"
                  "        return {'loss': torch.tensor(1.0)}", "does not depend on any parameter"),
