@@ -203,6 +203,13 @@ def train(
     with user_errors():
         method = normalize_target(method)
         out = out or Path("runs") / f"{label_of(method)}-seed{seed}"
+        cfg = preset(preset_name).replace(method=method, encoder=encoder, fusion=fusion, epochs=epochs,
+                                          batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                                          temperature=temperature, aug1=aug1, aug2=aug2, crop_min=crop_min, seed=seed,
+                                          device=device).validate()
+        ds = tg.load(data)
+        if nproc < 1:
+            raise UserError(f"--nproc must be >= 1, got {nproc}")
         if nproc > 1 and not distributed.launched():
             options = dict(data=data, method=method, encoder=encoder, fusion=fusion, preset=preset_name,
                            epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
@@ -217,11 +224,6 @@ def train(
             console.print(f"trained {label_of(method)} on {nproc} processes: {out}")
             return
         quiet = int(os.environ.get("RANK", "0")) != 0  # only rank 0 reports under torchrun
-        cfg = preset(preset_name).replace(method=method, encoder=encoder, fusion=fusion, epochs=epochs,
-                                          batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                                          temperature=temperature, aug1=aug1, aug2=aug2, crop_min=crop_min, seed=seed,
-                                          device=device).validate()
-        ds = tg.load(data)
         with (contextlib.nullcontext() if quiet else progress_bar()) as bar:
             on_step = None if quiet else _train_bar(bar, f"train {label_of(method)}")
             try:

@@ -201,3 +201,10 @@ def test_cli__check_bad_methods_fail_in_one_line(tmp_path):
         r = run("check", target, "--out", tmp_path / "c")
         assert r.exit_code == 1 and msg in r.output and "Traceback" not in r.output, r.output
     assert not (tmp_path / "c").exists()  # nothing generated or trained for a broken method
+
+
+def test_cli__train_nproc_bad_input_fails_before_launching(tmp_path, tiny_dataset):
+    for args, msg in [(["--method", "simclr"], "unknown method 'simclr'"), (["--nproc", "0"], "--nproc must be >= 1")]:
+        r = run("train", "--data", tiny_dataset.root, "--preset", "smoke", "--nproc", "2", *args, "--out", tmp_path / "r")
+        assert r.exit_code == 1 and msg in r.output and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "r").exists()
