@@ -303,6 +303,9 @@ EpochsOpt = Annotated[Optional[int], typer.Option(help="Override the preset's ep
 WorkersOpt = Annotated[int, typer.Option(help="Runs in parallel worker processes (local executor).")]
 ExecutorOpt = Annotated[str, typer.Option(help="Where runs execute: local or ray (pip install -e '.[ray]').")]
 AddressOpt = Annotated[Optional[str], typer.Option(help="Ray cluster address [default: a local Ray instance].")]
+DataOpt = Annotated[Optional[list[Path]], typer.Option(
+    help="Dataset(s) from `comm-diag generate`: once (every task probed on it) or an unbiased and a synergy one "
+         "[default: the preset's pair, generated in the output folder].")]
 CpusOpt = Annotated[float, typer.Option(help="Ray: CPUs requested per run.")]
 GpusOpt = Annotated[float, typer.Option(help="Ray: GPUs requested per run.")]
 
@@ -388,9 +391,7 @@ def _study_names() -> str:
 def ablate(
     study: Annotated[str, typer.Argument(help="Study name (--list-studies shows them all).", show_default=False)] = "",
     out: Annotated[Optional[Path], typer.Option(help="Study folder [default: ablations/STUDY].")] = None,
-    data: Annotated[Optional[list[Path]], typer.Option(
-        help="Dataset(s) from `comm-diag generate`: once (every task probed on it) or an unbiased and a "
-             "synergy one [default: the preset's pair, generated in the study folder].")] = None,
+    data: DataOpt = None,
     preset_name: PresetOpt = "cpu",
     seeds: SeedsOpt = "0",
     epochs: EpochsOpt = None,
@@ -463,9 +464,7 @@ def check(
     target: Annotated[str, typer.Argument(help="Your method: path/to/file.py:ClassName, package.module:ClassName, "
                                                "or a name from `comm-diag methods`.", show_default=False)],
     out: Annotated[Optional[Path], typer.Option(help="Output folder [default: check-out/CLASSNAME].")] = None,
-    data: Annotated[Optional[list[Path]], typer.Option(
-        help="Dataset(s): once (every task probed on it) or an unbiased and a synergy one "
-             "[default: the preset's pair, generated in the output folder].")] = None,
+    data: DataOpt = None,
     preset_name: PresetOpt = "cpu",
     seeds: SeedsOpt = "0",
     epochs: EpochsOpt = None,

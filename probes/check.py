@@ -20,7 +20,7 @@ from comm.config import preset
 from comm.methods.plugins import label_of, load_class, normalize_target, preflight
 
 from .executors import run_jobs
-from .report import INTERACTIONS, write_report
+from .report import write_report
 from .sweep import Hooks, Variant, claim, folders, given_datasets, identity, plan, preset_datasets
 from .verdict import Verdict
 
@@ -111,11 +111,12 @@ def check(target: str, out: Path | str, *, preset_name: str = "cpu", seeds: Sequ
     runs = [Path(r) for r in run_jobs(jobs, hooks, executor, **executor_options)]
     hooks.on_stage("report")
     result = write_report(runs, out, title=f"comm-diag check {label} ({preset_name} preset)")
-    syn = {rep: float(np.mean([r["balanced_accuracy"] for r in result["rows"] if r["method"] == label
-                               and r["task"] == "synergy" and r["probe"] == "linear" and r["representation"] == rep]))
-           for rep in ("modality1", "modality2")
-           if any(r["method"] == label and r["task"] == "synergy" and r["representation"] == rep
-                  for r in result["rows"])}
+    alone: dict[str, list[float]] = {}  # synergy of each modality alone, per seed
+    for r in result["rows"]:
+        if r["method"] == label and r["task"] == "synergy" and r["probe"] == "linear" \
+                and r["representation"] in ("modality1", "modality2"):
+            alone.setdefault(r["representation"], []).append(r["balanced_accuracy"])
+    syn = {rep: float(np.mean(v)) for rep, v in alone.items()}
     text = conclusion(label, result["verdicts"], syn)
     report = (out / "report.md").read_text().splitlines()
     (out / "report.md").write_text("\n".join([report[0], "", "## Conclusion", "", text, *report[1:]]) + "\n")
@@ -128,4 +129,4 @@ def unmet(result: dict, required: Sequence[str]) -> list[str]:
     return [k for k in required if k not in mine or mine[k].verdict != "captured"]
 
 
-__all__ = ["check", "conclusion", "parse_require", "unmet", "CONTROLS", "INTERACTIONS", "REQUIRE_EXIT"]
+__all__ = ["check", "conclusion", "parse_require", "unmet", "CONTROLS", "REQUIRE_EXIT"]
