@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -42,33 +43,71 @@ class LatentConverter(nn.Module):
 
 
 class TransformerFusion(nn.Module):
-    """A learnable [CLS] token, then one Transformer block over all modalities' tokens.
+    """A learnable [CLS] token, then one Transformer block (pre-norm, GELU) over all
+    modalities' tokens; Z is the [CLS] output.
 
     Masking a modality excludes its tokens from attention (key padding mask), so
     the same network gives Z (all modalities) and Z_i (modality i alone).
 
     forward(tokens: n tensors BxL_ixd, keep: optional bool n-list) -> Bxd
+    readouts(tokens, keeps: list of bool n-lists) -> list of Bxd, one per keep
+
+    Only the [CLS] row of the block's output is used, and with one block the rows
+    do not interact after attention, so the block is evaluated for that row alone:
+    keys and values of every token, one query, and the output projection and MLP
+    on B rows instead of B x (1 + sum L_i). Z and every Z_i share the keys and
+    values (LayerNorm and the projections act per token), so ``readouts`` computes
+    them once. The parameters are those of ``nn.TransformerEncoderLayer`` (kept as
+    ``self.block``, so ``block_reference`` can evaluate it whole for the tests).
     """
 
     uses_tokens = True
 
-    def __init__(self, d: int, heads: int = 8, mlp_ratio: float = 4.0, dropout: float = 0.0):
+    def __init__(self, d: int, heads: int = 8, mlp_ratio: float = 4.0):
         super().__init__()
         self.cls = nn.Parameter(torch.zeros(1, 1, d))
         nn.init.trunc_normal_(self.cls, std=0.02)
-        self.block = nn.TransformerEncoderLayer(d, heads, int(d * mlp_ratio), dropout=dropout,
+        self.block = nn.TransformerEncoderLayer(d, heads, int(d * mlp_ratio), dropout=0.0,
                                                 activation="gelu", batch_first=True, norm_first=True)
         self.norm = nn.LayerNorm(d)
 
-    def forward(self, tokens: Sequence[Tensor], keep: Optional[Sequence[bool]] = None) -> Tensor:
+    def _with_cls(self, tokens: Sequence[Tensor]) -> Tensor:
         b = tokens[0].shape[0]
-        x = torch.cat([self.cls.expand(b, -1, -1), *tokens], dim=1)  # Bx(1+sum L_i)xd
-        if keep is None or all(keep):
-            mask = None
-        else:
-            flags = [torch.zeros(1, dtype=torch.bool)] + [
-                torch.full((t.shape[1],), not k, dtype=torch.bool) for t, k in zip(tokens, keep)]
-            mask = torch.cat(flags).to(x.device).unsqueeze(0).expand(b, -1)  # Bx(1+sum L_i), True = ignore
+        return torch.cat([self.cls.expand(b, -1, -1), *tokens], dim=1)  # Bx(1+sum L_i)xd
+
+    @staticmethod
+    def _ignored(tokens: Sequence[Tensor], keep: Sequence[bool], device: torch.device) -> Tensor:
+        """(1+sum L_i,) bool, True where a token is masked out; the [CLS] token never is."""
+        flags = [torch.zeros(1, dtype=torch.bool)] + [
+            torch.full((t.shape[1],), not k, dtype=torch.bool) for t, k in zip(tokens, keep)]
+        return torch.cat(flags).to(device)
+
+    def readouts(self, tokens: Sequence[Tensor], keeps: Sequence[Optional[Sequence[bool]]]) -> list[Tensor]:
+        blk, attn = self.block, self.block.self_attn
+        x = self._with_cls(tokens)
+        b, n, d = x.shape
+        heads = attn.num_heads
+        h = blk.norm1(x)
+        w, bias = attn.in_proj_weight, attn.in_proj_bias
+        q = F.linear(h[:, :1], w[:d], bias[:d]).view(b, 1, heads, d // heads).transpose(1, 2)  # BxHx1x(d/H)
+        k = F.linear(h, w[d:2 * d], bias[d:2 * d]).view(b, n, heads, d // heads).transpose(1, 2)  # BxHxNx(d/H)
+        v = F.linear(h, w[2 * d:], bias[2 * d:]).view(b, n, heads, d // heads).transpose(1, 2)  # BxHxNx(d/H)
+        rows = []
+        for keep in keeps:
+            allowed = None if keep is None or all(keep) else ~self._ignored(tokens, keep, x.device).view(1, n)  # 1xN
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)  # BxHx1x(d/H)
+            rows.append(o.transpose(1, 2).reshape(b, d))  # Bxd
+        c = x[:, 0].repeat(len(keeps), 1) + attn.out_proj(torch.cat(rows))  # (M*B)xd, M = len(keeps)
+        c = c + blk.linear2(blk.activation(blk.linear1(blk.norm2(c))))
+        return list(self.norm(c).split(b))
+
+    def forward(self, tokens: Sequence[Tensor], keep: Optional[Sequence[bool]] = None) -> Tensor:
+        return self.readouts(tokens, [keep])[0]
+
+    def block_reference(self, tokens: Sequence[Tensor], keep: Optional[Sequence[bool]] = None) -> Tensor:
+        """The same Z from the whole block (every row computed): what ``readouts`` must equal."""
+        x = self._with_cls(tokens)
+        mask = None if keep is None or all(keep) else self._ignored(tokens, keep, x.device).expand(x.shape[0], -1)
         return self.norm(self.block(x, src_key_padding_mask=mask)[:, 0])
 
 

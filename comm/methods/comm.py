@@ -48,10 +48,11 @@ class CoMM(Method):
         return [j == i for j in range(self.n_modalities)]
 
     def fuse(self, encoded: Sequence[Tensor]) -> dict[str, Tensor]:
-        out = {"fused": self.fusion(encoded)}
-        for i in range(self.n_modalities):
-            out[f"modality{i + 1}"] = self.fusion(encoded, keep=self._alone(i))
-        return out
+        names = ["fused"] + [f"modality{i + 1}" for i in range(self.n_modalities)]
+        keeps = [None] + [self._alone(i) for i in range(self.n_modalities)]
+        if isinstance(self.fusion, TransformerFusion):  # Z and every Z_i share keys and values
+            return dict(zip(names, self.fusion.readouts(encoded, keeps)))
+        return {name: self.fusion(encoded, keep=keep) for name, keep in zip(names, keeps)}
 
     def step(self, xs: Sequence[Tensor], augment: Sequence[AugmentFn]) -> dict[str, Tensor]:
         views = []

@@ -65,8 +65,17 @@ def test_encoders__feature_maps_keep_spatial_positions():
     assert feature_grid(build_encoder("alexnet", 64, 0.25), 64) == (3, 3)
     assert feature_grid(build_encoder("alexnet", 224, 1.0), 224) == (6, 6)
     assert feature_grid(build_encoder("resnet18", 32), 32) == (4, 4)
-    with pytest.raises(ValueError, match="choose from alexnet, resnet18, resnet50"):
+    with pytest.raises(ValueError, match="choose from alexnet, alexnet_bn, resnet18, resnet50"):
         build_encoder("vgg", 64)
+
+
+def test_encoders__alexnet_bn_normalises_every_convolution():
+    plain, bn = build_encoder("alexnet", 64, 0.25), build_encoder("alexnet_bn", 64, 0.25)
+    convs = [m for m in bn.modules() if isinstance(m, torch.nn.Conv2d)]
+    norms = [m for m in bn.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(convs) == len(norms) == 5 and [c.out_channels for c in convs] == [n.num_features for n in norms]
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
+    assert feature_grid(bn, 64) == feature_grid(plain, 64)
 
 
 def test_cross__default_augmentation_is_mild_crop_only():
