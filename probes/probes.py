@@ -9,6 +9,7 @@ probe predicts "negative" and pins balanced accuracy at 50%).
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Callable
 
@@ -18,6 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from .metrics import auroc, balanced_accuracy
 
@@ -52,11 +54,22 @@ def _constant(y_train: np.ndarray, y_test: np.ndarray) -> dict | None:
     return None
 
 
+def _one_thread(probe: Probe) -> Probe:
+    """Fit on one BLAS/OpenMP thread: on probe-sized problems (10,000 x 128, 10 classes)
+    lbfgs ran 3x faster with one thread than with two (benchmarks/bench_probe.py)."""
+    @functools.wraps(probe)
+    def fit(*args, **kwargs):
+        with threadpool_limits(1):
+            return probe(*args, **kwargs)
+    return fit
+
+
 def _logistic(c: float, seed: int) -> LogisticRegression:
     # max_iter: scikit-learn's default; more iterations moved scores by ~1 point at 3x the time
     return LogisticRegression(C=c, class_weight="balanced", max_iter=100, random_state=seed)
 
 
+@_one_thread
 def linear_probe(features: Pair, labels: Pair, rng: np.random.Generator, c_grid=C_GRID) -> dict:
     """Class-weighted logistic regression on standardised features; C chosen by
     balanced accuracy on a stratified held-out quarter of the training features
@@ -79,6 +92,7 @@ def linear_probe(features: Pair, labels: Pair, rng: np.random.Generator, c_grid=
     return {**_scores(yte, clf.predict(xte), clf.predict_proba(xte)), "C": best}
 
 
+@_one_thread
 def mlp_probe(features: Pair, labels: Pair, rng: np.random.Generator, hidden: int = 256) -> dict:
     """One hidden layer (ReLU), Adam; early stopping on a 10% split when there are at
     least EARLY_STOP_MIN training samples (below that the split is too small to

@@ -1,0 +1,56 @@
+"""Probe cost: seconds per linear (and MLP) probe on the CPU preset's probe sets
+(10,000 probe_train pairs, 4,096 test pairs, 128-d fused features of a CoMM at
+initialisation), with one BLAS/OpenMP thread (what the probes use) and with all cores.
+
+Run: python benchmarks/bench_probe.py [--data DIR] [--mlp]
+(without --data a 64 px dataset is rendered into a temporary folder, ~10 s)
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import tempfile
+import time
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+
+import trifeature_gen as tg
+from comm.config import preset
+from comm.methods import build_method
+from probes.features import extract
+from probes.probes import PROBES
+from probes.tasks import task_labels
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", help="a 64 px dataset (default: render one)")
+    ap.add_argument("--mlp", action="store_true", help="also time the MLP probe")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        ds = tg.load(args.data) if args.data else tg.load(tg.generate(tg.DatasetSpec(size=64), f"{tmp}/d"))
+        torch.manual_seed(0)
+        model = build_method(preset("cpu"))
+        t = time.perf_counter()
+        train_f, test_f = extract(model, ds, "probe_train"), extract(model, ds, "test")
+        print(f"feature extraction (probe_train + test, every representation): {time.perf_counter() - t:.1f} s")
+        ytr, yte = task_labels(ds, "probe_train"), task_labels(ds, "test")
+        for name in ["linear"] + ["mlp"] * args.mlp:
+            probe = inspect.unwrap(PROBES[name])  # without the one-thread limit, to compare
+            for task in ("redundancy", "uniqueness1", "synergy"):
+                times = {}
+                for threads in (1, None):
+                    with threadpool_limits(threads):
+                        t = time.perf_counter()
+                        s = probe((train_f["fused"], test_f["fused"]), (ytr[task], yte[task]),
+                                  np.random.default_rng(0))
+                        times[threads] = time.perf_counter() - t
+                print(f"{name:6s} {task:12s} one thread {times[1]:5.2f} s | all cores {times[None]:5.2f} s "
+                      f"| balanced accuracy {s['balanced_accuracy']:.1f}")
+
+
+if __name__ == "__main__":
+    main()
