@@ -174,7 +174,7 @@ def train(
     data: Annotated[Path, typer.Option(help="Dataset folder (from `comm-diag generate`).")],
     method: Annotated[str, typer.Option(help="Method: comm, cross, cross_self, a plugin name (`comm-diag methods`) "
                                              "or path/to/file.py:ClassName.")] = "comm",
-    encoder: Annotated[Optional[str], typer.Option(help="Encoder: alexnet, resnet18, resnet50.")] = None,
+    encoder: Annotated[Optional[str], typer.Option(help="Encoder: alexnet, alexnet_bn, resnet18, resnet50.")] = None,
     fusion: Annotated[Optional[str], typer.Option(help="CoMM fusion: transformer or linear.")] = None,
     preset_name: Annotated[str, typer.Option("--preset", help="cpu (default), paper or smoke.")] = "cpu",
     epochs: Annotated[Optional[int], typer.Option(help="Epochs [preset].")] = None,
@@ -300,7 +300,8 @@ def report(
 SeedsOpt = Annotated[str, typer.Option(help="Seeds, e.g. 0 or 0,1,2 or 0-4.")]
 PresetOpt = Annotated[str, typer.Option("--preset", help="cpu (default), paper or smoke.")]
 EpochsOpt = Annotated[Optional[int], typer.Option(help="Override the preset's epochs.")]
-WorkersOpt = Annotated[int, typer.Option(help="Runs in parallel worker processes (local executor).")]
+WorkersOpt = Annotated[int, typer.Option(help="Runs in parallel worker processes (local executor); 0: one per "
+                                               "core, at most one per run, on CPU, and 1 when a GPU trains.")]
 ExecutorOpt = Annotated[str, typer.Option(help="Where runs execute: local or ray (pip install -e '.[ray]').")]
 AddressOpt = Annotated[Optional[str], typer.Option(help="Ray cluster address [default: a local Ray instance].")]
 DataOpt = Annotated[Optional[list[Path]], typer.Option(
@@ -340,6 +341,12 @@ def sweep_progress(resume_hint: str) -> Iterator:
             bar.update(gen_task["t"], completed=done)
 
         on_step = _train_bar(bar, "train")
+        job_bars: dict = {}  # run name -> its bar, when runs train in parallel worker processes
+
+        def on_job_step(name: str, info) -> None:
+            if name not in job_bars:
+                job_bars[name] = _train_bar(bar, name)
+            job_bars[name](info)
 
         def on_stage(msg: str) -> None:
             bar.console.print(f"[dim]{time.perf_counter() - t0:6.0f}s[/] {msg}", highlight=False)
@@ -347,7 +354,7 @@ def sweep_progress(resume_hint: str) -> Iterator:
             on_step.reset()
 
         try:
-            yield Hooks(on_stage, on_generate, on_step)
+            yield Hooks(on_stage, on_generate, on_step, on_job_step=on_job_step)
         except KeyboardInterrupt:
             raise UserError(f"interrupted; finished epochs and runs are kept: {resume_hint}") from None
 
@@ -358,7 +365,7 @@ def quickstart(
     preset_name: PresetOpt = "cpu",
     seeds: SeedsOpt = "0",
     epochs: EpochsOpt = None,
-    workers: WorkersOpt = 1,
+    workers: WorkersOpt = 0,
     executor: ExecutorOpt = "local",
     address: AddressOpt = None,
     cpus_per_run: CpusOpt = 1.0,
@@ -401,7 +408,7 @@ def ablate(
     list_runs: Annotated[bool, typer.Option("--list", help="Print the study's runs and exit.")] = False,
     list_studies: Annotated[bool, typer.Option("--list-studies", help="Print the studies and exit.")] = False,
     only: Annotated[Optional[int], typer.Option(help="Run only run number I of --list.")] = None,
-    workers: WorkersOpt = 1,
+    workers: WorkersOpt = 0,
     executor: ExecutorOpt = "local",
     address: AddressOpt = None,
     cpus_per_run: CpusOpt = 1.0,
@@ -473,7 +480,7 @@ def check(
                                                 "(the random-init floor is always measured).")] = True,
     require: Annotated[Optional[str], typer.Option(
         help="Exit with code 3 unless these are captured: redundancy, uniqueness, synergy (comma list).")] = None,
-    workers: WorkersOpt = 1,
+    workers: WorkersOpt = 0,
     executor: ExecutorOpt = "local",
     address: AddressOpt = None,
     cpus_per_run: CpusOpt = 1.0,

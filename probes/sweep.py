@@ -39,6 +39,7 @@ class Hooks:
     on_generate: Optional[Callable[[int, int], None]] = None
     on_step: Optional[Callable[[StepInfo], None]] = None
     on_done: Optional[Callable[["RunJob"], None]] = None  # a job finished (any executor)
+    on_job_step: Optional[Callable[[str, StepInfo], None]] = None  # a step of the named job (worker processes)
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,7 @@ def test_cli__train_probe_report(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--method", "byol"], "choose from comm, cross, cross_self"),
-    (["--encoder", "vgg"], "choose from alexnet, resnet18, resnet50"),
+    (["--encoder", "vgg"], "choose from alexnet, alexnet_bn, resnet18, resnet50"),
     (["--fusion", "sum"], "choose from transformer, linear"),
     (["--preset", "huge"], "choose from cpu, paper, smoke"),
     (["--preset", "cpu"], "32 px images but the config expects 64 px"),

@@ -9,7 +9,7 @@ from comm.config import preset
 from probes.ablation import run_study, study_jobs
 from probes.executors import run_jobs
 from probes.studies import STUDIES, Measured, check_expectations
-from probes.sweep import Variant, parse_seeds, plan
+from probes.sweep import Hooks, Variant, parse_seeds, plan
 from probes.verdict import verdict
 
 TINY_EPOCHS = dict(preset_name="smoke", epochs=1)
@@ -125,7 +125,13 @@ def test_two_worker_processes_match_one(tmp_path, tiny_dataset, monkeypatch):
                  {"all": str(tiny_dataset.root)}, tmp_path / "two")
     monkeypatch.setenv("COMM_DIAG_THREADS", "1")  # what each of 2 workers gets on 2 cores: same arithmetic
     run_jobs(jobs1, workers=1)
-    run_jobs(jobs2, workers=2)
+    stages, steps = [], {}
+    hooks = Hooks(on_stage=stages.append, on_job_step=lambda name, info: steps.setdefault(name, []).append(info))
+    run_jobs(jobs2, hooks, workers=2)
+    # the workers' progress reaches the parent: each run's stages, and its steps up to the last
+    for job in jobs2:
+        assert f"{job.name}: training {job.label}" in stages and f"{job.name}: probing" in stages
+        assert steps[job.name][-1].global_step == steps[job.name][-1].steps_per_epoch == 4
     for j1, j2 in zip(jobs1, jobs2):
         l1 = [r["loss"] for r in csv.DictReader(open(f"{j1.run}/log.csv"))]
         l2 = [r["loss"] for r in csv.DictReader(open(f"{j2.run}/log.csv"))]
