@@ -187,6 +187,8 @@ def train(
     crop_min: Annotated[Optional[float], typer.Option(help="Lower scale of the random crop [method/preset].")] = None,
     seed: Annotated[int, typer.Option(help="Seed of weights, batches and augmentations.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    precision: Annotated[Optional[str], typer.Option(
+        help="auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32), bf16 or fp32.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Run folder [default: runs/METHOD-seedSEED].")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the run's last checkpoint.")] = False,
     nproc: Annotated[int, typer.Option(help="Data-parallel processes on this machine (torchrun; gloo on CPU, "
@@ -206,7 +208,7 @@ def train(
         cfg = preset(preset_name).replace(method=method, encoder=encoder, fusion=fusion, epochs=epochs,
                                           batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                                           temperature=temperature, aug1=aug1, aug2=aug2, crop_min=crop_min, seed=seed,
-                                          device=device).validate()
+                                          device=device, precision=precision).validate()
         ds = tg.load(data)
         if nproc < 1:
             raise UserError(f"--nproc must be >= 1, got {nproc}")
@@ -214,7 +216,7 @@ def train(
             options = dict(data=data, method=method, encoder=encoder, fusion=fusion, preset=preset_name,
                            epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                            temperature=temperature, aug1=aug1, aug2=aug2, crop_min=crop_min, seed=seed,
-                           device=device, out=out)
+                           device=device, precision=precision, out=out)
             argv = ["train", *(f"--{k.replace('_', '-')}={v}" for k, v in options.items() if v is not None),
                     *(["--resume"] if resume else [])]
             code = distributed.launch(nproc, argv)

@@ -2,7 +2,7 @@
 pipeline (batching: gather + uint8->float; augmentation), for the CPU preset and for
 224 px AlexNet (the paper preset).
 
-Run: python benchmarks/bench_train.py [--steps 10] [--presets cpu,paper] [--device auto]
+Run: python benchmarks/bench_train.py [--steps 10] [--presets cpu,paper] [--device auto] [--precision auto]
 Target: input pipeline <= 10% of step time on 2 cores.
 """
 
@@ -16,7 +16,7 @@ import torch
 
 from comm.config import preset
 from comm.methods import build_method
-from comm.train import augmenters, resolve_device, set_threads
+from comm.train import augmenters, autocast, resolve_device, resolve_precision, set_threads
 
 
 def _sync(device: torch.device) -> None:
@@ -24,7 +24,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def bench(preset_name: str, method: str, steps: int, device: torch.device) -> dict:
+def bench(preset_name: str, method: str, steps: int, device: torch.device, precision: str) -> dict:
     cfg = preset(preset_name).replace(method=method)
     torch.manual_seed(0)
     model = build_method(cfg).to(device)
@@ -49,8 +49,6 @@ def bench(preset_name: str, method: str, steps: int, device: torch.device) -> di
         return f
 
     fns = [timed_aug(a) for a in augs]
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast(
-        "cpu", enabled=False)
     total = 0.0
     for step in range(steps + 2):  # 2 warm-up steps
         if step == 2:
@@ -61,7 +59,7 @@ def bench(preset_name: str, method: str, steps: int, device: torch.device) -> di
         xs = [images[i1[idx]].float() / 255.0, images[i2[idx]].float() / 255.0]
         _sync(device)
         t_batch += time.perf_counter() - t0
-        with autocast:
+        with autocast(precision, device):
             loss = model.step(xs, fns)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -78,8 +76,10 @@ def main() -> None:
     ap.add_argument("--presets", default="cpu,paper")
     ap.add_argument("--methods", default="comm,cross,cross_self")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--precision", default="auto", help="auto, bf16 or fp32 (as TrainConfig.precision)")
     args = ap.parse_args()
     device = resolve_device(args.device)
+    print(f"precision: {resolve_precision(args.precision, device)}")
     if device.type == "cpu":
         print(f"cpu threads: {set_threads()}")
     else:
@@ -87,7 +87,7 @@ def main() -> None:
     print(f"{'preset':8} {'method':11} {'pairs/s':>9} {'step ms':>9} {'batching':>9} {'augment':>9} {'input total':>12}")
     for p in args.presets.split(","):
         for m in args.methods.split(","):
-            r = bench(p, m, args.steps, device)
+            r = bench(p, m, args.steps, device, args.precision)
             print(f"{p:8} {m:11} {r['pairs_per_s']:9.1f} {r['step_ms']:9.1f} {100 * r['batch_share']:8.1f}% "
                   f"{100 * r['aug_share']:8.1f}% {100 * (r['batch_share'] + r['aug_share']):11.1f}%")
 

@@ -8,6 +8,9 @@ from typing import Any, Optional
 from trifeature_gen.spec import DictConfig
 
 
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
 @dataclass(frozen=True)
 class TrainConfig(DictConfig):
     """Every setting of a run; saved as RUN_DIR/config.json."""
@@ -35,6 +38,7 @@ class TrainConfig(DictConfig):
     warmup_epochs: float = 0.5  # linear warm-up, then cosine decay to 0
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
+    precision: str = "auto"  # auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32) | bf16 | fp32
     image_size: int = 64  # the data's image side; checked against the dataset
     preset: str = "cpu"
 
@@ -53,6 +57,8 @@ class TrainConfig(DictConfig):
                 raise ValueError(f"unknown {name} {value!r}; choose from {', '.join(choices)}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"unknown device {self.device!r}; choose from auto, cpu, cuda")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
         for policy in (self.aug1, self.aug2):
             if policy is not None:
                 parse_policy(policy)

@@ -54,6 +54,29 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def native_bf16_cpu() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), where bf16 autocast
+    trains the CPU preset 1.3-1.8x faster; elsewhere it is emulated and slower."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # a torch without these probes
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'bf16' or 'fp32': what ``precision`` ('auto', 'bf16', 'fp32') means on this device."""
+    if precision != "auto":
+        return precision
+    return "bf16" if device.type == "cuda" or native_bf16_cpu() else "fp32"
+
+
+def autocast(precision: str, device: torch.device):
+    """The forward's autocast context: bf16 matmuls and convolutions, losses in fp32."""
+    if resolve_precision(precision, device) == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def set_threads() -> int:
     """Use every core this process may run on, or COMM_DIAG_THREADS where a sweep
     shares the cores between worker processes."""
@@ -119,8 +142,14 @@ def run_config(cfg: TrainConfig, ds: tg.Dataset) -> dict:
 
 
 def same_config(a: dict, b: dict) -> bool:
-    """Two TrainConfig dicts describe the same run (the device may differ)."""
-    return {k: v for k, v in a.items() if k != "device"} == {k: v for k, v in b.items() if k != "device"}
+    """Two TrainConfig dicts describe the same run (the device may differ; a setting
+    missing from an older run's config.json has its default)."""
+    return settings(a) == settings(b)
+
+
+def settings(config: dict) -> dict:
+    """A TrainConfig dict with every field (defaults filled in), without the device."""
+    return {k: v for k, v in {**TrainConfig().to_dict(), **config}.items() if k != "device"}
 
 
 def train(
@@ -192,7 +221,8 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
                          f"{len(ds.pairs['train'])} training pairs")
     if main:
         ckdir.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps({**meta, "processes": world}, indent=2))
+        (out / "config.json").write_text(json.dumps(
+            {**meta, "processes": world, "precision_used": resolve_precision(cfg.precision, device)}, indent=2))
         if start_epoch == 0:
             _atomic_save({"model": model.state_dict(), "epoch": 0}, ckdir / "epoch_000.pt")
 
@@ -207,7 +237,6 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
     log_path = out / "log.csv"
     if main:
         _truncate_log(log_path, start_epoch * steps_per_epoch)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
     log_file = open(log_path, "a", newline="") if main else open(os.devnull, "w")
     writer, header = csv.writer(log_file), main and log_path.stat().st_size > 0
@@ -228,7 +257,7 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
                 xs = [images[i1[idx]].float() / 255.0, images[i2[idx]].float() / 255.0]  # Bx3xHxW each
                 gen = torch.Generator(device=device).manual_seed(cfg.seed * 7_919_993 + gstep + rank * 1_000_000_007)
                 fns = [lambda x, a=a: a(x, gen) for a in augs]
-                with autocast:
+                with autocast(cfg.precision, device):
                     out_terms = forward(xs, fns)
                 loss = out_terms["loss"]
                 # every rank sees the mean terms, so all stop together on a non-finite loss

@@ -19,7 +19,7 @@ from typing import Callable, Optional, Sequence
 
 import trifeature_gen as tg
 from comm.config import PRESET_DATA, TrainConfig
-from comm.train import StepInfo, data_fingerprint, same_config, saved_epochs, train
+from comm.train import StepInfo, data_fingerprint, same_config, saved_epochs, settings, train
 
 from .suite import probe_run
 from .tasks import TASKS
@@ -145,6 +145,8 @@ def claim(out: Path, identity: dict) -> None:
     if path.is_file():
         old = json.loads(path.read_text())
         old.pop("package_version", None)
+        if "train_config" in old:  # settings added since that folder was written take their defaults
+            old["train_config"] = settings(old["train_config"])
         if old != identity:
             diff = [k for k in identity if old.get(k) != identity[k]]
             raise ValueError(f"{out} holds another experiment (different {', '.join(diff) or 'settings'}); "
@@ -155,7 +157,7 @@ def claim(out: Path, identity: dict) -> None:
 
 
 def identity(kind: str, name: str, base: TrainConfig, datasets: dict[str, tg.Dataset]) -> dict:
-    return {"experiment": kind, "name": name, "train_config": {k: v for k, v in base.to_dict().items() if k != "device"},
+    return {"experiment": kind, "name": name, "train_config": settings(base.to_dict()),
             "data": {k: data_fingerprint(ds) for k, ds in datasets.items()}}
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from comm.config import TrainConfig
-from comm.train import TrainingError, load_run, lr_at, train
+from comm.train import TrainingError, load_run, lr_at, native_bf16_cpu, resolve_precision, same_config, train
 
 TINY_CFG = dict(image_size=32, d=32, proj_hidden=32, proj_dim=16, batch_size=64, epochs=2)
 
@@ -69,6 +69,28 @@ def test_train__bad_sizes_and_choices(tmp_path, tiny_dataset):
         train(TrainConfig(**{**TINY_CFG, "batch_size": 1000}), tiny_dataset, tmp_path / "b")
     with pytest.raises(ValueError, match="choose from comm, cross, cross_self"):
         train(TrainConfig(**{**TINY_CFG, "method": "byol"}), tiny_dataset, tmp_path / "c")
+
+
+def test_precision__bf16_and_fp32_train_and_are_recorded(tmp_path, tiny_dataset):
+    cfg = TrainConfig(**{**TINY_CFG, "epochs": 1})
+    logs = {}
+    for precision in ("bf16", "fp32"):
+        run = train(cfg.replace(precision=precision), tiny_dataset, tmp_path / precision)
+        assert json.loads((run / "config.json").read_text())["precision_used"] == precision
+        logs[precision] = [float(r["loss"]) for r in csv.DictReader(open(run / "log.csv"))]
+        assert all(torch.isfinite(torch.tensor(logs[precision])))
+    assert logs["bf16"] != logs["fp32"]  # the autocast reached the forward
+    assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if native_bf16_cpu() else "fp32")
+    assert resolve_precision("auto", torch.device("cuda")) == "bf16"
+    with pytest.raises(ValueError, match="unknown precision 'fp16'; choose from auto, bf16, fp32"):
+        TrainConfig(precision="fp16").validate()
+
+
+def test_same_config__a_setting_missing_from_an_older_run_takes_its_default():
+    old = {k: v for k, v in TrainConfig().to_dict().items() if k != "precision"}
+    assert same_config(old, TrainConfig().to_dict())
+    assert not same_config(old, TrainConfig(precision="fp32").to_dict())
+    assert same_config(TrainConfig(device="cpu").to_dict(), TrainConfig(device="cuda").to_dict())
 
 
 def test_lr_schedule__warmup_then_cosine_to_zero():
