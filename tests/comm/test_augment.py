@@ -55,3 +55,12 @@ def test_augment__blur_smooths():
     x = _images()
     y = Augment("blur", p_blur=1.0)(x, torch.Generator().manual_seed(0))
     assert (y[:, :, 1:] - y[:, :, :-1]).abs().mean() < (x[:, :, 1:] - x[:, :, :-1]).abs().mean()
+
+
+def test_augment__stays_fp32_under_a_bf16_autocast():
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    plain = Augment("all")(x, torch.Generator().manual_seed(1))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cast = Augment("all")(x, torch.Generator().manual_seed(1))
+    assert cast.dtype == torch.float32
+    torch.testing.assert_close(cast, plain)
