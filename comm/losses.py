@@ -49,13 +49,26 @@ def info_nce(a: Tensor, b: Tensor, temperature: float = 0.1) -> Tensor:
     _check_pair(a, b)
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    return _symmetric_ce(F.normalize(a, dim=1), F.normalize(b, dim=1), 1.0 / temperature)
+    return _symmetric_ce(_unit(a), _unit(b), 1.0 / temperature)
+
+
+def _unit(x: Tensor) -> Tensor:
+    """Rows scaled to unit norm, in fp32: under a bf16 autocast, cosine similarities
+    that differ by less than bf16's resolution (~4e-3 near 1) would tie, and a model
+    whose embeddings start nearly parallel would get no signal (a Cross run stayed at
+    the chance loss log B for all 6 epochs that way)."""
+    return F.normalize(x.float(), dim=1)
 
 
 def _symmetric_ce(a: Tensor, b: Tensor, scale: Tensor | float) -> Tensor:
     """1/2 [CE(scale a b_all^T) + CE(scale b a_all^T)] for unit-norm BxD a, b, where x_all
     is x of every process (N*B x D; x itself in one process) and the positive of
-    anchor i is its own row in x_all."""
+    anchor i is its own row in x_all. Computed in fp32 whatever the autocast."""
+    with torch.autocast(a.device.type, enabled=False):
+        return _symmetric_ce_fp32(a.float(), b.float(), scale)
+
+
+def _symmetric_ce_fp32(a: Tensor, b: Tensor, scale: Tensor | float) -> Tensor:
     a_all, b_all = gather(a), gather(b)  # (N*B)xD
     labels = offset(a.shape[0]) + torch.arange(a.shape[0], device=a.device)
     logits_ab = scale * torch.einsum("id,jd->ij", a, b_all)  # Bx(N*B)
@@ -81,7 +94,7 @@ def clip_loss(a: Tensor, b: Tensor, logit_scale: Tensor, max_scale: float = 100.
     """
     _check_pair(a, b)
     scale = logit_scale.clamp(max=math.log(max_scale)).exp()
-    return _symmetric_ce(F.normalize(a, dim=1), F.normalize(b, dim=1), scale)
+    return _symmetric_ce(_unit(a), _unit(b), scale)
 
 
 def comm_loss(
