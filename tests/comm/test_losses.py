@@ -69,3 +69,18 @@ def test_comm_loss__n_plus_one_terms_and_weights():
     assert t["loss"].item() == pytest.approx((t["full"] + t["masked_1"] + t["masked_2"]).item(), rel=1e-6)
     only_full = comm_loss(z[0], z[1], [z[2], z[3]], [z[4], z[5]], 0.5, w_full=1, w_masked=0)
     assert only_full["loss"].item() == pytest.approx(t["full"].item(), rel=1e-6)
+
+
+def test_losses__similarities_stay_fp32_under_a_bf16_autocast():
+    # nearly parallel embeddings (as at initialisation): in bf16 the loss is off by ~1e-2
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(1, 32, generator=g)
+    a = base + 3e-2 * torch.randn(16, 32, generator=g)
+    b = base + 3e-2 * torch.randn(16, 32, generator=g)
+    scale = torch.tensor(math.log(1 / 0.07))
+    exact = (info_nce(a, b), clip_loss(a, b, scale))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cast = (info_nce(a, b), clip_loss(a, b, scale))
+    for x, y in zip(cast, exact):
+        assert x.dtype == torch.float32
+        torch.testing.assert_close(x, y, atol=1e-6, rtol=1e-6)
