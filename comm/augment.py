@@ -68,8 +68,8 @@ class Augment:
         return parse_policy(self.policy)
 
     def __call__(self, x: Tensor, gen: torch.Generator) -> Tensor:
-        # pixels stay fp32 under a bf16 training autocast: bf16 grouped blur convolutions
-        # made the paper preset's augmentation twice as slow on CPU
+        # pixels stay fp32 under a bf16 training autocast (the blur convolution and the
+        # crop's grid would otherwise be computed in bf16)
         with torch.autocast(x.device.type, enabled=False):
             return self._apply(x.float(), gen)
 

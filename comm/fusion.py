@@ -117,6 +117,7 @@ class LinearFusion(nn.Module):
     attention). A masked modality contributes zeros.
 
     forward(pooled: n tensors BxC_i, keep) -> Bxd
+    readouts(pooled, keeps) -> list of Bxd, one per keep (as TransformerFusion)
     """
 
     uses_tokens = False
@@ -127,6 +128,9 @@ class LinearFusion(nn.Module):
         if d % n:
             raise ValueError(f"embedding dimension {d} must be divisible by the {n} modalities")
         self.proj = nn.ModuleList(nn.Linear(c, d // n) for c in in_channels)
+
+    def readouts(self, pooled: Sequence[Tensor], keeps: Sequence[Optional[Sequence[bool]]]) -> list[Tensor]:
+        return [self(pooled, keep) for keep in keeps]
 
     def forward(self, pooled: Sequence[Tensor], keep: Optional[Sequence[bool]] = None) -> Tensor:
         keep = keep or [True] * len(pooled)

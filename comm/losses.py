@@ -63,17 +63,13 @@ def _unit(x: Tensor) -> Tensor:
 def _symmetric_ce(a: Tensor, b: Tensor, scale: Tensor | float) -> Tensor:
     """1/2 [CE(scale a b_all^T) + CE(scale b a_all^T)] for unit-norm BxD a, b, where x_all
     is x of every process (N*B x D; x itself in one process) and the positive of
-    anchor i is its own row in x_all. Computed in fp32 whatever the autocast."""
+    anchor i is its own row in x_all. In fp32 whatever the autocast (see ``_unit``)."""
     with torch.autocast(a.device.type, enabled=False):
-        return _symmetric_ce_fp32(a.float(), b.float(), scale)
-
-
-def _symmetric_ce_fp32(a: Tensor, b: Tensor, scale: Tensor | float) -> Tensor:
-    a_all, b_all = gather(a), gather(b)  # (N*B)xD
-    labels = offset(a.shape[0]) + torch.arange(a.shape[0], device=a.device)
-    logits_ab = scale * torch.einsum("id,jd->ij", a, b_all)  # Bx(N*B)
-    logits_ba = scale * torch.einsum("id,jd->ij", b, a_all)  # Bx(N*B)
-    return 0.5 * (F.cross_entropy(logits_ab, labels) + F.cross_entropy(logits_ba, labels))
+        a_all, b_all = gather(a), gather(b)  # (N*B)xD
+        labels = offset(a.shape[0]) + torch.arange(a.shape[0], device=a.device)
+        logits_ab = scale * torch.einsum("id,jd->ij", a, b_all)  # Bx(N*B)
+        logits_ba = scale * torch.einsum("id,jd->ij", b, a_all)  # Bx(N*B)
+        return 0.5 * (F.cross_entropy(logits_ab, labels) + F.cross_entropy(logits_ba, labels))
 
 
 def nce_mutual_information(loss: Tensor, batch_size: int) -> Tensor:

@@ -77,11 +77,15 @@ def autocast(precision: str, device: torch.device):
     return contextlib.nullcontext()
 
 
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def set_threads() -> int:
     """Use every core this process may run on, or COMM_DIAG_THREADS where a sweep
     shares the cores between worker processes."""
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    n = int(os.environ.get("COMM_DIAG_THREADS", n))
+    n = int(os.environ.get("COMM_DIAG_THREADS", usable_cores()))
     torch.set_num_threads(n)
     return n
 
@@ -237,6 +241,7 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
     log_path = out / "log.csv"
     if main:
         _truncate_log(log_path, start_epoch * steps_per_epoch)
+    amp = autocast(cfg.precision, device)  # resolved once; the context is re-entered every step
 
     log_file = open(log_path, "a", newline="") if main else open(os.devnull, "w")
     writer, header = csv.writer(log_file), main and log_path.stat().st_size > 0
@@ -257,7 +262,7 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
                 xs = [images[i1[idx]].float() / 255.0, images[i2[idx]].float() / 255.0]  # Bx3xHxW each
                 gen = torch.Generator(device=device).manual_seed(cfg.seed * 7_919_993 + gstep + rank * 1_000_000_007)
                 fns = [lambda x, a=a: a(x, gen) for a in augs]
-                with autocast(cfg.precision, device):
+                with amp:
                     out_terms = forward(xs, fns)
                 loss = out_terms["loss"]
                 # every rank sees the mean terms, so all stop together on a non-finite loss

@@ -15,11 +15,9 @@ from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from typing import Callable, Optional, Sequence
 
+from comm.train import resolve_device, usable_cores
+
 from .sweep import Hooks, RunJob, execute, is_done
-
-
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 _EVENTS = None  # the worker's queue to the parent process (set by _worker_init)
@@ -71,8 +69,6 @@ def auto_workers(jobs: Sequence[RunJob]) -> int:
     """One worker per core, at most one per unfinished run, when training on CPU: two
     one-thread processes trained ~1.2x more pairs/s than one two-thread process on 2
     cores (README, Benchmarks). One worker when a GPU trains (runs would share it)."""
-    from comm.train import resolve_device
-
     todo = [j for j in jobs if not is_done(j)]
     if not todo or any(resolve_device(j.config.get("device", "auto")).type != "cpu" for j in todo):
         return 1

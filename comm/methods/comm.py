@@ -50,9 +50,7 @@ class CoMM(Method):
     def fuse(self, encoded: Sequence[Tensor]) -> dict[str, Tensor]:
         names = ["fused"] + [f"modality{i + 1}" for i in range(self.n_modalities)]
         keeps = [None] + [self._alone(i) for i in range(self.n_modalities)]
-        if isinstance(self.fusion, TransformerFusion):  # Z and every Z_i share keys and values
-            return dict(zip(names, self.fusion.readouts(encoded, keeps)))
-        return {name: self.fusion(encoded, keep=keep) for name, keep in zip(names, keeps)}
+        return dict(zip(names, self.fusion.readouts(encoded, keeps)))  # Z and every Z_i in one call
 
     def step(self, xs: Sequence[Tensor], augment: Sequence[AugmentFn]) -> dict[str, Tensor]:
         views = []
