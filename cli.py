@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-import trifeature_gen as tg
-from trifeature_gen.factors import FACTOR_NAMES
+import comm_diag.trifeature_gen as tg
+from comm_diag.trifeature_gen.factors import FACTOR_NAMES
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Which multimodal interactions does a self-supervised method learn? "
@@ -33,12 +33,18 @@ def fail(msg: str) -> None:
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the library's input errors into one line and exit 1, never a traceback."""
-    from comm.train import TrainingError
+    from comm_diag.comm.train import TrainingError
 
     try:
         yield
     except (UserError, ValueError, FileExistsError, FileNotFoundError, TrainingError) as e:
         fail(str(e))
+    except MemoryError:
+        fail("out of memory: use a smaller --size, --views, --batch-size or fewer pairs")
+    except OSError as e:  # a full disk, a read-only folder, a path under a file: the system's reason
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        reason = e.strerror or f"{e} (is the disk full?)"  # numpy's short writes carry no errno
+        fail(f"input/output failed: {reason}{where}; nothing half-written was kept")
     except KeyboardInterrupt:
         fail("interrupted")
 
@@ -79,7 +85,9 @@ def parse_synergy_attrs(text: str) -> tuple[str, str]:
 
 def generate_dataset(spec: tg.DatasetSpec, out: Path, *, force: bool = False, png: bool = False) -> Path:
     """Generate with a progress bar and printed warnings (library: ``tg.generate``)."""
-    tg.io.check_output(out, force)
+    from comm_diag.outputs import check
+
+    check(out, "dataset", force=force, reuse=False)  # before the bar is drawn
     with progress_bar() as bar:
         task = bar.add_task("rendering", total=None, info=str(out))
 
@@ -148,7 +156,7 @@ def info_tables(manifest: dict) -> list[Table]:
 def info(data: Annotated[Path, typer.Argument(help="A dataset folder written by `comm-diag generate`.")]) -> None:
     """Counts, roles, mapping, PID table and synergy positive rates of a dataset."""
     with user_errors():
-        manifest = tg.verify(data)
+        manifest = tg.load(data).manifest  # every hash, array and pair index checked
         for table in info_tables(manifest):
             console.print(table)
 
@@ -175,6 +183,8 @@ def train(
     method: Annotated[str, typer.Option(help="Method: comm, cross, cross_self, a plugin name (`comm-diag methods`) "
                                              "or path/to/file.py:ClassName.")] = "comm",
     encoder: Annotated[Optional[str], typer.Option(help="Encoder: alexnet, alexnet_bn, resnet18, resnet50.")] = None,
+    width: Annotated[Optional[float], typer.Option(help="Encoder channel multiplier (1.0 = torchvision's) [preset].")] = None,
+    d: Annotated[Optional[int], typer.Option("--d", help="Width of the tokens and of the representation [preset].")] = None,
     fusion: Annotated[Optional[str], typer.Option(help="CoMM fusion: transformer or linear.")] = None,
     preset_name: Annotated[str, typer.Option("--preset", help="cpu (default), paper or smoke.")] = "cpu",
     epochs: Annotated[Optional[int], typer.Option(help="Epochs [preset].")] = None,
@@ -193,32 +203,36 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the run's last checkpoint.")] = False,
     nproc: Annotated[int, typer.Option(help="Data-parallel processes on this machine (torchrun; gloo on CPU, "
                                             "NCCL on GPUs); the batch size is per process.")] = 1,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any other training setting as KEY=VALUE "
+                                                                 "(repeatable), e.g. --set proj_dim=128.")] = None,
 ) -> None:
     """Train a method on a dataset's train pairs (checkpoint every epoch, resumable)."""
     import os
 
-    from comm import distributed
-    from comm.config import preset
-    from comm.methods.plugins import label_of, normalize_target
-    from comm.train import train as train_run
+    from comm_diag.comm import distributed
+    import dataclasses
+
+    from comm_diag.comm.config import TrainConfig, preset
+    from comm_diag.comm.methods.plugins import label_of, normalize_target
+    from comm_diag.comm.train import train as train_run
 
     with user_errors():
         method = normalize_target(method)
         out = out or Path("runs") / f"{label_of(method)}-seed{seed}"
-        cfg = preset(preset_name).replace(method=method, encoder=encoder, fusion=fusion, epochs=epochs,
-                                          batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                                          temperature=temperature, aug1=aug1, aug2=aug2, crop_min=crop_min, seed=seed,
-                                          device=device, precision=precision).validate()
+        options = dict(method=method, encoder=encoder, width=width, d=d, fusion=fusion, epochs=epochs,
+                       batch_size=batch_size, lr=lr, weight_decay=weight_decay, temperature=temperature,
+                       aug1=aug1, aug2=aug2, crop_min=crop_min, seed=seed, device=device, precision=precision)
+        base = preset(preset_name)
+        cfg = dataclasses.replace(base, **TrainConfig.parse_settings(set_ or ()))
+        cfg = dataclasses.replace(cfg, **{k: v for k, v in options.items() if v is not None}).validate()
+        cfg.check_applicable(base)
         ds = tg.load(data)
         if nproc < 1:
             raise UserError(f"--nproc must be >= 1, got {nproc}")
         if nproc > 1 and not distributed.launched():
-            options = dict(data=data, method=method, encoder=encoder, fusion=fusion, preset=preset_name,
-                           epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                           temperature=temperature, aug1=aug1, aug2=aug2, crop_min=crop_min, seed=seed,
-                           device=device, precision=precision, out=out)
+            options.update(data=data, preset=preset_name, out=out)
             argv = ["train", *(f"--{k.replace('_', '-')}={v}" for k, v in options.items() if v is not None),
-                    *(["--resume"] if resume else [])]
+                    *(f"--set={item}" for item in set_ or ()), *(["--resume"] if resume else [])]
             code = distributed.launch(nproc, argv)
             if code != 0:
                 raise UserError(f"a training process failed (exit code {code}; its message is above); "
@@ -243,13 +257,16 @@ def probe(
     probe_kind: Annotated[str, typer.Option("--probe", help="linear, mlp, or linear,mlp.")] = "linear",
     every_epoch: Annotated[bool, typer.Option("--every-epoch", help="Probe every saved epoch too.")] = False,
     every: Annotated[int, typer.Option(help="Probe every K-th saved epoch too (learning curves).")] = 0,
+    allow_unfinished: Annotated[bool, typer.Option("--allow-unfinished", help="Probe a run that has not reached "
+                                                   "its last epoch (report will still refuse it).")] = False,
 ) -> None:
     """Probe a trained run (and its random-init control): probes.csv and probes.json."""
-    from probes.suite import probe_run
+    from comm_diag.probes.suite import probe_run
 
     with user_errors():
-        rows = probe_run(run, data=data, probes=[p.strip() for p in probe_kind.split(",")], every=1 if every_epoch else every,
-                         on_model=lambda m: err.print(f"probing {m}"))
+        rows = probe_run(run, data=data, probes=[p.strip() for p in probe_kind.split(",")],
+                         every=1 if every_epoch else every, on_model=lambda m: err.print(f"probing {m}"),
+                         allow_unfinished=allow_unfinished)
         console.print(_rows_table(rows))
         console.print(f"wrote {run / 'probes.csv'}")
 
@@ -270,13 +287,15 @@ def _rows_table(rows: list[dict]) -> Table:
 
 
 def _verdict_table(result: dict) -> Table:
-    t = Table(title="linear probe, fused representation: balanced accuracy % \\[max(chance, random init)]")
+    t = Table(title="fused representation, balanced accuracy % \\[max(chance, random init)]: R, U and S fused "
+                    "(linear probe); S recoverable (MLP probe)")
     t.add_column("method")
-    for k in ("R", "U", "S"):
+    for k in ("R", "U", "S fused", "S recoverable"):
         t.add_column(k, justify="right")
     for m, vs in result["verdicts"].items():
-        t.add_row(m, *(f"{vs[k].mean:.1f} [{vs[k].control:.1f}] {vs[k].verdict}" if k in vs else "-"
-                       for k in ("R", "U", "S")))
+        both = {**vs, **({"S+": result["recoverable"][m]} if m in result.get("recoverable", {}) else {})}
+        t.add_row(m, *(f"{both[k].mean:.1f} [{both[k].control:.1f}] {both[k].verdict}" if k in both else "-"
+                       for k in ("R", "U", "S", "S+")))
     return t
 
 
@@ -284,13 +303,17 @@ def _verdict_table(result: dict) -> Table:
 def report(
     runs: Annotated[list[Path], typer.Argument(help="Run folders (or folders holding runs).")],
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("report"),
+    mix_datasets: Annotated[bool, typer.Option("--mix-datasets", help="Pool runs trained on different datasets "
+                                               "of one kind into one mean (refused by default).")] = False,
 ) -> None:
     """Figure-4 chart, learning curves, verdicts and summary.csv over probed runs."""
-    from probes.report import ReportError, find_runs, write_report
+    from comm_diag.outputs import check_parents
+    from comm_diag.probes.report import ReportError, find_runs, write_report
 
     with user_errors():
+        check_parents(out)
         try:
-            result = write_report(find_runs(runs), out)
+            result = write_report(find_runs(runs, mix_datasets=mix_datasets), out)
         except ReportError as e:
             raise UserError(str(e)) from None
         console.print(_verdict_table(result))
@@ -314,7 +337,7 @@ GpusOpt = Annotated[float, typer.Option(help="Ray: GPUs requested per run.")]
 
 
 def executor_options(executor: str, workers: int, address: Optional[str], cpus: float, gpus: float) -> dict:
-    from probes.executors import EXECUTORS
+    from comm_diag.probes.executors import EXECUTORS
 
     if executor not in EXECUTORS:
         raise UserError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
@@ -331,7 +354,7 @@ def sweep_progress(resume_hint: str) -> Iterator:
     training bars; an interruption becomes one line saying how to resume."""
     import time
 
-    from probes.sweep import Hooks
+    from comm_diag.probes.sweep import Hooks
 
     t0 = time.perf_counter()
     with progress_bar() as bar:
@@ -367,6 +390,7 @@ def quickstart(
     preset_name: PresetOpt = "cpu",
     seeds: SeedsOpt = "0",
     epochs: EpochsOpt = None,
+    every: Annotated[int, typer.Option(help="Also probe every K epochs: learning curves in the report.")] = 0,
     workers: WorkersOpt = 0,
     executor: ExecutorOpt = "local",
     address: AddressOpt = None,
@@ -376,22 +400,22 @@ def quickstart(
     """The paper's two experiments end to end: data, CoMM / Cross / Cross+Self, probes, report."""
     import time
 
-    from probes.experiment import quickstart as run_quickstart
-    from probes.sweep import parse_seeds
+    from comm_diag.probes.experiment import quickstart as run_quickstart
+    from comm_diag.probes.sweep import parse_seeds
 
     with user_errors():
         seed_list = parse_seeds(seeds)
         options = executor_options(executor, workers, address, cpus_per_run, gpus_per_run)
         t0 = time.perf_counter()
         with sweep_progress("run the same command again to resume") as hooks:
-            result = run_quickstart(out, preset_name=preset_name, seeds=seed_list, epochs=epochs, hooks=hooks,
-                                    executor=executor, **options)
+            result = run_quickstart(out, preset_name=preset_name, seeds=seed_list, epochs=epochs, every=every,
+                                    hooks=hooks, executor=executor, **options)
         console.print(_verdict_table(result))
         console.print(f"done in {time.perf_counter() - t0:.0f} s; report: {out / 'report.md'}")
 
 
 def _study_names() -> str:
-    from probes.studies import STUDIES
+    from comm_diag.probes.studies import STUDIES
 
     return ", ".join(STUDIES)
 
@@ -419,9 +443,9 @@ def ablate(
     """The paper's ablations (loss, fusion, augment): run a study, resume it, report it."""
     import time
 
-    from probes.ablation import run_study, study_jobs
-    from probes.studies import STUDIES, get_study
-    from probes.sweep import parse_seeds
+    from comm_diag.probes.ablation import run_study, study_jobs
+    from comm_diag.probes.studies import STUDIES, get_study
+    from comm_diag.probes.sweep import parse_seeds
 
     with user_errors():
         if list_studies:
@@ -440,12 +464,12 @@ def ablate(
         out = out or Path("ablations") / study
         if list_runs:
             jobs = study_jobs(spec, out, preset_name=preset_name, seeds=seed_list, data=data or (), extra=extra,
-                              epochs=epochs, every=every, dry=True)
+                              epochs=epochs, every=every)
             t = Table(title=f"study {study}: {spec.description}")
             for c in ("#", "run", "variant", "seed", "data", "changes from the preset"):
                 t.add_column(c)
             base = {}
-            from comm.config import preset
+            from comm_diag.comm.config import preset
 
             base = preset(preset_name).to_dict()
             for i, j in enumerate(jobs):
@@ -464,6 +488,50 @@ def ablate(
             mark = {True: "[green]held[/]", False: "[red]did not hold[/]", None: "[yellow]not measured[/]"}[ok]
             console.print(f"{mark}: {text}", highlight=False)
         console.print(f"done in {time.perf_counter() - t0:.0f} s; report: {out / 'report.md'}")
+
+
+# ----------------------------------------------------------------------------- calibrate
+
+CALIBRATION_MISMATCH_EXIT = 3
+
+
+@app.command()
+def calibrate(
+    out: Annotated[Path, typer.Option(help="Output folder (calibration.csv, calibration.json).")] = Path("calibrate-out"),
+    data: Annotated[Optional[Path], typer.Option(help="Dataset [default: the preset's unbiased one, generated "
+                                                      "in OUT/data].")] = None,
+    preset_name: PresetOpt = "cpu",
+    seeds: SeedsOpt = "0,1,2",
+    references: Annotated[Optional[str], typer.Option(help="Comma list of references [default: all].")] = None,
+) -> None:
+    """The instrument's own calibration: known-answer representations through the probes and the
+    verdict rule; exit 3 if any verdict differs from the known answer."""
+    from comm_diag.probes.calibrate import run_calibration
+    from comm_diag.probes.sweep import parse_seeds
+
+    with user_errors():
+        seed_list = parse_seeds(seeds)
+        names = [r.strip() for r in references.split(",")] if references else None
+        with sweep_progress("run the same command again") as hooks:
+            rows = run_calibration(out, data=data, preset_name=preset_name, seeds=seed_list, references=names,
+                                   hooks=hooks)
+    t = Table(title=f"calibration: balanced accuracy % (mean ± 95% CI over {len(seed_list)} seeds) [line], bits "
+                    f"[fraction of the exact PID bits]")
+    for c in ("reference", "level", "measured", "bits", "verdict", "expected", ""):
+        t.add_column(c)
+    for r in rows:
+        expected = {True: "captured", False: "not captured", None: "(not asserted)"}[r["expected"]]
+        frac = f" [{100 * r['bits_fraction']:.0f}%]" if r["bits_fraction"] is not None else ""
+        t.add_row(r["reference"], r["level"], f"{r['balanced_accuracy']:.1f} ±{r['ci95']:.1f} "
+                  f"[{r['line']:.0f}]", f"{r['bits']:.2f}{frac}", r["verdict"], expected,
+                  "ok" if r["ok"] else "MISMATCH")
+    console.print(t)
+    bad = [r for r in rows if not r["ok"]]
+    console.print(f"{len(rows) - len(bad)} of {len(rows)} verdicts as expected; wrote {out / 'calibration.csv'}")
+    if bad:
+        err.print(f"[bold red]calibration mismatch:[/] " + "; ".join(f"{r['reference']} {r['level']}: "
+                  f"{r['verdict']}" for r in bad), highlight=False, soft_wrap=True)
+        raise typer.Exit(code=CALIBRATION_MISMATCH_EXIT)
 
 
 # ----------------------------------------------------------------------------- check / methods
@@ -491,10 +559,10 @@ def check(
     """Does your SSL method capture redundancy, uniqueness and synergy? Trains it beside the references."""
     import time
 
-    from comm.methods.plugins import label_of, load_class, normalize_target
-    from probes.check import NAMES, REQUIRE_EXIT, parse_require, unmet
-    from probes.check import check as run_check
-    from probes.sweep import parse_seeds
+    from comm_diag.comm.methods.plugins import label_of, load_class, normalize_target
+    from comm_diag.probes.check import NAMES, REQUIRE_EXIT, parse_require, unmet
+    from comm_diag.probes.check import check as run_check
+    from comm_diag.probes.sweep import parse_seeds
 
     with user_errors():
         required = parse_require(require)
@@ -522,9 +590,9 @@ def _check_table(result: dict) -> Table:
     t = Table(title="linear probe, fused representation, balanced accuracy %")
     for c in ("", f"{label} (95% CI)", "random init", "chance", *others, "verdict"):
         t.add_column(c, justify="right" if c else "left")
-    from probes.check import NAMES
-    from probes.report import INTERACTIONS
-    from probes.tasks import chance
+    from comm_diag.probes.check import NAMES
+    from comm_diag.probes.report import INTERACTIONS
+    from comm_diag.probes.tasks import chance
 
     for k, task in INTERACTIONS.items():
         v = ver.get(label, {}).get(k)
@@ -542,8 +610,8 @@ def _check_table(result: dict) -> Table:
 @app.command()
 def methods() -> None:
     """The methods `train`, `check` and `--method` accept: built-ins and installed plugins."""
-    from comm.methods import METHODS
-    from comm.methods.plugins import ENTRY_POINT_GROUP, PluginError, installed, load_class
+    from comm_diag.comm.methods import METHODS
+    from comm_diag.comm.methods.plugins import ENTRY_POINT_GROUP, PluginError, installed, load_class
 
     def summary(cls: type) -> str:
         return " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())

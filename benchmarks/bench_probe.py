@@ -17,12 +17,12 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-import trifeature_gen as tg
-from comm.config import preset
-from comm.methods import build_method
-from probes.features import extract
-from probes.probes import PROBES
-from probes.tasks import task_labels
+import comm_diag.trifeature_gen as tg
+from comm_diag.comm.config import preset
+from comm_diag.comm.methods import build_method
+from comm_diag.probes.features import extract
+from comm_diag.probes.probes import PROBES
+from comm_diag.probes.tasks import task_labels
 
 
 def main() -> None:

@@ -10,8 +10,8 @@ import time
 import numpy as np
 import torch
 
-from trifeature_gen import DatasetSpec, Trifeature
-from trifeature_gen.pairs import split_images
+from comm_diag.trifeature_gen import DatasetSpec, Trifeature
+from comm_diag.trifeature_gen.pairs import split_images
 
 
 def timed(fn, repeats: int = 3) -> float:

@@ -14,9 +14,9 @@ import time
 import numpy as np
 import torch
 
-from comm.config import preset
-from comm.methods import build_method
-from comm.train import augmenters, autocast, resolve_device, resolve_precision, set_threads
+from comm_diag.comm.config import preset
+from comm_diag.comm.methods import build_method
+from comm_diag.comm.train import augmenters, autocast, resolve_device, resolve_precision, set_threads
 
 
 def _sync(device: torch.device) -> None:

@@ -8,11 +8,13 @@ convolution for blur), so no per-sample PIL work and no DataLoader workers.
 Transforms (SimCLR defaults, Chen et al. 2020, as in the protocol):
 - ``crop``: RandomResizedCrop, scale (0.08, 1), ratio (3/4, 4/3), bilinear
 - ``flip``: horizontal flip, p = 0.5
+- ``rotate``: rotation by an angle uniform in [-180, 180) degrees (not in SimCLR's set;
+  it makes the orientation of the shape and of its texture useless for telling samples apart)
 - ``jitter``: ColorJitter(0.4, 0.4, 0.4, 0.1), p = 0.8, applied in the fixed order
   brightness, contrast, saturation, hue (torchvision shuffles the order); hue is
   a rotation of the chroma plane in YIQ space, a linear stand-in for HSV hue
 - ``grayscale``: p = 0.2
-- ``blur``: Gaussian blur, sigma in (0.1, 2), kernel 10% of the side (odd), p = 0.5
+- ``blur``: Gaussian blur, sigma in (0.1, 2) x side / 224 px, kernel 10% of the side (odd), p = 0.5
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-TRANSFORMS = ("crop", "flip", "jitter", "grayscale", "blur")
+TRANSFORMS = ("crop", "flip", "rotate", "jitter", "grayscale", "blur")
+SIMCLR = ("crop", "flip", "jitter", "grayscale", "blur")
 POLICIES = {
-    "all": TRANSFORMS,
+    "all": SIMCLR,
     "none": (),
     "color": ("jitter", "grayscale"),
     **{t: (t,) for t in TRANSFORMS},
 }
+BLUR_REFERENCE_PX = 224
 _LUMA = torch.tensor([0.299, 0.587, 0.114])
 _RGB2YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 _YIQ2RGB = torch.linalg.inv(_RGB2YIQ)
@@ -75,15 +79,15 @@ class Augment:
 
     def _apply(self, x: Tensor, gen: torch.Generator) -> Tensor:
         ts = self.transforms
-        if "crop" in ts or "flip" in ts:
-            x = self._crop_flip(x, gen, "crop" in ts, "flip" in ts)
+        if "crop" in ts or "flip" in ts or "rotate" in ts:
+            x = self._crop_flip(x, gen, "crop" in ts, "flip" in ts, "rotate" in ts)
         if "jitter" in ts or "grayscale" in ts:
             x = self._color(x, gen, "jitter" in ts, "grayscale" in ts)
         if "blur" in ts:
             x = self._blur(x, gen)
         return x
 
-    def _crop_flip(self, x: Tensor, gen: torch.Generator, crop: bool, flip: bool) -> Tensor:
+    def _crop_flip(self, x: Tensor, gen: torch.Generator, crop: bool, flip: bool, rotate: bool = False) -> Tensor:
         b, dev = x.shape[0], x.device
         sx = sy = torch.ones(b, device=dev)
         cx = cy = torch.zeros(b, device=dev)
@@ -98,6 +102,11 @@ class Augment:
             sx = sx * torch.where(torch.rand(b, generator=gen, device=dev) < 0.5, -1.0, 1.0)
         zero = torch.zeros_like(sx)
         theta = torch.stack([torch.stack([sx, zero, cx], 1), torch.stack([zero, sy, cy], 1)], 1)  # Bx2x3
+        if rotate:  # rotate the sampling grid about the crop's centre: theta = [S R | c]
+            a = (2 * torch.rand(b, generator=gen, device=dev) - 1) * math.pi
+            cos, sin = a.cos(), a.sin()
+            rot = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)  # Bx2x2
+            theta = torch.cat([theta[:, :, :2] @ rot, theta[:, :, 2:]], 2)  # Bx2x3
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # BxHxWx2
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
@@ -133,7 +142,9 @@ class Augment:
         b, c, h, w = x.shape
         dev = x.device
         k = max(3, int(0.1 * h) // 2 * 2 + 1)  # odd kernel, 10% of the side
-        sigma = _uniform(b, 0.1, 2.0, gen, dev)
+        # SimCLR's sigma range (0.1, 2) px is that of 224 px images: scaled with the image, so
+        # a 64 px image is blurred as much relative to its size (not 3.5x harder)
+        sigma = _uniform(b, 0.1, 2.0, gen, dev) * (h / BLUR_REFERENCE_PX)
         sigma = torch.where(torch.rand(b, generator=gen, device=dev) < self.p_blur, sigma,
                             torch.full_like(sigma, 1e-3))  # 1e-3: an identity kernel
         r = torch.arange(k, device=dev, dtype=x.dtype) - k // 2

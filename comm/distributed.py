@@ -115,7 +115,7 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
     if nproc < 2:
         raise ValueError(f"--nproc must be >= 2 to launch processes, got {nproc}")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "cli", *argv]
+           "-m", "comm_diag.cli", *argv]
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     if not torch.cuda.is_available() or "--device=cpu" in argv:
         # the cores are shared between the processes

@@ -5,11 +5,12 @@ All are built from torchvision and trained from scratch (no weight download).
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torchvision
 from torch import nn
+from torchvision.models.resnet import BasicBlock, Bottleneck
 
 SMALL_INPUT_PX = 128  # below this the ImageNet stems leave (almost) no spatial positions
 
@@ -60,24 +61,35 @@ def alexnet(image_size: int, width: float = 1.0, batch_norm: bool = False) -> En
     return Encoder(body, c[4])
 
 
-def _resnet(builder: Callable[..., torchvision.models.ResNet], image_size: int, width: float) -> Encoder:
-    """A torchvision ResNet without avgpool and fc. Below 128 px the stem is CIFAR-style
-    (3x3 conv, stride 1, no max-pool) so small images keep a spatial map."""
-    if width != 1.0:
-        raise ValueError("ResNet encoders do not take a width multiplier")
-    net = builder(weights=None)
-    if image_size < SMALL_INPUT_PX:
-        net.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
-        net.maxpool = nn.Identity()
-    body = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4)
-    return Encoder(body, net.fc.in_features)
+def _resnet(block: type, layers: Sequence[int], image_size: int, width: float = 1.0) -> Encoder:
+    """A ResNet (He et al., 2016) without avgpool and fc, from torchvision's blocks, with
+    ``width`` scaling every stage (64, 128, 256, 512 planes x width; at width 1 it is
+    torchvision's resnet18 / resnet50 body). Below 128 px the stem is a 3x3 conv without
+    max-pool (CIFAR-style), with stride 2 from 64 px up: a 64 px image gives a 4x4 map (16
+    tokens) at a quarter of the cost of stride 1, which would give 8x8 and train ~4x slower."""
+    planes = [max(8, int(round(p * width))) for p in (64, 128, 256, 512)]
+    net = torchvision.models.ResNet(block, list(layers))  # initialisation as torchvision's
+    net.inplanes = planes[0]  # _make_layer reads and advances it
+    stages = [net._make_layer(block, p, n, stride=1 if i == 0 else 2) for i, (p, n) in enumerate(zip(planes, layers))]
+    small_stride = 1 if image_size < 64 else 2
+    stem = (nn.Sequential(nn.Conv2d(3, planes[0], 3, stride=small_stride, padding=1, bias=False),
+                          nn.BatchNorm2d(planes[0]),
+                          nn.ReLU(inplace=True))
+            if image_size < SMALL_INPUT_PX else
+            nn.Sequential(nn.Conv2d(3, planes[0], 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(planes[0]),
+                          nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)))
+    body = nn.Sequential(*stem, *stages)
+    for m in body.modules():  # torchvision's initialisation for the layers rebuilt here
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    return Encoder(body, planes[3] * block.expansion)
 
 
 ENCODERS: dict[str, Callable[[int, float], Encoder]] = {
     "alexnet": alexnet,
     "alexnet_bn": lambda size, width=1.0: alexnet(size, width, batch_norm=True),
-    "resnet18": lambda size, width=1.0: _resnet(torchvision.models.resnet18, size, width),
-    "resnet50": lambda size, width=1.0: _resnet(torchvision.models.resnet50, size, width),
+    "resnet18": lambda size, width=1.0: _resnet(BasicBlock, (2, 2, 2, 2), size, width),
+    "resnet50": lambda size, width=1.0: _resnet(Bottleneck, (3, 4, 6, 3), size, width),
 }
 
 

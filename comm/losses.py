@@ -2,7 +2,7 @@
 
 All embeddings are compared by cosine similarity; the other samples of the
 batch are the negatives. Under data-parallel training the batch is that of all
-processes (``comm.distributed.gather``): each process scores its own B anchors
+processes (``comm_diag.comm.distributed.gather``): each process scores its own B anchors
 against the N*B candidates, and the mean over processes is the loss of the whole
 batch.
 """
@@ -72,6 +72,40 @@ def _symmetric_ce(a: Tensor, b: Tensor, scale: Tensor | float) -> Tensor:
         return 0.5 * (F.cross_entropy(logits_ab, labels) + F.cross_entropy(logits_ba, labels))
 
 
+def nt_xent(a: Tensor, b: Tensor, temperature: float = 0.1) -> Tensor:
+    """SimCLR's NT-Xent (Chen et al., 2020), symmetrised: the other view's samples AND the
+    anchor's own view's other samples are negatives (2B-2 per anchor), as in the CoMM
+    authors' code.
+
+        s_ij = <a_i, b_j> / (|a_i| |b_j| tau),   t_ij = <a_i, a_j> / (|a_i| |a_j| tau)
+        l_i(a, b) = -log [ exp(s_ii) / (sum_j exp(s_ij) + sum_{j != i} exp(t_ij)) ]
+        L = 1/(2B) sum_i [ l_i(a, b) + l_i(b, a) ]
+
+    Args:
+        a, b: BxD embeddings; row i of a and row i of b are the positive pair.
+        temperature: tau > 0.
+    Returns:
+        scalar loss (log(2B-1) for embeddings that tell nothing apart).
+    """
+    _check_pair(a, b)
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    a, b = _unit(a), _unit(b)
+    with torch.autocast(a.device.type, enabled=False):
+        a_all, b_all = gather(a), gather(b)  # (N*B)xD
+        own = offset(a.shape[0]) + torch.arange(a.shape[0], device=a.device)
+        losses = []
+        for x, y_all, x_all in ((a, b_all, a_all), (b, a_all, b_all)):
+            cross = torch.einsum("id,jd->ij", x, y_all) / temperature  # Bx(N*B): positive at `own`
+            same = torch.einsum("id,jd->ij", x, x_all) / temperature  # Bx(N*B): the anchor itself masked
+            same = same.masked_fill(F.one_hot(own, x_all.shape[0]).bool(), float("-inf"))
+            losses.append(F.cross_entropy(torch.cat([cross, same], dim=1), own))  # Bx(2*N*B)
+        return 0.5 * (losses[0] + losses[1])
+
+
+NCE = {"cross_view": info_nce, "nt_xent": nt_xent}  # negatives: the other view's only, or both views'
+
+
 def nce_mutual_information(loss: Tensor, batch_size: int) -> Tensor:
     """The InfoNCE lower bound on mutual information (nats) from a symmetric InfoNCE loss."""
     return math.log(batch_size) - loss
@@ -101,14 +135,17 @@ def comm_loss(
     temperature: float = 0.1,
     w_full: float = 1.0,
     w_masked: float = 1.0,
+    nce: str = "cross_view",
+    terms: str = "sum",
 ) -> dict[str, Tensor]:
     """The CoMM loss with its n+1 InfoNCE terms (Dufumier et al., ICLR 2025, eq. 7).
 
-        L = w_full * L(Z', Z'') + w_masked * sum_i [ L(Z'_i, Z'') + L(Z''_i, Z') ] / 2
+        L = c * ( w_full * L(Z', Z'') + w_masked * sum_i [ L(Z'_i, Z'') + L(Z''_i, Z') ] / 2 )
 
-    where L is the symmetric InfoNCE loss, Z', Z'' the fused embeddings of two
-    augmentations of the whole input, and Z'_i, Z''_i those of modality i alone.
-    Minimising L maximises -I(Z', Z'') - sum_i [I(Z'_i, Z'') + I(Z''_i, Z')]/2.
+    where L is a symmetric InfoNCE loss, Z', Z'' the fused embeddings of two
+    augmentations of the whole input, and Z'_i, Z''_i those of modality i alone;
+    c = 1 (``terms="sum"``, the paper's equation) or 1/(n+1) (``terms="mean"``, the
+    authors' code). Minimising L maximises -I(Z', Z'') - sum_i [I(Z'_i, Z'') + I(Z''_i, Z')]/2.
 
     Args:
         full1, full2: BxD, Z' and Z''.
@@ -116,15 +153,25 @@ def comm_loss(
         temperature: InfoNCE temperature.
         w_full, w_masked: weights of the full term and of the masked terms (the
             loss ablation sets one of them to 0).
+        nce: "cross_view" (``info_nce``: B-1 negatives from the other view) or
+            "nt_xent" (``nt_xent``: 2B-2, both views, as in the authors' code).
+        terms: "sum" or "mean" of the n+1 terms.
     Returns:
-        dict with "loss" (the weighted sum) and every term: "full", "masked_i"
-        (the averaged pair for modality i, 1-based).
+        dict with "loss" and every term: "full", "masked_i" (the averaged pair for
+        modality i, 1-based).
     """
     if len(masked1) != len(masked2) or not masked1:
         raise ValueError("masked1 and masked2 must hold one embedding per modality")
-    terms = {"full": info_nce(full1, full2, temperature)}
+    if nce not in NCE or terms not in TERM_REDUCTIONS:
+        raise ValueError(f"nce must be one of {', '.join(NCE)} and terms one of {', '.join(TERM_REDUCTIONS)}")
+    loss_fn = NCE[nce]
+    out = {"full": loss_fn(full1, full2, temperature)}
     for i, (m1, m2) in enumerate(zip(masked1, masked2), start=1):
-        terms[f"masked_{i}"] = 0.5 * (info_nce(m1, full2, temperature) + info_nce(m2, full1, temperature))
-    masked_sum = sum(terms[f"masked_{i}"] for i in range(1, len(masked1) + 1))
-    terms["loss"] = w_full * terms["full"] + w_masked * masked_sum
-    return terms
+        out[f"masked_{i}"] = 0.5 * (loss_fn(m1, full2, temperature) + loss_fn(m2, full1, temperature))
+    masked_sum = sum(out[f"masked_{i}"] for i in range(1, len(masked1) + 1))
+    scale = 1.0 if terms == "sum" else 1.0 / (len(masked1) + 1)
+    out["loss"] = scale * (w_full * out["full"] + w_masked * masked_sum)
+    return out
+
+
+TERM_REDUCTIONS = ("sum", "mean")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import errno
 import hashlib
 import json
 import math
@@ -21,8 +22,9 @@ from typing import Callable, Optional
 
 import torch
 
-import trifeature_gen as tg
+import comm_diag.trifeature_gen as tg
 
+from ..outputs import claim
 from . import distributed as dist
 from .augment import Augment
 from .config import PRESET_DATA, TrainConfig
@@ -105,11 +107,14 @@ def check_data(cfg: TrainConfig, ds: tg.Dataset) -> None:
 
 
 def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
-    """Linear warm-up over warmup_epochs, then cosine decay to 0 at the last step."""
+    """Linear warm-up over warmup_epochs, then cosine decay to 0 at the last step
+    (``schedule="cosine"``) or the peak lr to the end (``"constant"``)."""
     total = cfg.epochs * steps_per_epoch
     warm = int(cfg.warmup_epochs * steps_per_epoch)
     if step < warm:
         return cfg.lr * (step + 1) / warm
+    if cfg.schedule == "constant":
+        return cfg.lr
     t = (step - warm) / max(1, total - warm)
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
 
@@ -129,9 +134,41 @@ def to_device_images(arr, device: torch.device) -> torch.Tensor:
 
 
 def _atomic_save(obj, path: Path) -> None:
+    """Write, then rename: a reader sees the old file or the new one, and a failed write
+    (a full disk) leaves neither a half checkpoint nor its temporary file."""
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except RuntimeError as e:  # torch's zip writer reports a short write (a full disk) as a RuntimeError
+        tmp.unlink(missing_ok=True)
+        raise OSError(errno.EIO, f"writing {path.name} failed ({str(e).strip().splitlines()[0]})", str(path)) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
+    """A checkpoint written by ``_atomic_save``; TrainingError (one line) if it is unreadable."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+    except Exception as e:  # truncated zip, empty file, not a checkpoint: torch raises many kinds
+        raise TrainingError(f"{path} is not a readable checkpoint ({type(e).__name__}): it is truncated or was "
+                            f"not written by comm-diag; delete it to retrain from the previous epoch") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise TrainingError(f"{path} is not a comm-diag checkpoint")
+    return state
+
+
+def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
+    """AdamW groups: every parameter decayed, or (``decay_norms_and_biases=False``, the
+    authors' choice) biases, norm layers' scales and other 0/1-d parameters (CLIP's
+    logit scale) without decay."""
+    if cfg.decay_norms_and_biases:
+        return [{"params": list(model.parameters())}]
+    flat = [p for p in model.parameters() if p.ndim <= 1]  # biases, BatchNorm/LayerNorm weights, scalars
+    rest = [p for p in model.parameters() if p.ndim > 1]
+    return [{"params": rest}, {"params": flat, "weight_decay": 0.0}]
 
 
 def build_model(cfg: TrainConfig, device: torch.device) -> Method:
@@ -149,6 +186,12 @@ def same_config(a: dict, b: dict) -> bool:
     """Two TrainConfig dicts describe the same run (the device may differ; a setting
     missing from an older run's config.json has its default)."""
     return settings(a) == settings(b)
+
+
+def changed_settings(old: dict, new: dict) -> dict[str, tuple]:
+    """setting -> (old value, new value) for every setting two TrainConfig dicts disagree on."""
+    a, b = settings(old), settings(new)
+    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
 
 
 def settings(config: dict) -> dict:
@@ -182,8 +225,10 @@ def train(
     joined = not dist.is_distributed() and dist.launched()
     gpu = dist.init_from_env(cfg.device)
     try:
-        return _train(cfg, ds, Path(out), resume, on_step if dist.rank() == 0 else None, log_every,
-                      gpu or resolve_device(cfg.device))
+        # rank 0 writes the run folder and holds it for the whole run (comm_diag.outputs)
+        with claim(out, "run") if dist.rank() == 0 else contextlib.nullcontext(Path(out)) as out:
+            return _train(cfg, ds, out, resume, on_step if dist.rank() == 0 else None, log_every,
+                          gpu or resolve_device(cfg.device))
     finally:
         if joined:
             dist.shutdown()
@@ -203,15 +248,19 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
     if world > 1 and device.type == "cuda":
         # batch statistics over all processes' samples, as in one process (SyncBatchNorm has no CPU kernel)
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start_epoch = 0
     if resume:
         if not last.is_file():
             raise TrainingError(f"--resume: {out} has no checkpoint to resume from")
-        state = torch.load(last, map_location=device, weights_only=False)
-        if not same_config(state["config"]["train"], meta["train"]) or \
-                state["config"]["data"]["fingerprint"] != meta["data"]["fingerprint"]:
-            raise TrainingError(f"--resume: the checkpoint in {out} was written with another config or dataset")
+        state = load_checkpoint(last, device)
+        differ = changed_settings(state["config"]["train"], meta["train"])
+        if differ:
+            raise TrainingError(f"--resume: {out} was trained with other settings ("
+                                + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in differ.items())
+                                + "); resume with the same options or choose another --out")
+        if state["config"]["data"]["fingerprint"] != meta["data"]["fingerprint"]:
+            raise TrainingError(f"--resume: {out} was trained on another dataset ({state['config']['data']['path']})")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start_epoch = state["epoch"]
@@ -323,7 +372,7 @@ def load_run(run: Path | str, epoch: Optional[int] = None, device: str = "cpu") 
     cfg = TrainConfig.from_dict(meta["train"])
     dev = resolve_device(device)
     model = build_model(cfg, dev)
-    model.load_state_dict(torch.load(ckdir / f"epoch_{epoch:03d}.pt", map_location=dev, weights_only=False)["model"])
+    model.load_state_dict(load_checkpoint(ckdir / f"epoch_{epoch:03d}.pt", dev)["model"])
     model.eval()
     return model, {**meta, "epoch": epoch}
 

@@ -17,12 +17,12 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from comm.augment import Augment
-from comm.config import TrainConfig
-from comm.encoders import build_encoder
-from comm.fusion import MLPHead
-from comm.losses import info_nce
-from comm.methods import Method, normalize
+from comm_diag.comm.augment import Augment
+from comm_diag.comm.config import TrainConfig
+from comm_diag.comm.encoders import build_encoder
+from comm_diag.comm.fusion import MLPHead
+from comm_diag.comm.losses import info_nce
+from comm_diag.comm.methods import Method, normalize
 
 
 class LateFusionSimCLR(Method):

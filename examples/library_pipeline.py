@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import trifeature_gen as tg
-from comm.config import PRESET_DATA, preset
-from comm.train import train
-from probes.report import write_report
-from probes.suite import probe_run
+import comm_diag.trifeature_gen as tg
+from comm_diag.comm.config import PRESET_DATA, preset
+from comm_diag.comm.train import train
+from comm_diag.probes.report import write_report
+from comm_diag.probes.suite import probe_run
 
 
 def main(out: Path, preset_name: str) -> None:

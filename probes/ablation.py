@@ -15,30 +15,28 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-import trifeature_gen as tg
-from comm.config import preset
+import comm_diag.trifeature_gen as tg
+from comm_diag.comm.config import preset
 
 from .executors import run_jobs
 from .report import INTERACTIONS, summary_rows, verdicts, write_report
 from .studies import Measured, Study, check_expectations, get_study
-from .sweep import Hooks, RunJob, claim, folders, given_datasets, identity, plan, preset_datasets
+from .sweep import Hooks, RunJob, experiment, folders, given_datasets, plan
 
 
 def study_jobs(study: Study, out: Path, *, preset_name: str = "cpu", seeds: Sequence[int] = (0,),
                data: Sequence[Path | str] = (), extra: bool = False, epochs: Optional[int] = None,
-               every: Optional[int] = None, hooks: Optional[Hooks] = None,
-               data_overrides: Optional[dict] = None, dry: bool = False) -> list[RunJob]:
-    """The study's runs in execution order. Unless ``dry`` (listing only), generates
-    the preset's datasets if none are given and claims ``out`` for this study and data."""
-    hooks = hooks or Hooks()
+               every: Optional[int] = None, datasets: Optional[dict[str, tg.Dataset]] = None) -> list[RunJob]:
+    """The study's runs in execution order (every config validated); writes nothing. Without
+    ``datasets`` (kind -> dataset) the runs point at the user's ``data`` or where the
+    preset's pair will be generated."""
     base = preset(preset_name).replace(epochs=epochs)
     every = study.every if every is None else every
-    if dry:
+    if datasets is not None:
+        kinds = folders(datasets)
+    else:
         kinds = folders(given_datasets(data)) if data else {k: str(out / "data" / k) for k in ("unbiased", "synergy")}
-        return plan(base, study.all_variants(extra), seeds, kinds, out, every=every)
-    datasets = given_datasets(data) if data else preset_datasets(out, preset_name, hooks, data_overrides)
-    claim(out, identity("study", study.name, base, datasets))
-    return plan(base, study.all_variants(extra), seeds, folders(datasets), out, every=every)
+    return plan(base, study.all_variants(extra), seeds, kinds, out, every=every)
 
 
 def select(jobs: list[RunJob], only: Optional[int]) -> list[RunJob]:
@@ -92,10 +90,13 @@ def run_study(name: str, out: Path | str, *, preset_name: str = "cpu", seeds: Se
     study = get_study(name)
     out = Path(out)
     hooks = hooks or Hooks()
-    settings = dict(preset_name=preset_name, seeds=seeds, data=data, extra=extra, epochs=epochs, every=every)
-    select(study_jobs(study, out, **settings, dry=True), only)  # a bad --only fails before any work
-    jobs = study_jobs(study, out, **settings, hooks=hooks, data_overrides=data_overrides)
-    run_jobs(select(jobs, only), hooks, executor, **executor_options)
-    hooks.on_stage("report")
-    done = [Path(j.run) for j in jobs if (Path(j.run) / "probes.csv").is_file()]
-    return study_report(study, out, done, preset_name)
+    given = given_datasets(data) if data else None
+    settings = dict(preset_name=preset_name, seeds=seeds, extra=extra, epochs=epochs, every=every)
+    select(study_jobs(study, out, **settings, datasets=given), only)  # bad settings or --only: before any byte
+    base = preset(preset_name).replace(epochs=epochs)
+    with experiment(out, "study", study.name, base, given, preset_name, hooks, data_overrides) as datasets:
+        jobs = study_jobs(study, out, **settings, datasets=datasets)
+        run_jobs(select(jobs, only), hooks, executor, **executor_options)
+        hooks.on_stage("report")
+        done = [Path(j.run) for j in jobs if (Path(j.run) / "probes.csv").is_file()]
+        return study_report(study, out, done, preset_name)

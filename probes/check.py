@@ -4,7 +4,7 @@ The user's method and the reference controls (CoMM, Cross, Cross+Self) are train
 with the same preset, budget and seeds on the preset's two datasets (R and U probed
 after training on unbiased pairs, S after training on synergy-biased pairs, as in
 the paper's Figure 4); every run also gives its random-initialisation floor. The
-verdicts use the rule of ``probes.verdict``; ``conclusion`` puts them in words.
+verdicts use the rule of ``comm_diag.probes.verdict``; ``conclusion`` puts them in words.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-import trifeature_gen as tg
-from comm.config import preset
-from comm.methods.plugins import label_of, load_class, normalize_target, preflight
+import comm_diag.trifeature_gen as tg
+from comm_diag.comm.config import preset
+from comm_diag.comm.methods.plugins import label_of, load_class, normalize_target, preflight
 
 from .executors import run_jobs
-from .report import write_report
-from .sweep import Hooks, Variant, claim, folders, given_datasets, identity, plan, preset_datasets
+from .report import summary_rows, verdicts, write_report
+from .sweep import Hooks, Variant, experiment, folders, given_datasets, plan
 from .verdict import Verdict
 
 CONTROLS = ("comm", "cross", "cross_self")
@@ -42,15 +42,22 @@ def parse_require(text: Optional[str]) -> list[str]:
     return keys
 
 
-def sample_pairs(ds: tg.Dataset, n: int = 16) -> list[torch.Tensor]:
-    """The first n training pairs as two Bx3xHxW float batches in [0, 1]."""
-    p = ds.pairs["train"]
-    return [torch.from_numpy(ds.images["train"][idx[:n]]).permute(0, 3, 1, 2).float() / 255.0  # Bx3xHxW
-            for idx in (p.i1, p.i2)]
+def sample_pairs(size: int, n: int = 16, seed: int = 0) -> list[torch.Tensor]:
+    """n freshly rendered pairs sharing their shape, as two Bx3xHxW float batches in [0, 1]:
+    real inputs for the one-step trial, before any dataset exists."""
+    tf = tg.Trifeature(size)
+    f1 = tf.sample_factors(n, np.random.default_rng([seed, 1]))
+    f2 = tf.sample_factors(n, np.random.default_rng([seed, 2]))
+    f2[:, 0] = f1[:, 0]
+    return [torch.from_numpy(tf.render(f, seed, indices=np.arange(n) + k * n)).permute(0, 3, 1, 2).float() / 255.0
+            for k, f in enumerate((f1, f2))]  # Bx3xHxW
 
 
-def conclusion(label: str, ver: dict[str, dict[str, Verdict]], syn_by_rep: dict[str, float]) -> str:
-    """One paragraph in plain words from the verdicts of the user's method and of CoMM."""
+def conclusion(label: str, ver: dict[str, dict[str, Verdict]], syn_by_rep: dict[str, float],
+               recoverable: Optional[dict[str, Verdict]] = None) -> str:
+    """One paragraph in plain words from the verdicts of the user's method and of CoMM, with
+    synergy at both levels: fused into the representation (linear probe) and recoverable
+    from it (MLP probe), ``recoverable`` holding the latter's verdict per method."""
     mine = ver[label]
     got = [NAMES[k] for k in "RUS" if k in mine and mine[k].verdict == "captured"]
     missed = [NAMES[k] for k in "RUS" if k in mine and mine[k].verdict == "not captured"]
@@ -59,13 +66,28 @@ def conclusion(label: str, ver: dict[str, dict[str, Verdict]], syn_by_rep: dict[
     def listing(xs: list[str], conj: str = "and") -> str:
         return xs[0] if len(xs) == 1 else ", ".join(xs[:-1]) + f" {conj} " + xs[-1]
 
-    text = [f"{label} captures {listing(got)}" if got else f"{label} captures none of the three interactions"]
-    if missed:
-        text.append(f"but not {listing(missed, 'or')}")
-    text = [" ".join(text) + "."]
+    if got:
+        first = f"{label} captures {listing(got)}" + (f" but not {listing(missed, 'or')}" if missed else "")
+    elif missed:
+        first = f"{label} does not capture {listing(missed, 'or')}"
+    else:
+        first = f"{label} captures none of the three interactions for certain"
+    text = [first + "."]
     if unsure:
         text.append(f"{listing(unsure).capitalize()} is inconclusive at this budget: more seeds "
                     f"(--seeds 0,1,2) narrow the interval.")
+    rec = (recoverable or {}).get(label)
+    if rec is not None and "S" in mine:
+        fused = mine["S"].verdict == "captured"
+        if rec.verdict == "captured" and not fused:
+            text.append(f"Its synergy is recoverable from the representation by a non-linear probe (MLP "
+                        f"{rec.mean:.1f} against a line at {rec.threshold:.1f}) but not fused into it (linear "
+                        f"{mine['S'].mean:.1f}): the information is there, the representation did not compute it.")
+        elif rec.verdict == "captured":
+            text.append(f"Synergy is both fused into the representation (linear {mine['S'].mean:.1f}) and "
+                        f"recoverable from it (MLP {rec.mean:.1f}).")
+        elif rec.verdict == "not captured":
+            text.append(f"Not even a non-linear probe recovers synergy from it (MLP {rec.mean:.1f}).")
     if "S" in mine:
         s = mine["S"]
         if s.verdict == "captured" and syn_by_rep:
@@ -91,7 +113,7 @@ def check(target: str, out: Path | str, *, preset_name: str = "cpu", seeds: Sequ
           data: Sequence[Path | str] = (), epochs: Optional[int] = None, controls: bool = True,
           hooks: Optional[Hooks] = None, executor: str = "local", data_overrides: Optional[dict] = None,
           **executor_options) -> dict:
-    """Train and probe ``target`` (a method name, see ``comm.methods.plugins``) beside the
+    """Train and probe ``target`` (a method name, see ``comm_diag.comm.methods.plugins``) beside the
     controls; write OUT/report.md, OUT/summary.csv, OUT/figure4.png. Returns the
     report's result plus ``label`` and ``conclusion``."""
     hooks = hooks or Hooks()
@@ -100,26 +122,29 @@ def check(target: str, out: Path | str, *, preset_name: str = "cpu", seeds: Sequ
     load_class(method)  # fails here, before any data or training, if it cannot load
     label = label_of(method)
     base = preset(preset_name).replace(epochs=epochs)
-    datasets = given_datasets(data) if data else preset_datasets(out, preset_name, hooks, data_overrides)
-    hooks.on_stage(f"{label}: one trial step and features() on real pairs")
-    preflight(base.replace(method=method, seed=seeds[0]), sample_pairs(next(iter(datasets.values()))))
-    claim(out, identity("check", method, base, datasets))
     variants = [Variant(label, {"method": method})]
     if controls:
         variants += [Variant(m, {"method": m}) for m in CONTROLS if m != method]
-    jobs = plan(base, variants, seeds, folders(datasets), out)
-    runs = [Path(r) for r in run_jobs(jobs, hooks, executor, **executor_options)]
-    hooks.on_stage("report")
-    result = write_report(runs, out, title=f"comm-diag check {label} ({preset_name} preset)")
-    alone: dict[str, list[float]] = {}  # synergy of each modality alone, per seed
-    for r in result["rows"]:
-        if r["method"] == label and r["task"] == "synergy" and r["probe"] == "linear" \
-                and r["representation"] in ("modality1", "modality2"):
-            alone.setdefault(r["representation"], []).append(r["balanced_accuracy"])
-    syn = {rep: float(np.mean(v)) for rep, v in alone.items()}
-    text = conclusion(label, result["verdicts"], syn)
-    report = (out / "report.md").read_text().splitlines()
-    (out / "report.md").write_text("\n".join([report[0], "", "## Conclusion", "", text, *report[1:]]) + "\n")
+    plan(base, variants, seeds, {"unbiased": "", "synergy": ""}, out)  # every config valid before any byte
+    given = given_datasets(data) if data else None
+    size = next(iter(given.values())).spec.size if given else base.image_size
+    hooks.on_stage(f"{label}: one trial step and features() on real pairs")
+    preflight(base.replace(method=method, seed=seeds[0], image_size=size), sample_pairs(size))
+    with experiment(out, "check", method, base, given, preset_name, hooks, data_overrides) as datasets:
+        jobs = plan(base, variants, seeds, folders(datasets), out)
+        runs = [Path(r) for r in run_jobs(jobs, hooks, executor, **executor_options)]
+        hooks.on_stage("report")
+        rows, _ = summary_rows(runs)
+        alone: dict[str, list[float]] = {}  # synergy of each modality alone, per seed
+        for r in rows:
+            if r["method"] == label and r["task"] == "synergy" and r["probe"] == "linear" \
+                    and r["representation"] in ("modality1", "modality2"):
+                alone.setdefault(r["representation"], []).append(r["balanced_accuracy"])
+        syn = {rep: float(np.mean(v)) for rep, v in alone.items()}
+        recoverable = {m: v["S"] for m, v in verdicts(rows, probe="mlp").items() if "S" in v}
+        text = conclusion(label, verdicts(rows), syn, recoverable)
+        result = write_report(runs, out, title=f"comm-diag check {label} ({preset_name} preset)",
+                              lead=["## Conclusion", "", text])
     return {**result, "label": label, "conclusion": text}
 
 

@@ -12,32 +12,36 @@ import json
 from pathlib import Path
 from typing import Optional, Sequence
 
-import trifeature_gen as tg
-from comm.config import preset
+import comm_diag.trifeature_gen as tg
+from comm_diag.comm.config import preset
 
 from .executors import run_jobs
 from .report import write_report
-from .sweep import Hooks, Variant, claim, folders, identity, plan, preset_datasets
+from .sweep import Hooks, Variant, experiment, folders, plan
 
 METHODS_DEFAULT = ("comm", "cross", "cross_self")
 
 
 def quickstart(out: Path | str = "comm-diag-out", *, preset_name: str = "cpu", seeds: Sequence[int] = (0,),
-               methods: Sequence[str] = METHODS_DEFAULT, epochs: Optional[int] = None,
+               methods: Sequence[str] = METHODS_DEFAULT, epochs: Optional[int] = None, every: int = 0,
                data_overrides: Optional[dict] = None, hooks: Optional[Hooks] = None,
                executor: str = "local", **executor_options) -> dict:
     """Run both experiments for every method and seed, then write OUT/report.md,
-    OUT/summary.csv and OUT/figure4.png. Returns what ``write_report`` returns."""
+    OUT/summary.csv and OUT/figure4.png; with ``every=k`` every run is also probed every k
+    epochs and the report draws learning curves. Returns what ``write_report`` returns."""
     hooks = hooks or Hooks()
     out = Path(out)
     base = preset(preset_name).replace(epochs=epochs)
-    datasets = preset_datasets(out, preset_name, hooks, data_overrides)
-    claim(out, identity("quickstart", preset_name, base, datasets))
-    jobs = plan(base, [Variant(m, {"method": m}) for m in methods], seeds, folders(datasets), out)
-    runs = [Path(r) for r in run_jobs(jobs, hooks, executor, **executor_options)]
-    hooks.on_stage("report")
-    result = write_report(runs, out, title=f"comm-diag quickstart ({preset_name} preset)")
-    (out / "quickstart.json").write_text(json.dumps({
-        "package_version": tg.__version__, "preset": preset_name, "seeds": list(seeds), "methods": list(methods),
-        "train_config": base.to_dict(), "runs": [str(r) for r in runs]}, indent=2))
+    variants = [Variant(m, {"method": m}) for m in methods]
+    if every < 0:
+        raise ValueError(f"every must be >= 0 epochs, got {every}")
+    plan(base, variants, seeds, {"unbiased": "", "synergy": ""}, out)  # every config valid before any byte
+    with experiment(out, "quickstart", preset_name, base, None, preset_name, hooks, data_overrides) as datasets:
+        jobs = plan(base, variants, seeds, folders(datasets), out, every=every)
+        runs = [Path(r) for r in run_jobs(jobs, hooks, executor, **executor_options)]
+        hooks.on_stage("report")
+        result = write_report(runs, out, title=f"comm-diag quickstart ({preset_name} preset)")
+        (out / "quickstart.json").write_text(json.dumps({
+            "package_version": tg.__version__, "preset": preset_name, "seeds": list(seeds), "methods": list(methods),
+            "train_config": base.to_dict(), "runs": [str(r) for r in runs]}, indent=2))
     return result

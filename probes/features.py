@@ -7,8 +7,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
-import trifeature_gen as tg
-from comm.methods import Method
+import comm_diag.trifeature_gen as tg
+from comm_diag.comm.methods import Method
 
 SPLIT_OF = {"probe_train": "train", "test": "test"}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
@@ -22,6 +24,36 @@ def auroc(y: np.ndarray, score: np.ndarray) -> float:
     if len(np.unique(y)) < 2:
         return float("nan")
     return float(100.0 * roc_auc_score(y, score))
+
+
+def entropy_bits(y: np.ndarray) -> float:
+    """H(T) of the empirical label distribution, in bits."""
+    _, counts = np.unique(y, return_counts=True)
+    p = counts / counts.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+def information_bits(y: np.ndarray, proba: np.ndarray, classes: np.ndarray,
+                     train_prior: Optional[np.ndarray] = None) -> float:
+    """The variational lower bound I(Z; T) >= H(T) - CE(T | Z) on test labels, in bits.
+
+        CE = -1/N sum_i log2 q(y_i | z_i),   q calibrated to the test distribution
+
+    ``proba``: NxK probabilities of a probe over ``classes``. A class-weighted probe
+    predicts as if classes were equally frequent; ``train_prior`` (K,) corrects it back
+    to the label frequencies, q(t|z) ~ proba(t|z) * prior(t) (Bayes' rule with the
+    balanced prior divided out). Any q gives a valid lower bound; an overconfident probe
+    makes it negative, vacuous, and it is then reported as 0.
+    """
+    q = np.asarray(proba, dtype=float)
+    if train_prior is not None:
+        q = q * np.asarray(train_prior, dtype=float)[None, :]
+        q = q / q.sum(axis=1, keepdims=True)
+    index = {c: k for k, c in enumerate(classes.tolist())}
+    cols = np.array([index.get(t, -1) for t in y.tolist()])
+    p_true = np.where(cols >= 0, q[np.arange(len(y)), np.maximum(cols, 0)], 0.0)
+    ce = float(-np.log2(np.clip(p_true, 1e-12, 1.0)).mean())
+    return max(0.0, entropy_bits(y) - ce)  # I >= 0 always: a negative bound says nothing, and reads 0
 
 
 def mean_ci95(values: list[float]) -> tuple[float, float, float]:

@@ -16,43 +16,53 @@ from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
-import trifeature_gen as tg
-from comm.methods import Method
-from comm.train import data_fingerprint, load_run, saved_epochs
+import comm_diag.trifeature_gen as tg
+from comm_diag.comm.methods import Method
+from comm_diag.comm.train import data_fingerprint, load_run, saved_epochs
 
 from .features import extract
 from .probes import PROBES
-from .tasks import TASKS, task_labels
+from .tasks import TASKS, ground_truth_bits, task_labels
 
-PROBE_COLUMNS = ("method", "seed", "task", "probe", "representation", "balanced_accuracy", "auroc")
+# bits: the probe's lower bound on I(Z; T); bits_fraction: bits / the exact bits of the task's own
+# interaction (redundant, unique or synergistic) in the test law. Added in 0.2; readers accept files without them.
+PROBE_COLUMNS = ("method", "seed", "task", "probe", "representation", "balanced_accuracy", "auroc", "bits",
+                 "bits_fraction")
+REQUIRED_COLUMNS = PROBE_COLUMNS[:7]
 
 
 class ProbeError(ValueError):
     """A run or dataset that cannot be probed."""
 
 
+Also = Sequence[tuple[str, str, str]]  # extra (probe, task, representation) scores
+
+
 def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("linear",),
                 tasks: Sequence[str] = TASKS, representations: Optional[Sequence[str]] = None,
-                seed: int = 0) -> list[dict]:
-    """Scores of one frozen model: rows {task, probe, representation, balanced_accuracy, auroc}.
+                also: Also = (), seed: int = 0) -> list[dict]:
+    """Scores of one frozen model: rows {task, probe, representation, balanced_accuracy, auroc, bits,
+    bits_fraction}: every probe x task x representation, plus the ``also`` triples.
 
     ``representations``: which of the model's outputs to probe (default: all it returns).
     """
-    for p in probes:
+    for p in [*probes, *(a[0] for a in also)]:
         if p not in PROBES:
             raise ProbeError(f"unknown probe {p!r}; choose from {', '.join(PROBES)}")
     train_f, test_f = extract(model, ds, "probe_train"), extract(model, ds, "test")
     train_y, test_y = task_labels(ds, "probe_train"), task_labels(ds, "test")
+    truth = ground_truth_bits(ds, "test")
     rows = []
-    for rep in train_f:
-        if representations is not None and rep not in representations:
-            continue
-        for task in tasks:
-            for probe in probes:
-                rng = np.random.default_rng([seed, TASKS.index(task), list(PROBES).index(probe)])
-                s = PROBES[probe]((train_f[rep], test_f[rep]), (train_y[task], test_y[task]), rng)
-                rows.append({"task": task, "probe": probe, "representation": rep,
-                             "balanced_accuracy": s["balanced_accuracy"], "auroc": s.get("auroc")})
+    wanted = [(probe, task, rep) for rep in train_f if representations is None or rep in representations
+              for task in tasks for probe in probes]
+    wanted += [a for a in also if a not in wanted and a[2] in train_f]
+    for probe, task, rep in wanted:
+        rng = np.random.default_rng([seed, TASKS.index(task), list(PROBES).index(probe)])
+        s = PROBES[probe]((train_f[rep], test_f[rep]), (train_y[task], test_y[task]), rng)
+        bits = s.get("bits")
+        rows.append({"task": task, "probe": probe, "representation": rep,
+                     "balanced_accuracy": s["balanced_accuracy"], "auroc": s.get("auroc"), "bits": bits,
+                     "bits_fraction": bits / truth[task] if bits is not None and truth.get(task) else None})
     return rows
 
 
@@ -87,16 +97,23 @@ def _write_csv(path: Path, rows: Iterable[dict], columns: Sequence[str]) -> None
 
 def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None,
               probes: Sequence[str] = ("linear",), tasks: Sequence[str] = TASKS,
-              representations: Optional[Sequence[str]] = None, every: int = 0,
+              representations: Optional[Sequence[str]] = None, also: Also = (), every: int = 0,
               label: Optional[str] = None, device: str = "cpu",
-              on_model: Optional[Callable[[str], None]] = None) -> list[dict]:
+              on_model: Optional[Callable[[str], None]] = None, allow_unfinished: bool = False) -> list[dict]:
     """Probe the run's last epoch and its initialisation (method ``<label>@init``);
-    with ``every=k`` every k-th saved epoch too (learning curves). Returns the probes.csv rows."""
+    with ``every=k`` every k-th saved epoch too (learning curves; the ``also`` triples
+    only at the first and last epoch). Returns the probes.csv rows.
+
+    A run that has not reached its last epoch is refused unless ``allow_unfinished``
+    (its probes.json then records the epoch, and ``report`` refuses it)."""
     run = Path(run)
     try:
         model, meta = load_run(run, device=device)
     except FileNotFoundError as e:
         raise ProbeError(str(e)) from None
+    if meta["epoch"] < meta["train"]["epochs"] and not allow_unfinished:
+        raise ProbeError(f"{run} is unfinished: trained {meta['epoch']} of {meta['train']['epochs']} epochs. "
+                         f"Finish it with `comm-diag train --resume`, or pass --allow-unfinished to probe it as it is")
     ds = _resolve_data(run, meta, data)
     cfg = meta["train"]
     name, seed = label or cfg["method"], cfg["seed"]
@@ -109,7 +126,9 @@ def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None
         if on_model:
             on_model(f"{name} epoch {e}")
         m = model if e == epochs[-1] else load_run(run, epoch=e, device=device)[0]
-        for r in probe_model(m, ds, probes=probes, tasks=tasks, representations=representations, seed=seed):
+        extra = also if e in (0, epochs[-1]) else ()
+        for r in probe_model(m, ds, probes=probes, tasks=tasks, representations=representations, also=extra,
+                             seed=seed):
             by_epoch.append({"epoch": e, "method": name, "seed": seed, **r})
     last = [dict(r) for r in by_epoch if r["epoch"] == epochs[-1]]
     init = [{**r, "method": f"{name}@init"} for r in by_epoch if r["epoch"] == 0]

@@ -3,7 +3,7 @@
 Quickstart, ablation studies and ``comm-diag check`` are all a list of ``RunJob``s:
 one training + probing each, in its own folder, skipped when finished and resumed
 when interrupted. Jobs are plain data, so worker processes and Ray tasks run them
-the same way (``probes.executors``).
+the same way (``comm_diag.probes.executors``).
 
 The R/U/S protocol (paper Figure 4): a variant trained on unbiased pairs is probed
 for redundancy and uniqueness, trained on synergy-biased pairs for synergy; given a
@@ -12,14 +12,16 @@ single dataset, every task is probed on it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
-import trifeature_gen as tg
-from comm.config import PRESET_DATA, TrainConfig
-from comm.train import StepInfo, data_fingerprint, same_config, saved_epochs, settings, train
+import comm_diag.trifeature_gen as tg
+from comm_diag.comm.config import PRESET_DATA, TrainConfig
+from comm_diag.outputs import claim as claim_output
+from comm_diag.comm.train import StepInfo, data_fingerprint, same_config, saved_epochs, settings, train
 
 from .suite import probe_run
 from .tasks import TASKS
@@ -29,6 +31,12 @@ from .tasks import TASKS
 # signature of fusion). Probing only these cuts probe time by ~3x.
 TASKS_OF = {"unbiased": ("redundancy", "uniqueness1", "uniqueness2"), "synergy": ("synergy",), "all": TASKS}
 REPRESENTATIONS_OF: dict[str, Optional[tuple[str, ...]]] = {"unbiased": ("fused",), "synergy": None, "all": None}
+# Synergy at two levels: the linear probe on the fused representation asks whether the
+# representation computed it ("fused into"); the MLP probe on it, whether it can be
+# recovered from it at all ("recoverable from"). Under biased training a method that
+# keeps both attributes lets an MLP compute their agreement without having fused them.
+ALSO_OF: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "unbiased": (), "synergy": (("mlp", "synergy", "fused"),), "all": (("mlp", "synergy", "fused"),)}
 
 
 @dataclass
@@ -138,27 +146,46 @@ def plan(base: TrainConfig, variants: Sequence[Variant], seeds: Sequence[int], d
     return jobs
 
 
-def claim(out: Path, identity: dict) -> None:
-    """Mark ``out`` as this experiment's folder (OUT/sweep.json); ValueError if another
-    experiment (other study, datasets or settings) wrote it."""
-    path = out / "sweep.json"
-    if path.is_file():
-        old = json.loads(path.read_text())
-        old.pop("package_version", None)
-        if "train_config" in old:  # settings added since that folder was written take their defaults
-            old["train_config"] = settings(old["train_config"])
-        if old != identity:
-            diff = [k for k in identity if old.get(k) != identity[k]]
-            raise ValueError(f"{out} holds another experiment (different {', '.join(diff) or 'settings'}); "
-                             f"remove it or choose another --out")
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**identity, "package_version": tg.__version__}, indent=2))
+def _recorded(path: Path) -> dict:
+    old = json.loads(path.read_text())
+    old.pop("package_version", None)
+    if "train_config" in old:  # settings added since that folder was written take their defaults
+        old["train_config"] = settings(old["train_config"])
+    return old
 
 
-def identity(kind: str, name: str, base: TrainConfig, datasets: dict[str, tg.Dataset]) -> dict:
-    return {"experiment": kind, "name": name, "train_config": settings(base.to_dict()),
-            "data": {k: data_fingerprint(ds) for k, ds in datasets.items()}}
+def _mismatch(out: Path, old: dict, new: dict, keys) -> None:
+    diff = [k for k in keys if old.get(k) != new.get(k)]
+    if diff:
+        raise ValueError(f"{out} holds another experiment (different {', '.join(diff)}); "
+                         f"remove it or choose another --out")
+
+
+@contextlib.contextmanager
+def experiment(out: Path, kind: str, name: str, base: TrainConfig, given: Optional[dict[str, tg.Dataset]],
+               preset_name: str, hooks: Hooks, data_overrides: Optional[dict] = None) -> Iterator[dict[str, tg.Dataset]]:
+    """Hold the experiment folder ``out`` for the whole block and yield its datasets.
+
+    ``out`` is claimed exclusively (``comm_diag.outputs``) and marked as this experiment in
+    OUT/sweep.json before anything else is written there; another experiment's folder
+    (other study, settings or datasets) is refused. The datasets are the user's
+    (``data``) or the preset's pair, generated under OUT/data/ (and reused when there).
+    """
+    ident = {"experiment": kind, "name": name, "train_config": settings(base.to_dict())}
+    with claim_output(out, "experiment") as out:
+        path = out / "sweep.json"
+        old = _recorded(path) if path.is_file() else None
+        if old is not None:
+            _mismatch(out, old, ident, ident)
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({**ident, "data": {}, "package_version": tg.__version__}, indent=2))
+        datasets = given or preset_datasets(out, preset_name, hooks, data_overrides)
+        fingerprints = {k: data_fingerprint(ds) for k, ds in datasets.items()}
+        if old is not None and old.get("data"):
+            _mismatch(out, old, {"data": fingerprints}, ["data"])
+        path.write_text(json.dumps({**ident, "data": fingerprints, "package_version": tg.__version__}, indent=2))
+        yield datasets
 
 
 def _trained_epochs(run: Path, cfg: TrainConfig) -> list[int]:
@@ -193,7 +220,8 @@ def execute(job: RunJob, hooks: Optional[Hooks] = None) -> str:
         train(cfg, ds, run, resume=resume, on_step=hooks.on_step)
     hooks.on_stage(f"{job.name}: probing")
     probe_run(run, data=ds, label=job.label, every=job.every, probes=job.probes, tasks=TASKS_OF[job.kind],
-              representations=REPRESENTATIONS_OF[job.kind], device=cfg.device)  # features on the training device
+              representations=REPRESENTATIONS_OF[job.kind], also=ALSO_OF[job.kind],
+              device=cfg.device)  # features on the training device
     return job.run
 
 

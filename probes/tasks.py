@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
-import trifeature_gen as tg
-from trifeature_gen.factors import factor_index
+import comm_diag.trifeature_gen as tg
+from comm_diag.trifeature_gen.factors import factor_index
 
 TASKS = ("redundancy", "uniqueness1", "uniqueness2", "synergy")
 INTERACTION_OF = {"redundancy": "R", "uniqueness1": "U", "uniqueness2": "U", "synergy": "S"}
+# the PID atom (manifest["pid"][pair_set][task]) that is the task's ground truth, in bits
+COMPONENT_OF = {"redundancy": "redundant", "uniqueness1": "unique1", "uniqueness2": "unique2",
+                "synergy": "synergistic"}
+
+
+def ground_truth_bits(ds: tg.Dataset, pair_set: str = "test") -> dict[str, float]:
+    """task -> the exact bits of its own interaction in the pair set's law (the manifest's PID)."""
+    pid = ds.manifest["pid"][pair_set]
+    return {task: float(pid[task][COMPONENT_OF[task]]) for task in TASKS if task in pid}
 
 
 def task_labels(ds: tg.Dataset, pair_set: str) -> dict[str, np.ndarray]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import trifeature_gen as tg
+import comm_diag.trifeature_gen as tg
 
 TINY = dict(size=32, train_pairs=256, probe_pairs=256, test_pairs=128)
 

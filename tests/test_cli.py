@@ -6,8 +6,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-import trifeature_gen as tg
-from cli import app
+import comm_diag.trifeature_gen as tg
+from comm_diag.cli import app
 
 runner = CliRunner()
 TINY_ARGS = ["--size", "32", "--train-pairs", "64", "--probe-pairs", "64", "--test-pairs", "32"]
@@ -60,12 +60,14 @@ def test_cli__generate_bad_input_is_one_line_error_and_no_dataset(tmp_path, args
     assert not out.exists()
 
 
-def test_cli__existing_folder_needs_force(tmp_path):
+def test_cli__folder_with_user_files_is_never_replaced(tmp_path):
     out = tmp_path / "ds"
     out.mkdir()
     (out / "x").write_text("x")
-    r = run("generate", "--out", out, *TINY_ARGS)
-    assert r.exit_code == 1 and "--force" in r.output
+    for force in ([], ["--force"]):
+        r = run("generate", "--out", out, *TINY_ARGS, *force)
+        assert r.exit_code == 1 and "did not write" in r.output
+    assert (out / "x").read_text() == "x"
 
 
 def test_cli__info_on_damaged_dataset(tmp_path):
@@ -133,7 +135,7 @@ def test_cli__quickstart_smoke_end_to_end_and_rerun_skips(tmp_path):
     rows = list(csv.DictReader(open(out / "summary.csv")))
     assert {r["method"] for r in rows} == {"comm", "cross", "cross_self", "comm@init", "cross@init",
                                           "cross_self@init"}
-    assert (out / "figure4.png").is_file() and "report.md" in r.output or (out / "report.md").is_file()
+    assert (out / "figure4.png").is_file() and (out / "report.md").is_file()
     r = run("quickstart", "--preset", "smoke", "--out", out)
     assert r.exit_code == 0 and r.output.count("skipped") == 6
 
@@ -186,7 +188,7 @@ def test_cli__check_example_method_with_controls(tmp_path, tiny_dataset, tiny_sy
     assert "## Conclusion" in report and "LateFusionSimCLR captures" in report and "figure4.png" in report
     # exit code 3 exactly when a required interaction is not captured, per the report's own verdicts
     line = next(x for x in report.splitlines() if x.startswith("| LateFusionSimCLR |"))
-    verdicts = [c.strip() for c in line.split("|")[5:8]]  # verdict R, U, S
+    verdicts = [c.strip() for c in line.split("|")[6:9]]  # verdict R, U, S (fused)
     missing = verdicts[0] != "captured" or verdicts[2] != "captured"
     assert r.exit_code == (3 if missing else 0), r.output
     assert ("required but not captured" in r.output) == missing
@@ -194,7 +196,7 @@ def test_cli__check_example_method_with_controls(tmp_path, tiny_dataset, tiny_sy
 
 def test_cli__check_bad_methods_fail_in_one_line(tmp_path):
     bad = tmp_path / "m.py"
-    bad.write_text("from comm.methods import Method\nclass M(Method):\n    pass\n")
+    bad.write_text("from comm_diag.comm.methods import Method\nclass M(Method):\n    pass\n")
     for target, msg in [(f"{bad}:M", "does not implement the method interface: missing step"),
                         (f"{tmp_path}/none.py:M", "no such file"),
                         ("simclr", "unknown method 'simclr'")]:

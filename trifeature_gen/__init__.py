@@ -1,6 +1,6 @@
 """Seeded, batched generator of bimodal Trifeature datasets with exact PID ground truth."""
 
-__version__ = "0.1.0"
+from .. import __version__  # noqa: F401  (the package version, re-exported)
 
 from .factors import FACTOR_NAMES, FACTOR_VALUES  # noqa: E402
 from .io import Dataset, DatasetError, PairSet, generate, load, verify  # noqa: E402

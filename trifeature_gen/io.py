@@ -25,7 +25,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from . import __version__
+from .. import __version__
+from ..outputs import claim
 from .factors import FACTOR_NAMES, FACTOR_VALUES
 from .pairs import Images, design_distribution, sample_pairs, split_images, synergy_label, synergy_mapping
 from .pid import pid_table
@@ -37,6 +38,9 @@ FORMAT_VERSION = 1
 SPLIT_OF = {"train": "train", "probe_train": "train", "test": "test"}
 PAIR_COLUMNS = ("i1", "i2", "shape1", "texture1", "color1", "shape2", "texture2", "color2", "synergy")
 IMAGE_COLUMNS = ("index", "shape", "texture", "color", "view")
+
+
+MANIFEST_KEYS = {"spec": dict, "sha256": dict, "mapping": list, "counts": dict, "pid": dict}  # what readers rely on
 
 
 class DatasetError(ValueError):
@@ -122,14 +126,6 @@ def build_pairs(spec: DatasetSpec, images: dict[str, Images], mapping: np.ndarra
     return out, warnings
 
 
-def check_output(out: Path | str, force: bool) -> Path:
-    """The output folder, if it may be written: absent, empty, or replaced with force."""
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise FileExistsError(f"{out} exists and is not empty; pass --force to replace it")
-    return out
-
-
 def generate(
     spec: DatasetSpec,
     out: Path | str,
@@ -143,10 +139,16 @@ def generate(
 
     ``progress(done, total)`` is called as images render; ``warn(msg)`` receives
     every clamp (more pairs asked than allowed). Nothing is left at ``out``
-    unless the whole dataset was written.
+    unless the whole dataset was written. ``out`` is claimed for the whole call
+    (``comm_diag.outputs.claim``): ``force`` replaces an empty folder or a dataset, nothing else.
     """
     spec.validate()
-    out = check_output(out, force)
+    with claim(out, "dataset", force=force, reuse=False) as out:
+        return _write(spec, out, png, progress, warn)
+
+
+def _write(spec: DatasetSpec, out: Path, png: bool, progress: Optional[Callable[[int, int], None]],
+           warn: Callable[[str], None]) -> Path:
     images = split_images(spec)
     mapping = synergy_mapping(spec)
     pairs, warnings = build_pairs(spec, images, mapping)
@@ -245,8 +247,13 @@ def read_manifest(root: Path | str) -> dict:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise DatasetError(f"{path} is not valid JSON ({e.msg})") from None
-    if manifest.get("format") != FORMAT:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise DatasetError(f"{path} is not a comm-diag dataset manifest")
+    for key, kind in MANIFEST_KEYS.items():
+        if not isinstance(manifest.get(key), kind):
+            raise DatasetError(f"{path} is damaged: its {key!r} entry is missing or not a {kind.__name__}")
+    if not all(isinstance(v, str) for v in manifest["sha256"].values()):
+        raise DatasetError(f"{path} is damaged: its 'sha256' entry must map file names to digests")
     return manifest
 
 
@@ -279,27 +286,38 @@ def load(root: Path | str, *, check_hashes: bool = True) -> Dataset:
     manifest = read_manifest(root)
     if check_hashes:
         verify(root, manifest)
-    spec = DatasetSpec.from_dict(manifest["spec"])
+    try:
+        spec = DatasetSpec.from_dict(manifest["spec"]).validate()
+    except (TypeError, ValueError) as e:
+        raise DatasetError(f"{root}: the manifest's spec is not valid ({e})") from None
     try:
         images, factors = {}, {}
         for split in ("train", "test"):
             images[split] = np.load(root / "images" / f"{split}.npy")
             factors[split] = _codes(_read_csv(root / "images" / f"{split}.csv"))
-            if images[split].dtype != np.uint8 or images[split].shape[1:] != (spec.size, spec.size, 3) \
-                    or len(images[split]) != len(factors[split]):
+            if images[split].dtype != np.uint8:
+                raise DatasetError(f"{root}: images/{split}.npy holds {images[split].dtype} pixels; comm-diag "
+                                   f"datasets hold uint8 (0-255): regenerate it with `comm-diag generate`")
+            if images[split].shape[1:] != (spec.size, spec.size, 3) or len(images[split]) != len(factors[split]):
                 raise DatasetError(f"{root}: images/{split}.npy has shape {images[split].shape}, "
-                                   f"expected ({len(factors[split])}, {spec.size}, {spec.size}, 3) uint8")
+                                   f"expected ({len(factors[split])}, {spec.size}, {spec.size}, 3)")
         pairs = {}
         for name in PAIR_SETS:
             rows = _read_csv(root / "pairs" / f"{name}.csv")
             i1 = np.array([int(r["i1"]) for r in rows], dtype=np.int64)
             i2 = np.array([int(r["i2"]) for r in rows], dtype=np.int64)
+            n_images = len(images[SPLIT_OF[name]])
+            if len(i1) and (min(i1.min(), i2.min()) < 0 or max(i1.max(), i2.max()) >= n_images):
+                raise DatasetError(f"{root}: pairs/{name}.csv indexes images outside the {n_images} "
+                                   f"{SPLIT_OF[name]} images")
             pairs[name] = PairSet(i1, i2, _codes(rows, "1"), _codes(rows, "2"),
                                   np.array([int(r["synergy"]) for r in rows], dtype=np.int64))
     except (OSError, ValueError, KeyError) as e:
         if isinstance(e, DatasetError):
             raise
         raise DatasetError(f"{root}: cannot read the dataset ({e})") from None
-    mapping_names = manifest["mapping"]
-    mapping = np.array([FACTOR_VALUES[spec.synergy_tgt].index(b) for _, b in mapping_names], dtype=np.int64)
+    try:
+        mapping = np.array([FACTOR_VALUES[spec.synergy_tgt].index(b) for _, b in manifest["mapping"]], dtype=np.int64)
+    except (ValueError, TypeError) as e:
+        raise DatasetError(f"{root}: the manifest's mapping is damaged ({e})") from None
     return Dataset(root, spec, images, factors, pairs, mapping, manifest)

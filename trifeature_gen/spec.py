@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Optional
 
 import numpy as np
 
-from .factors import FACTOR_NAMES
+from .factors import FACTOR_NAMES, FACTOR_SIZES
 from .render import MIN_SIZE
 
 PAIR_SETS = ("train", "probe_train", "test")
+COMBINATIONS = int(np.prod(FACTOR_SIZES))  # 1000 (shape, texture, colour) combinations
 
 # Independent numpy streams derived from the seed, one per purpose, so that
 # e.g. the mapping never depends on how many numbers the split consumed.
@@ -80,10 +82,40 @@ class DatasetSpec(DictConfig):
         for name in ("train_pairs", "probe_pairs", "test_pairs", "views", "test_views"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.period is not None and self.period < 2.0:
+        if self.period is not None and not 2.0 <= self.period < float("inf"):
             raise ValueError(f"texture period must be >= 2 px, got {self.period}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        self._check_size()
         return self
+
+    def images(self) -> dict[str, int]:
+        """Images per split: every combination of a split rendered views (test_views) times."""
+        n_train = int(round(COMBINATIONS * self.train_fraction))
+        return {"train": n_train * self.views, "test": (COMBINATIONS - n_train) * self.test_views}
+
+    def _check_size(self) -> None:
+        """Refuse, before any work, a dataset that cannot be held in memory or paired."""
+        n = self.images()
+        for name, split in (("train_pairs", "train"), ("probe_pairs", "train"), ("test_pairs", "test")):
+            most = n[split] * (n[split] - 1)  # ordered pairs of distinct images, drawn without replacement
+            if getattr(self, name) > most:
+                raise ValueError(f"{name.replace('_', '-')} must be at most {most:,} (the ordered pairs of distinct "
+                                 f"{split} images), got {getattr(self, name):,}")
+        need = sum(n.values()) * self.size * self.size * 3 * 2  # uint8 images, and as much again while rendering
+        have = physical_memory()
+        if have and need > have // 2:
+            raise ValueError(f"{sum(n.values()):,} images of {self.size} px need about {need / 2**30:.1f} GiB, more "
+                             f"than half of this machine's {have / 2**30:.0f} GiB: lower --size or --views")
 
     def rng(self, *stream: int) -> np.random.Generator:
         """A numpy generator for one purpose, derived from the seed and a stream id."""
         return np.random.default_rng([self.seed, *stream])
+
+
+def physical_memory() -> int:
+    """Bytes of RAM on this machine (0 if unknown)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0

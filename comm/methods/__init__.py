@@ -1,5 +1,5 @@
 """Method and fusion registries. A user's method plugs in through the same interface
-(``comm.methods.base.Method``)."""
+(``comm_diag.comm.methods.base.Method``)."""
 
 from __future__ import annotations
 

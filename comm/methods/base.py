@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ..augment import Augment
-from ..config import TrainConfig
+from ..config import METHOD_SETTINGS, TrainConfig
 
 AugmentFn = Callable[[Tensor], Tensor]
 
@@ -26,7 +26,7 @@ class Method(nn.Module):
 
     - ``__init__(self, cfg: TrainConfig, n_modalities: int = 2)``: build every
       module from the config (``cfg.encoder``, ``cfg.width``, ``cfg.image_size``,
-      ``cfg.d``, ...; ``comm.encoders.build_encoder`` gives a backbone).
+      ``cfg.d``, ...; ``comm_diag.comm.encoders.build_encoder`` gives a backbone).
     - ``step(self, xs, augment) -> dict[str, Tensor]``: one training forward.
       ``xs`` is a list of n batches Bx3xHxW in [0, 1] (modality i of the same B
       samples); ``augment[i](x)`` returns a fresh random augmentation of a batch
@@ -38,12 +38,16 @@ class Method(nn.Module):
       ``"modality2"``... (the representation of each modality alone).
 
     Optionally set the class attribute ``default_augment`` (an ``Augment``), used
-    for modalities whose policy the config leaves at None, and split
+    for modalities whose policy the config leaves at None, ``settings`` (the
+    method-level config fields it reads, so that the others are refused), and split
     ``features`` into ``encode(i, x)`` (per image) and ``fuse(encoded)`` (per
     sample) so that probing encodes every image once.
     """
 
     default_augment: Augment = Augment("all")
+    # the method-level settings of TrainConfig (config.METHOD_SETTINGS) this method reads;
+    # a plugin that leaves this alone may be given any of them
+    settings: tuple[str, ...] = METHOD_SETTINGS
 
     def __init__(self, cfg: TrainConfig, n_modalities: int = 2):
         super().__init__()

@@ -20,10 +20,11 @@ class CoMM(Method):
 
     Args (from TrainConfig): encoder, width, image_size; d (token and Z width);
     heads; fusion ("transformer" or "linear"); proj_hidden, proj_dim (head);
-    temperature; w_full, w_masked (loss term weights).
+    temperature; w_full, w_masked (loss term weights); nce, terms (``losses.comm_loss``).
     """
 
     default_augment = Augment("all")
+    settings = ("fusion", "heads", "proj_hidden", "proj_dim", "temperature", "w_full", "w_masked", "nce", "terms")
 
     def __init__(self, cfg: TrainConfig, n_modalities: int = 2):
         super().__init__(cfg, n_modalities)
@@ -61,4 +62,5 @@ class CoMM(Method):
         n = range(1, self.n_modalities + 1)
         c = self.cfg
         return comm_loss(views[0]["fused"], views[1]["fused"], [views[0][f"modality{i}"] for i in n],
-                         [views[1][f"modality{i}"] for i in n], c.temperature, c.w_full, c.w_masked)
+                         [views[1][f"modality{i}"] for i in n], c.temperature, c.w_full, c.w_masked,
+                         c.nce, c.terms)

@@ -13,7 +13,7 @@ from ..augment import Augment
 from ..config import TrainConfig
 from ..encoders import build_encoder
 from ..fusion import MLPHead
-from ..losses import clip_loss, info_nce
+from ..losses import NCE, clip_loss
 from .base import AugmentFn, Method, normalize
 
 
@@ -25,6 +25,7 @@ class Cross(Method):
     """
 
     default_augment = Augment("crop", crop_scale=(0.5, 1.0))
+    settings: tuple[str, ...] = ()  # CLIP's scale is learnt, not the config's temperature
 
     def __init__(self, cfg: TrainConfig, n_modalities: int = 2):
         super().__init__(cfg, n_modalities)
@@ -57,11 +58,15 @@ class CrossSelf(Cross):
     L = cross + 0.5 * sum_i self_i. The representation is the concatenation of the
     pooled encoder features (before any head), as in the authors' code.
 
-    The cross term is computed on the first of the two SimCLR views, so each image
-    is encoded twice per step rather than three times.
+    ``cross_term="clip"``: CLIP's loss on the linear projections of the first of the two
+    SimCLR views (each image encoded twice per step). ``"heads"``, as in the authors'
+    code: the ``nce`` loss between the SimCLR heads' outputs of a third view of each
+    modality, a mild random crop (scale 0.5-1), at the config's temperature.
     """
 
     default_augment = Augment("all")
+    settings = ("temperature", "nce", "cross_term")  # of the SimCLR terms, and which cross term
+    mild_crop = Augment("crop", crop_scale=(0.5, 1.0))
 
     def __init__(self, cfg: TrainConfig, n_modalities: int = 2):
         super().__init__(cfg, n_modalities)
@@ -75,9 +80,15 @@ class CrossSelf(Cross):
         first, out, self_total = [], {}, 0.0
         for i, x in enumerate(xs):
             a, b = self.encode(i, augment[i](x)), self.encode(i, augment[i](x))
-            out[f"self_{i + 1}"] = info_nce(self.ssl_heads[i](a), self.ssl_heads[i](b), self.cfg.temperature)
+            out[f"self_{i + 1}"] = NCE[self.cfg.nce](self.ssl_heads[i](a), self.ssl_heads[i](b), self.cfg.temperature)
             self_total = self_total + out[f"self_{i + 1}"]
             first.append(a)
-        out["cross"] = self.cross_terms(first)
+        if self.cfg.cross_term == "heads":
+            # the crop draws from torch's default generator, seeded per epoch by the training loop
+            z = [self.ssl_heads[i](self.encode(i, self.mild_crop(x, None))) for i, x in enumerate(xs)]
+            pairs = list(itertools.combinations(range(len(z)), 2))
+            out["cross"] = sum(NCE[self.cfg.nce](z[i], z[j], self.cfg.temperature) for i, j in pairs) / len(pairs)
+        else:
+            out["cross"] = self.cross_terms(first)
         out["loss"] = out["cross"] + 0.5 * self_total
         return out

@@ -2,7 +2,7 @@
 
 A method name (``TrainConfig.method``) is one of
 
-- a built-in: ``comm``, ``cross``, ``cross_self`` (``comm.methods.METHODS``);
+- a built-in: ``comm``, ``cross``, ``cross_self`` (``comm_diag.comm.methods.METHODS``);
 - an installed plugin: a name in the ``comm_diag.methods`` entry-point group, e.g. in
   the plugin's pyproject.toml::
 
@@ -11,7 +11,7 @@ A method name (``TrainConfig.method``) is one of
 
 - ``package.module:ClassName`` (importable) or ``path/to/file.py:ClassName``.
 
-The class must subclass ``comm.methods.Method`` and implement its interface (see
+The class must subclass ``comm_diag.comm.methods.Method`` and implement its interface (see
 that class's docstring). ``preflight`` builds it and runs one step and one
 ``features`` call on a few real pairs, so a broken method fails in seconds with a
 message that names the problem, not after data generation and hours of training.
@@ -106,7 +106,7 @@ def load_class(target: str) -> type:
 def check_interface(cls: object, name: str) -> None:
     """The class subclasses Method and overrides step and features (or encode + fuse)."""
     if not isinstance(cls, type) or not issubclass(cls, Method):
-        raise PluginError(f"{name} is not a subclass of comm.methods.Method (see its docstring for the interface)")
+        raise PluginError(f"{name} is not a subclass of comm_diag.comm.methods.Method (see its docstring for the interface)")
     missing = []
     if cls.step is Method.step:
         missing.append("step(xs, augment) -> dict with 'loss'")

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from comm.augment import Augment, parse_policy
+from comm_diag.comm.augment import Augment, parse_policy
 
 
 def _images(b=8, s=32):
@@ -64,3 +64,32 @@ def test_augment__stays_fp32_under_a_bf16_autocast():
         cast = Augment("all")(x, torch.Generator().manual_seed(1))
     assert cast.dtype == torch.float32
     torch.testing.assert_close(cast, plain)
+
+
+def test_augment__rotate_turns_stripes_and_keeps_the_centre():
+    x = torch.zeros(64, 1, 33, 33)
+    x[:, :, :, ::4] = 1.0  # vertical stripes: all the change is along x
+    y = Augment("rotate")(x.expand(-1, 3, -1, -1), torch.Generator().manual_seed(0))[:, 0]
+    along_y = (y[:, 1:] - y[:, :-1]).abs().mean(dim=(1, 2))  # zero for unrotated vertical stripes
+    assert (along_y > 0.05).float().mean() > 0.8  # most samples turned by a sizeable angle
+    assert along_y.std() > 0.01  # by different angles
+    assert torch.allclose(y[:, 16, 16], x[:, 0, 16, 16], atol=0.35)  # about the centre
+    assert "rotate" not in parse_policy("all")  # not part of SimCLR's set
+
+
+def test_augment__blur_is_relative_to_the_image():
+    def spread(h: int) -> torch.Tensor:
+        """Std of a blurred centred dot along x, as a fraction of the side, per sample."""
+        x = torch.zeros(16, 3, h, h)
+        x[:, :, h // 2, h // 2] = 1.0
+        y = Augment("blur", p_blur=1.0)(x, torch.Generator().manual_seed(0))[:, 0].sum(1)  # BxW profile
+        pos = torch.arange(h, dtype=torch.float32)
+        w = y / y.sum(1, keepdim=True)
+        mean = (w * pos).sum(1, keepdim=True)
+        return ((w * (pos - mean) ** 2).sum(1).sqrt()) / h
+    # the same draws blur a 224 px image as much, relative to its side, as a 448 px one (SimCLR's
+    # sigma is defined at 224 px); compared where the blur spans pixels, not a fraction of one
+    small, big = spread(224), spread(448)
+    wide = small * 224 > 0.7
+    assert wide.sum() >= 4
+    torch.testing.assert_close(small[wide], big[wide], rtol=0.1, atol=0.0)

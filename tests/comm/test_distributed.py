@@ -10,9 +10,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from comm.config import preset
-from comm.losses import clip_loss, comm_loss, info_nce
-from comm.methods import build_method
+from comm_diag.comm.config import preset
+from comm_diag.comm.losses import clip_loss, comm_loss, info_nce
+from comm_diag.comm.methods import build_method
 
 ROOT = Path(__file__).resolve().parents[2]
 WORLD, B, D = 2, 4, 16  # 2 processes x 4 samples = the single process's 8
@@ -84,13 +84,13 @@ def test_two_processes_equal_one_on_the_concatenated_batch(tmp_path):
 
 
 def _cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "cli", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "comm_diag.cli", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout)
 
 
 PAUSING = """
 import os, time
-from comm.methods import Cross
+from comm_diag.comm.methods import Cross
 
 class Pausing(Cross):
     def step(self, xs, augment):
@@ -118,7 +118,7 @@ def test_ddp_run_checkpoints_and_resumes_after_a_kill_to_the_same_weights(tmp_pa
 
     out = tmp_path / "stopped"
     flag.touch()
-    proc = subprocess.Popen([sys.executable, "-m", "cli", *map(str, args), "--out", str(out)], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "comm_diag.cli", *map(str, args), "--out", str(out)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
     while not (out / "checkpoints" / "epoch_001.pt").is_file() and time.time() < deadline:
@@ -138,7 +138,7 @@ def test_ddp_run_checkpoints_and_resumes_after_a_kill_to_the_same_weights(tmp_pa
 
 FAILING = """
 import torch.distributed as dist
-from comm.methods import Cross
+from comm_diag.comm.methods import Cross
 
 class FailsOnRank1(Cross):
     def step(self, xs, augment):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from comm.fusion import TransformerFusion
+from comm_diag.comm.fusion import TransformerFusion
 
 KEEPS = [None, [True, False], [False, True], [True, True]]
 

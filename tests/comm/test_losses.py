@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from comm.losses import clip_loss, comm_loss, info_nce, nce_mutual_information
+from comm_diag.comm.losses import clip_loss, comm_loss, info_nce, nce_mutual_information, nt_xent
 
 
 def test_info_nce__value_on_hand_made_tensors():
@@ -84,3 +84,39 @@ def test_losses__similarities_stay_fp32_under_a_bf16_autocast():
     for x, y in zip(cast, exact):
         assert x.dtype == torch.float32
         torch.testing.assert_close(x, y, atol=1e-6, rtol=1e-6)
+
+
+def test_nt_xent__value_on_hand_made_tensors():
+    a = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    # anchor 0: positive b_0 (s=1), negatives b_1 (s=0) and a_1 (t=0): -log(e / (e + 2)), same for every anchor
+    assert nt_xent(a, a, temperature=1.0).item() == pytest.approx(math.log(1 + 2 * math.exp(-1)), rel=1e-6)
+
+
+def test_nt_xent__equals_a_loop_over_anchors():
+    g = torch.Generator().manual_seed(4)
+    a, b = torch.randn(6, 5, generator=g), torch.randn(6, 5, generator=g)
+    tau = 0.3
+    an, bn = torch.nn.functional.normalize(a, dim=1), torch.nn.functional.normalize(b, dim=1)
+
+    def side(x, y):
+        total = 0.0
+        for i in range(len(x)):
+            pos = torch.exp(x[i] @ y[i] / tau)
+            neg = sum(torch.exp(x[i] @ y[j] / tau) for j in range(len(x)) if j != i) + \
+                sum(torch.exp(x[i] @ x[j] / tau) for j in range(len(x)) if j != i)
+            total += -torch.log(pos / (pos + neg))
+        return total / len(x)
+    expected = 0.5 * (side(an, bn) + side(bn, an))
+    assert nt_xent(a, b, tau).item() == pytest.approx(expected.item(), rel=1e-5)
+    # with same-view negatives the loss is never below the cross-view one
+    assert nt_xent(a, b, tau).item() > info_nce(a, b, tau).item()
+
+
+def test_comm_loss__authors_form_averages_nt_xent_terms():
+    g = torch.Generator().manual_seed(5)
+    z = [torch.randn(8, 6, generator=g) for _ in range(6)]
+    t = comm_loss(z[0], z[1], [z[2], z[3]], [z[4], z[5]], 0.5, nce="nt_xent", terms="mean")
+    assert t["full"].item() == pytest.approx(nt_xent(z[0], z[1], 0.5).item(), rel=1e-6)
+    assert t["loss"].item() == pytest.approx((t["full"] + t["masked_1"] + t["masked_2"]).item() / 3, rel=1e-6)
+    with pytest.raises(ValueError, match="nce must be one of"):
+        comm_loss(z[0], z[1], [z[2]], [z[4]], nce="triplet")

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from comm.augment import Augment
-from comm.config import TrainConfig
-from comm.encoders import build_encoder, feature_grid
-from comm.methods import METHODS, build_method
+from comm_diag.comm.augment import Augment
+from comm_diag.comm.config import TrainConfig
+from comm_diag.comm.encoders import build_encoder, feature_grid
+from comm_diag.comm.methods import METHODS, build_method
 
 SMALL = dict(image_size=32, d=32, heads=8, proj_hidden=32, proj_dim=16)
 
@@ -82,3 +82,18 @@ def test_cross__default_augmentation_is_mild_crop_only():
     assert METHODS["cross"].default_augment.transforms == ("crop",)
     assert METHODS["cross"].default_augment.crop_scale == (0.5, 1.0)
     assert METHODS["comm"].default_augment.transforms == ("crop", "flip", "jitter", "grayscale", "blur")
+
+
+@pytest.mark.parametrize("method, settings", [("comm", dict(nce="nt_xent", terms="mean")),
+                                              ("cross_self", dict(cross_term="heads", nce="nt_xent"))])
+def test_method__authors_forms_train_and_are_seeded(method, settings):
+    losses = []
+    for _ in range(2):
+        torch.manual_seed(0)  # weights, and Cross+Self's extra crops (the loop seeds it per epoch)
+        m = build_method(TrainConfig(method=method, **SMALL, **settings))
+        out = m.step(_xs(), _augs())
+        out["loss"].backward()
+        losses.append(out["loss"].item())
+    assert losses[0] == losses[1] and all(map(lambda v: v == v, losses))
+    if method == "comm":  # averaged terms: the loss is the mean of the three logged terms
+        assert out["loss"].item() == pytest.approx((out["full"] + out["masked_1"] + out["masked_2"]).item() / 3)

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from comm.config import preset
-from comm.methods import CoMM
-from comm.methods.plugins import PluginError, installed, label_of, load_class, normalize_target, preflight
-from probes.check import sample_pairs
+from comm_diag.comm.config import preset
+from comm_diag.comm.methods import CoMM
+from comm_diag.comm.methods.plugins import PluginError, installed, label_of, load_class, normalize_target, preflight
+from comm_diag.probes.check import sample_pairs
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = f"{ROOT / 'examples' / 'late_fusion_simclr.py'}:LateFusionSimCLR"
@@ -19,7 +19,7 @@ EXAMPLE = f"{ROOT / 'examples' / 'late_fusion_simclr.py'}:LateFusionSimCLR"
 HEADER = """
 import torch
 from torch import nn
-from comm.methods import Method
+from comm_diag.comm.methods import Method
 
 class Base(Method):
     def __init__(self, cfg, n_modalities=2):
@@ -32,7 +32,7 @@ class Base(Method):
 """
 CASES = {
     "Base": (None, None),
-    "NotAMethod": ("class NotAMethod:\n    pass", "not a subclass of comm.methods.Method"),
+    "NotAMethod": ("class NotAMethod:\n    pass", "not a subclass of comm_diag.comm.methods.Method"),
     "NoStep": ("class NoStep(Method):\n    def features(self, xs):\n        return {}", "missing step"),
     "NoFeatures": ("class NoFeatures(Method):\n    def step(self, xs, augment):\n        return {}",
                    "missing features"),
@@ -64,7 +64,7 @@ def user_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pairs(tiny_dataset):
-    return sample_pairs(tiny_dataset, 8)
+    return sample_pairs(tiny_dataset.spec.size, 8)
 
 
 def test_load_builtin_file_and_module(user_file, monkeypatch):
@@ -113,7 +113,7 @@ def test_entry_point_plugin_is_discovered(tmp_path, monkeypatch):
     assert load_class("my_base").__name__ == "Base"
     from typer.testing import CliRunner
 
-    from cli import app
+    from comm_diag.cli import app
 
     r = CliRunner().invoke(app, ["methods"])
     assert r.exit_code == 0 and "my_base" in r.output and "plugin plug_pkg:Base" in r.output
@@ -121,7 +121,7 @@ def test_entry_point_plugin_is_discovered(tmp_path, monkeypatch):
 
 
 def test_user_method_trains(tmp_path, tiny_dataset):
-    from comm.train import train
+    from comm_diag.comm.train import train
 
     run = train(preset("smoke").replace(method=EXAMPLE, batch_size=32), tiny_dataset, tmp_path / "run")
     import csv

@@ -4,8 +4,8 @@ import json
 import pytest
 import torch
 
-from comm.config import TrainConfig
-from comm.train import TrainingError, load_run, lr_at, native_bf16_cpu, resolve_precision, same_config, train
+from comm_diag.comm.config import TrainConfig
+from comm_diag.comm.train import TrainingError, load_run, lr_at, native_bf16_cpu, resolve_precision, same_config, train
 
 TINY_CFG = dict(image_size=32, d=32, proj_hidden=32, proj_dim=16, batch_size=64, epochs=2)
 
@@ -56,7 +56,7 @@ def test_train__resume_errors(tmp_path, tiny_dataset):
     with pytest.raises(TrainingError, match="no checkpoint"):
         train(TrainConfig(**TINY_CFG), tiny_dataset, tmp_path / "none", resume=True)
     train(TrainConfig(**{**TINY_CFG, "epochs": 1}), tiny_dataset, tmp_path / "run")
-    with pytest.raises(TrainingError, match="another config"):
+    with pytest.raises(TrainingError, match="other settings \(lr: 0.001 there, 0.5 now\)"):
         train(TrainConfig(**{**TINY_CFG, "epochs": 1, "lr": 0.5}), tiny_dataset, tmp_path / "run", resume=True)
     with pytest.raises(TrainingError, match="already holds a run"):
         train(TrainConfig(**TINY_CFG), tiny_dataset, tmp_path / "run")
@@ -100,9 +100,28 @@ def test_lr_schedule__warmup_then_cosine_to_zero():
     assert lrs[50] < lrs[20] and lrs[-1] < 0.01
 
 
+def test_lr_schedule__constant_after_warmup():
+    cfg = TrainConfig(lr=0.3, epochs=10, warmup_epochs=0, schedule="constant")
+    assert {lr_at(cfg, s, 10) for s in range(100)} == {0.3}
+
+
+def test_param_groups__authors_choice_exempts_biases_and_norms_from_decay():
+    from comm_diag.comm.methods import build_method
+    from comm_diag.comm.train import param_groups
+
+    cfg = TrainConfig(**{k: v for k, v in TINY_CFG.items() if k != "epochs"})
+    model = build_method(cfg)
+    assert len(param_groups(model, cfg)) == 1
+    decayed, exempt = param_groups(model, cfg.replace(decay_norms_and_biases=False))
+    assert exempt["weight_decay"] == 0.0 and all(p.ndim <= 1 for p in exempt["params"])
+    assert all(p.ndim > 1 for p in decayed["params"])
+    assert len(decayed["params"]) + len(exempt["params"]) == len(list(model.parameters()))
+    assert not any(p is model.fusion.cls for p in exempt["params"])  # the [CLS] token (1x1xd) is a weight
+
+
 def test_augmenters__config_overrides_method_defaults():
-    from comm.methods import build_method
-    from comm.train import augmenters
+    from comm_diag.comm.methods import build_method
+    from comm_diag.comm.train import augmenters
 
     cfg = TrainConfig(method="comm", **{k: v for k, v in TINY_CFG.items() if k != "epochs"})
     model = build_method(cfg)

@@ -5,12 +5,12 @@ import json
 
 import pytest
 
-from comm.config import preset
-from probes.ablation import run_study, study_jobs
-from probes.executors import run_jobs
-from probes.studies import STUDIES, Measured, check_expectations
-from probes.sweep import Hooks, Variant, parse_seeds, plan
-from probes.verdict import verdict
+from comm_diag.comm.config import preset
+from comm_diag.probes.ablation import run_study, study_jobs
+from comm_diag.probes.executors import run_jobs
+from comm_diag.probes.studies import STUDIES, Measured, check_expectations
+from comm_diag.probes.sweep import Hooks, Variant, parse_seeds, plan
+from comm_diag.probes.verdict import verdict
 
 TINY_EPOCHS = dict(preset_name="smoke", epochs=1)
 
@@ -21,7 +21,7 @@ def _data(tiny_dataset, tiny_synergy_dataset):
 
 def test_every_study_expands_to_valid_distinct_runs(tmp_path):
     for study in STUDIES.values():
-        jobs = study_jobs(study, tmp_path, seeds=[0, 1], extra=True, dry=True)
+        jobs = study_jobs(study, tmp_path, seeds=[0, 1], extra=True)
         assert len(jobs) == len(study.all_variants(True)) * 2 * 2  # variants x seeds x (unbiased, synergy)
         assert len({j.run for j in jobs}) == len(jobs)
         assert {j.kind for j in jobs} == {"unbiased", "synergy"}
@@ -93,7 +93,7 @@ def test_study_runs_probes_and_reports(fusion_study):
 def test_study_rerun_skips_and_folder_is_claimed(fusion_study, tiny_dataset, tiny_synergy_dataset):
     out, _ = fusion_study
     stages = []
-    from probes.sweep import Hooks
+    from comm_diag.probes.sweep import Hooks
 
     run_study("fusion", out, data=_data(tiny_dataset, tiny_synergy_dataset), hooks=Hooks(on_stage=stages.append),
               **TINY_EPOCHS)

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from probes.metrics import auroc, balanced_accuracy, mean_ci95
-from probes.probes import PROBES
-from probes.tasks import task_labels
-import trifeature_gen as tg
+from comm_diag.probes.metrics import auroc, balanced_accuracy, mean_ci95
+from comm_diag.probes.probes import PROBES
+from comm_diag.probes.tasks import task_labels
+import comm_diag.trifeature_gen as tg
 
 
 @pytest.fixture(scope="module")

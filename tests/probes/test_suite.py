@@ -3,10 +3,10 @@ import json
 
 import pytest
 
-from comm.config import TrainConfig
-from comm.train import train
-from probes.report import find_runs, write_report
-from probes.suite import PROBE_COLUMNS, ProbeError, probe_run
+from comm_diag.comm.config import TrainConfig
+from comm_diag.comm.train import train
+from comm_diag.probes.report import find_runs, write_report
+from comm_diag.probes.suite import PROBE_COLUMNS, ProbeError, probe_run
 
 CFG = dict(image_size=32, d=32, proj_hidden=32, proj_dim=16, batch_size=64, epochs=1)
 

@@ -1,4 +1,4 @@
-from probes.verdict import verdict
+from comm_diag.probes.verdict import verdict
 
 
 def test_verdict__clearly_above_both_controls_is_captured():

@@ -4,7 +4,7 @@ import shutil
 import numpy as np
 import pytest
 
-import trifeature_gen as tg
+import comm_diag.trifeature_gen as tg
 from tests.conftest import TINY
 
 
@@ -38,12 +38,21 @@ def test_generate__same_seed_same_files(tmp_path, tiny_dataset):
     assert again["sha256"] == tiny_dataset.manifest["sha256"]
 
 
-def test_generate__refuses_non_empty_folder_without_force(tmp_path, tiny_spec):
+def test_generate__refuses_user_files_even_with_force(tmp_path, tiny_spec):
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "keep.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="--force"):
-        tg.generate(tiny_spec, tmp_path / "x")
+    for force in (False, True):
+        with pytest.raises(ValueError, match="did not write"):
+            tg.generate(tiny_spec, tmp_path / "x", force=force)
     assert (tmp_path / "x" / "keep.txt").read_text() == "mine"
+
+
+def test_generate__replaces_a_dataset_only_with_force(tmp_path, tiny_spec):
+    tg.generate(tiny_spec, tmp_path / "x")
+    with pytest.raises(ValueError, match="--force"):
+        tg.generate(tiny_spec, tmp_path / "x")
+    tg.generate(tg.DatasetSpec(**{**tiny_spec.to_dict(), "seed": 1}), tmp_path / "x", force=True)
+    assert tg.load(tmp_path / "x").spec.seed == 1
 
 
 def test_generate__bad_spec_leaves_nothing(tmp_path):

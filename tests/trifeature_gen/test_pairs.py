@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-import trifeature_gen as tg
-from trifeature_gen.pairs import sample_pairs, split_images, synergy_label, synergy_mapping
+import comm_diag.trifeature_gen as tg
+from comm_diag.trifeature_gen.pairs import sample_pairs, split_images, synergy_label, synergy_mapping
 
 
 def test_split__80_20_by_combination_with_views():

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-import trifeature_gen as tg
-from trifeature_gen.pairs import design_distribution, synergy_mapping
-from trifeature_gen.pid import pid, reduce_joint, task_pid
+import comm_diag.trifeature_gen as tg
+from comm_diag.trifeature_gen.pairs import design_distribution, synergy_mapping
+from comm_diag.trifeature_gen.pid import pid, reduce_joint, task_pid
 
 H10, H_SYN = np.log2(10), 0.4689955935892812  # H(0.1) bits
 
@@ -56,3 +56,16 @@ def test_reduce_joint__drops_an_independent_block_spanning_both_sources():
     p = np.einsum("ab,xyt->axbyt", block, core)  # axes a1, x1, b2, x2, T
     reduced, kept = reduce_joint(p)
     assert kept == [1, 3] and reduced.shape == (2, 2, 2)
+
+
+@pytest.mark.parametrize("global_seed", [0, 1, 2, 3])
+def test_pid__and_gate_is_exact_whatever_the_global_random_state(global_seed):
+    np.random.seed(global_seed)  # the solver must not depend on it (dit's scipy solver did)
+    p = np.zeros((2, 2, 2))
+    for a in range(2):
+        for b in range(2):
+            p[a, b, a & b] = 0.25
+    out = pid(p, 1)
+    # BROJA of AND: I(T; X1, X2) = 0.811 bits = 0.311 redundant + 0.5 synergistic, no unique bits
+    assert out["redundant"] == pytest.approx(0.3113, abs=1e-3) and out["synergistic"] == pytest.approx(0.5, abs=1e-3)
+    assert out["unique1"] == pytest.approx(0, abs=1e-3) and out["unique2"] == pytest.approx(0, abs=1e-3)

@@ -4,10 +4,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from trifeature_gen import Trifeature
-from trifeature_gen.factors import BACKGROUND_UINT8, COLOR_UINT8, all_combinations
-from trifeature_gen.render import MIN_SIZE, texture_period
-from trifeature_gen.shapes import template_area
+from comm_diag.trifeature_gen import Trifeature
+from comm_diag.trifeature_gen.factors import BACKGROUND_UINT8, COLOR_UINT8, all_combinations
+from comm_diag.trifeature_gen.render import MIN_SIZE, texture_period
+from comm_diag.trifeature_gen.shapes import template_area
 
 
 def _some_factors(n=60, seed=0):
@@ -53,7 +53,7 @@ def test_render__solid_shape_area_matches_template():
 
 
 def test_render__shape_fully_inside_image_at_any_rotation():
-    from trifeature_gen.shapes import template_radius
+    from comm_diag.trifeature_gen.shapes import template_radius
 
     tf = Trifeature(32)
     f = np.array([[s, 0, 0] for s in range(10) for _ in range(50)])

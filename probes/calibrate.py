@@ -1,0 +1,167 @@
+"""``comm-diag calibrate``: the instrument's own calibration on representations whose answer is known.
+
+Each reference representation is built from the true factors (or the pixels) of every
+pair and goes through exactly the probes and the verdict rule that a method's
+representation gets; its expected verdict at each level stands beside the measured one.
+A mismatch is a false positive or a false negative of the instrument itself.
+
+References (one-hot codes of the factors of x1 = (shape1, texture1, colour1) and x2):
+
+- ``factors_concat``: both images' one-hot factors side by side. R and U are linear in
+  it; the synergy label, [colour2 == m(texture1)], is not (no linear function of the two
+  one-hots separates it), but an MLP computes it: S recoverable, not fused.
+- ``factors_outer``: the outer product of the two images' one-hot factors (a conjunction
+  feature for every pair of values): R, U and S all linear.
+- ``modality1_alone``: x1's one-hot factors only: R and U yes, S at neither level (x2 is
+  needed for it).
+- ``random_pixels``: a fixed random projection (256 dims) of both images' pixels: no
+  synergy at either level; R and U are not asserted (a random projection keeps some).
+- ``shuffled_labels``: ``factors_concat`` with the probes' training labels permuted:
+  nothing at any level, and about 0 bits.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+import comm_diag.trifeature_gen as tg
+
+from comm_diag.outputs import claim
+
+from .probes import PROBES
+from .sweep import Hooks, dataset_spec, ensure_dataset
+from .tasks import TASKS, chance, ground_truth_bits, task_labels
+from .verdict import RULE, verdict
+
+LEVELS = {"R": ("redundancy", "linear"), "U": ("uniqueness1", "linear"), "S fused": ("synergy", "linear"),
+          "S recoverable": ("synergy", "mlp")}
+PROJECTION_DIM = 256
+
+
+def _one_hot(codes: np.ndarray) -> np.ndarray:
+    """Px3 factor codes -> Px30 one-hot (10 values per factor)."""
+    return np.concatenate([np.eye(10, dtype=np.float32)[codes[:, k]] for k in range(codes.shape[1])], axis=1)
+
+
+def _concat(ds: tg.Dataset, pair_set: str, seed: int = 0) -> np.ndarray:
+    p = ds.pairs[pair_set]
+    return np.concatenate([_one_hot(p.factors1), _one_hot(p.factors2)], axis=1)  # Px60
+
+
+def _outer(ds: tg.Dataset, pair_set: str, seed: int = 0) -> np.ndarray:
+    p = ds.pairs[pair_set]
+    a, b = _one_hot(p.factors1), _one_hot(p.factors2)
+    return np.einsum("pi,pj->pij", a, b).reshape(len(a), -1)  # Px900
+
+
+def _modality1(ds: tg.Dataset, pair_set: str, seed: int = 0) -> np.ndarray:
+    return _one_hot(ds.pairs[pair_set].factors1)  # Px30
+
+
+def _pixels(ds: tg.Dataset, pair_set: str, seed: int = 0) -> np.ndarray:
+    imgs = ds.images[ds.split_of(pair_set)]
+    n = imgs.shape[1] * imgs.shape[2] * 3
+    proj = np.random.default_rng([seed, 2]).standard_normal((n, PROJECTION_DIM)).astype(np.float32) / np.sqrt(n)
+    flat = imgs.reshape(len(imgs), -1).astype(np.float32) / 255.0 @ proj  # per image, then per pair: Nx256
+    p = ds.pairs[pair_set]
+    return np.concatenate([flat[p.i1], flat[p.i2]], axis=1)  # Px512
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A known-answer representation: how to build it, what each level must read."""
+
+    build: Callable[[tg.Dataset, str, int], np.ndarray]  # (dataset, pair set, seed) -> PxD
+    expected: dict[str, Optional[bool]]  # level -> captured? (None: not asserted)
+    shuffle_labels: bool = False
+
+
+REFERENCES: dict[str, Reference] = {
+    "factors_concat": Reference(_concat, {"R": True, "U": True, "S fused": False, "S recoverable": True}),
+    "factors_outer": Reference(_outer, {"R": True, "U": True, "S fused": True, "S recoverable": True}),
+    "modality1_alone": Reference(_modality1, {"R": True, "U": True, "S fused": False, "S recoverable": False}),
+    "random_pixels": Reference(_pixels, {"R": None, "U": None, "S fused": False, "S recoverable": False}),
+    "shuffled_labels": Reference(_concat, {"R": False, "U": False, "S fused": False, "S recoverable": False},
+                                 shuffle_labels=True),
+}
+
+
+def _expected_held(expected: Optional[bool], outcome: str) -> bool:
+    """A level expected captured must read "captured"; one expected absent must not read
+    "captured" (inconclusive is no false claim). None: not asserted."""
+    if expected is None:
+        return True
+    return outcome == "captured" if expected else outcome != "captured"
+
+
+def calibrate(ds: tg.Dataset, references: Optional[list[str]] = None, seeds: Sequence[int] = (0, 1, 2),
+              on_reference: Optional[Callable[[str], None]] = None) -> list[dict]:
+    """Rows {reference, level, task, probe, balanced_accuracy (mean over seeds), ci95, seeds, bits,
+    bits_fraction, control, line, verdict, expected, ok} for every reference and level, probed
+    on (probe_train, test) once per seed (a seed draws the probes' splits, the label
+    permutation and the pixel projection) and judged by the methods' verdict rule."""
+    truth = ground_truth_bits(ds, "test")
+    train_y, test_y = task_labels(ds, "probe_train"), task_labels(ds, "test")
+    rows = []
+    for name in references or list(REFERENCES):
+        if name not in REFERENCES:
+            raise ValueError(f"unknown reference {name!r}; choose from {', '.join(REFERENCES)}")
+        if on_reference:
+            on_reference(name)
+        ref = REFERENCES[name]
+        scores: dict[str, list[dict]] = {level: [] for level in LEVELS}
+        for seed in seeds:
+            xtr, xte = ref.build(ds, "probe_train", seed), ref.build(ds, "test", seed)
+            for level, (task, probe) in LEVELS.items():
+                ytr = np.random.default_rng([seed, 1]).permutation(train_y[task]) if ref.shuffle_labels \
+                    else train_y[task]
+                rng = np.random.default_rng([seed, TASKS.index(task), list(PROBES).index(probe)])
+                scores[level].append(PROBES[probe]((xtr, xte), (ytr, test_y[task]), rng))
+        for level, (task, probe) in LEVELS.items():
+            accs = [s["balanced_accuracy"] for s in scores[level]]
+            v = verdict(accs, [], chance(task))  # no training, so no random-init control: chance
+            bits = float(np.mean([s["bits"] for s in scores[level]]))
+            rows.append({"reference": name, "level": level, "task": task, "probe": probe,
+                         "balanced_accuracy": v.mean, "ci95": v.ci95, "seeds": len(accs), "bits": bits,
+                         "bits_fraction": bits / truth[task] if truth.get(task) else None,
+                         "control": v.control, "line": v.threshold, "verdict": v.verdict,
+                         "expected": ref.expected[level],
+                         "ok": _expected_held(ref.expected[level], v.verdict)})
+    return rows
+
+
+CALIBRATION_COLUMNS = ("reference", "level", "task", "probe", "balanced_accuracy", "ci95", "seeds", "bits",
+                       "bits_fraction", "control", "line", "verdict", "expected", "ok")
+
+
+def run_calibration(out: Path | str, *, data: Optional[Path | str] = None, preset_name: str = "cpu",
+                    seeds: Sequence[int] = (0, 1, 2), references: Optional[list[str]] = None,
+                    hooks: Optional[Hooks] = None) -> list[dict]:
+    """Calibrate on ``data`` (or the preset's unbiased dataset, generated in OUT/data); write
+    OUT/calibration.csv and OUT/calibration.json (rows, package version, dataset)."""
+    hooks = hooks or Hooks()
+    for name in references or ():
+        if name not in REFERENCES:
+            raise ValueError(f"unknown reference {name!r}; choose from {', '.join(REFERENCES)}")
+    with claim(out, "calibration") as out:
+        if data is not None:
+            ds = tg.load(data)
+        else:
+            hooks.on_stage("dataset: unbiased")
+            ds = ensure_dataset(dataset_spec(preset_name, False), out / "data", hooks)
+        rows = calibrate(ds, references, seeds, on_reference=lambda n: hooks.on_stage(f"reference: {n}"))
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "calibration.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(CALIBRATION_COLUMNS))
+            w.writeheader()
+            w.writerows(rows)
+        (out / "calibration.json").write_text(json.dumps({
+            "package_version": tg.__version__, "data": str(ds.root), "seeds": list(seeds), "rule": RULE,
+            "rows": rows}, indent=2))
+    return rows
