@@ -391,6 +391,8 @@ def quickstart(
     seeds: SeedsOpt = "0",
     epochs: EpochsOpt = None,
     every: Annotated[int, typer.Option(help="Also probe every K epochs: learning curves in the report.")] = 0,
+    methods: Annotated[str, typer.Option(help="Comma list of built-in methods (also infmasking, simclr).")]
+    = "comm,cross,cross_self",
     workers: WorkersOpt = 0,
     executor: ExecutorOpt = "local",
     address: AddressOpt = None,
@@ -409,6 +411,7 @@ def quickstart(
         t0 = time.perf_counter()
         with sweep_progress("run the same command again to resume") as hooks:
             result = run_quickstart(out, preset_name=preset_name, seeds=seed_list, epochs=epochs, every=every,
+                                    methods=[m.strip() for m in methods.split(",") if m.strip()],
                                     hooks=hooks, executor=executor, **options)
         console.print(_verdict_table(result))
         console.print(f"done in {time.perf_counter() - t0:.0f} s; report: {out / 'report.md'}")
@@ -545,9 +548,11 @@ def check(
     preset_name: PresetOpt = "cpu",
     seeds: SeedsOpt = "0",
     epochs: EpochsOpt = None,
-    controls: Annotated[bool, typer.Option("--controls/--no-controls",
-                                           help="Also train CoMM, Cross and Cross+Self with the same budget "
-                                                "(the random-init floor is always measured).")] = True,
+    controls: Annotated[str, typer.Option(help="Reference methods trained beside yours with the same budget, a comma "
+                                               "list of built-ins (comm, cross, cross_self, infmasking, simclr) or "
+                                               "'none' (the random-init floor is always measured).")]
+    = "comm,cross,cross_self",
+    no_controls: Annotated[bool, typer.Option("--no-controls", help="Same as --controls none.")] = False,
     require: Annotated[Optional[str], typer.Option(
         help="Exit with code 3 unless these are captured: redundancy, uniqueness, synergy (comma list).")] = None,
     workers: WorkersOpt = 0,
@@ -567,13 +572,16 @@ def check(
     with user_errors():
         required = parse_require(require)
         seed_list = parse_seeds(seeds)
+        control_list = [] if no_controls or controls.strip() == "none" else \
+            [c.strip() for c in controls.split(",") if c.strip()]
         options = executor_options(executor, workers, address, cpus_per_run, gpus_per_run)
         load_class(normalize_target(target))  # a broken method fails here, before any work
         out = out or Path("check-out") / label_of(normalize_target(target))
         t0 = time.perf_counter()
         with sweep_progress("run the same command again to resume") as hooks:
             result = run_check(target, out, preset_name=preset_name, seeds=seed_list, data=data or (),
-                               epochs=epochs, controls=controls, hooks=hooks, executor=executor, **options)
+                               epochs=epochs, controls=control_list, hooks=hooks, executor=executor,
+                               **options)
         console.print(_check_table(result))
         console.print(result["conclusion"], highlight=False)
         console.print(f"done in {time.perf_counter() - t0:.0f} s; report: {out / 'report.md'}")

@@ -13,7 +13,7 @@ PRECISIONS = ("auto", "bf16", "fp32")
 # Settings that belong to a method rather than to the run: a method lists those it reads
 # in ``Method.settings``; changing one that the chosen method ignores is refused.
 METHOD_SETTINGS = ("fusion", "heads", "proj_hidden", "proj_dim", "temperature", "w_full", "w_masked", "nce", "terms",
-                   "cross_term")
+                   "cross_term", "mask_ratio", "n_masks", "mask_lambda")
 SCHEDULES = ("cosine", "constant")
 
 
@@ -36,6 +36,9 @@ class TrainConfig(DictConfig):
     w_masked: float = 1.0  # CoMM loss: weight of the masked terms
     nce: str = "cross_view"  # InfoNCE negatives: cross_view (the other view's B-1) | nt_xent (both views', 2B-2)
     terms: str = "sum"  # CoMM loss: sum (the paper's equation) | mean (the authors' code) of the n+1 terms
+    mask_ratio: float = 0.5  # InfMasking: fraction of a sample's tokens masked in each masked view
+    n_masks: int = 5  # InfMasking: masked views per sample (T)
+    mask_lambda: float = 1.0  # InfMasking: covariance weight at the end of training (it grows linearly)
     cross_term: str = "clip"  # Cross+Self's cross-modal term: clip (CLIP on linear projections of the first
     #   SimCLR view) | heads (the authors': nt_xent between the SimCLR heads, on separate crops of scale 0.5-1)
     aug1: Optional[str] = None  # augmentation policy of modality 1 (None: the method's default)
@@ -129,6 +132,9 @@ class TrainConfig(DictConfig):
                 raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if not 0.0 < self.mask_ratio < 1.0 or self.n_masks < 2 or self.mask_lambda < 0:
+            raise ValueError(f"mask-ratio must be in (0, 1), n-masks >= 2 and mask-lambda >= 0; got "
+                             f"{self.mask_ratio}, {self.n_masks}, {self.mask_lambda}")
         if not 0.0 < self.width <= 4.0:
             raise ValueError(f"width must be in (0, 4], got {self.width}")
         if self.warmup_epochs < 0:

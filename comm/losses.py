@@ -175,3 +175,53 @@ def comm_loss(
 
 
 TERM_REDUCTIONS = ("sum", "mean")
+
+
+def gaussian_masked_loss(q: Tensor, masked: Sequence[Tensor], temperature: float = 0.1,
+                         covariance_weight: float = 1.0) -> Tensor:
+    """InfMasking's contrast of an embedding with the Gaussian moments of masked views
+    (Wen et al., NeurIPS 2025), in closed form.
+
+    q (BxE) is the fused embedding of one view; k_t (BxE, t = 1..T) those of T random
+    token-masked fusions of the other view; all are scaled to unit norm. Per sample b, the
+    masked views' mean mu_b = 1/T sum_t k_tb and variance along q_b,
+    v_b = 1/T sum_t ((k_tb - mu_b) . q_b)^2 = q_b^T Sigma_b q_b, stand for infinitely many
+    masks: with lambda = covariance_weight,
+
+        pos_b = [ q_b . mu_b + lambda / (2 tau) v_b ] / tau
+        neg_b = { q_b . k_tn / tau : all t, n != b }  u  { q_b . q_n / tau : n != b }
+        L = 1/B sum_b [ -log softmax(pos_b, neg_b)_0  +  lambda / (2 tau^2) v_b ]
+
+    (the positive logit is the log-moment-generating function of a Gaussian q . k / tau
+    up to a constant; the last term keeps that bonus from being won by inflating the
+    masked views' spread). The negatives are those of every process (``gather``).
+
+    Args:
+        q: BxE embedding of one view.
+        masked: T >= 2 tensors BxE, masked embeddings of the other view.
+        temperature: tau > 0.
+        covariance_weight: lambda >= 0 (InfMasking raises it linearly over training).
+    Returns:
+        scalar loss.
+    """
+    if len(masked) < 2:
+        raise ValueError("the Gaussian moments need at least 2 masked views")
+    for k in masked:
+        _check_pair(q, k)
+    q, ks = _unit(q), torch.stack([_unit(k) for k in masked])  # q: BxE, ks: TxBxE
+    with torch.autocast(q.device.type, enabled=False):
+        b = q.shape[0]
+        mu = ks.mean(dim=0)  # BxE
+        var = torch.einsum("tbe,be->tb", ks - mu, q).pow(2).mean(dim=0)  # B: q_b^T Sigma_b q_b
+        lam = covariance_weight
+        pos = ((q * mu).sum(dim=1) + lam / (2 * temperature) * var) / temperature  # B
+        q_all = gather(q)  # (N*B)xE
+        own = offset(b) + torch.arange(b, device=q.device)
+        not_self = ~F.one_hot(own, q_all.shape[0]).bool()  # Bx(N*B)
+        k_all = torch.stack([gather(k) for k in ks])  # Tx(N*B)xE
+        neg_k = torch.einsum("be,tne->btn", q, k_all) / temperature  # BxTx(N*B)
+        neg_k = neg_k.masked_fill(~not_self.unsqueeze(1), float("-inf")).flatten(1)  # Bx(T*N*B)
+        neg_q = (q @ q_all.T / temperature).masked_fill(~not_self, float("-inf"))  # Bx(N*B)
+        logits = torch.cat([pos.unsqueeze(1), neg_k, neg_q], dim=1)  # Bx(1 + (T+1)*N*B)
+        zeros = torch.zeros(b, dtype=torch.long, device=q.device)
+        return F.cross_entropy(logits, zeros) + lam / (2 * temperature ** 2) * var.mean()

@@ -305,6 +305,7 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
                 gstep = (epoch - 1) * steps_per_epoch + step
                 for group in opt.param_groups:
                     group["lr"] = lr_at(cfg, gstep, steps_per_epoch)
+                model.progress = gstep / (cfg.epochs * steps_per_epoch)
                 # this process's share of the global batch (all of it in one process)
                 start = step * global_batch + rank * cfg.batch_size
                 idx = perm[start:start + cfg.batch_size]

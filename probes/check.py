@@ -1,6 +1,7 @@
 """``comm-diag check``: does a user's method capture redundancy, uniqueness and synergy?
 
-The user's method and the reference controls (CoMM, Cross, Cross+Self) are trained
+The user's method and the reference controls (CoMM, Cross, Cross+Self by default; any
+built-in, e.g. InfMasking or late-fusion SimCLR, on request) are trained
 with the same preset, budget and seeds on the preset's two datasets (R and U probed
 after training on unbiased pairs, S after training on synergy-biased pairs, as in
 the paper's Figure 4); every run also gives its random-initialisation floor. The
@@ -17,6 +18,7 @@ import torch
 
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import preset
+from comm_diag.comm.methods import METHODS
 from comm_diag.comm.methods.plugins import label_of, load_class, normalize_target, preflight
 
 from .executors import run_jobs
@@ -110,7 +112,8 @@ def conclusion(label: str, ver: dict[str, dict[str, Verdict]], syn_by_rep: dict[
 
 
 def check(target: str, out: Path | str, *, preset_name: str = "cpu", seeds: Sequence[int] = (0,),
-          data: Sequence[Path | str] = (), epochs: Optional[int] = None, controls: bool = True,
+          data: Sequence[Path | str] = (), epochs: Optional[int] = None,
+          controls: Sequence[str] = CONTROLS,
           hooks: Optional[Hooks] = None, executor: str = "local", data_overrides: Optional[dict] = None,
           **executor_options) -> dict:
     """Train and probe ``target`` (a method name, see ``comm_diag.comm.methods.plugins``) beside the
@@ -123,8 +126,10 @@ def check(target: str, out: Path | str, *, preset_name: str = "cpu", seeds: Sequ
     label = label_of(method)
     base = preset(preset_name).replace(epochs=epochs)
     variants = [Variant(label, {"method": method})]
-    if controls:
-        variants += [Variant(m, {"method": m}) for m in CONTROLS if m != method]
+    for m in controls:
+        if m not in METHODS:
+            raise ValueError(f"unknown control {m!r}; choose from {', '.join(METHODS)}")
+    variants += [Variant(m, {"method": m}) for m in controls if m != method]
     plan(base, variants, seeds, {"unbiased": "", "synergy": ""}, out)  # every config valid before any byte
     given = given_datasets(data) if data else None
     size = next(iter(given.values())).spec.size if given else base.image_size

@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import preset
+from comm_diag.comm.methods import METHODS
 
 from .executors import run_jobs
 from .report import write_report
@@ -35,6 +36,9 @@ def quickstart(out: Path | str = "comm-diag-out", *, preset_name: str = "cpu", s
     variants = [Variant(m, {"method": m}) for m in methods]
     if every < 0:
         raise ValueError(f"every must be >= 0 epochs, got {every}")
+    for m in methods:
+        if m not in METHODS:
+            raise ValueError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
     plan(base, variants, seeds, {"unbiased": "", "synergy": ""}, out)  # every config valid before any byte
     with experiment(out, "quickstart", preset_name, base, None, preset_name, hooks, data_overrides) as datasets:
         jobs = plan(base, variants, seeds, folders(datasets), out, every=every)

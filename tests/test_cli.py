@@ -97,7 +97,7 @@ def test_cli__train_probe_report(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--method", "byol"], "choose from comm, cross, cross_self"),
+    (["--method", "byol"], "choose from comm, cross, cross_self, infmasking, simclr"),
     (["--encoder", "vgg"], "choose from alexnet, alexnet_bn, resnet18, resnet50"),
     (["--fusion", "sum"], "choose from transformer, linear"),
     (["--preset", "huge"], "choose from cpu, paper, smoke"),
@@ -199,14 +199,14 @@ def test_cli__check_bad_methods_fail_in_one_line(tmp_path):
     bad.write_text("from comm_diag.comm.methods import Method\nclass M(Method):\n    pass\n")
     for target, msg in [(f"{bad}:M", "does not implement the method interface: missing step"),
                         (f"{tmp_path}/none.py:M", "no such file"),
-                        ("simclr", "unknown method 'simclr'")]:
+                        ("byol", "unknown method 'byol'")]:
         r = run("check", target, "--out", tmp_path / "c")
         assert r.exit_code == 1 and msg in r.output and "Traceback" not in r.output, r.output
     assert not (tmp_path / "c").exists()  # nothing generated or trained for a broken method
 
 
 def test_cli__train_nproc_bad_input_fails_before_launching(tmp_path, tiny_dataset):
-    for args, msg in [(["--method", "simclr"], "unknown method 'simclr'"), (["--nproc", "0"], "--nproc must be >= 1")]:
+    for args, msg in [(["--method", "byol"], "unknown method 'byol'"), (["--nproc", "0"], "--nproc must be >= 1")]:
         r = run("train", "--data", tiny_dataset.root, "--preset", "smoke", "--nproc", "2", *args, "--out", tmp_path / "r")
         assert r.exit_code == 1 and msg in r.output and "Traceback" not in r.output, r.output
     assert not (tmp_path / "r").exists()

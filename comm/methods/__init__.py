@@ -6,8 +6,11 @@ from __future__ import annotations
 from .base import Method, normalize
 from .comm import CoMM
 from .cross import Cross, CrossSelf
+from .infmasking import InfMasking
+from .simclr import LateFusionSimCLR
 
-METHODS: dict[str, type[Method]] = {"comm": CoMM, "cross": Cross, "cross_self": CrossSelf}
+METHODS: dict[str, type[Method]] = {"comm": CoMM, "cross": Cross, "cross_self": CrossSelf,
+                                    "infmasking": InfMasking, "simclr": LateFusionSimCLR}
 FUSIONS = ("transformer", "linear")
 
 
@@ -18,4 +21,5 @@ def build_method(cfg, n_modalities: int = 2) -> Method:
     return load_class(cfg.method)(cfg, n_modalities)
 
 
-__all__ = ["METHODS", "FUSIONS", "Method", "CoMM", "Cross", "CrossSelf", "build_method", "normalize"]
+__all__ = ["METHODS", "FUSIONS", "Method", "CoMM", "Cross", "CrossSelf", "InfMasking", "LateFusionSimCLR",
+           "build_method", "normalize"]

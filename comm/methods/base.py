@@ -48,6 +48,9 @@ class Method(nn.Module):
     # the method-level settings of TrainConfig (config.METHOD_SETTINGS) this method reads;
     # a plugin that leaves this alone may be given any of them
     settings: tuple[str, ...] = METHOD_SETTINGS
+    # fraction of the training done before this step, in [0, 1): set by the training loop
+    # (InfMasking raises a weight with it); 0 outside training
+    progress: float = 0.0
 
     def __init__(self, cfg: TrainConfig, n_modalities: int = 2):
         super().__init__()

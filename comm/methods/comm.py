@@ -53,14 +53,18 @@ class CoMM(Method):
         keeps = [None] + [self._alone(i) for i in range(self.n_modalities)]
         return dict(zip(names, self.fusion.readouts(encoded, keeps)))  # Z and every Z_i in one call
 
-    def step(self, xs: Sequence[Tensor], augment: Sequence[AugmentFn]) -> dict[str, Tensor]:
-        views = []
-        for _ in range(2):  # t' and t''
-            enc = [self.encode(i, augment[i](x)) for i, x in enumerate(xs)]
-            z = self.fuse(enc)
-            views.append({k: self.head(v) for k, v in z.items()})
-        n = range(1, self.n_modalities + 1)
-        c = self.cfg
+    def embed_view(self, xs: Sequence[Tensor], augment: Sequence[AugmentFn]) -> tuple[list[Tensor], dict[str, Tensor]]:
+        """One augmentation of the sample: each modality's encoding, and the head's
+        embedding of Z and of every Z_i ("fused", "modality1", ...)."""
+        enc = [self.encode(i, augment[i](x)) for i, x in enumerate(xs)]
+        return enc, {k: self.head(v) for k, v in self.fuse(enc).items()}
+
+    def comm_terms(self, views: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
+        """The n+1-term loss of two views' embeddings (``losses.comm_loss``)."""
+        n, c = range(1, self.n_modalities + 1), self.cfg
         return comm_loss(views[0]["fused"], views[1]["fused"], [views[0][f"modality{i}"] for i in n],
                          [views[1][f"modality{i}"] for i in n], c.temperature, c.w_full, c.w_masked,
                          c.nce, c.terms)
+
+    def step(self, xs: Sequence[Tensor], augment: Sequence[AugmentFn]) -> dict[str, Tensor]:
+        return self.comm_terms([self.embed_view(xs, augment)[1] for _ in range(2)])  # t' and t''

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from comm_diag.comm.losses import clip_loss, comm_loss, info_nce, nce_mutual_information, nt_xent
+from comm_diag.comm.losses import clip_loss, comm_loss, gaussian_masked_loss, info_nce, nce_mutual_information, nt_xent
 
 
 def test_info_nce__value_on_hand_made_tensors():
@@ -120,3 +120,33 @@ def test_comm_loss__authors_form_averages_nt_xent_terms():
     assert t["loss"].item() == pytest.approx((t["full"] + t["masked_1"] + t["masked_2"]).item() / 3, rel=1e-6)
     with pytest.raises(ValueError, match="nce must be one of"):
         comm_loss(z[0], z[1], [z[2]], [z[4]], nce="triplet")
+
+
+def test_gaussian_masked_loss__equals_its_formula_with_an_explicit_covariance():
+    g = torch.Generator().manual_seed(6)
+    q = torch.randn(5, 4, generator=g)
+    ks = [torch.randn(5, 4, generator=g) for _ in range(3)]
+    tau, lam = 0.5, 0.8
+    qn = torch.nn.functional.normalize(q, dim=1)
+    kn = torch.stack([torch.nn.functional.normalize(k, dim=1) for k in ks])  # TxBxE
+    mu = kn.mean(0)
+    total = 0.0
+    for b in range(5):
+        cov = sum(torch.outer(kn[t, b] - mu[b], kn[t, b] - mu[b]) for t in range(3)) / 3  # ExE
+        v = qn[b] @ cov @ qn[b]
+        pos = (qn[b] @ mu[b] + lam / (2 * tau) * v) / tau
+        negs = [qn[b] @ kn[t, n] / tau for t in range(3) for n in range(5) if n != b] + \
+            [qn[b] @ qn[n] / tau for n in range(5) if n != b]
+        logits = torch.stack([pos, *negs])
+        total += -torch.log_softmax(logits, 0)[0] + lam / (2 * tau ** 2) * v
+    assert gaussian_masked_loss(q, ks, tau, lam).item() == pytest.approx((total / 5).item(), rel=1e-5)
+
+
+def test_gaussian_masked_loss__identical_masked_views_have_no_covariance_term():
+    g = torch.Generator().manual_seed(7)
+    q, k = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g)
+    # T copies of one view: zero spread, so the weight lambda changes nothing
+    assert gaussian_masked_loss(q, [k, k, k], 0.2, 0.0).item() == \
+        pytest.approx(gaussian_masked_loss(q, [k, k, k], 0.2, 5.0).item(), rel=1e-6)
+    with pytest.raises(ValueError, match="at least 2 masked views"):
+        gaussian_masked_loss(q, [k], 0.2, 1.0)

@@ -93,8 +93,8 @@ def test_import_errors_and_missing_things_are_named(tmp_path):
         load_class(f"{tmp_path / 'missing.py'}:X")
     with pytest.raises(PluginError, match="cannot import 'no_such_pkg.mod'"):
         load_class("no_such_pkg.mod:X")
-    with pytest.raises(PluginError, match="unknown method 'simclr'; choose from comm, cross, cross_self"):
-        load_class("simclr")
+    with pytest.raises(PluginError, match="unknown method 'byol'; choose from comm, cross, cross_self, infmasking, simclr"):
+        load_class("byol")
 
 
 def test_example_and_builtins_pass_preflight(pairs):

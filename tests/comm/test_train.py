@@ -67,7 +67,7 @@ def test_train__bad_sizes_and_choices(tmp_path, tiny_dataset):
         train(TrainConfig(), tiny_dataset, tmp_path / "a")
     with pytest.raises(ValueError, match="larger than the 256 training pairs"):
         train(TrainConfig(**{**TINY_CFG, "batch_size": 1000}), tiny_dataset, tmp_path / "b")
-    with pytest.raises(ValueError, match="choose from comm, cross, cross_self"):
+    with pytest.raises(ValueError, match="choose from comm, cross, cross_self, infmasking, simclr"):
         train(TrainConfig(**{**TINY_CFG, "method": "byol"}), tiny_dataset, tmp_path / "c")
 
 
