@@ -565,7 +565,8 @@ def check(
     import time
 
     from comm_diag.comm.methods.plugins import label_of, load_class, normalize_target
-    from comm_diag.probes.check import NAMES, REQUIRE_EXIT, parse_require, unmet
+    from comm_diag.probes.check import REQUIRE_EXIT, parse_require, unmet
+    from comm_diag.probes.tasks import NAMES
     from comm_diag.probes.check import check as run_check
     from comm_diag.probes.sweep import parse_seeds
 
@@ -598,9 +599,7 @@ def _check_table(result: dict) -> Table:
     t = Table(title="linear probe, fused representation, balanced accuracy %")
     for c in ("", f"{label} (95% CI)", "random init", "chance", *others, "verdict"):
         t.add_column(c, justify="right" if c else "left")
-    from comm_diag.probes.check import NAMES
-    from comm_diag.probes.report import INTERACTIONS
-    from comm_diag.probes.tasks import chance
+    from comm_diag.probes.tasks import INTERACTIONS, NAMES, chance
 
     for k, task in INTERACTIONS.items():
         v = ver.get(label, {}).get(k)

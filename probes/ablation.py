@@ -19,9 +19,10 @@ import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import preset
 
 from .executors import run_jobs
-from .report import INTERACTIONS, summary_rows, verdicts, write_report
+from .report import summary_rows, verdicts, write_report
 from .studies import Measured, Study, check_expectations, get_study
 from .sweep import Hooks, RunJob, experiment, folders, given_datasets, plan
+from .tasks import INTERACTIONS
 
 
 def study_jobs(study: Study, out: Path, *, preset_name: str = "cpu", seeds: Sequence[int] = (0,),

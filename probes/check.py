@@ -24,10 +24,10 @@ from comm_diag.comm.methods.plugins import label_of, load_class, normalize_targe
 from .executors import run_jobs
 from .report import summary_rows, verdicts, write_report
 from .sweep import Hooks, Variant, experiment, folders, given_datasets, plan
+from .tasks import NAMES
 from .verdict import Verdict
 
 CONTROLS = ("comm", "cross", "cross_self")
-NAMES = {"R": "redundancy", "U": "uniqueness", "S": "synergy"}
 REQUIRE_EXIT = 3  # exit code when a --require'd interaction is not captured
 
 

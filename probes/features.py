@@ -10,9 +10,6 @@ import torch
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.methods import Method
 
-SPLIT_OF = {"probe_train": "train", "test": "test"}
-
-
 def _batches(n: int, size: int) -> Iterator[slice]:
     for s in range(0, n, size):
         yield slice(s, min(s + size, n))
@@ -37,7 +34,7 @@ def extract(model: Method, ds: tg.Dataset, pair_set: str, batch_size: int = 512)
     before = _weights_digest(model)
     model.eval()
     dev = model.device
-    imgs = ds.images[SPLIT_OF[pair_set]]
+    imgs = ds.images[ds.split_of(pair_set)]
     pairs = ds.pairs[pair_set]
     out: dict[str, list[np.ndarray]] = {}
     try:

@@ -17,11 +17,10 @@ import numpy as np
 
 import comm_diag.trifeature_gen as tg
 
-from .suite import PROBE_COLUMNS, REQUIRED_COLUMNS, _write_csv
-from .tasks import TASKS, chance
+from .suite import PROBE_COLUMNS, REQUIRED_COLUMNS, write_csv
+from .tasks import INTERACTIONS, TASKS, chance
 from .verdict import RULE, Verdict, verdict
 
-INTERACTIONS = {"R": "redundancy", "U": "uniqueness1", "S": "synergy"}
 
 
 class ReportError(ValueError):
@@ -221,7 +220,7 @@ def write_report(runs: Sequence[Path], out: Path | str, title: str = "comm-diag 
     if not any(not r["method"].endswith("@init") for r in rows):
         raise ReportError("the runs hold no probe results of a trained model")
     out.mkdir(parents=True, exist_ok=True)
-    _write_csv(out / "summary.csv", rows, PROBE_COLUMNS)
+    write_csv(out / "summary.csv", rows, PROBE_COLUMNS)
     fig = figure4(rows, out / "figure4.png")
     curves = learning_curves(runs, out / "learning_curves.png")
     ver = verdicts(rows)

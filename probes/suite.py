@@ -84,7 +84,8 @@ def _resolve_data(run: Path, meta: dict, data: Optional[tg.Dataset | Path | str]
     return ds
 
 
-def _write_csv(path: Path, rows: Iterable[dict], columns: Sequence[str]) -> None:
+def write_csv(path: Path, rows: Iterable[dict], columns: Sequence[str]) -> None:
+    """Rows as CSV with exactly ``columns`` (floats to 4 decimals, missing values empty), atomically."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
@@ -133,9 +134,9 @@ def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None
     last = [dict(r) for r in by_epoch if r["epoch"] == epochs[-1]]
     init = [{**r, "method": f"{name}@init"} for r in by_epoch if r["epoch"] == 0]
     rows = last + init if epochs[-1] != 0 else init
-    _write_csv(run / "probes.csv", rows, PROBE_COLUMNS)
+    write_csv(run / "probes.csv", rows, PROBE_COLUMNS)
     if every:
-        _write_csv(run / "probes_by_epoch.csv", by_epoch, ("epoch", *PROBE_COLUMNS))
+        write_csv(run / "probes_by_epoch.csv", by_epoch, ("epoch", *PROBE_COLUMNS))
     (run / "probes.json").write_text(json.dumps({
         "package_version": tg.__version__, "config": meta, "epoch": epochs[-1], "probes": list(probes),
         "data": str(ds.root), "rows": rows, "by_epoch": by_epoch if every else None}, indent=2))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import comm_diag.trifeature_gen as tg
-from comm_diag.trifeature_gen.factors import factor_index
+from comm_diag.trifeature_gen.factors import FACTOR_SIZES, factor_index
 
 TASKS = ("redundancy", "uniqueness1", "uniqueness2", "synergy")
 INTERACTION_OF = {"redundancy": "R", "uniqueness1": "U", "uniqueness2": "U", "synergy": "S"}
@@ -31,6 +31,19 @@ def task_labels(ds: tg.Dataset, pair_set: str) -> dict[str, np.ndarray]:
     }
 
 
-def chance(task: str) -> float:
+# the task each interaction is read from in reports and verdicts (U: texture of x1), and its name
+INTERACTIONS = {"R": "redundancy", "U": "uniqueness1", "S": "synergy"}
+NAMES = {"R": "redundancy", "U": "uniqueness", "S": "synergy"}
+
+
+def n_classes(task: str, spec: tg.DatasetSpec) -> int:
+    """How many values a task's label takes: the attribute's values, or 2 for synergy."""
+    if task == "synergy":
+        return 2
+    attribute = spec.shared if task == "redundancy" else spec.unique
+    return FACTOR_SIZES[factor_index(attribute)]
+
+
+def chance(task: str, spec: tg.DatasetSpec = tg.DatasetSpec()) -> float:
     """Balanced accuracy of a constant or random predictor, in %: 100 / number of classes."""
-    return 50.0 if task == "synergy" else 10.0
+    return 100.0 / n_classes(task, spec)

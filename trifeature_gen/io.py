@@ -30,12 +30,12 @@ from ..outputs import claim
 from .factors import FACTOR_NAMES, FACTOR_VALUES
 from .pairs import Images, design_distribution, sample_pairs, split_images, synergy_label, synergy_mapping
 from .pid import pid_table
+from .preview import contact_sheet
 from .render import Trifeature
-from .spec import PAIR_SETS, DatasetSpec
+from .spec import PAIR_SETS, SPLIT_OF, DatasetSpec
 
 FORMAT = "comm-diag/trifeature-bimodal"
 FORMAT_VERSION = 1
-SPLIT_OF = {"train": "train", "probe_train": "train", "test": "test"}
 PAIR_COLUMNS = ("i1", "i2", "shape1", "texture1", "color1", "shape2", "texture2", "color2", "synergy")
 IMAGE_COLUMNS = ("index", "shape", "texture", "color", "view")
 
@@ -188,7 +188,6 @@ def _write(spec: DatasetSpec, out: Path, png: bool, progress: Optional[Callable[
             counts["pairs"][name] = len(idx)
             counts["synergy_positive_rate"][name] = float(syn.mean()) if len(syn) else 0.0
 
-        from .preview import contact_sheet
         contact_sheet(arrays, images, pairs, spec, mapping).save(tmp / "preview.png")
 
         pid = {name: pid_for(spec, name, mapping) for name in PAIR_SETS}

@@ -6,8 +6,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .factors import FACTOR_VALUES
-from .pairs import Images
-from .spec import DatasetSpec
+from .pairs import Images, synergy_label
+from .spec import SPLIT_OF, DatasetSpec
 
 CELL = 96  # px per image on the sheet
 LABEL_H = 22
@@ -20,9 +20,6 @@ def _label(f: np.ndarray) -> str:
 def contact_sheet(arrays: dict[str, np.ndarray], images: dict[str, Images], pairs: dict[str, np.ndarray],
                   spec: DatasetSpec, mapping: np.ndarray, per_set: int = 4) -> Image.Image:
     """Rows = pair sets, each showing ``per_set`` pairs as (x1 | x2) with their factors."""
-    from .io import SPLIT_OF
-    from .pairs import synergy_label
-
     pad = 8
     pair_w = 2 * CELL + pad
     sheet = Image.new("RGB", (per_set * (pair_w + 2 * pad) + 110, len(pairs) * (CELL + 2 * LABEL_H + pad)),

@@ -12,6 +12,7 @@ from .factors import FACTOR_NAMES, FACTOR_SIZES
 from .render import MIN_SIZE
 
 PAIR_SETS = ("train", "probe_train", "test")
+SPLIT_OF = {"train": "train", "probe_train": "train", "test": "test"}  # the image split each pair set draws from
 COMBINATIONS = int(np.prod(FACTOR_SIZES))  # 1000 (shape, texture, colour) combinations
 
 # Independent numpy streams derived from the seed, one per purpose, so that
