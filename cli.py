@@ -33,7 +33,7 @@ def fail(msg: str) -> None:
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the library's input errors into one line and exit 1, never a traceback."""
-    from comm_diag.comm.train import TrainingError
+    from comm_diag.comm.run_folder import TrainingError
 
     try:
         yield

@@ -16,7 +16,8 @@ import torch
 
 from comm_diag.comm.config import preset
 from comm_diag.comm.methods import build_method
-from comm_diag.comm.train import augmenters, autocast, resolve_device, resolve_precision, set_threads
+from comm_diag.comm.runtime import autocast, resolve_device, resolve_precision, set_threads
+from comm_diag.comm.train import augmenters
 
 
 def _sync(device: torch.device) -> None:

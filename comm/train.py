@@ -1,4 +1,5 @@
-"""The training loop: AdamW, warm-up + cosine, batched augmentation, atomic checkpoints, resume.
+"""The training loop: AdamW, warm-up + schedule, batched augmentation, checkpoints, resume
+(the run folder's format is ``run_folder``'s; device and precision are ``runtime``'s).
 
 Every random number is derived from (seed, epoch, step), so a run stopped at
 any moment and resumed from its last checkpoint ends with the same weights as
@@ -10,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
-import errno
-import hashlib
 import json
 import math
 import os
@@ -28,14 +27,10 @@ from ..outputs import claim
 from . import distributed as dist
 from .augment import Augment
 from .config import PRESET_DATA, TrainConfig
-from .methods import Method, build_method
-
-CHECKPOINTS = "checkpoints"
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (non-finite loss, bad resume, mismatched data)."""
-
+from .methods import Method
+from .run_folder import (CHECKPOINTS, CONFIG, LOG, TrainingError, _atomic_save, _truncate_log, build_model,
+                         changed_settings, checkpoint_path, load_checkpoint, run_config)
+from .runtime import autocast, resolve_device, resolve_precision, set_threads
 
 @dataclass(frozen=True)
 class StepInfo:
@@ -46,55 +41,6 @@ class StepInfo:
     global_step: int
     loss: float
     pairs_per_s: float
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but CUDA is not available on this machine")
-    return torch.device(name)
-
-
-def native_bf16_cpu() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), where bf16 autocast
-    trains the CPU preset 1.3-1.8x faster; elsewhere it is emulated and slower."""
-    try:
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    except AttributeError:  # a torch without these probes
-        return False
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """'bf16' or 'fp32': what ``precision`` ('auto', 'bf16', 'fp32') means on this device."""
-    if precision != "auto":
-        return precision
-    return "bf16" if device.type == "cuda" or native_bf16_cpu() else "fp32"
-
-
-def autocast(precision: str, device: torch.device):
-    """The forward's autocast context: bf16 matmuls and convolutions, losses in fp32."""
-    if resolve_precision(precision, device) == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def usable_cores() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def set_threads() -> int:
-    """Use every core this process may run on, or COMM_DIAG_THREADS where a sweep
-    shares the cores between worker processes."""
-    n = int(os.environ.get("COMM_DIAG_THREADS", usable_cores()))
-    torch.set_num_threads(n)
-    return n
-
-
-def data_fingerprint(ds: tg.Dataset) -> str:
-    """sha256 of the dataset's manifest (which holds the sha256 of every file)."""
-    return hashlib.sha256((ds.root / "manifest.json").read_bytes()).hexdigest()
 
 
 def check_data(cfg: TrainConfig, ds: tg.Dataset) -> None:
@@ -133,33 +79,6 @@ def to_device_images(arr, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous().to(device)  # Nx3xHxW
 
 
-def _atomic_save(obj, path: Path) -> None:
-    """Write, then rename: a reader sees the old file or the new one, and a failed write
-    (a full disk) leaves neither a half checkpoint nor its temporary file."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except RuntimeError as e:  # torch's zip writer reports a short write (a full disk) as a RuntimeError
-        tmp.unlink(missing_ok=True)
-        raise OSError(errno.EIO, f"writing {path.name} failed ({str(e).strip().splitlines()[0]})", str(path)) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
-    """A checkpoint written by ``_atomic_save``; TrainingError (one line) if it is unreadable."""
-    try:
-        state = torch.load(path, map_location=device, weights_only=False)
-    except Exception as e:  # truncated zip, empty file, not a checkpoint: torch raises many kinds
-        raise TrainingError(f"{path} is not a readable checkpoint ({type(e).__name__}): it is truncated or was "
-                            f"not written by comm-diag; delete it to retrain from the previous epoch") from None
-    if not isinstance(state, dict) or "model" not in state:
-        raise TrainingError(f"{path} is not a comm-diag checkpoint")
-    return state
-
-
 def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
     """AdamW groups: every parameter decayed, or (``decay_norms_and_biases=False``, the
     authors' choice) biases, norm layers' scales and other 0/1-d parameters (CLIP's
@@ -169,34 +88,6 @@ def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
     flat = [p for p in model.parameters() if p.ndim <= 1]  # biases, BatchNorm/LayerNorm weights, scalars
     rest = [p for p in model.parameters() if p.ndim > 1]
     return [{"params": rest}, {"params": flat, "weight_decay": 0.0}]
-
-
-def build_model(cfg: TrainConfig, device: torch.device) -> Method:
-    torch.manual_seed(cfg.seed)  # the initial weights depend on the seed only
-    return build_method(cfg).to(device)
-
-
-def run_config(cfg: TrainConfig, ds: tg.Dataset) -> dict:
-    return {"train": cfg.to_dict(), "data": {"path": str(ds.root), "fingerprint": data_fingerprint(ds),
-                                             "spec": ds.spec.to_dict()},
-            "package_version": tg.__version__}
-
-
-def same_config(a: dict, b: dict) -> bool:
-    """Two TrainConfig dicts describe the same run (the device may differ; a setting
-    missing from an older run's config.json has its default)."""
-    return settings(a) == settings(b)
-
-
-def changed_settings(old: dict, new: dict) -> dict[str, tuple]:
-    """setting -> (old value, new value) for every setting two TrainConfig dicts disagree on."""
-    a, b = settings(old), settings(new)
-    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
-
-
-def settings(config: dict) -> dict:
-    """A TrainConfig dict with every field (defaults filled in), without the device."""
-    return {k: v for k, v in {**TrainConfig().to_dict(), **config}.items() if k != "device"}
 
 
 def train(
@@ -241,7 +132,7 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
     if device.type == "cpu":
         set_threads()
     ckdir = out / CHECKPOINTS
-    last = ckdir / "last.pt"
+    last = checkpoint_path(out)
     meta = run_config(cfg, ds)
 
     model = build_model(cfg, device)
@@ -274,10 +165,10 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
                          f"{len(ds.pairs['train'])} training pairs")
     if main:
         ckdir.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(
+        (out / CONFIG).write_text(json.dumps(
             {**meta, "processes": world, "precision_used": resolve_precision(cfg.precision, device)}, indent=2))
         if start_epoch == 0:
-            _atomic_save({"model": model.state_dict(), "epoch": 0}, ckdir / "epoch_000.pt")
+            _atomic_save({"model": model.state_dict(), "epoch": 0}, checkpoint_path(out, 0))
 
     images = to_device_images(ds.images["train"], device)
     p = ds.pairs["train"]
@@ -287,7 +178,7 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
     # DDP averages the gradients; the losses gather the negatives of every process
     forward = torch.nn.parallel.DistributedDataParallel(model) \
         if world > 1 else model.step
-    log_path = out / "log.csv"
+    log_path = out / LOG
     if main:
         _truncate_log(log_path, start_epoch * steps_per_epoch)
     amp = autocast(cfg.precision, device)  # resolved once; the context is re-entered every step
@@ -336,47 +227,10 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
             log_file.flush()
             if main:
                 state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "config": meta}
-                _atomic_save({"model": state["model"], "epoch": epoch}, ckdir / f"epoch_{epoch:03d}.pt")
+                _atomic_save({"model": state["model"], "epoch": epoch}, checkpoint_path(out, epoch))
                 _atomic_save(state, last)
     finally:
         log_file.close()
     return out
 
 
-def _truncate_log(path: Path, keep_steps: int) -> None:
-    """Drop log rows past the checkpoint we resume from (they will be redone)."""
-    if not path.is_file():
-        return
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        return
-    kept = [rows[0]] + [r for r in rows[1:] if int(r[2]) <= keep_steps]
-    with open(path, "w", newline="") as f:
-        csv.writer(f).writerows(kept if keep_steps > 0 else [])
-
-
-def load_run(run: Path | str, epoch: Optional[int] = None, device: str = "cpu") -> tuple[Method, dict]:
-    """Rebuild a trained model from a run folder (weights after ``epoch``; default: the last)."""
-    run = Path(run)
-    cfg_path = run / "config.json"
-    ckdir = run / CHECKPOINTS
-    if not cfg_path.is_file() or not ckdir.is_dir():
-        raise FileNotFoundError(f"{run} is not a training run (no config.json or checkpoints/)")
-    meta = json.loads(cfg_path.read_text())
-    epochs = saved_epochs(run)
-    if not epochs:
-        raise FileNotFoundError(f"{run} has no checkpoint")
-    epoch = epochs[-1] if epoch is None else epoch
-    if epoch not in epochs:
-        raise FileNotFoundError(f"{run} has no checkpoint for epoch {epoch} (saved: {epochs})")
-    cfg = TrainConfig.from_dict(meta["train"])
-    dev = resolve_device(device)
-    model = build_model(cfg, dev)
-    model.load_state_dict(load_checkpoint(ckdir / f"epoch_{epoch:03d}.pt", dev)["model"])
-    model.eval()
-    return model, {**meta, "epoch": epoch}
-
-
-def saved_epochs(run: Path | str) -> list[int]:
-    return sorted(int(p.stem.split("_")[1]) for p in (Path(run) / CHECKPOINTS).glob("epoch_*.pt"))

@@ -17,6 +17,7 @@ import numpy as np
 
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import preset
+from comm_diag.comm.run_folder import PROBES_BY_EPOCH, PROBES_CSV
 
 from .executors import run_jobs
 from .report import summary_rows, verdicts, write_report
@@ -52,7 +53,7 @@ def curve_means(runs: Sequence[Path]) -> dict[str, dict[str, Optional[float]]]:
     """label -> R/U/S -> mean linear-probe accuracy (fused) over probed epochs >= 1 and seeds."""
     acc: dict[str, dict[str, list[float]]] = {}
     for run in runs:
-        path = run / "probes_by_epoch.csv"
+        path = run / PROBES_BY_EPOCH
         if not path.is_file():
             continue
         with open(path, newline="") as f:
@@ -99,5 +100,5 @@ def run_study(name: str, out: Path | str, *, preset_name: str = "cpu", seeds: Se
         jobs = study_jobs(study, out, **settings, datasets=datasets)
         run_jobs(select(jobs, only), hooks, executor, **executor_options)
         hooks.on_stage("report")
-        done = [Path(j.run) for j in jobs if (Path(j.run) / "probes.csv").is_file()]
+        done = [Path(j.run) for j in jobs if (Path(j.run) / PROBES_CSV).is_file()]
         return study_report(study, out, done, preset_name)

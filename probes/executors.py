@@ -15,7 +15,7 @@ from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from typing import Callable, Optional, Sequence
 
-from comm_diag.comm.train import resolve_device, usable_cores
+from comm_diag.comm.runtime import resolve_device, usable_cores
 
 from .sweep import Hooks, RunJob, execute, is_done
 
@@ -29,7 +29,7 @@ def _worker_init(threads: int, events=None) -> None:
 
     global _EVENTS
     torch.set_num_threads(threads)
-    os.environ["COMM_DIAG_THREADS"] = str(threads)  # comm_diag.comm.train.set_threads honours it
+    os.environ["COMM_DIAG_THREADS"] = str(threads)  # comm_diag.comm.runtime.set_threads honours it
     _EVENTS = events
 
 

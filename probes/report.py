@@ -17,6 +17,8 @@ import numpy as np
 
 import comm_diag.trifeature_gen as tg
 
+from comm_diag.comm.run_folder import PROBES_BY_EPOCH, PROBES_CSV, PROBES_JSON, read_config
+
 from .suite import PROBE_COLUMNS, REQUIRED_COLUMNS, write_csv
 from .tasks import INTERACTIONS, TASKS, chance
 from .verdict import RULE, Verdict, verdict
@@ -38,7 +40,7 @@ def find_runs(paths: Iterable[Path | str], *, mix_datasets: bool = False) -> lis
     for p in map(Path, paths):
         if not p.exists():
             raise ReportError(f"{p} does not exist")
-        found = [p] if (p / "probes.csv").is_file() else sorted(q.parent for q in p.rglob("probes.csv"))
+        found = [p] if (p / PROBES_CSV).is_file() else sorted(q.parent for q in p.rglob(PROBES_CSV))
         for run in found:
             if run.resolve() in {r.resolve() for r in runs}:
                 raise ReportError(f"the run {run} is given twice: it would count as two seeds")
@@ -64,7 +66,7 @@ PROBE_FILE_COLUMNS = set(REQUIRED_COLUMNS)  # files written before 0.2 lack the 
 
 def _run_meta(run: Path) -> dict:
     try:
-        meta = json.loads((run / "config.json").read_text())
+        meta = read_config(run)
         meta["data"]["spec"]["synergy"], meta["data"]["fingerprint"], meta["train"]["epochs"]
     except (OSError, ValueError, KeyError, TypeError):
         raise ReportError(f"{run} is not a readable run: its config.json is missing or damaged") from None
@@ -73,7 +75,7 @@ def _run_meta(run: Path) -> dict:
 
 def _read_rows(run: Path) -> tuple[list[dict], bool]:
     meta = _run_meta(run)
-    with open(run / "probes.csv", newline="") as f:
+    with open(run / PROBES_CSV, newline="") as f:
         reader = csv.DictReader(f)
         missing = PROBE_FILE_COLUMNS - set(reader.fieldnames or ())
         if missing:
@@ -99,7 +101,7 @@ def _read_rows(run: Path) -> tuple[list[dict], bool]:
 def unfinished_epoch(run: Path, meta: dict) -> Optional[int]:
     """The epoch a run's probes.json was written at, if before the run's last epoch; else None."""
     try:
-        probed = json.loads((run / "probes.json").read_text())["epoch"]
+        probed = json.loads((run / PROBES_JSON).read_text())["epoch"]
     except (OSError, ValueError, KeyError, TypeError):
         raise ReportError(f"{run}/probes.json is missing or damaged: probe the run again") from None
     return probed if probed < meta["train"]["epochs"] else None
@@ -191,7 +193,7 @@ def learning_curves(runs: Sequence[Path], path: Path, probe: str = "linear") -> 
 
     frames = []
     for run in runs:
-        p = run / "probes_by_epoch.csv"
+        p = run / PROBES_BY_EPOCH
         if p.is_file():
             df = pd.read_csv(p)
             frames.append(df)

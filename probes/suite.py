@@ -18,7 +18,7 @@ import numpy as np
 
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.methods import Method
-from comm_diag.comm.train import data_fingerprint, load_run, saved_epochs
+from comm_diag.comm.run_folder import PROBES_BY_EPOCH, PROBES_CSV, PROBES_JSON, data_fingerprint, load_run, saved_epochs
 
 from .features import extract
 from .probes import PROBES
@@ -134,10 +134,10 @@ def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None
     last = [dict(r) for r in by_epoch if r["epoch"] == epochs[-1]]
     init = [{**r, "method": f"{name}@init"} for r in by_epoch if r["epoch"] == 0]
     rows = last + init if epochs[-1] != 0 else init
-    write_csv(run / "probes.csv", rows, PROBE_COLUMNS)
+    write_csv(run / PROBES_CSV, rows, PROBE_COLUMNS)
     if every:
-        write_csv(run / "probes_by_epoch.csv", by_epoch, ("epoch", *PROBE_COLUMNS))
-    (run / "probes.json").write_text(json.dumps({
+        write_csv(run / PROBES_BY_EPOCH, by_epoch, ("epoch", *PROBE_COLUMNS))
+    (run / PROBES_JSON).write_text(json.dumps({
         "package_version": tg.__version__, "config": meta, "epoch": epochs[-1], "probes": list(probes),
         "data": str(ds.root), "rows": rows, "by_epoch": by_epoch if every else None}, indent=2))
     return rows

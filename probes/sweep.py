@@ -21,7 +21,8 @@ from typing import Callable, Iterator, Optional, Sequence
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import PRESET_DATA, TrainConfig
 from comm_diag.outputs import claim as claim_output
-from comm_diag.comm.train import StepInfo, data_fingerprint, same_config, saved_epochs, settings, train
+from comm_diag.comm.run_folder import PROBES_CSV, checkpoint_path, data_fingerprint, read_config, same_config, saved_epochs, settings
+from comm_diag.comm.train import StepInfo, train
 
 from .suite import probe_run
 from .tasks import TASKS
@@ -190,18 +191,19 @@ def experiment(out: Path, kind: str, name: str, base: TrainConfig, given: Option
 
 def _trained_epochs(run: Path, cfg: TrainConfig) -> list[int]:
     """Epochs saved in a run folder written with this config (ValueError if another config)."""
-    if not (run / "config.json").is_file():
+    meta = read_config(run)
+    if meta is None:
         return []
-    saved = json.loads((run / "config.json").read_text())["train"]
+    saved = meta["train"]
     if not same_config(saved, cfg.to_dict()):
         raise ValueError(f"{run} holds a run with other settings; remove it or choose another --out")
-    return saved_epochs(run) if (run / "checkpoints").is_dir() else []
+    return saved_epochs(run)
 
 
 def is_done(job: RunJob) -> bool:
     """Trained to its last epoch and probed (ValueError if its folder holds another run)."""
     cfg = TrainConfig.from_dict(job.config)
-    return cfg.epochs in _trained_epochs(Path(job.run), cfg) and (Path(job.run) / "probes.csv").is_file()
+    return cfg.epochs in _trained_epochs(Path(job.run), cfg) and (Path(job.run) / PROBES_CSV).is_file()
 
 
 def execute(job: RunJob, hooks: Optional[Hooks] = None) -> str:
@@ -215,7 +217,7 @@ def execute(job: RunJob, hooks: Optional[Hooks] = None) -> str:
     trained = cfg.epochs in _trained_epochs(run, cfg)
     ds = tg.load(job.data)
     if not trained:
-        resume = (run / "checkpoints" / "last.pt").is_file()
+        resume = checkpoint_path(run).is_file()
         hooks.on_stage(f"{job.name}: {'resuming' if resume else 'training'} {job.label}")
         train(cfg, ds, run, resume=resume, on_step=hooks.on_step)
     hooks.on_stage(f"{job.name}: probing")

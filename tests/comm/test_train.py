@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from comm_diag.comm.config import TrainConfig
-from comm_diag.comm.train import TrainingError, load_run, lr_at, native_bf16_cpu, resolve_precision, same_config, train
+from comm_diag.comm.run_folder import TrainingError, load_run, same_config
+from comm_diag.comm.runtime import native_bf16_cpu, resolve_precision
+from comm_diag.comm.train import lr_at, train
 
 TINY_CFG = dict(image_size=32, d=32, proj_hidden=32, proj_dim=16, batch_size=64, epochs=2)
 
