@@ -8,6 +8,7 @@ a dataset, a finished and probed run, an unfinished run, user folders and files.
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
@@ -56,9 +57,12 @@ def damaged_copy(world: dict, tmp: Path, what: str) -> Path:
     if what.startswith("run:"):
         run = tmp / "run"
         shutil.copytree(world["run"], run)
-        if what == "run:no-auroc":
-            text = (run / "probes.csv").read_text().splitlines()
-            (run / "probes.csv").write_text("\n".join(",".join(line.split(",")[:-1]) for line in text) + "\n")
+        if what == "run:no-auroc":  # the file of an older or foreign writer, without the auroc column
+            rows = list(csv.DictReader(open(run / "probes.csv")))
+            with open(run / "probes.csv", "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=[k for k in rows[0] if k != "auroc"], extrasaction="ignore")
+                w.writeheader()
+                w.writerows(rows)
         elif what == "run:truncated-checkpoint":
             p = run / "checkpoints" / "last.pt"
             p.write_bytes(p.read_bytes()[:200])
