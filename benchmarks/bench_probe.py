@@ -21,7 +21,7 @@ import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import preset
 from comm_diag.comm.methods import build_method
 from comm_diag.probes.features import extract
-from comm_diag.probes.probes import PROBES
+from comm_diag.probes.classifiers import PROBES
 from comm_diag.probes.tasks import task_labels
 
 

@@ -34,7 +34,7 @@ import comm_diag.trifeature_gen as tg
 
 from comm_diag.outputs import claim
 
-from .probes import PROBES
+from .classifiers import PROBES
 from .sweep import Hooks, dataset_spec, ensure_dataset
 from .tasks import TASKS, chance, ground_truth_bits, task_labels
 from .verdict import RULE, verdict

@@ -21,7 +21,7 @@ from comm_diag.comm.methods import Method
 from comm_diag.comm.run_folder import PROBES_BY_EPOCH, PROBES_CSV, PROBES_JSON, data_fingerprint, load_run, saved_epochs
 
 from .features import extract
-from .probes import PROBES
+from .classifiers import PROBES
 from .tasks import TASKS, ground_truth_bits, task_labels
 
 # bits: the probe's lower bound on I(Z; T); bits_fraction: bits / the exact bits of the task's own

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from .base import Method, normalize
-from .comm import CoMM
+from .comm_model import CoMM
 from .cross import Cross, CrossSelf
 from .infmasking import InfMasking
 from .simclr import LateFusionSimCLR

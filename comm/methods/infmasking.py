@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from ..config import TrainConfig
 from ..losses import gaussian_masked_loss
 from .base import AugmentFn
-from .comm import CoMM
+from .comm_model import CoMM
 
 
 class InfMasking(CoMM):

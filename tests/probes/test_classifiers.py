@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from comm_diag.probes.metrics import auroc, balanced_accuracy, entropy_bits, information_bits, mean_ci95
-from comm_diag.probes.probes import PROBES
+from comm_diag.probes.classifiers import PROBES
 from comm_diag.probes.tasks import ground_truth_bits, task_labels
 import comm_diag.trifeature_gen as tg
 
