@@ -22,7 +22,7 @@ from comm_diag.comm.methods import METHODS
 from comm_diag.comm.methods.plugins import label_of, load_class, normalize_target, preflight
 
 from .executors import run_jobs
-from .report import summary_rows, verdicts, write_report
+from .report import write_report
 from .sweep import Hooks, Variant, experiment, folders, given_datasets, plan
 from .tasks import NAMES
 from .verdict import Verdict
@@ -139,18 +139,20 @@ def check(target: str, out: Path | str, *, preset_name: str = "cpu", seeds: Sequ
         jobs = plan(base, variants, seeds, folders(datasets), out)
         runs = [Path(r) for r in run_jobs(jobs, hooks, executor, **executor_options)]
         hooks.on_stage("report")
-        rows, _ = summary_rows(runs)
-        alone: dict[str, list[float]] = {}  # synergy of each modality alone, per seed
-        for r in rows:
-            if r["method"] == label and r["task"] == "synergy" and r["probe"] == "linear" \
-                    and r["representation"] in ("modality1", "modality2"):
-                alone.setdefault(r["representation"], []).append(r["balanced_accuracy"])
-        syn = {rep: float(np.mean(v)) for rep, v in alone.items()}
-        recoverable = {m: v["S"] for m, v in verdicts(rows, probe="mlp").items() if "S" in v}
-        text = conclusion(label, verdicts(rows), syn, recoverable)
-        result = write_report(runs, out, title=f"comm-diag check {label} ({preset_name} preset)",
-                              lead=["## Conclusion", "", text])
-    return {**result, "label": label, "conclusion": text}
+        text: list[str] = []
+
+        def lead(result: dict) -> list[str]:
+            alone: dict[str, list[float]] = {}  # synergy of each modality alone, per seed
+            for r in result["rows"]:
+                if r["method"] == label and r["task"] == "synergy" and r["probe"] == "linear" \
+                        and r["representation"] in ("modality1", "modality2"):
+                    alone.setdefault(r["representation"], []).append(r["balanced_accuracy"])
+            syn = {rep: float(np.mean(v)) for rep, v in alone.items()}
+            text.append(conclusion(label, result["verdicts"], syn, result["recoverable"]))
+            return ["## Conclusion", "", text[0]]
+
+        result = write_report(runs, out, title=f"comm-diag check {label} ({preset_name} preset)", lead=lead)
+    return {**result, "label": label, "conclusion": text[0]}
 
 
 def unmet(result: dict, required: Sequence[str]) -> list[str]:

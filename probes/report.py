@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -213,9 +213,10 @@ def learning_curves(runs: Sequence[Path], path: Path, probe: str = "linear") -> 
 
 
 def write_report(runs: Sequence[Path], out: Path | str, title: str = "comm-diag report",
-                 sections: Sequence[str] = (), lead: Sequence[str] = ()) -> dict:
+                 sections: Sequence[str] = (), lead: Optional[Callable[[dict], Sequence[str]]] = None) -> dict:
     """summary.csv, figure4.png, learning_curves.png (if any), report.md in ``out``;
-    ``lead``: markdown lines right after the title (check's conclusion); ``sections``: lines
+    ``lead(result)``: markdown lines right after the title, composed from the rows and verdicts
+    (check's conclusion); ``sections``: lines
     after the tables (a study's expectations)."""
     out = Path(out)
     rows, notes = summary_rows(runs)  # every run read (or refused) before anything is written
@@ -227,7 +228,8 @@ def write_report(runs: Sequence[Path], out: Path | str, title: str = "comm-diag 
     curves = learning_curves(runs, out / "learning_curves.png")
     ver = verdicts(rows)
     recoverable = {m: v["S"] for m, v in verdicts(rows, probe="mlp").items() if "S" in v}
-    lines = [f"# {title}", "", *([*lead, ""] if lead else []), f"comm-diag {tg.__version__}. Runs: {len(runs)}.", "",
+    first = list(lead({"rows": rows, "verdicts": ver, "recoverable": recoverable, "notes": notes})) if lead else []
+    lines = [f"# {title}", "", *([*first, ""] if first else []), f"comm-diag {tg.__version__}. Runs: {len(runs)}.", "",
              "Linear probe (class-weighted logistic regression) on the fused representation, balanced "
              "accuracy in % on the unbiased test pairs (mean ± std over seeds). "
              "R: shape (shared), U: texture of x1, S: synergy label, fused into the representation. "
