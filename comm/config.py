@@ -72,6 +72,10 @@ class TrainConfig(DictConfig):
             try:
                 if text == "None" and kind.startswith("Optional"):
                     out[key] = None
+                elif kind == "bool":
+                    if text.lower() not in ("true", "false"):
+                        raise ValueError(text)
+                    out[key] = text.lower() == "true"
                 elif "float" in kind:
                     out[key] = float(text)
                 elif "int" in kind:

@@ -44,7 +44,9 @@ def test_encoder__trains_from_the_cli_with_no_extra_flag(name, tiny_dataset, tmp
 def test_cli__every_setting_is_reachable(tiny_dataset, tmp_path):
     r = runner.invoke(app, ["train", "--data", str(tiny_dataset.root), "--preset", "smoke", "--width", "0.5",
                             "--d", "16", "--set", "proj_dim=8", "--set", "heads=2", "--set", "warmup_epochs=0",
+                            "--set", "decay_norms_and_biases=false",
                             "--out", str(tmp_path / "run")])
     assert r.exit_code == 0, r.output
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
     assert (cfg["width"], cfg["d"], cfg["proj_dim"], cfg["heads"], cfg["warmup_epochs"]) == (0.5, 16, 8, 2, 0.0)
+    assert cfg["decay_norms_and_biases"] is False  # a bool, not the string "false"
