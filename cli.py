@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Annotated, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -180,7 +180,7 @@ def _train_bar(bar: Progress, label: str):
 @app.command()
 def train(
     data: Annotated[Path, typer.Option(help="Dataset folder (from `comm-diag generate`).")],
-    method: Annotated[str, typer.Option(help="Method: comm, cross, cross_self, a plugin name (`comm-diag methods`) "
+    method: Annotated[str, typer.Option(help="Method: a built-in or plugin name (`comm-diag methods` lists them) "
                                              "or path/to/file.py:ClassName.")] = "comm",
     encoder: Annotated[Optional[str], typer.Option(help="Encoder: alexnet, alexnet_bn, resnet18, resnet50.")] = None,
     width: Annotated[Optional[float], typer.Option(help="Encoder channel multiplier (1.0 = torchvision's) [preset].")] = None,
@@ -207,13 +207,10 @@ def train(
                                                                  "(repeatable), e.g. --set proj_dim=128.")] = None,
 ) -> None:
     """Train a method on a dataset's train pairs (checkpoint every epoch, resumable)."""
-    import os
-
-    from comm_diag.comm import distributed
-    import dataclasses
-
     from comm_diag.comm.config import TrainConfig, preset
+    from comm_diag.comm.methods import resolve
     from comm_diag.comm.methods.plugins import label_of, normalize_target
+    from comm_diag.comm.parallel import train_parallel
     from comm_diag.comm.train import train as train_run
 
     with user_errors():
@@ -222,32 +219,21 @@ def train(
         options = dict(method=method, encoder=encoder, width=width, d=d, fusion=fusion, epochs=epochs,
                        batch_size=batch_size, lr=lr, weight_decay=weight_decay, temperature=temperature,
                        aug1=aug1, aug2=aug2, crop_min=crop_min, seed=seed, device=device, precision=precision)
-        base = preset(preset_name)
-        cfg = dataclasses.replace(base, **TrainConfig.parse_settings(set_ or ()))
-        cfg = dataclasses.replace(cfg, **{k: v for k, v in options.items() if v is not None}).validate()
-        cfg.check_applicable(base)
+        given = {**TrainConfig.parse_settings(set_ or ()), **{k: v for k, v in options.items() if v is not None}}
+        cfg = resolve(preset(preset_name).replace(**given))
         ds = tg.load(data)
         if nproc < 1:
             raise UserError(f"--nproc must be >= 1, got {nproc}")
-        if nproc > 1 and not distributed.launched():
-            options.update(data=data, preset=preset_name, out=out)
-            argv = ["train", *(f"--{k.replace('_', '-')}={v}" for k, v in options.items() if v is not None),
-                    *(f"--set={item}" for item in set_ or ()), *(["--resume"] if resume else [])]
-            code = distributed.launch(nproc, argv)
-            if code != 0:
-                raise UserError(f"a training process failed (exit code {code}; its message is above); "
-                                f"finished epochs are kept: add --resume to continue")
+        if nproc > 1:
+            train_parallel(cfg, ds, out, nproc, resume=resume)
             console.print(f"trained {label_of(method)} on {nproc} processes: {out}")
             return
-        quiet = int(os.environ.get("RANK", "0")) != 0  # only rank 0 reports under torchrun
-        with (contextlib.nullcontext() if quiet else progress_bar()) as bar:
-            on_step = None if quiet else _train_bar(bar, f"train {label_of(method)}")
+        with progress_bar() as bar:
             try:
-                train_run(cfg, ds, out, resume=resume, on_step=on_step)
+                train_run(cfg, ds, out, resume=resume, on_step=_train_bar(bar, f"train {label_of(method)}"))
             except KeyboardInterrupt:
                 raise UserError(f"interrupted; the last finished epoch is kept: resume with --resume --out {out}")
-        if not distributed.launched():
-            console.print(f"trained {label_of(method)}: {out}")
+        console.print(f"trained {label_of(method)}: {out}")
 
 
 @app.command()
@@ -344,8 +330,8 @@ def executor_options(executor: str, workers: int, address: Optional[str], cpus: 
     if executor == "local":
         if address is not None:
             raise UserError("--address is for --executor ray")
-        return {"workers": workers}
-    return {"address": address, "cpus_per_run": cpus, "gpus_per_run": gpus}
+        return {"executor": executor, "workers": workers}
+    return {"executor": executor, "address": address, "cpus_per_run": cpus, "gpus_per_run": gpus}
 
 
 @contextlib.contextmanager
@@ -391,7 +377,7 @@ def quickstart(
     seeds: SeedsOpt = "0",
     epochs: EpochsOpt = None,
     every: Annotated[int, typer.Option(help="Also probe every K epochs: learning curves in the report.")] = 0,
-    methods: Annotated[str, typer.Option(help="Comma list of built-in methods (also infmasking, simclr).")]
+    methods: Annotated[str, typer.Option(help="Comma list of built-in methods (`comm-diag methods` lists them).")]
     = "comm,cross,cross_self",
     workers: WorkersOpt = 0,
     executor: ExecutorOpt = "local",
@@ -400,21 +386,32 @@ def quickstart(
     gpus_per_run: GpusOpt = 0.0,
 ) -> None:
     """The paper's two experiments end to end: data, CoMM / Cross / Cross+Self, probes, report."""
-    import time
-
-    from comm_diag.probes.experiment import quickstart as run_quickstart
+    from comm_diag.probes.experiment import quickstart_study
+    from comm_diag.probes.pipeline import StudySettings
     from comm_diag.probes.sweep import parse_seeds
 
     with user_errors():
-        seed_list = parse_seeds(seeds)
-        options = executor_options(executor, workers, address, cpus_per_run, gpus_per_run)
-        t0 = time.perf_counter()
-        with sweep_progress("run the same command again to resume") as hooks:
-            result = run_quickstart(out, preset_name=preset_name, seeds=seed_list, epochs=epochs, every=every,
-                                    methods=[m.strip() for m in methods.split(",") if m.strip()],
-                                    hooks=hooks, executor=executor, **options)
-        console.print(_verdict_table(result))
-        console.print(f"done in {time.perf_counter() - t0:.0f} s; report: {out / 'report.md'}")
+        settings = StudySettings(preset_name=preset_name, seeds=parse_seeds(seeds), epochs=epochs, every=every)
+        study = quickstart_study([m.strip() for m in methods.split(",") if m.strip()], preset_name)
+        _run_study(study, out, settings, executor_options(executor, workers, address, cpus_per_run, gpus_per_run))
+
+
+def _run_study(study, out: Path, settings, options: dict, table: Optional[Callable[[dict], Table]] = None) -> dict:
+    """The body the sweep commands share: progress bars, one line on interruption, the
+    verdict table (or ``table(result)``), the study's expectations and lead, the timing."""
+    import time
+
+    from comm_diag.probes import pipeline
+
+    t0 = time.perf_counter()
+    with sweep_progress("run the same command again to resume") as hooks:
+        result = pipeline.run(study, out, settings, hooks=hooks, **options)
+    console.print((table or _verdict_table)(result))
+    for text, ok in result["expectations"]:
+        mark = {True: "[green]held[/]", False: "[red]did not hold[/]", None: "[yellow]not measured[/]"}[ok]
+        console.print(f"{mark}: {text}", highlight=False)
+    console.print(f"done in {time.perf_counter() - t0:.0f} s; report: {out / 'report.md'}")
+    return result
 
 
 def _study_names() -> str:
@@ -444,9 +441,7 @@ def ablate(
     gpus_per_run: GpusOpt = 0.0,
 ) -> None:
     """The paper's ablations (loss, fusion, augment): run a study, resume it, report it."""
-    import time
-
-    from comm_diag.probes.ablation import run_study, study_jobs
+    from comm_diag.probes.pipeline import StudySettings, describe_plan
     from comm_diag.probes.studies import STUDIES, get_study
     from comm_diag.probes.sweep import parse_seeds
 
@@ -463,34 +458,18 @@ def ablate(
         if not study:
             raise UserError(f"name a study: {_study_names()}")
         spec = get_study(study)
-        seed_list = parse_seeds(seeds)
         out = out or Path("ablations") / study
+        settings = StudySettings(preset_name=preset_name, seeds=parse_seeds(seeds), data=data or (), extra=extra,
+                                 only=only, epochs=epochs, every=every)
         if list_runs:
-            jobs = study_jobs(spec, out, preset_name=preset_name, seeds=seed_list, data=data or (), extra=extra,
-                              epochs=epochs, every=every)
             t = Table(title=f"study {study}: {spec.description}")
             for c in ("#", "run", "variant", "seed", "data", "changes from the preset"):
                 t.add_column(c)
-            base = {}
-            from comm_diag.comm.config import preset
-
-            base = preset(preset_name).to_dict()
-            for i, j in enumerate(jobs):
-                changes = {k: v for k, v in j.config.items() if base.get(k) != v and k != "seed"}
-                t.add_row(str(i), j.name, j.label, str(j.seed), j.kind,
-                          ", ".join(f"{k}={v}" for k, v in changes.items()) or "-")
+            for row in describe_plan(spec, out, settings):
+                t.add_row(*(str(row[k]) for k in ("index", "run", "variant", "seed", "data", "changes")))
             console.print(t)
             return
-        options = executor_options(executor, workers, address, cpus_per_run, gpus_per_run)
-        t0 = time.perf_counter()
-        with sweep_progress("run the same command again to resume") as hooks:
-            result = run_study(study, out, preset_name=preset_name, seeds=seed_list, data=data or (), extra=extra,
-                               only=only, epochs=epochs, every=every, hooks=hooks, executor=executor, **options)
-        console.print(_verdict_table(result))
-        for text, ok in result["expectations"]:
-            mark = {True: "[green]held[/]", False: "[red]did not hold[/]", None: "[yellow]not measured[/]"}[ok]
-            console.print(f"{mark}: {text}", highlight=False)
-        console.print(f"done in {time.perf_counter() - t0:.0f} s; report: {out / 'report.md'}")
+        _run_study(spec, out, settings, executor_options(executor, workers, address, cpus_per_run, gpus_per_run))
 
 
 # ----------------------------------------------------------------------------- calibrate
@@ -549,7 +528,7 @@ def check(
     seeds: SeedsOpt = "0",
     epochs: EpochsOpt = None,
     controls: Annotated[str, typer.Option(help="Reference methods trained beside yours with the same budget, a comma "
-                                               "list of built-ins (comm, cross, cross_self, infmasking, simclr) or "
+                                               "list of built-ins (`comm-diag methods` lists them) or "
                                                "'none' (the random-init floor is always measured).")]
     = "comm,cross,cross_self",
     no_controls: Annotated[bool, typer.Option("--no-controls", help="Same as --controls none.")] = False,
@@ -562,79 +541,79 @@ def check(
     gpus_per_run: GpusOpt = 0.0,
 ) -> None:
     """Does your SSL method capture redundancy, uniqueness and synergy? Trains it beside the references."""
-    import time
-
-    from comm_diag.comm.methods.plugins import label_of, load_class, normalize_target
-    from comm_diag.probes.check import REQUIRE_EXIT, parse_require, unmet
-    from comm_diag.probes.tasks import NAMES
-    from comm_diag.probes.check import check as run_check
+    from comm_diag.probes.check import REQUIRE_EXIT, check_study, parse_require, unmet
+    from comm_diag.probes.pipeline import StudySettings
     from comm_diag.probes.sweep import parse_seeds
+    from comm_diag.probes.tasks import NAMES
 
     with user_errors():
         required = parse_require(require)
-        seed_list = parse_seeds(seeds)
+        settings = StudySettings(preset_name=preset_name, seeds=parse_seeds(seeds), data=data or (), epochs=epochs)
         control_list = [] if no_controls or controls.strip() == "none" else \
             [c.strip() for c in controls.split(",") if c.strip()]
         options = executor_options(executor, workers, address, cpus_per_run, gpus_per_run)
-        load_class(normalize_target(target))  # a broken method fails here, before any work
-        out = out or Path("check-out") / label_of(normalize_target(target))
-        t0 = time.perf_counter()
-        with sweep_progress("run the same command again to resume") as hooks:
-            result = run_check(target, out, preset_name=preset_name, seeds=seed_list, data=data or (),
-                               epochs=epochs, controls=control_list, hooks=hooks, executor=executor,
-                               **options)
-        console.print(_check_table(result))
-        console.print(result["conclusion"], highlight=False)
-        console.print(f"done in {time.perf_counter() - t0:.0f} s; report: {out / 'report.md'}")
-    missing = unmet(result, required)
+        study, label, said = check_study(target, control_list)  # a broken method fails here, before any work
+        out = out or Path("check-out") / label
+        result = _run_study(study, out, settings, options, table=lambda r: _check_table(r, label))
+        console.print(said["conclusion"], highlight=False)
+    missing = unmet({**result, "label": label}, required)
     if missing:
         err.print(f"[bold red]required but not captured:[/] {', '.join(NAMES[k] for k in missing)}",
                   highlight=False, soft_wrap=True)
         raise typer.Exit(code=REQUIRE_EXIT)
 
 
-def _check_table(result: dict) -> Table:
-    label, ver = result["label"], result["verdicts"]
+def _check_table(result: dict, label: str) -> Table:
+    from comm_diag.probes.tasks import INTERACTIONS, NAMES, chance
+
+    ver = result["verdicts"]
     others = [m for m in ver if m != label]
     t = Table(title="linear probe, fused representation, balanced accuracy %")
     for c in ("", f"{label} (95% CI)", "random init", "chance", *others, "verdict"):
         t.add_column(c, justify="right" if c else "left")
-    from comm_diag.probes.tasks import INTERACTIONS, NAMES, chance
-
     for k, task in INTERACTIONS.items():
         v = ver.get(label, {}).get(k)
         if v is None:
             continue
-        init = [r["balanced_accuracy"] for r in result["rows"] if r["method"] == f"{label}@init"
-                and r["task"] == task and r["probe"] == "linear" and r["representation"] == "fused"]
         ci = f" ±{v.ci95:.1f}" if v.n_seeds > 1 else ""
-        t.add_row(NAMES[k], f"{v.mean:.1f}{ci}", f"{sum(init) / len(init):.1f}" if init else "-",
-                  f"{chance(task):.0f}", *(f"{ver[m][k].mean:.1f}" if k in ver[m] else "-" for m in others),
-                  v.verdict)
+        t.add_row(NAMES[k], f"{v.mean:.1f}{ci}", "-" if v.init is None else f"{v.init:.1f}", f"{chance(task):.0f}",
+                  *(f"{ver[m][k].mean:.1f}" if k in ver[m] else "-" for m in others), v.verdict)
     return t
 
 
 @app.command()
 def methods() -> None:
     """The methods `train`, `check` and `--method` accept: built-ins and installed plugins."""
+    import dataclasses
+
     from comm_diag.comm.methods import METHODS
-    from comm_diag.comm.methods.plugins import ENTRY_POINT_GROUP, PluginError, installed, load_class
+    from comm_diag.comm.methods import load_class
+    from comm_diag.comm.methods.plugins import ENTRY_POINT_GROUP, PluginError, installed
 
     def summary(cls: type) -> str:
         return " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
 
+    def own(cls: type) -> str:
+        return ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(cls.Settings)) or "none of its own"
+
     t = Table(title="methods")
     for c in ("name", "source", "what it is"):
         t.add_column(c)
+    settings = {}
     for name, cls in METHODS.items():
         t.add_row(name, "built-in", summary(cls))
+        settings[name] = own(cls)
     for name, value in installed().items():
         try:
-            doc = summary(load_class(name))
+            cls = load_class(name)
+            t.add_row(name, f"plugin {value}", summary(cls))
+            settings[name] = own(cls)
         except PluginError as e:
-            doc = f"[red]cannot load: {e}[/]"
-        t.add_row(name, f"plugin {value}", doc)
+            t.add_row(name, f"plugin {value}", f"[red]cannot load: {e}[/]")
     console.print(t)
+    console.print("Each method's own settings, with their defaults (--set NAME=VALUE changes one):", highlight=False)
+    for name, text in settings.items():
+        console.print(f"  {name}: {text}", highlight=False, soft_wrap=True)
     console.print(f"Plugins register in the {ENTRY_POINT_GROUP!r} entry-point group; any class can also be given "
                   f"as path/to/file.py:ClassName or package.module:ClassName.", highlight=False)
 

@@ -3,44 +3,35 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
-from typing import Any, Optional, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Mapping, Optional, Sequence
 
 from comm_diag.trifeature_gen.spec import DictConfig
 
 
 PRECISIONS = ("auto", "bf16", "fp32")
-# Settings that belong to a method rather than to the run: a method lists those it reads
-# in ``Method.settings``; changing one that the chosen method ignores is refused.
-METHOD_SETTINGS = ("fusion", "heads", "proj_hidden", "proj_dim", "temperature", "w_full", "w_masked", "nce", "terms",
-                   "cross_term", "mask_ratio", "n_masks", "mask_lambda")
 SCHEDULES = ("cosine", "constant")
 
 
 @dataclass(frozen=True)
 class TrainConfig(DictConfig):
-    """Every setting of a run; saved as RUN_DIR/config.json."""
+    """The run's settings; saved as RUN/config.json.
+
+    The method's own hyperparameters are not fields here: each method declares them in
+    its ``Settings`` dataclass (``comm.methods.settings.MethodSettings``), and
+    ``method_settings`` holds the values given for them (after ``comm.methods.resolve``:
+    every one of them, defaults filled in and checked). As a dict (config.json, sweeps)
+    the two are one flat mapping, as in earlier versions: a name that is not a run
+    setting is a method setting.
+    """
 
     _what = "training settings"
 
     method: str = "comm"  # comm.methods.METHODS key, plugin name, or module:Class / file.py:Class
+    method_settings: Mapping[str, Any] = field(default_factory=dict)  # the method's Settings, by name
     encoder: str = "alexnet"  # key of comm.encoders.ENCODERS
     width: float = 0.25  # encoder channel multiplier (alexnet only; 1.0 = torchvision's)
-    fusion: str = "transformer"  # key of comm.methods.FUSIONS (CoMM only)
-    d: int = 128  # embedding dimension of tokens and of Z (paper: 512)
-    heads: int = 8  # attention heads of the fusion block
-    proj_hidden: int = 512  # projection head: hidden width
-    proj_dim: int = 256  # projection head: output width
-    temperature: float = 0.1  # InfoNCE temperature
-    w_full: float = 1.0  # CoMM loss: weight of I(Z', Z'')
-    w_masked: float = 1.0  # CoMM loss: weight of the masked terms
-    nce: str = "cross_view"  # InfoNCE negatives: cross_view (the other view's B-1) | nt_xent (both views', 2B-2)
-    terms: str = "sum"  # CoMM loss: sum (the paper's equation) | mean (the authors' code) of the n+1 terms
-    mask_ratio: float = 0.5  # InfMasking: fraction of a sample's tokens masked in each masked view
-    n_masks: int = 5  # InfMasking: masked views per sample (T)
-    mask_lambda: float = 1.0  # InfMasking: covariance weight at the end of training (it grows linearly)
-    cross_term: str = "clip"  # Cross+Self's cross-modal term: clip (CLIP on linear projections of the first
-    #   SimCLR view) | heads (the authors': nt_xent between the SimCLR heads, on separate crops of scale 0.5-1)
+    d: int = 128  # width of the representation: CoMM's tokens and Z, Cross's projections (paper: 512)
     aug1: Optional[str] = None  # augmentation policy of modality 1 (None: the method's default)
     aug2: Optional[str] = None  # augmentation policy of modality 2
     crop_min: Optional[float] = None  # lower scale of the random crop (None: the method's default)
@@ -58,66 +49,57 @@ class TrainConfig(DictConfig):
     preset: str = "cpu"
 
     @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        """The inverse of ``to_dict`` (names that are not run settings: method settings)."""
+        return cls().replace(**{k: v for k, v in d.items() if k != "method_settings"},
+                             **dict(d.get("method_settings", {})))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Run and method settings in one flat dict (config.json's "train")."""
+        return {**self.run_settings(), **self.method_settings}
+
+    @classmethod
     def parse_settings(cls, items: Sequence[str]) -> dict[str, Any]:
-        """['d=64', 'crop_min=0.2', ...] -> {field: typed value}, typed by the field's annotation
-        (``--set`` on the command line: every field is reachable from this one definition)."""
-        kinds = {f.name: str(f.type) for f in fields(cls)}
+        """['d=64', 'temperature=0.2', ...] -> {name: value} (``--set`` on the command line).
+        A run setting is typed by its field here; any other name is a method setting, kept
+        as text and typed by the method's Settings when the config is resolved."""
+        run = {f.name for f in fields(cls)} - {"method_settings"}
         out: dict[str, Any] = {}
         for item in items:
             key, sep, text = item.partition("=")
             key = key.strip().replace("-", "_")
-            if not sep or key not in kinds:
-                raise ValueError(f"--set takes KEY=VALUE with KEY one of {', '.join(kinds)}; got {item!r}")
-            kind = kinds[key]
-            try:
-                if text == "None" and kind.startswith("Optional"):
-                    out[key] = None
-                elif kind == "bool":
-                    if text.lower() not in ("true", "false"):
-                        raise ValueError(text)
-                    out[key] = text.lower() == "true"
-                elif "float" in kind:
-                    out[key] = float(text)
-                elif "int" in kind:
-                    out[key] = int(text)
-                else:
-                    out[key] = text
-            except ValueError:
-                raise ValueError(f"--set {key}: expected {kind.replace('Optional[', '').rstrip(']')}, got {text!r}") from None
+            if not sep or not key:
+                raise ValueError(f"--set takes KEY=VALUE (a run setting or one of the method's settings); got {item!r}")
+            out[key] = cls.parse_value(key, text) if key in run else text
         return out
 
     def replace(self, **changes: Any) -> "TrainConfig":
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        """A copy with ``changes``; None values are skipped. A name that is not a run
+        setting goes to ``method_settings``: a study, a preset, the command line and a
+        plugin all change a method's setting the same way."""
+        run = {f.name for f in fields(self)}
+        given = {k: v for k, v in changes.items() if v is not None}
+        method = {k: v for k, v in given.items() if k not in run}
+        out = {k: v for k, v in given.items() if k in run}
+        if method or "method_settings" in out:
+            out["method_settings"] = {**out.get("method_settings", self.method_settings), **method}
+        return replace(self, **out)
 
-    def check_applicable(self, baseline: "TrainConfig") -> "TrainConfig":
-        """ValueError if a method-level setting differs from ``baseline`` (the preset) although
-        the method does not read it: an option that would be silently ignored is refused."""
-        from .methods.plugins import load_class
-
-        reads = getattr(load_class(self.method), "settings", METHOD_SETTINGS)
-        ignored = [k for k in METHOD_SETTINGS if getattr(self, k) != getattr(baseline, k) and k not in reads]
-        if ignored:
-            raise ValueError(f"method {self.method!r} does not use {', '.join(k.replace('_', '-') for k in ignored)}; "
-                             f"leave {'it' if len(ignored) == 1 else 'them'} at the preset's value")
-        return self
+    def run_settings(self) -> dict[str, Any]:
+        """The run-level settings only (what does not depend on the method)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "method_settings"}
 
     def validate(self) -> "TrainConfig":
+        """The run-level settings (``comm.methods.resolve`` checks the method's too)."""
         from .augment import parse_policy
         from .encoders import ENCODERS
-        from .methods import FUSIONS
-        from .methods.plugins import load_class
 
-        load_class(self.method)  # PluginError (a ValueError) naming the problem
-        for name, value, choices in [("encoder", self.encoder, ENCODERS), ("fusion", self.fusion, FUSIONS)]:
-            if value not in choices:
-                raise ValueError(f"unknown {name} {value!r}; choose from {', '.join(choices)}")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder {self.encoder!r}; choose from {', '.join(ENCODERS)}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"unknown device {self.device!r}; choose from auto, cpu, cuda")
-        for name, value, choices in [("nce", self.nce, ("cross_view", "nt_xent")), ("terms", self.terms, ("sum", "mean")),
-                                     ("schedule", self.schedule, SCHEDULES),
-                                     ("cross-term", self.cross_term, ("clip", "heads"))]:
-            if value not in choices:
-                raise ValueError(f"unknown {name} {value!r}; choose from {', '.join(choices)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
         for policy in (self.aug1, self.aug2):
@@ -125,31 +107,28 @@ class TrainConfig(DictConfig):
                 parse_policy(policy)
         if self.crop_min is not None and not 0.0 < self.crop_min <= 1.0:
             raise ValueError(f"crop-min must be in (0, 1], got {self.crop_min}")
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"{f.name.replace('_', '-')} must be a finite number, got {value}")
+        check_finite(self.run_settings())
         if self.batch_size < 2:
             raise ValueError(f"batch-size must be >= 2 (the other samples are the negatives), got {self.batch_size}")
-        for name in ("epochs", "d", "heads", "proj_hidden", "proj_dim"):
+        for name in ("epochs", "d"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
-        if not 0.0 < self.mask_ratio < 1.0 or self.n_masks < 2 or self.mask_lambda < 0:
-            raise ValueError(f"mask-ratio must be in (0, 1), n-masks >= 2 and mask-lambda >= 0; got "
-                             f"{self.mask_ratio}, {self.n_masks}, {self.mask_lambda}")
         if not 0.0 < self.width <= 4.0:
             raise ValueError(f"width must be in (0, 4], got {self.width}")
         if self.warmup_epochs < 0:
             raise ValueError(f"warmup-epochs must be >= 0, got {self.warmup_epochs}")
-        if self.d % self.heads or self.d % 4:
-            raise ValueError(f"d={self.d} must be a multiple of 4 and of heads={self.heads}")
-        if self.w_full < 0 or self.w_masked < 0 or self.w_full + self.w_masked == 0:
-            raise ValueError("loss weights w-full and w-masked must be >= 0 and not both 0")
-        if self.lr <= 0 or self.temperature <= 0 or self.weight_decay < 0:
-            raise ValueError("lr and temperature must be > 0, weight-decay >= 0")
+        if self.lr <= 0 or self.weight_decay < 0:
+            raise ValueError("lr must be > 0, weight-decay >= 0")
         return self
+
+
+def check_finite(settings: Mapping[str, Any]) -> None:
+    """ValueError naming the first NaN or infinite number among ``settings``."""
+    for name, value in settings.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{name.replace('_', '-')} must be a finite number, got {value}")
 
 
 PRESETS: dict[str, TrainConfig] = {
@@ -165,14 +144,15 @@ PRESETS: dict[str, TrainConfig] = {
     # The paper and the authors' code: 224 px, AlexNet, d=512, batch 64, AdamW at a constant
     # 3e-4 with weight decay 1e-4 off for biases and norms, tau 0.1, 100 epochs; NT-Xent terms
     # (same-view negatives too), averaged; every method's own augmentation (CoMM: SimCLR's set).
+    # The method settings a preset names apply to every method that has them.
     "paper": TrainConfig(encoder="alexnet", width=1.0, d=512, batch_size=64, lr=3e-4, weight_decay=1e-4,
-                         temperature=0.1, epochs=100, warmup_epochs=0.0, schedule="constant",
-                         decay_norms_and_biases=False, nce="nt_xent", terms="mean", cross_term="heads",
-                         image_size=224,
-                         preset="paper"),
+                         epochs=100, warmup_epochs=0.0, schedule="constant", decay_norms_and_biases=False,
+                         method_settings={"temperature": 0.1, "nce": "nt_xent", "terms": "mean",
+                                          "cross_term": "heads"},
+                         image_size=224, preset="paper"),
     # A one-minute run of the whole pipeline on tiny data: checks an install, shows nothing.
-    "smoke": TrainConfig(d=32, proj_hidden=64, proj_dim=32, epochs=1, batch_size=64, image_size=32,
-                         preset="smoke"),
+    "smoke": TrainConfig(d=32, method_settings={"proj_hidden": 64, "proj_dim": 32}, epochs=1, batch_size=64,
+                         image_size=32, preset="smoke"),
 }
 # dataset settings each preset expects (checked against the data it is given)
 PRESET_DATA: dict[str, dict[str, Any]] = {

@@ -13,10 +13,7 @@ identity of one process, so single-process code needs no branch.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from datetime import timedelta
-from typing import Sequence
 
 import torch
 import torch.distributed as dist
@@ -107,18 +104,3 @@ def mean_over_ranks(values: Tensor) -> Tensor:
 def barrier() -> None:
     if is_distributed():
         dist.barrier()
-
-
-def launch(nproc: int, argv: Sequence[str]) -> int:
-    """Run ``comm-diag <argv>`` on ``nproc`` local processes with torchrun; its exit code.
-    torchrun stops every process as soon as one fails, so a failure never hangs."""
-    if nproc < 2:
-        raise ValueError(f"--nproc must be >= 2 to launch processes, got {nproc}")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "comm_diag.cli", *argv]
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    if not torch.cuda.is_available() or "--device=cpu" in argv:
-        # the cores are shared between the processes
-        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        env.setdefault("COMM_DIAG_THREADS", str(max(1, n // nproc)))
-    return subprocess.run(cmd, env=env).returncode

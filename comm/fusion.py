@@ -61,7 +61,11 @@ class TransformerFusion(nn.Module):
     ``self.block``, so ``block_reference`` can evaluate it whole for the tests).
     """
 
-    uses_tokens = True
+    uses_tokens = True  # fuses latent converters' tokens (not pooled features)
+
+    @classmethod
+    def for_encoders(cls, channels: Sequence[int], d: int, heads: int) -> "TransformerFusion":
+        return cls(d, heads)
 
     def __init__(self, d: int, heads: int = 8, mlp_ratio: float = 4.0):
         super().__init__()
@@ -122,6 +126,10 @@ class LinearFusion(nn.Module):
 
     uses_tokens = False
 
+    @classmethod
+    def for_encoders(cls, channels: Sequence[int], d: int, heads: int) -> "LinearFusion":
+        return cls(channels, d)
+
     def __init__(self, in_channels: Sequence[int], d: int):
         super().__init__()
         n = len(in_channels)
@@ -136,6 +144,11 @@ class LinearFusion(nn.Module):
         keep = keep or [True] * len(pooled)
         return torch.cat([p(x) if k else x.new_zeros(x.shape[0], p.out_features)
                           for p, x, k in zip(self.proj, pooled, keep)], dim=1)
+
+
+# CoMM's fusion modules by name: each builds itself with ``for_encoders(channels, d, heads)``
+# and says with ``uses_tokens`` whether it takes latent converters' tokens.
+FUSIONS: dict[str, type[nn.Module]] = {"transformer": TransformerFusion, "linear": LinearFusion}
 
 
 class MLPHead(nn.Module):

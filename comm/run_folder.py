@@ -24,7 +24,7 @@ import torch
 import comm_diag.trifeature_gen as tg
 
 from .config import TrainConfig
-from .methods import Method, build_method
+from .methods import Method, build_method, resolve
 from .runtime import resolve_device
 
 CONFIG = "config.json"
@@ -51,9 +51,9 @@ def read_config(run: Path | str) -> Optional[dict]:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def build_model(cfg: TrainConfig, device: torch.device) -> Method:
+def build_model(cfg: TrainConfig, device: torch.device, n_modalities: int = 2) -> Method:
     torch.manual_seed(cfg.seed)  # the initial weights depend on the seed only
-    return build_method(cfg).to(device)
+    return build_method(cfg, n_modalities).to(device)
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -85,7 +85,7 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
 
 def run_config(cfg: TrainConfig, ds: tg.Dataset) -> dict:
     return {"train": cfg.to_dict(), "data": {"path": str(ds.root), "fingerprint": data_fingerprint(ds),
-                                             "spec": ds.spec.to_dict()},
+                                             "spec": ds.spec.to_dict(), "n_modalities": ds.n_modalities},
             "package_version": tg.__version__}
 
 
@@ -102,8 +102,10 @@ def changed_settings(old: dict, new: dict) -> dict[str, tuple]:
 
 
 def settings(config: dict) -> dict:
-    """A TrainConfig dict with every field (defaults filled in), without the device."""
-    return {k: v for k, v in {**TrainConfig().to_dict(), **config}.items() if k != "device"}
+    """A TrainConfig dict as one flat dict of run and method settings, every one of them
+    (defaults filled in: older run folders lack the newer ones), without the device."""
+    cfg = resolve(TrainConfig.from_dict(config), strict=False)
+    return {k: v for k, v in cfg.to_dict().items() if k != "device"}
 
 
 def _truncate_log(path: Path, keep_steps: int) -> None:
@@ -133,9 +135,9 @@ def load_run(run: Path | str, epoch: Optional[int] = None, device: str = "cpu") 
     epoch = epochs[-1] if epoch is None else epoch
     if epoch not in epochs:
         raise FileNotFoundError(f"{run} has no checkpoint for epoch {epoch} (saved: {epochs})")
-    cfg = TrainConfig.from_dict(meta["train"])
+    cfg = resolve(TrainConfig.from_dict(meta["train"]), strict=False)
     dev = resolve_device(device)
-    model = build_model(cfg, dev)
+    model = build_model(cfg, dev, meta["data"].get("n_modalities", 2))
     model.load_state_dict(load_checkpoint(checkpoint_path(run, epoch), dev)["model"])
     model.eval()
     return model, {**meta, "epoch": epoch}

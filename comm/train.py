@@ -27,7 +27,7 @@ from ..outputs import claim
 from . import distributed as dist
 from .augment import Augment
 from .config import PRESET_DATA, TrainConfig
-from .methods import Method
+from .methods import Method, resolve
 from .run_folder import (CHECKPOINTS, CONFIG, LOG, TrainingError, _atomic_save, _truncate_log, build_model,
                          changed_settings, checkpoint_path, load_checkpoint, run_config)
 from .runtime import autocast, resolve_device, resolve_precision, set_threads
@@ -48,8 +48,8 @@ def check_data(cfg: TrainConfig, ds: tg.Dataset) -> None:
         raise ValueError(f"the data has {ds.spec.size} px images but the config expects {cfg.image_size} px "
                          f"(preset {cfg.preset!r} wants {PRESET_DATA.get(cfg.preset, {})}); "
                          f"generate data with --size {cfg.image_size} or pick another preset")
-    if cfg.batch_size > len(ds.pairs["train"]):
-        raise ValueError(f"batch size {cfg.batch_size} is larger than the {len(ds.pairs['train'])} training pairs")
+    if cfg.batch_size > ds.n_samples("train"):
+        raise ValueError(f"batch size {cfg.batch_size} is larger than the {ds.n_samples('train')} training pairs")
 
 
 def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
@@ -70,13 +70,22 @@ def augmenters(method: Method, cfg: TrainConfig) -> list[Augment]:
     crop scale where it sets them."""
     base = method.default_augment
     scale = base.crop_scale if cfg.crop_min is None else (cfg.crop_min, 1.0)
+    policies = [cfg.aug1, cfg.aug2] + [cfg.aug2] * (method.n_modalities - 2)  # modality >= 3: as modality 2
     return [dataclasses.replace(base, policy=base.policy if p is None else p, crop_scale=scale)
-            for p in (cfg.aug1, cfg.aug2)]
+            for p in policies[:method.n_modalities]]
 
 
-def to_device_images(arr, device: torch.device) -> torch.Tensor:
-    """uint8 NxHxWx3 numpy -> uint8 Nx3xHxW tensor on the device (converted per batch)."""
-    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous().to(device)  # Nx3xHxW
+def device_modalities(ds: tg.Dataset, pair_set: str, device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per modality: (uint8 Nx3xHxW images on the device, (P,) index of each sample's image);
+    an image array shared by several modalities is copied once. Converted to float per batch."""
+    copies: dict[int, torch.Tensor] = {}
+    out = []
+    for i in range(ds.n_modalities):
+        images, index = ds.modality(pair_set, i)
+        if id(images) not in copies:
+            copies[id(images)] = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device)  # Nx3xHxW
+        out.append((copies[id(images)], torch.from_numpy(index).to(device)))
+    return out
 
 
 def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
@@ -110,7 +119,7 @@ def train(
     optimiser, atomically, at the end of every epoch) and
     RUN/checkpoints/epoch_XXX.pt (weights after epoch XXX; 000 = initialisation).
     """
-    cfg.validate()
+    cfg = resolve(cfg)
     ds = data if isinstance(data, tg.Dataset) else tg.load(data)
     check_data(cfg, ds)
     joined = not dist.is_distributed() and dist.launched()
@@ -135,7 +144,7 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
     last = checkpoint_path(out)
     meta = run_config(cfg, ds)
 
-    model = build_model(cfg, device)
+    model = build_model(cfg, device, ds.n_modalities)
     if world > 1 and device.type == "cuda":
         # batch statistics over all processes' samples, as in one process (SyncBatchNorm has no CPU kernel)
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -160,9 +169,9 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
     dist.barrier()  # every rank has checked the folder before rank 0 writes into it
 
     global_batch = cfg.batch_size * world
-    if global_batch > len(ds.pairs["train"]):
-        raise ValueError(f"{world} processes x batch {cfg.batch_size} is more than the "
-                         f"{len(ds.pairs['train'])} training pairs")
+    n_pairs = ds.n_samples("train")
+    if global_batch > n_pairs:
+        raise ValueError(f"{world} processes x batch {cfg.batch_size} is more than the {n_pairs} training pairs")
     if main:
         ckdir.mkdir(parents=True, exist_ok=True)
         (out / CONFIG).write_text(json.dumps(
@@ -170,10 +179,8 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
         if start_epoch == 0:
             _atomic_save({"model": model.state_dict(), "epoch": 0}, checkpoint_path(out, 0))
 
-    images = to_device_images(ds.images["train"], device)
-    p = ds.pairs["train"]
-    i1, i2 = torch.from_numpy(p.i1).to(device), torch.from_numpy(p.i2).to(device)
-    steps_per_epoch = len(p) // global_batch
+    modalities = device_modalities(ds, "train", device)
+    steps_per_epoch = n_pairs // global_batch
     augs = augmenters(model, cfg)
     # DDP averages the gradients; the losses gather the negatives of every process
     forward = torch.nn.parallel.DistributedDataParallel(model) \
@@ -190,7 +197,7 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
             model.train()
             torch.manual_seed(cfg.seed * 100_003 + epoch)  # any module-level randomness (dropout)
             perm_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-            perm = torch.randperm(len(p), generator=perm_gen).to(device)
+            perm = torch.randperm(n_pairs, generator=perm_gen).to(device)
             t0 = time.perf_counter()
             for step in range(steps_per_epoch):
                 gstep = (epoch - 1) * steps_per_epoch + step
@@ -200,7 +207,7 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
                 # this process's share of the global batch (all of it in one process)
                 start = step * global_batch + rank * cfg.batch_size
                 idx = perm[start:start + cfg.batch_size]
-                xs = [images[i1[idx]].float() / 255.0, images[i2[idx]].float() / 255.0]  # Bx3xHxW each
+                xs = [images[index[idx]].float() / 255.0 for images, index in modalities]  # n x Bx3xHxW
                 gen = torch.Generator(device=device).manual_seed(cfg.seed * 7_919_993 + gstep + rank * 1_000_000_007)
                 fns = [lambda x, a=a: a(x, gen) for a in augs]
                 with amp:

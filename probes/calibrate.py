@@ -50,27 +50,27 @@ def _one_hot(codes: np.ndarray) -> np.ndarray:
 
 
 def _concat(ds: tg.Dataset, pair_set: str, seed: int = 0) -> np.ndarray:
-    p = ds.pairs[pair_set]
-    return np.concatenate([_one_hot(p.factors1), _one_hot(p.factors2)], axis=1)  # Px60
+    return np.concatenate([_one_hot(ds.factors_of(pair_set, i)) for i in range(2)], axis=1)  # Px60
 
 
 def _outer(ds: tg.Dataset, pair_set: str, seed: int = 0) -> np.ndarray:
-    p = ds.pairs[pair_set]
-    a, b = _one_hot(p.factors1), _one_hot(p.factors2)
+    a, b = (_one_hot(ds.factors_of(pair_set, i)) for i in range(2))
     return np.einsum("pi,pj->pij", a, b).reshape(len(a), -1)  # Px900
 
 
 def _modality1(ds: tg.Dataset, pair_set: str, seed: int = 0) -> np.ndarray:
-    return _one_hot(ds.pairs[pair_set].factors1)  # Px30
+    return _one_hot(ds.factors_of(pair_set, 0))  # Px30
 
 
 def _pixels(ds: tg.Dataset, pair_set: str, seed: int = 0) -> np.ndarray:
-    imgs = ds.images[ds.split_of(pair_set)]
-    n = imgs.shape[1] * imgs.shape[2] * 3
-    proj = np.random.default_rng([seed, 2]).standard_normal((n, PROJECTION_DIM)).astype(np.float32) / np.sqrt(n)
-    flat = imgs.reshape(len(imgs), -1).astype(np.float32) / 255.0 @ proj  # per image, then per pair: Nx256
-    p = ds.pairs[pair_set]
-    return np.concatenate([flat[p.i1], flat[p.i2]], axis=1)  # Px512
+    parts = []
+    for i in range(2):
+        imgs, index = ds.modality(pair_set, i)
+        n = imgs.shape[1] * imgs.shape[2] * 3
+        proj = np.random.default_rng([seed, 2]).standard_normal((n, PROJECTION_DIM)).astype(np.float32) / np.sqrt(n)
+        flat = imgs.reshape(len(imgs), -1).astype(np.float32) / 255.0 @ proj  # per image, then per pair: Nx256
+        parts.append(flat[index])
+    return np.concatenate(parts, axis=1)  # Px512
 
 
 @dataclass(frozen=True)

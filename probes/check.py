@@ -14,16 +14,14 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
-import torch
 
-import comm_diag.trifeature_gen as tg
-from comm_diag.comm.config import preset
-from comm_diag.comm.methods import METHODS
-from comm_diag.comm.methods.plugins import label_of, load_class, normalize_target, preflight
+from comm_diag.comm.methods import METHODS, load_class
+from comm_diag.comm.methods.plugins import label_of, normalize_target
 
-from .executors import run_jobs
-from .report import write_report
-from .sweep import Hooks, Variant, experiment, folders, given_datasets, plan
+from . import pipeline
+from .pipeline import StudySettings
+from .studies import Study
+from .sweep import Hooks, Variant
 from .tasks import NAMES
 from .verdict import Verdict
 
@@ -42,17 +40,6 @@ def parse_require(text: Optional[str]) -> list[str]:
             raise ValueError(f"--require takes {', '.join(NAMES.values())} (comma-separated), got {part!r}")
         keys.append(by_name[part])
     return keys
-
-
-def sample_pairs(size: int, n: int = 16, seed: int = 0) -> list[torch.Tensor]:
-    """n freshly rendered pairs sharing their shape, as two Bx3xHxW float batches in [0, 1]:
-    real inputs for the one-step trial, before any dataset exists."""
-    tf = tg.Trifeature(size)
-    f1 = tf.sample_factors(n, np.random.default_rng([seed, 1]))
-    f2 = tf.sample_factors(n, np.random.default_rng([seed, 2]))
-    f2[:, 0] = f1[:, 0]
-    return [torch.from_numpy(tf.render(f, seed, indices=np.arange(n) + k * n)).permute(0, 3, 1, 2).float() / 255.0
-            for k, f in enumerate((f1, f2))]  # Bx3xHxW
 
 
 def conclusion(label: str, ver: dict[str, dict[str, Verdict]], syn_by_rep: dict[str, float],
@@ -111,48 +98,44 @@ def conclusion(label: str, ver: dict[str, dict[str, Verdict]], syn_by_rep: dict[
     return " ".join(text)
 
 
-def check(target: str, out: Path | str, *, preset_name: str = "cpu", seeds: Sequence[int] = (0,),
-          data: Sequence[Path | str] = (), epochs: Optional[int] = None,
-          controls: Sequence[str] = CONTROLS,
-          hooks: Optional[Hooks] = None, executor: str = "local", data_overrides: Optional[dict] = None,
-          **executor_options) -> dict:
-    """Train and probe ``target`` (a method name, see ``comm_diag.comm.methods.plugins``) beside the
-    controls; write OUT/report.md, OUT/summary.csv, OUT/figure4.png. Returns the
-    report's result plus ``label`` and ``conclusion``."""
-    hooks = hooks or Hooks()
-    out = Path(out)
+def check_study(target: str, controls: Sequence[str] = CONTROLS) -> tuple[Study, str, dict]:
+    """The study of ``check``: the user's method beside the controls, with its conclusion as
+    the report's lead. Returns (study, label, a dict that receives the "conclusion")."""
     method = normalize_target(target)
     load_class(method)  # fails here, before any data or training, if it cannot load
     label = label_of(method)
-    base = preset(preset_name).replace(epochs=epochs)
-    variants = [Variant(label, {"method": method})]
     for m in controls:
         if m not in METHODS:
             raise ValueError(f"unknown control {m!r}; choose from {', '.join(METHODS)}")
-    variants += [Variant(m, {"method": m}) for m in controls if m != method]
-    plan(base, variants, seeds, {"unbiased": "", "synergy": ""}, out)  # every config valid before any byte
-    given = given_datasets(data) if data else None
-    size = next(iter(given.values())).spec.size if given else base.image_size
-    hooks.on_stage(f"{label}: one trial step and features() on real pairs")
-    preflight(base.replace(method=method, seed=seeds[0], image_size=size), sample_pairs(size))
-    with experiment(out, "check", method, base, given, preset_name, hooks, data_overrides) as datasets:
-        jobs = plan(base, variants, seeds, folders(datasets), out)
-        runs = [Path(r) for r in run_jobs(jobs, hooks, executor, **executor_options)]
-        hooks.on_stage("report")
-        text: list[str] = []
+    variants = [Variant(label, {"method": method})] + [Variant(m, {"method": m}) for m in controls if m != method]
+    said: dict = {}
 
-        def lead(result: dict) -> list[str]:
-            alone: dict[str, list[float]] = {}  # synergy of each modality alone, per seed
-            for r in result["rows"]:
-                if r["method"] == label and r["task"] == "synergy" and r["probe"] == "linear" \
-                        and r["representation"] in ("modality1", "modality2"):
-                    alone.setdefault(r["representation"], []).append(r["balanced_accuracy"])
-            syn = {rep: float(np.mean(v)) for rep, v in alone.items()}
-            text.append(conclusion(label, result["verdicts"], syn, result["recoverable"]))
-            return ["## Conclusion", "", text[0]]
+    def lead(result: dict) -> list[str]:
+        alone: dict[str, list[float]] = {}  # synergy of each modality alone, per seed
+        for r in result["rows"]:
+            if r["method"] == label and r["task"] == "synergy" and r["probe"] == "linear" \
+                    and r["representation"] in ("modality1", "modality2"):
+                alone.setdefault(r["representation"], []).append(r["balanced_accuracy"])
+        syn = {rep: float(np.mean(v)) for rep, v in alone.items()}
+        said["conclusion"] = conclusion(label, result["verdicts"], syn, result["recoverable"])
+        return ["## Conclusion", "", said["conclusion"]]
 
-        result = write_report(runs, out, title=f"comm-diag check {label} ({preset_name} preset)", lead=lead)
-    return {**result, "label": label, "conclusion": text[0]}
+    study = Study(name=method, kind="check", title=f"check {label}", record="check.json",
+                  description=f"{label} beside {', '.join(controls) or 'no control'}", variants=tuple(variants),
+                  preflight=method, lead=lead)
+    return study, label, said
+
+
+def check(target: str, out: Path | str, *, controls: Sequence[str] = CONTROLS, hooks: Optional[Hooks] = None,
+          executor: str = "local", **options) -> dict:
+    """Train and probe ``target`` (a method name, see ``comm_diag.comm.methods.plugins``) beside the
+    controls; write OUT/report.md, OUT/summary.csv, OUT/figure4.png. ``options``:
+    ``StudySettings`` fields and the executor's. Returns the report's result plus ``label``
+    and ``conclusion``."""
+    study, label, said = check_study(target, controls)
+    settings, executor_options = StudySettings.split(options)
+    result = pipeline.run(study, out, settings, hooks=hooks, executor=executor, **executor_options)
+    return {**result, "label": label, "conclusion": said["conclusion"]}
 
 
 def unmet(result: dict, required: Sequence[str]) -> list[str]:

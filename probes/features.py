@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 import comm_diag.trifeature_gen as tg
-from comm_diag.comm.methods import Method
+from comm_diag.comm.methods import Method, as_batch
 
 def _batches(n: int, size: int) -> Iterator[slice]:
     for s in range(0, n, size):
@@ -17,10 +17,6 @@ def _batches(n: int, size: int) -> Iterator[slice]:
 
 def _weights_digest(model: torch.nn.Module) -> list[torch.Tensor]:
     return [t.detach().clone() for t in model.state_dict().values()]
-
-
-def _as_float(x: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(x).to(device).permute(0, 3, 1, 2).float() / 255.0  # Bx3xHxW
 
 
 @torch.no_grad()
@@ -34,17 +30,15 @@ def extract(model: Method, ds: tg.Dataset, pair_set: str, batch_size: int = 512)
     before = _weights_digest(model)
     model.eval()
     dev = model.device
-    imgs = ds.images[ds.split_of(pair_set)]
-    pairs = ds.pairs[pair_set]
+    sources = [ds.modality(pair_set, i) for i in range(ds.n_modalities)]  # (images, index) per modality
     out: dict[str, list[np.ndarray]] = {}
     try:
-        encoded = [torch.cat([model.encode(i, _as_float(imgs[s], dev)) for s in _batches(len(imgs), batch_size)])
-                   for i in range(2)]
-        fuse = lambda sl: model.fuse([encoded[0][pairs.i1[sl]], encoded[1][pairs.i2[sl]]])  # noqa: E731
+        encoded = [torch.cat([model.encode(i, as_batch(imgs[s], dev)) for s in _batches(len(imgs), batch_size)])
+                   for i, (imgs, _) in enumerate(sources)]
+        fuse = lambda sl: model.fuse([e[index[sl]] for e, (_, index) in zip(encoded, sources)])  # noqa: E731
     except NotImplementedError:
-        fuse = lambda sl: model.features([_as_float(imgs[pairs.i1[sl]], dev),  # noqa: E731
-                                          _as_float(imgs[pairs.i2[sl]], dev)])
-    for sl in _batches(len(pairs), batch_size):
+        fuse = lambda sl: model.features([as_batch(imgs[index[sl]], dev) for imgs, index in sources])  # noqa: E731
+    for sl in _batches(ds.n_samples(pair_set), batch_size):
         for name, z in fuse(sl).items():
             out.setdefault(name, []).append(z.float().cpu().numpy())
     after = _weights_digest(model)

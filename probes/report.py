@@ -213,11 +213,12 @@ def learning_curves(runs: Sequence[Path], path: Path, probe: str = "linear") -> 
 
 
 def write_report(runs: Sequence[Path], out: Path | str, title: str = "comm-diag report",
-                 sections: Sequence[str] = (), lead: Optional[Callable[[dict], Sequence[str]]] = None) -> dict:
-    """summary.csv, figure4.png, learning_curves.png (if any), report.md in ``out``;
-    ``lead(result)``: markdown lines right after the title, composed from the rows and verdicts
-    (check's conclusion); ``sections``: lines
-    after the tables (a study's expectations)."""
+                 lead: Optional[Callable[[dict], Sequence[str]]] = None,
+                 tail: Optional[Callable[[dict], Sequence[str]]] = None) -> dict:
+    """summary.csv, figure4.png, learning_curves.png (if any), report.md in ``out``. The
+    report is composed once, in memory: ``lead(result)`` and ``tail(result)`` are markdown
+    lines right after the title (check's conclusion) and after the tables (a study's
+    expectations), composed from the same rows and verdicts as the tables."""
     out = Path(out)
     rows, notes = summary_rows(runs)  # every run read (or refused) before anything is written
     if not any(not r["method"].endswith("@init") for r in rows):
@@ -228,7 +229,8 @@ def write_report(runs: Sequence[Path], out: Path | str, title: str = "comm-diag 
     curves = learning_curves(runs, out / "learning_curves.png")
     ver = verdicts(rows)
     recoverable = {m: v["S"] for m, v in verdicts(rows, probe="mlp").items() if "S" in v}
-    first = list(lead({"rows": rows, "verdicts": ver, "recoverable": recoverable, "notes": notes})) if lead else []
+    result = {"rows": rows, "verdicts": ver, "recoverable": recoverable, "notes": notes}
+    first = list(lead(result)) if lead else []
     lines = [f"# {title}", "", *([*first, ""] if first else []), f"comm-diag {tg.__version__}. Runs: {len(runs)}.", "",
              "Linear probe (class-weighted logistic regression) on the fused representation, balanced "
              "accuracy in % on the unbiased test pairs (mean ± std over seeds). "
@@ -259,13 +261,14 @@ def write_report(runs: Sequence[Path], out: Path | str, title: str = "comm-diag 
                             f"{np.mean([r['auroc'] for r in s]):.1f}" if s else "–")
             lines.append(f"| {m} | {' | '.join(cell)} |")
     lines += information_panel(rows)
-    lines += [*([""] + list(sections) if sections else []), "", f"Verdict rule: {RULE}", "",
+    sections = list(tail(result)) if tail else []
+    lines += [*([""] + sections if sections else []), "", f"Verdict rule: {RULE}", "",
               f"![Figure 4]({fig.name})"]
     if curves:
         lines += ["", f"![learning curves]({curves.name})"]
     lines += ["", "All scores: `summary.csv` (columns " + ",".join(PROBE_COLUMNS) + ")."]
     (out / "report.md").write_text("\n".join(lines) + "\n")
-    return {"rows": rows, "verdicts": ver, "recoverable": recoverable, "notes": notes}
+    return result
 
 
 SYNERGY_LEVELS = ("Synergy is read at two levels. **Fused into the representation** (the paper's sense): a linear "

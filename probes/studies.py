@@ -1,10 +1,12 @@
-"""The paper's ablations (Section 5; protocol section 6) as data: named studies that
-expand to run configs, with the pattern the paper expects written as checks.
+"""Studies as data: what an experiment trains, on what, and what it expects.
 
-A study is a list of ``Variant``s (TrainConfig fields each changes from the preset),
-optional extra variants (run when asked), how often to probe during training, and
-``Expectation``s: a sentence and a pure predicate over the measured table. Adding a
-study is adding an entry to ``STUDIES``.
+A study is a list of ``Variant``s (the run and method settings each changes from the
+preset; ``TrainConfig.replace`` routes them), optional extra variants (run when asked),
+how often to probe during training, ``Expectation``s (a sentence and a pure predicate
+over the measured table), and optionally a method to try on real pairs before any
+work and the lines that open its report. ``pipeline.run`` runs any study the same way:
+quickstart, ``check`` and the paper's ablations (Section 5; protocol section 6) below.
+Adding an ablation is adding an entry to ``STUDIES``.
 """
 
 from __future__ import annotations
@@ -42,12 +44,26 @@ class Expectation:
 
 @dataclass(frozen=True)
 class Study:
-    name: str
+    name: str  # recorded in OUT/sweep.json: a folder holds one study
     description: str
     variants: tuple[Variant, ...]
     expectations: tuple[Expectation, ...] = ()
     extra: tuple[Variant, ...] = ()  # run only with --extra
     every: int = 0  # probe every k-th epoch during training (learning curves); 0: only init and last
+    kind: str = "study"  # quickstart | study | check (sweep.json's "experiment")
+    title: str = ""  # the report's title after "comm-diag" [default: "ablate NAME"]
+    record: str = "expectations.json"  # the study's record in OUT (settings, runs, expectations)
+    probes: tuple[str, ...] = ("linear",)
+    preflight: Optional[str] = None  # a method to run one step of on real pairs before any work
+    lead: Optional[Callable[[dict], list[str]]] = None  # report lines after the title, from its result
+
+    def __post_init__(self) -> None:
+        if not self.title:
+            object.__setattr__(self, "title", f"ablate {self.name}")
+
+    @property
+    def preflight_label(self) -> str:
+        return (self.preflight or "").rsplit(":", 1)[-1]
 
     def all_variants(self, extra: bool = False) -> tuple[Variant, ...]:
         return self.variants + (self.extra if extra else ())

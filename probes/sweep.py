@@ -20,17 +20,18 @@ from typing import Callable, Iterator, Optional, Sequence
 
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import PRESET_DATA, TrainConfig
+from comm_diag.comm.methods import resolve
 from comm_diag.outputs import claim as claim_output
 from comm_diag.comm.run_folder import PROBES_CSV, checkpoint_path, data_fingerprint, read_config, same_config, saved_epochs, settings
 from comm_diag.comm.train import StepInfo, train
 
 from .suite import probe_run
-from .tasks import TASKS
+from .tasks import tasks_after
 
-# What a run on each kind of data measures, and where: R and U on the fused
-# representation, S also on each modality alone (synergy only in the fused one is the
-# signature of fusion). Probing only these cuts probe time by ~3x.
-TASKS_OF = {"unbiased": ("redundancy", "uniqueness1", "uniqueness2"), "synergy": ("synergy",), "all": TASKS}
+# What a run on each kind of data measures (each task declares the data it is read after),
+# and where: R and U on the fused representation, S also on each modality alone (synergy
+# only in the fused one is the signature of fusion). Probing only these cuts probe time by ~3x.
+TASKS_OF = {kind: tasks_after(kind) for kind in ("unbiased", "synergy", "all")}
 REPRESENTATIONS_OF: dict[str, Optional[tuple[str, ...]]] = {"unbiased": ("fused",), "synergy": None, "all": None}
 # Synergy at two levels: the linear probe on the fused representation asks whether the
 # representation computed it ("fused into"); the MLP probe on it, whether it can be
@@ -54,7 +55,7 @@ class Hooks:
 @dataclass(frozen=True)
 class Variant:
     """One arm of an experiment: a label (the ``method`` column of probes.csv) and the
-    TrainConfig fields it changes from the preset."""
+    run and method settings it changes from the preset (``TrainConfig.replace`` routes them)."""
 
     name: str
     overrides: dict = field(default_factory=dict)
@@ -139,7 +140,7 @@ def plan(base: TrainConfig, variants: Sequence[Variant], seeds: Sequence[int], d
     jobs = []
     for seed in seeds:
         for v in variants:
-            cfg = base.replace(**v.overrides, seed=seed).validate()
+            cfg = resolve(base.replace(**v.overrides, seed=seed))
             for kind, path in data.items():
                 name = f"{v.name}-{kind}-seed{seed}" if kind != "all" else f"{v.name}-seed{seed}"
                 jobs.append(RunJob(name=name, label=v.name, config=cfg.to_dict(), data=str(path), kind=kind,

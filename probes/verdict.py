@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from .metrics import mean_ci95
 
@@ -22,12 +23,14 @@ class Verdict:
     control: float  # max(chance, mean at random init)
     threshold: float  # control + MARGIN
     verdict: str  # captured | not captured | inconclusive
+    init: Optional[float] = None  # mean at random initialisation (None: not measured)
 
 
 def verdict(scores: list[float], init_scores: list[float], chance: float, margin: float = MARGIN) -> Verdict:
     """Pure rule of ``RULE``: scores of the trained method per seed, of its random init per seed."""
     mean, std, ci = mean_ci95(scores)
-    control = max(chance, mean_ci95(init_scores)[0] if init_scores else chance)
+    init = mean_ci95(init_scores)[0] if init_scores else None
+    control = max(chance, chance if init is None else init)
     threshold = control + margin
     if mean - ci > threshold:
         v = "captured"
@@ -35,4 +38,4 @@ def verdict(scores: list[float], init_scores: list[float], chance: float, margin
         v = "not captured"
     else:
         v = "inconclusive"
-    return Verdict(mean, std, ci, len(scores), control, threshold, v)
+    return Verdict(mean, std, ci, len(scores), control, threshold, v, init)

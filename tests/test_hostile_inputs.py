@@ -143,7 +143,7 @@ CASES = [
     ("train-batch-zero", [*TRAIN, "--batch-size", "0", "--out", "{t}/r"], "batch-size must be >= 2", absent("r")),
     ("train-temperature-nan", [*TRAIN, "--temperature", "nan", "--out", "{t}/r"], "temperature must be a finite",
      absent("r")),
-    ("train-lr-zero", [*TRAIN, "--lr", "0", "--out", "{t}/r"], "lr and temperature must be > 0", absent("r")),
+    ("train-lr-zero", [*TRAIN, "--lr", "0", "--out", "{t}/r"], "lr must be > 0", absent("r")),
     ("train-seed-negative", [*TRAIN, "--seed", "-1", "--out", "{t}/r"], "seed must be >= 0", absent("r")),
     ("train-width-zero", [*TRAIN, "--width", "0", "--out", "{t}/r"], "width must be in (0, 4]", absent("r")),
     ("train-fusion-for-cross", [*TRAIN, "--method", "cross", "--fusion", "linear", "--out", "{t}/r"],

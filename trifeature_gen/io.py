@@ -63,7 +63,15 @@ class PairSet:
 
 @dataclass
 class Dataset:
-    """A loaded dataset: images and factors per split, pairs per set, the manifest."""
+    """A loaded dataset: images and factors per split, pairs per set, the manifest.
+
+    Training and probing read it through a small interface, in the spirit of
+    disentanglement_lib's ground-truth data, and never index the generator's arrays:
+    ``n_modalities``, ``factor_names``, ``pair_sets``, ``n_samples(pair_set)``,
+    ``modality(pair_set, i)`` (the images modality i draws from and which one each
+    sample uses), ``factors_of(pair_set, i)`` and ``samples(pair_set, idx)``. A dataset
+    with n >= 2 modalities overrides these (a subclass), and flows end to end.
+    """
 
     root: Path
     spec: DatasetSpec
@@ -73,8 +81,32 @@ class Dataset:
     mapping: np.ndarray  # (10,) permutation
     manifest: dict = field(repr=False)
 
+    n_modalities = 2  # Trifeature pairs: x1, x2
+    factor_names = FACTOR_NAMES
+    pair_sets = PAIR_SETS
+
     def split_of(self, pair_set: str) -> str:
         return SPLIT_OF[pair_set]
+
+    def n_samples(self, pair_set: str) -> int:
+        return len(self.pairs[pair_set])
+
+    def modality(self, pair_set: str, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """(images uint8 NxHxWx3, index (P,)): sample p's modality i is images[index[p]].
+        Modalities that share the array (both Trifeature images come from one split)
+        can be encoded once."""
+        p = self.pairs[pair_set]
+        return self.images[self.split_of(pair_set)], (p.i1, p.i2)[i]
+
+    def factors_of(self, pair_set: str, i: int) -> np.ndarray:
+        """Px3 factor codes (``factor_names``) of modality i of every sample."""
+        p = self.pairs[pair_set]
+        return (p.factors1, p.factors2)[i]
+
+    def samples(self, pair_set: str, idx: np.ndarray) -> list[np.ndarray]:
+        """The samples ``idx`` as n uint8 batches BxHxWx3, one per modality."""
+        return [images[index[idx]] for images, index in
+                (self.modality(pair_set, i) for i in range(self.n_modalities))]
 
 
 # ----------------------------------------------------------------------------- writing

@@ -20,33 +20,20 @@ import warnings
 
 import numpy as np
 
-from .factors import FACTOR_NAMES, FACTOR_SIZES, factor_index
-from .pairs import synergy_label
+from .factors import FACTOR_NAMES, FACTOR_SIZES
 from .spec import DatasetSpec
+from .tasks import TASKS, get_task
 
-TASKS = ("redundancy", "uniqueness1", "uniqueness2", "synergy")
 PID_TERMS = ("redundant", "unique1", "unique2", "synergistic")
 _TOL = 1e-10
 PID_ATOL = 1e-3  # bits: how far the solver's atoms may be from the exact identities they satisfy
 
 
 def task_label_grid(task: str, spec: DatasetSpec, mapping: np.ndarray) -> np.ndarray:
-    """The label of every factor combination of a pair: 10x10x10x10x10x10 int64.
-
-    redundancy: the shared attribute of x1; uniqueness1/2: the unique attribute
-    of x1 / x2; synergy: the synergy label.
-    """
+    """The label of every factor combination of a pair (``tasks.TASKS``): 10x10x10x10x10x10 int64."""
     grids = np.meshgrid(*[np.arange(k) for k in FACTOR_SIZES * 2], indexing="ij")
-    f1, f2 = np.stack(grids[:3], -1), np.stack(grids[3:], -1)
-    if task == "redundancy":
-        return f1[..., factor_index(spec.shared)]
-    if task == "uniqueness1":
-        return f1[..., factor_index(spec.unique)]
-    if task == "uniqueness2":
-        return f2[..., factor_index(spec.unique)]
-    if task == "synergy":
-        return synergy_label(f1, f2, spec, mapping)
-    raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+    f1, f2 = np.stack(grids[:3], -1), np.stack(grids[3:], -1)  # 10x10x10x10x10x10x3 each
+    return get_task(task).label(f1, f2, spec, mapping).astype(np.int64)
 
 
 def _entropy(p: np.ndarray) -> float:

@@ -175,3 +175,13 @@ class Trifeature:
         delta = (COLOR_UINT8[factors[:, 2]].astype(np.int16) - BACKGROUND_UINT8) % 256
         delta = torch.from_numpy(delta.astype(np.uint8)).view(n, 1, 1, 3)
         return (colored * delta + torch.from_numpy(BACKGROUND_UINT8)).numpy()
+
+
+def trial_pairs(size: int, n: int = 16, seed: int = 0) -> list[np.ndarray]:
+    """n freshly rendered pairs sharing their shape, as two uint8 batches nxHxWx3: real
+    inputs for a method's one-step trial (``comm.methods.preflight``) before any dataset exists."""
+    tf = Trifeature(size)
+    f1 = tf.sample_factors(n, np.random.default_rng([seed, 1]))
+    f2 = tf.sample_factors(n, np.random.default_rng([seed, 2]))
+    f2[:, 0] = f1[:, 0]
+    return [tf.render(f, seed, indices=np.arange(n) + k * n) for k, f in enumerate((f1, f2))]

@@ -35,6 +35,26 @@ class DictConfig:
             raise ValueError(f"unknown {cls._what}: {', '.join(sorted(unknown))}")
         return cls(**d)
 
+    @classmethod
+    def parse_value(cls, key: str, text: str) -> Any:
+        """A setting given as text on the command line (``--set key=text``), typed by the
+        field's annotation: 'None' for an Optional, true/false for a bool, numbers."""
+        kind = {f.name: str(f.type) for f in fields(cls)}[key]  # type: ignore[arg-type]
+        try:
+            if text == "None" and kind.startswith("Optional"):
+                return None
+            if kind == "bool":
+                if text.lower() not in ("true", "false"):
+                    raise ValueError(text)
+                return text.lower() == "true"
+            if "float" in kind:
+                return float(text)
+            if "int" in kind:
+                return int(text)
+            return text
+        except ValueError:
+            raise ValueError(f"--set {key}: expected {kind.replace('Optional[', '').rstrip(']')}, got {text!r}") from None
+
 
 @dataclass(frozen=True)
 class DatasetSpec(DictConfig):

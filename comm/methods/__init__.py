@@ -1,25 +1,16 @@
-"""Method and fusion registries. A user's method plugs in through the same interface
-(``comm_diag.comm.methods.base.Method``)."""
+"""Methods: the interface (``Method``, ``MethodSettings``), the built-ins, and the registry
+through which a user's method plugs in the same way."""
 
 from __future__ import annotations
 
-from .base import Method, normalize
+from .base import Method, as_batch, normalize
 from .comm_model import CoMM
 from .cross import Cross, CrossSelf
 from .infmasking import InfMasking
+from .preflight import preflight
+from .registry import METHODS, build_method, load_class, resolve
+from .settings import MethodSettings
 from .simclr import LateFusionSimCLR
 
-METHODS: dict[str, type[Method]] = {"comm": CoMM, "cross": Cross, "cross_self": CrossSelf,
-                                    "infmasking": InfMasking, "simclr": LateFusionSimCLR}
-FUSIONS = ("transformer", "linear")
-
-
-def build_method(cfg, n_modalities: int = 2) -> Method:
-    """``cfg.method``: a built-in, an installed plugin, or a 'where:Class' target (``plugins``)."""
-    from .plugins import load_class
-
-    return load_class(cfg.method)(cfg, n_modalities)
-
-
-__all__ = ["METHODS", "FUSIONS", "Method", "CoMM", "Cross", "CrossSelf", "InfMasking", "LateFusionSimCLR",
-           "build_method", "normalize"]
+__all__ = ["METHODS", "Method", "MethodSettings", "CoMM", "Cross", "CrossSelf", "InfMasking", "LateFusionSimCLR",
+           "as_batch", "build_method", "load_class", "normalize", "preflight", "resolve"]

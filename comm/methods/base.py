@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 import torch
 from torch import Tensor, nn
 
 from ..augment import Augment
-from ..config import METHOD_SETTINGS, TrainConfig
+from ..config import TrainConfig
+from .settings import MethodSettings
 
 AugmentFn = Callable[[Tensor], Tensor]
+
+
+def as_batch(images: "np.ndarray | Tensor", device: torch.device | str = "cpu") -> Tensor:
+    """uint8 images NxHxWx3 (numpy or tensor) -> a float batch Nx3xHxW in [0, 1]: a method's input."""
+    x = torch.as_tensor(images).to(device)
+    return x.permute(0, 3, 1, 2).float() / 255.0  # Nx3xHxW
 
 
 def normalize(x: Tensor) -> Tensor:
@@ -24,9 +33,11 @@ class Method(nn.Module):
 
     Implement, for n modalities (n = 2 on Trifeature):
 
-    - ``__init__(self, cfg: TrainConfig, n_modalities: int = 2)``: build every
-      module from the config (``cfg.encoder``, ``cfg.width``, ``cfg.image_size``,
-      ``cfg.d``, ...; ``comm_diag.comm.encoders.build_encoder`` gives a backbone).
+    - ``__init__(self, cfg: TrainConfig, n_modalities: int = 2)``: call
+      ``super().__init__(cfg, n_modalities)``, then build every module from the run's
+      settings (``cfg.encoder``, ``cfg.width``, ``cfg.image_size``, ``cfg.d``;
+      ``comm_diag.comm.encoders.build_encoder`` gives a backbone) and the method's own
+      (``self.settings``, an instance of the class's ``Settings``).
     - ``step(self, xs, augment) -> dict[str, Tensor]``: one training forward.
       ``xs`` is a list of n batches Bx3xHxW in [0, 1] (modality i of the same B
       samples); ``augment[i](x)`` returns a fresh random augmentation of a batch
@@ -37,17 +48,16 @@ class Method(nn.Module):
       ``"fused"`` (BxD, required) and, if the method has them, ``"modality1"``,
       ``"modality2"``... (the representation of each modality alone).
 
-    Optionally set the class attribute ``default_augment`` (an ``Augment``), used
-    for modalities whose policy the config leaves at None, ``settings`` (the
-    method-level config fields it reads, so that the others are refused), and split
+    Optionally declare ``Settings`` (a ``MethodSettings`` dataclass: the method's own
+    hyperparameters, their defaults and their checks; a setting it does not declare is
+    refused), set ``default_augment`` (an ``Augment``), used for modalities whose policy
+    the config leaves at None, and split
     ``features`` into ``encode(i, x)`` (per image) and ``fuse(encoded)`` (per
     sample) so that probing encodes every image once.
     """
 
+    Settings: type[MethodSettings] = MethodSettings
     default_augment: Augment = Augment("all")
-    # the method-level settings of TrainConfig (config.METHOD_SETTINGS) this method reads;
-    # a plugin that leaves this alone may be given any of them
-    settings: tuple[str, ...] = METHOD_SETTINGS
     # fraction of the training done before this step, in [0, 1): set by the training loop
     # (InfMasking raises a weight with it); 0 outside training
     progress: float = 0.0
@@ -56,6 +66,10 @@ class Method(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.n_modalities = n_modalities
+        # lenient: a config that ``comm.methods.resolve`` has not seen may still carry a
+        # preset's settings of other methods
+        self.settings = self.Settings.resolve(cfg.method_settings, strict=False)
+        self.settings.check(cfg)
 
     def step(self, xs: Sequence[Tensor], augment: Sequence[AugmentFn]) -> dict[str, Tensor]:
         raise NotImplementedError

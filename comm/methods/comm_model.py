@@ -3,6 +3,7 @@ et al., ICLR 2025, https://arxiv.org/abs/2409.07402)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 from torch import Tensor, nn
@@ -10,35 +11,54 @@ from torch import Tensor, nn
 from ..augment import Augment
 from ..config import TrainConfig
 from ..encoders import build_encoder, feature_grid
-from ..fusion import LatentConverter, LinearFusion, MLPHead, TransformerFusion
-from ..losses import comm_loss
+from ..fusion import FUSIONS, LatentConverter, MLPHead
+from ..losses import TERM_REDUCTIONS, comm_loss
 from .base import AugmentFn, Method, normalize
+from .settings import HeadSettings, check_choice
+
+
+@dataclass(frozen=True)
+class CoMMSettings(HeadSettings):
+    fusion: str = "transformer"  # key of comm.fusion.FUSIONS
+    heads: int = 8  # attention heads of the fusion block
+    w_full: float = 1.0  # weight of the term I(Z', Z'')
+    w_masked: float = 1.0  # weight of the n terms I(Z_i, Z)
+    terms: str = "sum"  # sum (the paper's equation) | mean (the authors' code) of the n+1 terms
+
+    def check(self, cfg: TrainConfig) -> None:
+        super().check(cfg)
+        check_choice("fusion", self.fusion, FUSIONS)
+        check_choice("terms", self.terms, TERM_REDUCTIONS)
+        if self.heads < 1 or cfg.d % self.heads or cfg.d % 4:
+            raise ValueError(f"d={cfg.d} must be a multiple of 4 and of heads={self.heads}")
+        if self.w_full < 0 or self.w_masked < 0 or self.w_full + self.w_masked == 0:
+            raise ValueError("loss weights w-full and w-masked must be >= 0 and not both 0")
 
 
 class CoMM(Method):
     """One encoder per modality, latent converters, attention fusion, n+1 InfoNCE terms.
 
-    Args (from TrainConfig): encoder, width, image_size; d (token and Z width);
-    heads; fusion ("transformer" or "linear"); proj_hidden, proj_dim (head);
-    temperature; w_full, w_masked (loss term weights); nce, terms (``losses.comm_loss``).
+    Run settings read: encoder, width, image_size, d (token and Z width). Its own
+    (``CoMMSettings``): fusion, heads, proj_hidden, proj_dim (head), temperature, w_full,
+    w_masked (loss term weights), nce, terms (``losses.comm_loss``).
     """
 
+    Settings = CoMMSettings
     default_augment = Augment("all")
-    settings = ("fusion", "heads", "proj_hidden", "proj_dim", "temperature", "w_full", "w_masked", "nce", "terms")
 
     def __init__(self, cfg: TrainConfig, n_modalities: int = 2):
         super().__init__(cfg, n_modalities)
+        s = self.settings
         self.encoders = nn.ModuleList(build_encoder(cfg.encoder, cfg.image_size, cfg.width)
                                       for _ in range(n_modalities))
         channels = [e.out_channels for e in self.encoders]
-        if cfg.fusion == "transformer":
+        fusion = FUSIONS[s.fusion]
+        self.converters = None
+        if fusion.uses_tokens:
             grid = feature_grid(self.encoders[0], cfg.image_size)
             self.converters = nn.ModuleList(LatentConverter(c, cfg.d, grid) for c in channels)
-            self.fusion = TransformerFusion(cfg.d, cfg.heads)
-        else:
-            self.converters = None
-            self.fusion = LinearFusion(channels, cfg.d)
-        self.head = MLPHead(cfg.d, cfg.proj_hidden, cfg.proj_dim)
+        self.fusion = fusion.for_encoders(channels, cfg.d, s.heads)
+        self.head = MLPHead(cfg.d, s.proj_hidden, s.proj_dim)
 
     def encode(self, i: int, x: Tensor) -> Tensor:
         """Modality i's tokens Bx(hw)xd (transformer fusion) or pooled features BxC (linear)."""
@@ -61,7 +81,7 @@ class CoMM(Method):
 
     def comm_terms(self, views: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
         """The n+1-term loss of two views' embeddings (``losses.comm_loss``)."""
-        n, c = range(1, self.n_modalities + 1), self.cfg
+        n, c = range(1, self.n_modalities + 1), self.settings
         return comm_loss(views[0]["fused"], views[1]["fused"], [views[0][f"modality{i}"] for i in n],
                          [views[1][f"modality{i}"] for i in n], c.temperature, c.w_full, c.w_masked,
                          c.nce, c.terms)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -15,6 +16,7 @@ from ..encoders import build_encoder
 from ..fusion import MLPHead
 from ..losses import NCE, clip_loss
 from .base import AugmentFn, Method, normalize
+from .settings import HeadSettings, check_choice
 
 
 class Cross(Method):
@@ -24,8 +26,7 @@ class Cross(Method):
     0.5-1); the representation is the concatenation of the projected embeddings.
     """
 
-    default_augment = Augment("crop", crop_scale=(0.5, 1.0))
-    settings: tuple[str, ...] = ()  # CLIP's scale is learnt, not the config's temperature
+    default_augment = Augment("crop", crop_scale=(0.5, 1.0))  # no settings: CLIP's scale is learnt
 
     def __init__(self, cfg: TrainConfig, n_modalities: int = 2):
         super().__init__(cfg, n_modalities)
@@ -53,10 +54,25 @@ class Cross(Method):
         return {"loss": loss, "cross": loss.detach(), "logit_scale": self.logit_scale.detach().exp()}
 
 
+@dataclass(frozen=True)
+class CrossSelfSettings(HeadSettings):
+    proj_hidden: int = 1024  # SimCLR heads (the authors': 1024 hidden, 256 out)
+    proj_dim: int = 256
+    self_weight: float = 0.5  # weight of the SimCLR terms
+    cross_term: str = "clip"  # clip | heads (see CrossSelf)
+
+    def check(self, cfg: TrainConfig) -> None:
+        super().check(cfg)
+        check_choice("cross_term", self.cross_term, ("clip", "heads"))
+        if self.self_weight < 0:
+            raise ValueError(f"self-weight must be >= 0, got {self.self_weight}")
+
+
 class CrossSelf(Cross):
-    """Cross plus a SimCLR loss per modality (3-layer MLP heads, 1024 hidden, 256 out):
-    L = cross + 0.5 * sum_i self_i. The representation is the concatenation of the
-    pooled encoder features (before any head), as in the authors' code.
+    """Cross plus a SimCLR loss per modality (3-layer MLP heads, ``proj_hidden`` 1024,
+    ``proj_dim`` 256): L = cross + self_weight * sum_i self_i (self_weight 0.5). The
+    representation is the concatenation of the pooled encoder features (before any
+    head), as in the authors' code.
 
     ``cross_term="clip"``: CLIP's loss on the linear projections of the first of the two
     SimCLR views (each image encoded twice per step). ``"heads"``, as in the authors'
@@ -64,31 +80,33 @@ class CrossSelf(Cross):
     modality, a mild random crop (scale 0.5-1), at the config's temperature.
     """
 
+    Settings = CrossSelfSettings
     default_augment = Augment("all")
-    settings = ("temperature", "nce", "cross_term")  # of the SimCLR terms, and which cross term
     mild_crop = Augment("crop", crop_scale=(0.5, 1.0))
 
     def __init__(self, cfg: TrainConfig, n_modalities: int = 2):
         super().__init__(cfg, n_modalities)
-        self.ssl_heads = nn.ModuleList(MLPHead(e.out_channels, 1024, 256) for e in self.encoders)
+        s = self.settings
+        self.ssl_heads = nn.ModuleList(MLPHead(e.out_channels, s.proj_hidden, s.proj_dim) for e in self.encoders)
 
     def fuse(self, encoded: Sequence[Tensor]) -> dict[str, Tensor]:
         return {"fused": torch.cat(list(encoded), dim=1),
                 **{f"modality{i + 1}": h for i, h in enumerate(encoded)}}
 
     def step(self, xs: Sequence[Tensor], augment: Sequence[AugmentFn]) -> dict[str, Tensor]:
-        first, out, self_total = [], {}, 0.0
+        s, first, out, self_total = self.settings, [], {}, 0.0
+        nce = NCE[s.nce]
         for i, x in enumerate(xs):
             a, b = self.encode(i, augment[i](x)), self.encode(i, augment[i](x))
-            out[f"self_{i + 1}"] = NCE[self.cfg.nce](self.ssl_heads[i](a), self.ssl_heads[i](b), self.cfg.temperature)
+            out[f"self_{i + 1}"] = nce(self.ssl_heads[i](a), self.ssl_heads[i](b), s.temperature)
             self_total = self_total + out[f"self_{i + 1}"]
             first.append(a)
-        if self.cfg.cross_term == "heads":
+        if s.cross_term == "heads":
             # the crop draws from torch's default generator, seeded per epoch by the training loop
             z = [self.ssl_heads[i](self.encode(i, self.mild_crop(x, None))) for i, x in enumerate(xs)]
             pairs = list(itertools.combinations(range(len(z)), 2))
-            out["cross"] = sum(NCE[self.cfg.nce](z[i], z[j], self.cfg.temperature) for i, j in pairs) / len(pairs)
+            out["cross"] = sum(nce(z[i], z[j], s.temperature) for i, j in pairs) / len(pairs)
         else:
             out["cross"] = self.cross_terms(first)
-        out["loss"] = out["cross"] + 0.5 * self_total
+        out["loss"] = out["cross"] + s.self_weight * self_total
         return out

@@ -4,15 +4,32 @@ Multimodal Interactions")."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ..config import TrainConfig
+from ..fusion import FUSIONS
 from ..losses import gaussian_masked_loss
 from .base import AugmentFn
-from .comm_model import CoMM
+from .comm_model import CoMM, CoMMSettings
+
+
+@dataclass(frozen=True)
+class InfMaskingSettings(CoMMSettings):
+    mask_ratio: float = 0.5  # fraction of a sample's tokens masked in each masked view
+    n_masks: int = 5  # masked views per sample (T)
+    mask_lambda: float = 1.0  # covariance weight at the end of training (it grows linearly)
+
+    def check(self, cfg: TrainConfig) -> None:
+        super().check(cfg)
+        if not FUSIONS[self.fusion].uses_tokens:
+            raise ValueError("infmasking masks the fusion's tokens: it needs --fusion transformer")
+        if not 0.0 < self.mask_ratio < 1.0 or self.n_masks < 2 or self.mask_lambda < 0:
+            raise ValueError(f"mask-ratio must be in (0, 1), n-masks >= 2 and mask-lambda >= 0; got "
+                             f"{self.mask_ratio}, {self.n_masks}, {self.mask_lambda}")
 
 
 class InfMasking(CoMM):
@@ -29,11 +46,9 @@ class InfMasking(CoMM):
     representation is CoMM's: Z and each Z_i, unmasked.
     """
 
-    settings = CoMM.settings + ("mask_ratio", "n_masks", "mask_lambda")
+    Settings = InfMaskingSettings
 
     def __init__(self, cfg: TrainConfig, n_modalities: int = 2):
-        if cfg.fusion != "transformer":
-            raise ValueError("infmasking masks the fusion's tokens: it needs --fusion transformer")
         super().__init__(cfg, n_modalities)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.d))
         nn.init.trunc_normal_(self.mask_token, std=0.02)
@@ -44,8 +59,8 @@ class InfMasking(CoMM):
         loop seeds it per epoch)."""
         tokens = torch.cat(list(enc), dim=1)  # BxNxd
         b, n, d = tokens.shape
-        t = self.cfg.n_masks
-        kept = max(1, round(n * (1.0 - self.cfg.mask_ratio)))
+        t = self.settings.n_masks
+        kept = max(1, round(n * (1.0 - self.settings.mask_ratio)))
         rank = torch.rand(t, b, n, device=tokens.device).argsort(dim=-1).argsort(dim=-1)  # TxBxN random ranks
         keep = (rank < kept).unsqueeze(-1)  # TxBxNx1
         x = torch.where(keep, tokens.unsqueeze(0), self.mask_token.to(tokens.dtype))  # TxBxNxd
@@ -55,9 +70,9 @@ class InfMasking(CoMM):
     def step(self, xs: Sequence[Tensor], augment: Sequence[AugmentFn]) -> dict[str, Tensor]:
         encs, views = zip(*(self.embed_view(xs, augment) for _ in range(2)))  # t' and t''
         terms = self.comm_terms(views)
-        lam = self.cfg.mask_lambda * self.progress
+        lam = self.settings.mask_lambda * self.progress
         masked = [self.masked_embeddings(e) for e in encs]
-        tau = self.cfg.temperature
+        tau = self.settings.temperature
         terms["masked_views"] = 0.5 * (gaussian_masked_loss(views[0]["fused"], masked[1], tau, lam)
                                        + gaussian_masked_loss(views[1]["fused"], masked[0], tau, lam))
         terms["loss"] = terms["loss"] + terms["masked_views"]

@@ -14,6 +14,7 @@ from ..encoders import build_encoder
 from ..fusion import MLPHead
 from ..losses import NCE
 from .base import AugmentFn, Method, normalize
+from .settings import HeadSettings
 
 
 class LateFusionSimCLR(Method):
@@ -27,14 +28,15 @@ class LateFusionSimCLR(Method):
     attributes), no synergy (it needs both images at once).
     """
 
+    Settings = HeadSettings
     default_augment = Augment("all")  # SimCLR's set; --aug1/--aug2 (and every preset) override it
-    settings = ("proj_hidden", "proj_dim", "temperature", "nce")
 
     def __init__(self, cfg: TrainConfig, n_modalities: int = 2):
         super().__init__(cfg, n_modalities)
         self.encoders = nn.ModuleList(build_encoder(cfg.encoder, cfg.image_size, cfg.width)
                                       for _ in range(n_modalities))
-        self.heads = nn.ModuleList(MLPHead(e.out_channels, cfg.proj_hidden, cfg.proj_dim) for e in self.encoders)
+        s = self.settings
+        self.heads = nn.ModuleList(MLPHead(e.out_channels, s.proj_hidden, s.proj_dim) for e in self.encoders)
 
     def encode(self, i: int, x: Tensor) -> Tensor:
         """Modality i's pooled features: Bx3xHxW -> BxC."""
@@ -45,9 +47,9 @@ class LateFusionSimCLR(Method):
                 **{f"modality{i + 1}": h for i, h in enumerate(encoded)}}
 
     def step(self, xs: Sequence[Tensor], augment: Sequence[AugmentFn]) -> dict[str, Tensor]:
-        terms = {}
+        terms, s = {}, self.settings
         for i, x in enumerate(xs):
             a, b = self.encode(i, augment[i](x)), self.encode(i, augment[i](x))
-            terms[f"simclr_{i + 1}"] = NCE[self.cfg.nce](self.heads[i](a), self.heads[i](b), self.cfg.temperature)
+            terms[f"simclr_{i + 1}"] = NCE[s.nce](self.heads[i](a), self.heads[i](b), s.temperature)
         terms["loss"] = sum(terms.values()) / len(xs)
         return terms

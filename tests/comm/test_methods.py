@@ -22,7 +22,7 @@ def _augs(seed=0):
 @pytest.mark.parametrize("method", list(METHODS))
 def test_method__step_returns_finite_scalar_loss_and_features(method):
     torch.manual_seed(0)
-    m = build_method(TrainConfig(method=method, **SMALL))
+    m = build_method(TrainConfig().replace(method=method, **SMALL))
     out = m.step(_xs(), _augs())
     assert out["loss"].ndim == 0 and torch.isfinite(out["loss"])
     out["loss"].backward()
@@ -34,7 +34,7 @@ def test_method__step_returns_finite_scalar_loss_and_features(method):
 
 def test_comm__masking_a_modality_makes_its_embedding_independent_of_it():
     torch.manual_seed(0)
-    m = build_method(TrainConfig(method="comm", **SMALL)).eval()
+    m = build_method(TrainConfig().replace(method="comm", **SMALL)).eval()
     x1, x2 = _xs(seed=1)
     _, other = _xs(seed=2)
     with torch.no_grad():
@@ -46,7 +46,7 @@ def test_comm__masking_a_modality_makes_its_embedding_independent_of_it():
 
 def test_comm__three_modalities_give_n_plus_one_terms():
     torch.manual_seed(0)
-    m = build_method(TrainConfig(method="comm", **SMALL), n_modalities=3)
+    m = build_method(TrainConfig().replace(method="comm", **SMALL), n_modalities=3)
     g = torch.Generator().manual_seed(0)
     out = m.step(_xs() + [torch.rand(4, 3, 32, 32)], [lambda x: Augment("all")(x, g)] * 3)
     assert {"full", "masked_1", "masked_2", "masked_3", "loss"} <= set(out)
@@ -54,7 +54,7 @@ def test_comm__three_modalities_give_n_plus_one_terms():
 
 def test_comm__linear_fusion_runs_and_masks():
     torch.manual_seed(0)
-    m = build_method(TrainConfig(method="comm", fusion="linear", **SMALL)).eval()
+    m = build_method(TrainConfig().replace(method="comm", fusion="linear", **SMALL)).eval()
     x1, x2 = _xs(seed=1)
     with torch.no_grad():
         a, b = m.features([x1, x2]), m.features([x1, _xs(seed=3)[1]])
@@ -90,7 +90,7 @@ def test_method__authors_forms_train_and_are_seeded(method, settings):
     losses = []
     for _ in range(2):
         torch.manual_seed(0)  # weights, and Cross+Self's extra crops (the loop seeds it per epoch)
-        m = build_method(TrainConfig(method=method, **SMALL, **settings))
+        m = build_method(TrainConfig().replace(method=method, **SMALL, **settings))
         out = m.step(_xs(), _augs())
         out["loss"].backward()
         losses.append(out["loss"].item())

@@ -9,8 +9,10 @@ import torch
 
 from comm_diag.comm.config import preset
 from comm_diag.comm.methods import CoMM
-from comm_diag.comm.methods.plugins import PluginError, installed, label_of, load_class, normalize_target, preflight
-from comm_diag.probes.check import sample_pairs
+from comm_diag.comm.methods import load_class, preflight
+from comm_diag.comm.methods.plugins import PluginError, installed, label_of, normalize_target
+import comm_diag.trifeature_gen as tg
+from comm_diag.comm.methods import as_batch
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = f"{ROOT / 'examples' / 'late_fusion_simclr.py'}:LateFusionSimCLR"
@@ -64,7 +66,7 @@ def user_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pairs(tiny_dataset):
-    return sample_pairs(tiny_dataset.spec.size, 8)
+    return [as_batch(x) for x in tg.trial_pairs(tiny_dataset.spec.size, 8)]
 
 
 def test_load_builtin_file_and_module(user_file, monkeypatch):

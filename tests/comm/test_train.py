@@ -17,7 +17,7 @@ def _weights(run):
 
 
 def test_train__writes_config_log_and_checkpoints(tmp_path, tiny_dataset):
-    run = train(TrainConfig(**TINY_CFG), tiny_dataset, tmp_path / "run")
+    run = train(TrainConfig().replace(**TINY_CFG), tiny_dataset, tmp_path / "run")
     meta = json.loads((run / "config.json").read_text())
     assert meta["train"]["epochs"] == 2 and len(meta["data"]["fingerprint"]) == 64
     rows = list(csv.DictReader(open(run / "log.csv")))
@@ -27,13 +27,13 @@ def test_train__writes_config_log_and_checkpoints(tmp_path, tiny_dataset):
 
 
 def test_train__loss_falls(tmp_path, tiny_dataset):
-    run = train(TrainConfig(**{**TINY_CFG, "epochs": 6, "lr": 3e-3}), tiny_dataset, tmp_path / "run")
+    run = train(TrainConfig().replace(**{**TINY_CFG, "epochs": 6, "lr": 3e-3}), tiny_dataset, tmp_path / "run")
     loss = [float(r["loss"]) for r in csv.DictReader(open(run / "log.csv"))]
     assert sum(loss[-4:]) < sum(loss[:4])
 
 
 def test_train__interrupted_then_resumed_equals_uninterrupted(tmp_path, tiny_dataset):
-    cfg = TrainConfig(**TINY_CFG)
+    cfg = TrainConfig().replace(**TINY_CFG)
     full = train(cfg, tiny_dataset, tmp_path / "full")
 
     def interrupt(info):
@@ -50,31 +50,31 @@ def test_train__interrupted_then_resumed_equals_uninterrupted(tmp_path, tiny_dat
 
 def test_train__nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_dataset):
     with pytest.raises(TrainingError, match="loss became"):
-        train(TrainConfig(**{**TINY_CFG, "lr": 1e30}), tiny_dataset, tmp_path / "run")
+        train(TrainConfig().replace(**{**TINY_CFG, "lr": 1e30}), tiny_dataset, tmp_path / "run")
     assert (tmp_path / "run" / "checkpoints" / "epoch_000.pt").is_file()
 
 
 def test_train__resume_errors(tmp_path, tiny_dataset):
     with pytest.raises(TrainingError, match="no checkpoint"):
-        train(TrainConfig(**TINY_CFG), tiny_dataset, tmp_path / "none", resume=True)
-    train(TrainConfig(**{**TINY_CFG, "epochs": 1}), tiny_dataset, tmp_path / "run")
+        train(TrainConfig().replace(**TINY_CFG), tiny_dataset, tmp_path / "none", resume=True)
+    train(TrainConfig().replace(**{**TINY_CFG, "epochs": 1}), tiny_dataset, tmp_path / "run")
     with pytest.raises(TrainingError, match="other settings \(lr: 0.001 there, 0.5 now\)"):
-        train(TrainConfig(**{**TINY_CFG, "epochs": 1, "lr": 0.5}), tiny_dataset, tmp_path / "run", resume=True)
+        train(TrainConfig().replace(**{**TINY_CFG, "epochs": 1, "lr": 0.5}), tiny_dataset, tmp_path / "run", resume=True)
     with pytest.raises(TrainingError, match="already holds a run"):
-        train(TrainConfig(**TINY_CFG), tiny_dataset, tmp_path / "run")
+        train(TrainConfig().replace(**TINY_CFG), tiny_dataset, tmp_path / "run")
 
 
 def test_train__bad_sizes_and_choices(tmp_path, tiny_dataset):
     with pytest.raises(ValueError, match="32 px images but the config expects 64"):
         train(TrainConfig(), tiny_dataset, tmp_path / "a")
     with pytest.raises(ValueError, match="larger than the 256 training pairs"):
-        train(TrainConfig(**{**TINY_CFG, "batch_size": 1000}), tiny_dataset, tmp_path / "b")
+        train(TrainConfig().replace(**{**TINY_CFG, "batch_size": 1000}), tiny_dataset, tmp_path / "b")
     with pytest.raises(ValueError, match="choose from comm, cross, cross_self, infmasking, simclr"):
-        train(TrainConfig(**{**TINY_CFG, "method": "byol"}), tiny_dataset, tmp_path / "c")
+        train(TrainConfig().replace(**{**TINY_CFG, "method": "byol"}), tiny_dataset, tmp_path / "c")
 
 
 def test_precision__bf16_and_fp32_train_and_are_recorded(tmp_path, tiny_dataset):
-    cfg = TrainConfig(**{**TINY_CFG, "epochs": 1})
+    cfg = TrainConfig().replace(**{**TINY_CFG, "epochs": 1})
     logs = {}
     for precision in ("bf16", "fp32"):
         run = train(cfg.replace(precision=precision), tiny_dataset, tmp_path / precision)
@@ -111,7 +111,7 @@ def test_param_groups__authors_choice_exempts_biases_and_norms_from_decay():
     from comm_diag.comm.methods import build_method
     from comm_diag.comm.train import param_groups
 
-    cfg = TrainConfig(**{k: v for k, v in TINY_CFG.items() if k != "epochs"})
+    cfg = TrainConfig().replace(**{k: v for k, v in TINY_CFG.items() if k != "epochs"})
     model = build_method(cfg)
     assert len(param_groups(model, cfg)) == 1
     decayed, exempt = param_groups(model, cfg.replace(decay_norms_and_biases=False))
@@ -125,7 +125,7 @@ def test_augmenters__config_overrides_method_defaults():
     from comm_diag.comm.methods import build_method
     from comm_diag.comm.train import augmenters
 
-    cfg = TrainConfig(method="comm", **{k: v for k, v in TINY_CFG.items() if k != "epochs"})
+    cfg = TrainConfig().replace(method="comm", **{k: v for k, v in TINY_CFG.items() if k != "epochs"})
     model = build_method(cfg)
     assert [a.policy for a in augmenters(model, cfg)] == ["all", "all"]
     assert augmenters(model, cfg)[0].crop_scale == (0.08, 1.0)

@@ -8,7 +8,8 @@ from comm_diag.comm.train import train
 from comm_diag.probes.report import find_runs, write_report
 from comm_diag.probes.suite import PROBE_COLUMNS, ProbeError, probe_run
 
-CFG = dict(image_size=32, d=32, proj_hidden=32, proj_dim=16, batch_size=64, epochs=1)
+CFG = dict(image_size=32, d=32, batch_size=64, epochs=1)
+OWN = {"comm": dict(proj_hidden=32, proj_dim=16), "cross": {}}  # each method's own settings
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +18,7 @@ def probed_runs(tmp_path_factory, tiny_dataset, tiny_synergy_dataset):
     runs = []
     for method in ("comm", "cross"):
         for name, ds in (("unbiased", tiny_dataset), ("synergy", tiny_synergy_dataset)):
-            run = train(TrainConfig(method=method, **CFG), ds, root / f"{method}-{name}")
+            run = train(TrainConfig().replace(method=method, **CFG, **OWN[method]), ds, root / f"{method}-{name}")
             probe_run(run, every=1 if method == "comm" else 0)
             runs.append(run)
     return root, runs

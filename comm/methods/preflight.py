@@ -1,0 +1,64 @@
+"""One training step and one ``features`` call of a method on a few real pairs: a broken
+method (a user's plugin, most often) fails in seconds, with a message that names the problem."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from ..augment import Augment
+from .plugins import PluginError
+from .registry import build_method
+
+
+def preflight(cfg, xs: Sequence[torch.Tensor]) -> None:
+    """Build ``cfg.method`` and run one training step and one ``features`` call on the
+    pairs ``xs`` (n batches Bx3xHxW in [0, 1]); PluginError naming what went wrong."""
+    name = cfg.method
+    try:
+        torch.manual_seed(cfg.seed)
+        model = build_method(cfg, len(xs))
+    except PluginError:
+        raise
+    except Exception as e:
+        raise PluginError(f"{name}: building it from the config raised {type(e).__name__}: {e}") from None
+    gen = torch.Generator().manual_seed(0)
+    augs = [lambda x: Augment("crop")(x, gen)] * len(xs)
+    model.train()
+    try:
+        out = model.step(list(xs), augs)
+    except Exception as e:
+        raise PluginError(f"{name}: its first training step raised {type(e).__name__}: {e}") from None
+    if not isinstance(out, dict) or "loss" not in out:
+        raise PluginError(f"{name}: step() must return a dict with a 'loss' entry, got {type(out).__name__}")
+    loss = out["loss"]
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or loss.dim() != 0:
+        shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise PluginError(f"{name}: step()['loss'] must be a scalar tensor, got {shape}")
+    for key, term in out.items():
+        if not isinstance(term, torch.Tensor) or term.numel() != 1:
+            raise PluginError(f"{name}: step()[{key!r}] must be a scalar tensor (every returned term is logged)")
+    if not torch.isfinite(loss):
+        raise PluginError(f"{name}: its first training step returned a non-finite loss ({float(loss.detach())})")
+    if not loss.requires_grad:
+        raise PluginError(f"{name}: step()['loss'] does not depend on any parameter (no gradient)")
+    try:
+        loss.backward()
+    except Exception as e:
+        raise PluginError(f"{name}: backward through its loss raised {type(e).__name__}: {e}") from None
+    model.eval()
+    try:
+        with torch.no_grad():
+            feats = model.features(list(xs))
+    except Exception as e:
+        raise PluginError(f"{name}: features() raised {type(e).__name__}: {e}") from None
+    if not isinstance(feats, dict) or "fused" not in feats:
+        raise PluginError(f"{name}: features() must return a dict with a 'fused' entry")
+    b = xs[0].shape[0]
+    for key, f in feats.items():
+        if not isinstance(f, torch.Tensor) or f.dim() != 2 or f.shape[0] != b:
+            shape = tuple(f.shape) if isinstance(f, torch.Tensor) else type(f).__name__
+            raise PluginError(f"{name}: features()[{key!r}] must be a {b}xD tensor, got {shape}")
+        if not torch.isfinite(f).all():
+            raise PluginError(f"{name}: features()[{key!r}] holds non-finite values")

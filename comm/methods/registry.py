@@ -1,0 +1,42 @@
+"""Methods by name: the built-ins, installed plugins and 'where:Class' targets; building a
+method, and resolving a config's method settings against the method's ``Settings``."""
+
+from __future__ import annotations
+
+from .base import Method
+from .comm_model import CoMM
+from .cross import Cross, CrossSelf
+from .infmasking import InfMasking
+from .plugins import import_target
+from .simclr import LateFusionSimCLR
+from ..config import PRESETS, TrainConfig
+
+METHODS: dict[str, type[Method]] = {"comm": CoMM, "cross": Cross, "cross_self": CrossSelf,
+                                    "infmasking": InfMasking, "simclr": LateFusionSimCLR}
+
+
+def load_class(name: str) -> type[Method]:
+    """The class a method name designates: a built-in, an installed plugin, or a
+    'package.module:Class' / 'path/file.py:Class' target (``plugins``); PluginError (a
+    ValueError) naming the problem."""
+    if name in METHODS:
+        return METHODS[name]
+    return import_target(name, tuple(METHODS))
+
+
+def build_method(cfg: TrainConfig, n_modalities: int = 2) -> Method:
+    return load_class(cfg.method)(cfg, n_modalities)
+
+
+def resolve(cfg: TrainConfig, strict: bool = True) -> TrainConfig:
+    """``cfg`` checked, with ``method_settings`` complete: every setting the method's
+    ``Settings`` declares, given or default. A method setting the method does not declare
+    is refused (it would be silently ignored), unless the config's preset set it: a
+    preset's setting applies to every method that has it. ``strict=False`` drops such
+    settings instead (config files of 0.1 and 0.2 stored every method's settings)."""
+    cfg.validate()
+    cls = load_class(cfg.method)
+    shared = PRESETS[cfg.preset].method_settings if cfg.preset in PRESETS else {}
+    settings = cls.Settings.resolve(cfg.method_settings, shared, cfg.method, strict)
+    settings.check(cfg)
+    return cfg.replace(method_settings=settings.to_dict())

@@ -1,0 +1,85 @@
+"""One training on several local processes, as a library call: ``train_parallel`` starts
+torchrun on this module's worker, which joins the process group and calls ``train``.
+
+The job (resolved config, dataset, run folder) travels as a JSON file, so the workers
+train exactly the config the caller checked; nothing is rebuilt from command-line text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+import comm_diag.trifeature_gen as tg
+
+from .config import TrainConfig
+from .methods import resolve
+from .run_folder import TrainingError
+from .train import check_data, train
+
+
+def train_parallel(cfg: TrainConfig, data: tg.Dataset | Path | str, out: Path | str, nproc: int, *,
+                   resume: bool = False) -> Path:
+    """``train`` data-parallel on ``nproc`` local processes (torchrun, DistributedDataParallel:
+    gloo on CPU, NCCL with one GPU per process); ``cfg.batch_size`` is per process. The
+    config and data are checked here, before any process starts. torchrun stops every
+    process as soon as one fails, and a failure is a TrainingError (finished epochs are
+    kept: ``resume=True`` continues). Returns the run folder."""
+    if nproc < 2:
+        raise ValueError(f"--nproc must be >= 2 to launch processes, got {nproc}")
+    cfg = resolve(cfg)
+    ds = data if isinstance(data, tg.Dataset) else tg.load(data)
+    check_data(cfg, ds)
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    if not torch.cuda.is_available() or cfg.device == "cpu":
+        # the cores are shared between the processes
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        env.setdefault("COMM_DIAG_THREADS", str(max(1, n // nproc)))
+    with tempfile.TemporaryDirectory() as tmp:
+        job = write_job(cfg, ds, out, Path(tmp) / "job.json", resume=resume)
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+               "-m", __name__, str(job)]
+        code = subprocess.run(cmd, env=env).returncode
+    if code != 0:
+        raise TrainingError(f"a training process failed (exit code {code}; its message is above); "
+                            f"finished epochs are kept: resume to continue")
+    return Path(out)
+
+
+def write_job(cfg: TrainConfig, data: tg.Dataset | Path | str, out: Path | str, path: Path | str, *,
+              resume: bool = False) -> Path:
+    """The job file the workers read: to start them yourself (several nodes, a scheduler),
+    ``torchrun [its options] -m comm_diag.comm.parallel JOB.json``."""
+    cfg = resolve(cfg)
+    root = data.root if isinstance(data, tg.Dataset) else Path(data)
+    path = Path(path)
+    path.write_text(json.dumps({"config": cfg.to_dict(), "data": str(Path(root).resolve()),
+                                "out": str(Path(out).resolve()), "resume": resume}, indent=2))
+    return path
+
+
+def _report_epochs(info) -> None:
+    if info.step == info.steps_per_epoch:
+        print(f"epoch {info.epoch}/{info.epochs}: loss {info.loss:.4f}, {info.pairs_per_s:.0f} pairs/s", flush=True)
+
+
+def worker(job_path: str) -> int:
+    """One process of ``train_parallel`` (under torchrun): its exit status."""
+    job = json.loads(Path(job_path).read_text())
+    try:
+        train(TrainConfig.from_dict(job["config"]), job["data"], job["out"], resume=job["resume"],
+              on_step=_report_epochs)
+    except (ValueError, OSError, TrainingError, RuntimeError) as e:
+        print(f"error (rank {os.environ.get('RANK', '?')}): {e}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(worker(sys.argv[1]))

@@ -1,0 +1,170 @@
+"""One experiment pipeline: a declared study (``studies.Study``) run end to end.
+
+quickstart, every ablation and ``check`` are studies: variants of the preset, the
+datasets they train on (the preset's unbiased + synergy pair, or the user's), an
+optional one-step trial of a method on real pairs, expectations, and report sections.
+``run`` does the same for all of them:
+
+    plan every run (every config resolved: bad settings fail before any byte)
+    -> preflight (if the study names a method) -> claim OUT, datasets (``sweep.experiment``)
+    -> execute the runs (skipped when done, resumed when interrupted; ``executors``)
+    -> compose the report once, in memory, from the runs' probe tables (``report``)
+    -> OUT/report.md, summary.csv, figure4.png, and the study's record (JSON).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+import comm_diag.trifeature_gen as tg
+from comm_diag.comm.config import TrainConfig, preset
+from comm_diag.comm.methods import as_batch, preflight, resolve
+from comm_diag.comm.run_folder import PROBES_BY_EPOCH, PROBES_CSV
+
+from .executors import run_jobs
+from .report import write_report
+from .studies import Measured, Study, check_expectations
+from .sweep import Hooks, RunJob, experiment, folders, given_datasets, plan
+from .tasks import INTERACTIONS
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """How a study is run; the same options for every study (and every method in it)."""
+
+    preset_name: str = "cpu"
+    seeds: Sequence[int] = (0,)
+    data: Sequence[Path | str] = ()  # the user's datasets (one, or an unbiased + a synergy one)
+    extra: bool = False  # also the study's optional variants
+    only: Optional[int] = None  # run only this run of the plan (``--list`` numbers them)
+    epochs: Optional[int] = None  # None: the preset's
+    every: Optional[int] = None  # probe every k-th epoch; None: the study's
+    data_overrides: dict = field(default_factory=dict)  # DatasetSpec fields changed from the preset's
+
+    def base(self) -> TrainConfig:
+        return preset(self.preset_name).replace(epochs=self.epochs)
+
+    @classmethod
+    def split(cls, options: dict) -> tuple["StudySettings", dict]:
+        """Keyword options -> (these settings, the rest: the executor's options)."""
+        names = {f.name for f in fields(cls)}
+        mine = {k: v for k, v in options.items() if k in names and v is not None}
+        return cls(**mine), {k: v for k, v in options.items() if k not in names}
+
+
+def study_jobs(study: Study, out: Path, settings: StudySettings,
+               datasets: Optional[dict[str, tg.Dataset]] = None) -> list[RunJob]:
+    """The study's runs in execution order, every config resolved; writes nothing. Without
+    ``datasets`` (kind -> dataset) the runs point at the user's data or at where the
+    preset's pair will be generated."""
+    if datasets is not None:
+        kinds = folders(datasets)
+    elif settings.data:
+        kinds = folders(given_datasets(settings.data))
+    else:
+        kinds = {k: str(out / "data" / k) for k in ("unbiased", "synergy")}
+    every = study.every if settings.every is None else settings.every
+    if every < 0:
+        raise ValueError(f"every must be >= 0 epochs, got {every}")
+    return plan(settings.base(), study.all_variants(settings.extra), settings.seeds, kinds, out, every=every,
+                probes=study.probes)
+
+
+def describe_plan(study: Study, out: Path, settings: StudySettings) -> list[dict]:
+    """One row per run of the plan (``ablate --list``): its number, folder name, variant,
+    seed, data and the settings it changes from the preset (seed aside)."""
+    rows = []
+    for i, job in enumerate(study_jobs(study, out, settings)):
+        # against the preset as it resolves for the same method: its own defaults are no change
+        base = resolve(settings.base().replace(method=job.config["method"], seed=job.seed)).to_dict()
+        changes = {k: v for k, v in job.config.items() if base.get(k) != v}
+        rows.append({"index": i, "run": job.name, "variant": job.label, "seed": job.seed, "data": job.kind,
+                     "changes": ", ".join(f"{k}={v}" for k, v in changes.items()) or "-"})
+    return rows
+
+
+def select(jobs: list[RunJob], only: Optional[int]) -> list[RunJob]:
+    if only is None:
+        return jobs
+    if not 0 <= only < len(jobs):
+        raise ValueError(f"--only {only} is out of range: the study has runs 0 to {len(jobs) - 1} (see --list)")
+    return [jobs[only]]
+
+
+def curve_means(runs: Sequence[Path]) -> dict[str, dict[str, Optional[float]]]:
+    """label -> R/U/S -> mean linear-probe accuracy (fused) over probed epochs >= 1 and seeds."""
+    acc: dict[str, dict[str, list[float]]] = {}
+    for run in runs:
+        path = run / PROBES_BY_EPOCH
+        if not path.is_file():
+            continue
+        with open(path, newline="") as f:
+            for r in csv.DictReader(f):
+                if int(r["epoch"]) >= 1 and r["probe"] == "linear" and r["representation"] == "fused":
+                    acc.setdefault(r["method"], {}).setdefault(r["task"], []).append(float(r["balanced_accuracy"]))
+    return {m: {k: float(np.mean(t[task])) if task in t else None for k, task in INTERACTIONS.items()}
+            for m, t in acc.items()}
+
+
+def expectation_lines(study: Study, checks: list, curves: dict) -> list[str]:
+    """The report section of a study's expectations (and of its learning speed, if probed)."""
+    if not study.expectations:
+        return []
+    mark = {True: "held", False: "did NOT hold", None: "not measured (a variant it reads was not run)"}
+    lines = [f"## Expected pattern (paper): {study.description}", "",
+             *[f"- {text}: **{mark[ok]}**" for text, ok in checks]]
+    if any(c for c in curves.values()):
+        lines += ["", "Mean accuracy over the probed epochs >= 1 (learning speed):", "",
+                  "| variant | R | U | S |", "|---|---|---|---|"]
+        for v, c in curves.items():
+            lines.append(f"| {v} | " + " | ".join("–" if c[k] is None else f"{c[k]:.1f}" for k in "RUS") + " |")
+    return lines
+
+
+def run(study: Study, out: Path | str, settings: StudySettings = StudySettings(), *,
+        hooks: Optional[Hooks] = None, executor: str = "local", **executor_options) -> dict:
+    """Run (or finish) ``study`` in ``out`` and report on every run of it that is done.
+    Returns the report's result (rows, verdicts, recoverable, notes) plus ``lead`` (the
+    study's lead lines) and ``expectations`` ((sentence, held?) pairs)."""
+    hooks = hooks or Hooks()
+    out = Path(out)
+    given = given_datasets(settings.data) if settings.data else None
+    select(study_jobs(study, out, settings, given), settings.only)  # bad settings or --only: before any byte
+    base = settings.base()
+    if study.preflight:
+        size = next(iter(given.values())).spec.size if given else base.image_size
+        hooks.on_stage(f"{study.preflight_label}: one trial step and features() on real pairs")
+        preflight(base.replace(method=study.preflight, seed=settings.seeds[0], image_size=size),
+                  [as_batch(x) for x in tg.trial_pairs(size)])
+    with experiment(out, study.kind, study.name, base, given, settings.preset_name, hooks,
+                    settings.data_overrides) as datasets:
+        jobs = study_jobs(study, out, settings, datasets)
+        run_jobs(select(jobs, settings.only), hooks, executor, **executor_options)
+        hooks.on_stage("report")
+        runs = [Path(j.run) for j in jobs if (Path(j.run) / PROBES_CSV).is_file()]
+        composed: dict = {"lead": [], "expectations": []}
+
+        def lead(result: dict) -> list[str]:
+            composed["lead"] = list(study.lead(result)) if study.lead else []
+            return composed["lead"]
+
+        def tail(result: dict) -> list[str]:
+            measured = Measured(result["verdicts"], curve_means(runs))
+            composed["expectations"] = check_expectations(study, measured)
+            return expectation_lines(study, composed["expectations"], measured.curve_mean)
+
+        result = write_report(runs, out, title=f"comm-diag {study.title} ({settings.preset_name} preset)",
+                              lead=lead, tail=tail)
+        (out / study.record).write_text(json.dumps({
+            "study": study.name, "experiment": study.kind, "package_version": tg.__version__,
+            "preset": settings.preset_name, "seeds": list(settings.seeds),
+            "methods": [v.name for v in study.all_variants(settings.extra)], "train_config": base.to_dict(),
+            "runs": [str(r) for r in runs],
+            "expectations": [{"text": t, "held": ok} for t, ok in composed["expectations"]]}, indent=2))
+    return {**result, "lead": composed["lead"], "expectations": composed["expectations"]}

@@ -1,0 +1,217 @@
+"""Extending comm-diag: a new method, a new task, a new study, and a dataset of three
+modalities, each added in one place and run end to end on tiny data.
+
+Where each lands (what a contributor edits):
+- a method: one file (its class and its ``Settings``); a built-in also adds one line to
+  ``comm/methods/registry.py::METHODS``. Nothing in config, CLI, sweeps or reports.
+- a fusion for CoMM: one entry in ``comm/fusion.py::FUSIONS``.
+- a task: one entry in ``trifeature_gen/tasks.py::TASKS`` (label rule, classes,
+  interaction, PID atom, training data). PID, probes, sweeps and reports follow.
+- a study: one ``Study`` value; one entry in ``probes/studies.py::STUDIES`` makes it a
+  ``comm-diag ablate NAME`` choice.
+- a dataset of n modalities: a ``Dataset`` subclass overriding the interface.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import comm_diag.trifeature_gen as tg
+from comm_diag.cli import app
+from comm_diag.comm.config import preset
+from comm_diag.comm.methods import METHODS, CoMM, load_class, resolve
+from comm_diag.comm.methods.comm_model import CoMMSettings
+from comm_diag.comm.run_folder import load_run
+from comm_diag.comm.train import train
+from comm_diag.probes import pipeline, studies
+from comm_diag.probes.features import extract
+from comm_diag.probes.pipeline import StudySettings
+from comm_diag.probes.studies import Expectation, Study
+from comm_diag.probes.sweep import Variant
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------------- a new method
+
+@dataclass(frozen=True)
+class DetachedSettings(CoMMSettings):
+    detach_alone: bool = True  # the n masked terms do not train the encoders
+
+
+class DetachedCoMM(CoMM):
+    """CoMM whose single-modality embeddings are detached in the masked terms: its one
+    new setting is declared, defaulted and checked by the class, nowhere else."""
+
+    Settings = DetachedSettings
+
+    def step(self, xs, augment):
+        views = [self.embed_view(xs, augment)[1] for _ in range(2)]
+        if self.settings.detach_alone:
+            views = [{k: (v if k == "fused" else v.detach()) for k, v in view.items()} for view in views]
+        return self.comm_terms(views)
+
+
+def test_a_new_method_is_one_class_with_its_settings(tiny_dataset, tmp_path, monkeypatch):
+    monkeypatch.setitem(METHODS, "detached", DetachedCoMM)  # the built-in's one registry line
+    cfg = resolve(preset("smoke").replace(method="detached", detach_alone="false", epochs=1))
+    assert cfg.method_settings["detach_alone"] is False and cfg.method_settings["fusion"] == "transformer"
+    with pytest.raises(ValueError, match="does not use cross_term"):
+        resolve(preset("smoke").replace(method="detached", cross_term="heads"))
+    run = train(cfg, tiny_dataset, tmp_path / "run")
+    saved = json.loads((run / "config.json").read_text())["train"]
+    assert saved["detach_alone"] is False
+    model, _ = load_run(run)
+    assert isinstance(model, DetachedCoMM) and model.settings.detach_alone is False
+    # the CLI takes its choices from the registry: nothing else was edited
+    r = CliRunner().invoke(app, ["train", "--data", str(tiny_dataset.root), "--preset", "smoke", "--method",
+                                 "detached", "--set", "detach_alone=true", "--out", str(tmp_path / "cli")])
+    assert r.exit_code == 0, r.output
+    assert load_class("detached") is DetachedCoMM
+    listed = CliRunner().invoke(app, ["methods"])
+    assert listed.exit_code == 0 and "detached" in listed.output and "detach_alone" in listed.output
+
+
+# ----------------------------------------------------------------------------- a new fusion
+
+class MeanFusion(torch.nn.Module):
+    """Mean of the modalities' pooled features, projected to d (a masked modality is left out)."""
+
+    uses_tokens = False
+
+    @classmethod
+    def for_encoders(cls, channels, d, heads):
+        return cls(channels[0], d)
+
+    def __init__(self, channels, d):
+        super().__init__()
+        self.proj = torch.nn.Linear(channels, d)
+
+    def readouts(self, pooled, keeps):
+        out = []
+        for keep in keeps:
+            kept = [x for x, k in zip(pooled, keep or [True] * len(pooled)) if k]
+            out.append(self.proj(torch.stack(kept).mean(0)))
+        return out
+
+
+def test_a_new_fusion_is_one_entry(tiny_dataset, tmp_path, monkeypatch):
+    from comm_diag.comm import fusion
+
+    monkeypatch.setitem(fusion.FUSIONS, "mean", MeanFusion)
+    run = train(preset("smoke").replace(fusion="mean", epochs=1), tiny_dataset, tmp_path / "run")
+    model, _ = load_run(run)
+    assert isinstance(model.fusion, MeanFusion) and model.converters is None
+    with pytest.raises(ValueError, match="infmasking masks the fusion's tokens"):
+        resolve(preset("smoke").replace(method="infmasking", fusion="mean"))
+
+
+# ----------------------------------------------------------------------------- a new task
+
+NEW_TASK = """
+import comm_diag.trifeature_gen.tasks as T
+# the one entry: redundancy read from x2's shape instead of x1's
+T.TASKS["redundancy2"] = T.Task("redundancy2", "R", "redundant", T._attribute("shared", 2), T._values("shared"),
+                                "unbiased", reported=False)
+
+import csv, sys
+import comm_diag.trifeature_gen as tg
+from comm_diag.comm.config import preset
+from comm_diag.comm.train import train
+from comm_diag.probes.suite import probe_run
+from comm_diag.probes.sweep import TASKS_OF
+
+out = sys.argv[1]
+tg.generate(tg.DatasetSpec(size=32, train_pairs=256, probe_pairs=256, test_pairs=128), out + "/data")
+ds = tg.load(out + "/data")
+pid = ds.manifest["pid"]["test"]["redundancy2"]
+run = train(preset("smoke").replace(epochs=1), ds, out + "/run")
+probe_run(run, tasks=TASKS_OF["unbiased"], representations=("fused",))
+rows = [r for r in csv.DictReader(open(run / "probes.csv")) if r["task"] == "redundancy2"]
+print(round(pid["redundant"], 3), len(rows), rows[0]["balanced_accuracy"], rows[0]["bits"])
+"""
+
+
+def test_a_new_task_is_one_entry(tmp_path):
+    """Added before anything reads the registry, exactly as an edit to tasks.py would be."""
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent(NEW_TASK), str(tmp_path)], capture_output=True,
+                       text=True, cwd=ROOT, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    redundant, n_rows, accuracy, bits = r.stdout.split()
+    assert float(redundant) == pytest.approx(np.log2(10), abs=0.01)  # the exact PID: x2's shape is x1's
+    assert int(n_rows) >= 2  # probed at initialisation and after training
+    assert 0.0 <= float(accuracy) <= 100.0 and float(bits) >= 0.0
+
+
+# ----------------------------------------------------------------------------- a new study
+
+TEMPERATURE = Study(
+    name="temperature",
+    description="CoMM at two InfoNCE temperatures",
+    variants=(Variant("t0.1", {"method": "comm", "temperature": 0.1}),
+              Variant("t0.5", {"method": "comm", "temperature": 0.5})),
+    expectations=(Expectation("both temperatures read redundancy above chance",
+                              lambda m: m.mean("t0.1", "R") > 10 and m.mean("t0.5", "R") > 10),),
+)
+
+
+def test_a_new_study_is_one_value(tiny_dataset, tiny_synergy_dataset, tmp_path, monkeypatch):
+    settings = StudySettings(preset_name="smoke", data=(tiny_dataset.root, tiny_synergy_dataset.root), epochs=1)
+    result = pipeline.run(TEMPERATURE, tmp_path / "study", settings)
+    assert set(result["verdicts"]) >= {"t0.1", "t0.5"}
+    record = json.loads((tmp_path / "study" / "expectations.json").read_text())
+    assert record["study"] == "temperature" and record["methods"] == ["t0.1", "t0.5"]
+    assert [e["text"] for e in record["expectations"]] == ["both temperatures read redundancy above chance"]
+    temps = {json.loads((run / "config.json").read_text())["train"]["temperature"]
+             for run in (tmp_path / "study" / "runs").iterdir()}
+    assert temps == {0.1, 0.5}
+    assert "## Expected pattern (paper): CoMM at two InfoNCE temperatures" in \
+        (tmp_path / "study" / "report.md").read_text()
+    # one STUDIES entry makes it a command-line study
+    monkeypatch.setitem(studies.STUDIES, "temperature", TEMPERATURE)
+    r = CliRunner().invoke(app, ["ablate", "temperature", "--list", "--preset", "smoke"])
+    assert r.exit_code == 0 and "temperature=0.5" in r.output, r.output
+
+
+# ----------------------------------------------------------------------------- n = 3 modalities
+
+class ThreeViews(tg.Dataset):
+    """Trifeature pairs plus a third modality: x1 upside down (a test-only dataset)."""
+
+    n_modalities = 3
+
+    def modality(self, pair_set, i):
+        if i < 2:
+            return super().modality(pair_set, i)
+        images, index = super().modality(pair_set, 0)
+        return np.ascontiguousarray(images[:, ::-1]), index
+
+    def factors_of(self, pair_set, i):
+        return super().factors_of(pair_set, i if i < 2 else 0)  # x1 upside down has x1's factors
+
+
+@pytest.mark.parametrize("method", ["comm", "cross"])
+def test_three_modalities_flow_end_to_end(method, tiny_dataset, tmp_path):
+    three = ThreeViews(**{f.name: getattr(tiny_dataset, f.name) for f in fields(tiny_dataset)})
+    assert [x.shape[0] for x in three.samples("test", np.arange(4))] == [4, 4, 4]
+    run = train(preset("smoke").replace(method=method, epochs=1), three, tmp_path / "run")
+    log = list(csv.DictReader(open(run / "log.csv")))
+    if method == "comm":
+        assert {"masked_1", "masked_2", "masked_3"} <= set(log[0])  # one term per modality
+    model, meta = load_run(run)
+    assert meta["data"]["n_modalities"] == 3 and model.n_modalities == 3
+    feats = extract(model, three, "test")
+    assert set(feats) == {"fused", "modality1", "modality2", "modality3"}
+    assert all(f.shape[0] == three.n_samples("test") and np.isfinite(f).all() for f in feats.values())
+    assert not torch.equal(torch.from_numpy(feats["modality1"]), torch.from_numpy(feats["modality3"]))

@@ -1,0 +1,82 @@
+"""The package's import graph: no circle anywhere (imports inside functions count too), and
+the layers only look down: trifeature_gen <- comm <- probes <- cli."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("trifeature_gen", "comm", "probes")
+LAYER = {"comm_diag": 0, "comm_diag.outputs": 0, "comm_diag.trifeature_gen": 1, "comm_diag.comm": 2,
+         "comm_diag.probes": 3, "comm_diag.cli": 4}
+
+
+def module_name(path: Path) -> str:
+    parts = ["comm_diag", *path.relative_to(ROOT).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def sources() -> dict[str, Path]:
+    files = [ROOT / "__init__.py", ROOT / "cli.py", ROOT / "outputs.py"]
+    files += [p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")]
+    return {module_name(p): p for p in files}
+
+
+def imports(name: str, path: Path, known: set[str]) -> set[str]:
+    """The package modules ``name`` imports, anywhere in the file (relative imports resolved)."""
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        targets = []
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            # 'from pkg import module' imports the module; 'from pkg import name', the package
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+        for t in targets:
+            while t and t not in known:
+                t = t.rpartition(".")[0]
+            if t and t != name:
+                out.add(t)
+    return out
+
+
+def graph() -> dict[str, set[str]]:
+    mods = sources()
+    return {name: imports(name, path, set(mods)) for name, path in mods.items()}
+
+
+def layer(module: str) -> int:
+    return max(v for k, v in LAYER.items() if module == k or module.startswith(k + "."))
+
+
+def test_no_import_circle():
+    g = graph()
+    # a package's __init__ re-exports its modules: an edge into the package itself from one of
+    # its own modules is the circle we look for, so __init__ stays a node like any other
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(g[node]):
+            if state.get(nxt) == 1:
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = 2
+
+    for node in sorted(g):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, "import circles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_layers_only_import_downwards():
+    upward = [(a, b) for a, deps in graph().items() for b in deps if layer(b) > layer(a)]
+    assert not upward, f"upward imports: {upward}"

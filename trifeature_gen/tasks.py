@@ -1,0 +1,69 @@
+"""The tasks, declared once: each task's label rule, classes, interaction (R/U/S), PID atom,
+and the training data it is read from. The PID (``pid``), the probes, the sweeps, the
+reports and ``check`` all read them from here; adding a task is adding an entry to ``TASKS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .factors import FACTOR_SIZES, factor_index
+from .pairs import synergy_label
+from .spec import DatasetSpec
+
+Label = Callable[[np.ndarray, np.ndarray, DatasetSpec, np.ndarray], np.ndarray]
+
+# the interactions and their names in reports and verdicts
+INTERACTION_NAMES = {"R": "redundancy", "U": "uniqueness", "S": "synergy"}
+
+
+@dataclass(frozen=True)
+class Task:
+    """A label of a pair, and what reading it from a representation measures.
+
+    ``label(f1, f2, spec, mapping)``: the factor codes of x1 and x2 (..., 3) -> (...) int
+    labels, for arrays of any leading shape (pairs, or the PID's grid of every combination).
+    """
+
+    name: str
+    interaction: str  # R | U | S
+    pid_atom: str  # the PID atom that is this task's ground truth: redundant | unique1 | unique2 | synergistic
+    label: Label
+    classes: Callable[[DatasetSpec], int]  # how many values the label takes
+    trained_on: str  # unbiased | synergy: the training data a run is probed for it after (paper, Figure 4)
+    reported: bool = True  # the task that stands for its interaction in verdicts (U: texture of x1)
+
+    def chance(self, spec: DatasetSpec = DatasetSpec()) -> float:
+        """Balanced accuracy of a constant or random predictor, in %: 100 / number of classes."""
+        return 100.0 / self.classes(spec)
+
+
+def _attribute(role: str, of: int) -> Label:
+    """The label 'attribute ``spec.<role>`` of x``of``'."""
+    return lambda f1, f2, spec, mapping: (f1, f2)[of - 1][..., factor_index(getattr(spec, role))]
+
+
+def _values(role: str) -> Callable[[DatasetSpec], int]:
+    return lambda spec: FACTOR_SIZES[factor_index(getattr(spec, role))]
+
+
+TASKS: dict[str, Task] = {t.name: t for t in (
+    Task("redundancy", "R", "redundant", _attribute("shared", 1), _values("shared"), "unbiased"),
+    Task("uniqueness1", "U", "unique1", _attribute("unique", 1), _values("unique"), "unbiased"),
+    Task("uniqueness2", "U", "unique2", _attribute("unique", 2), _values("unique"), "unbiased", reported=False),
+    Task("synergy", "S", "synergistic", synergy_label, lambda spec: 2, "synergy"),
+)}
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; choose from {', '.join(TASKS)}")
+    return TASKS[name]
+
+
+def reported_task(interaction: str) -> str:
+    """The task that stands for an interaction (R, U, S) in reports and verdicts."""
+    return next(t.name for t in TASKS.values() if t.interaction == interaction and t.reported)
