@@ -133,3 +133,25 @@ def test_augmenters__config_overrides_method_defaults():
     assert [a.policy for a in custom] == ["none", "crop"] and custom[1].crop_scale == (0.5, 1.0)
     with pytest.raises(ValueError, match="crop-min"):
         cfg.replace(crop_min=1.5).validate()
+
+
+# what 0.2 wrote as config.json's "train": every method's settings at the top level
+CONFIG_0_2 = {"method": "cross", "encoder": "alexnet_bn", "width": 0.25, "fusion": "transformer", "d": 128, "heads": 8,
+              "proj_hidden": 512, "proj_dim": 256, "temperature": 0.1, "w_full": 1.0, "w_masked": 1.0,
+              "nce": "cross_view", "terms": "sum", "mask_ratio": 0.5, "n_masks": 5, "mask_lambda": 1.0,
+              "cross_term": "clip", "aug1": "crop", "aug2": "crop", "crop_min": 0.5, "epochs": 6, "batch_size": 64,
+              "lr": 0.001, "weight_decay": 0.0001, "warmup_epochs": 0.5, "schedule": "cosine",
+              "decay_norms_and_biases": True, "seed": 0, "device": "auto", "precision": "auto", "image_size": 64,
+              "preset": "cpu"}
+
+
+def test_a_0_2_config_is_the_same_run_as_its_resolved_form():
+    from comm_diag.comm.config import preset
+    from comm_diag.comm.methods import resolve
+
+    now = resolve(preset("cpu").replace(method="cross")).to_dict()
+    assert "fusion" not in now and same_config(CONFIG_0_2, now)  # Cross declares none of those settings
+    assert not same_config({**CONFIG_0_2, "lr": 0.01}, now)
+    comm = resolve(preset("cpu")).to_dict()
+    assert same_config({**CONFIG_0_2, "method": "comm"}, comm)
+    assert not same_config({**CONFIG_0_2, "method": "comm", "heads": 4}, comm)
