@@ -117,7 +117,7 @@ def expectation_lines(study: Study, checks: list, curves: dict) -> list[str]:
     if not study.expectations:
         return []
     mark = {True: "held", False: "did NOT hold", None: "not measured (a variant it reads was not run)"}
-    lines = [f"## Expected pattern (paper): {study.description}", "",
+    lines = [f"## Expected pattern: {study.description}", "",
              *[f"- {text}: **{mark[ok]}**" for text, ok in checks]]
     if any(c for c in curves.values()):
         lines += ["", "Mean accuracy over the probed epochs >= 1 (learning speed):", "",

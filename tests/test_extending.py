@@ -176,7 +176,7 @@ def test_a_new_study_is_one_value(tiny_dataset, tiny_synergy_dataset, tmp_path, 
     temps = {json.loads((run / "config.json").read_text())["train"]["temperature"]
              for run in (tmp_path / "study" / "runs").iterdir()}
     assert temps == {0.1, 0.5}
-    assert "## Expected pattern (paper): CoMM at two InfoNCE temperatures" in \
+    assert "## Expected pattern: CoMM at two InfoNCE temperatures" in \
         (tmp_path / "study" / "report.md").read_text()
     # one STUDIES entry makes it a command-line study
     monkeypatch.setitem(studies.STUDIES, "temperature", TEMPERATURE)
