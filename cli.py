@@ -203,7 +203,8 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the run's last checkpoint.")] = False,
     nproc: Annotated[int, typer.Option(help="Data-parallel processes on this machine (torchrun; gloo on CPU, "
                                             "NCCL on GPUs); the batch size is per process.")] = 1,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any other training setting as KEY=VALUE "
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any other run setting, or one of the method's "
+                                                                 "own (`comm-diag methods` lists them), as KEY=VALUE "
                                                                  "(repeatable), e.g. --set proj_dim=128.")] = None,
 ) -> None:
     """Train a method on a dataset's train pairs (checkpoint every epoch, resumable)."""
