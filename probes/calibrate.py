@@ -63,13 +63,15 @@ def _modality1(ds: tg.Dataset, pair_set: str, seed: int = 0) -> np.ndarray:
 
 
 def _pixels(ds: tg.Dataset, pair_set: str, seed: int = 0) -> np.ndarray:
+    projected: dict[int, np.ndarray] = {}  # per image array (both modalities share the split's): Nx256
     parts = []
     for i in range(2):
         imgs, index = ds.modality(pair_set, i)
-        n = imgs.shape[1] * imgs.shape[2] * 3
-        proj = np.random.default_rng([seed, 2]).standard_normal((n, PROJECTION_DIM)).astype(np.float32) / np.sqrt(n)
-        flat = imgs.reshape(len(imgs), -1).astype(np.float32) / 255.0 @ proj  # per image, then per pair: Nx256
-        parts.append(flat[index])
+        if id(imgs) not in projected:
+            n = imgs.shape[1] * imgs.shape[2] * 3
+            proj = np.random.default_rng([seed, 2]).standard_normal((n, PROJECTION_DIM)).astype(np.float32) / np.sqrt(n)
+            projected[id(imgs)] = imgs.reshape(len(imgs), -1).astype(np.float32) / 255.0 @ proj
+        parts.append(projected[id(imgs)][index])
     return np.concatenate(parts, axis=1)  # Px512
 
 

@@ -9,7 +9,6 @@ import comm_diag.trifeature_gen as tg
 from comm_diag.trifeature_gen.tasks import INTERACTION_NAMES, TASKS as TASK_DEFS, get_task, reported_task
 
 TASKS = tuple(TASK_DEFS)  # task names, in the order probes and tables use
-INTERACTION_OF = {name: t.interaction for name, t in TASK_DEFS.items()}
 # the task each interaction is read from in reports and verdicts (U: texture of x1), and its name
 INTERACTIONS = {k: reported_task(k) for k in INTERACTION_NAMES}
 NAMES = INTERACTION_NAMES
@@ -31,11 +30,6 @@ def task_labels(ds: tg.Dataset, pair_set: str) -> dict[str, np.ndarray]:
     """task -> (P,) int labels of the pairs of one set."""
     f1, f2 = (ds.factors_of(pair_set, i) for i in range(2))  # Px3 codes of x1, x2
     return {name: t.label(f1, f2, ds.spec, ds.mapping) for name, t in TASK_DEFS.items()}
-
-
-def n_classes(task: str, spec: tg.DatasetSpec) -> int:
-    """How many values a task's label takes."""
-    return get_task(task).classes(spec)
 
 
 def chance(task: str, spec: tg.DatasetSpec = tg.DatasetSpec()) -> float:
