@@ -512,7 +512,7 @@ def calibrate(
     bad = [r for r in rows if not r["ok"]]
     console.print(f"{len(rows) - len(bad)} of {len(rows)} verdicts as expected; wrote {out / 'calibration.csv'}")
     if bad:
-        err.print(f"[bold red]calibration mismatch:[/] " + "; ".join(f"{r['reference']} {r['level']}: "
+        err.print("[bold red]calibration mismatch:[/] " + "; ".join(f"{r['reference']} {r['level']}: "
                   f"{r['verdict']}" for r in bad), highlight=False, soft_wrap=True)
         raise typer.Exit(code=CALIBRATION_MISMATCH_EXIT)
 
