@@ -17,13 +17,14 @@ from comm_diag.comm.config import PRESET_DATA, preset
 from comm_diag.comm.train import train
 from comm_diag.probes.report import write_report
 from comm_diag.probes.suite import probe_run
+from comm_diag.probes.tasks import task_labels
 
 
 def main(out: Path, preset_name: str) -> None:
     spec = tg.DatasetSpec(**PRESET_DATA[preset_name], synergy=True)
     data = tg.generate(spec, out / "data", force=True)  # atomic, verified on load
     ds = tg.load(data)
-    print(f"synergy positive rate on test pairs: {ds.pairs['test'].synergy.mean():.3f}")
+    print(f"synergy positive rate on test pairs: {task_labels(ds, 'test')['synergy'].mean():.3f}")
     print(f"synergy information (bits): {ds.manifest['pid']['test']['synergy']['synergistic']:.3f}")
 
     cfg = preset(preset_name).replace(method="comm", seed=0)
