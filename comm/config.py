@@ -63,7 +63,7 @@ class TrainConfig(DictConfig):
         """['d=64', 'temperature=0.2', ...] -> {name: value} (``--set`` on the command line).
         A run setting is typed by its field here; any other name is a method setting, kept
         as text and typed by the method's Settings when the config is resolved."""
-        run = {f.name for f in fields(cls)} - {"method_settings"}
+        run = set(cls().run_settings())
         out: dict[str, Any] = {}
         for item in items:
             key, sep, text = item.partition("=")

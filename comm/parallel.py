@@ -33,9 +33,8 @@ def train_parallel(cfg: TrainConfig, data: tg.Dataset | Path | str, out: Path | 
     kept: ``resume=True`` continues). Returns the run folder."""
     if nproc < 2:
         raise ValueError(f"--nproc must be >= 2 to launch processes, got {nproc}")
-    cfg = resolve(cfg)
     ds = data if isinstance(data, tg.Dataset) else tg.load(data)
-    check_data(cfg, ds)
+    check_data(cfg, ds)  # the config itself is resolved and checked by write_job
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     if not torch.cuda.is_available() or cfg.device == "cpu":
         # the cores are shared between the processes

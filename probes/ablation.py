@@ -29,8 +29,7 @@ def run_study(name: str, out: Path | str, *, hooks: Optional[Hooks] = None, exec
     """Run (or finish) a study and report on every run of it that is done; ``options``:
     ``StudySettings`` fields (preset_name, seeds, data, extra, only, epochs, every, ...) and
     the executor's (workers; address, cpus_per_run, gpus_per_run)."""
-    settings, executor_options = StudySettings.split(options)
-    return pipeline.run(get_study(name), out, settings, hooks=hooks, executor=executor, **executor_options)
+    return pipeline.run_with(get_study(name), out, hooks=hooks, executor=executor, **options)
 
 
 __all__ = ["run_study", "study_jobs", "RunJob"]

@@ -19,7 +19,6 @@ from comm_diag.comm.methods import METHODS, load_class
 from comm_diag.comm.methods.plugins import label_of, normalize_target
 
 from . import pipeline
-from .pipeline import StudySettings
 from .studies import Study
 from .sweep import Hooks, Variant
 from .tasks import NAMES
@@ -133,8 +132,7 @@ def check(target: str, out: Path | str, *, controls: Sequence[str] = CONTROLS, h
     ``StudySettings`` fields and the executor's. Returns the report's result plus ``label``
     and ``conclusion``."""
     study, label, said = check_study(target, controls)
-    settings, executor_options = StudySettings.split(options)
-    result = pipeline.run(study, out, settings, hooks=hooks, executor=executor, **executor_options)
+    result = pipeline.run_with(study, out, hooks=hooks, executor=executor, **options)
     return {**result, "label": label, "conclusion": said["conclusion"]}
 
 

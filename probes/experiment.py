@@ -38,6 +38,5 @@ def quickstart(out: Path | str = "comm-diag-out", *, methods: Sequence[str] = ME
     epochs and the report draws learning curves. ``options``: ``StudySettings`` fields
     (preset_name, seeds, epochs, every, data_overrides) and the executor's. Returns what
     ``pipeline.run`` returns."""
-    settings, executor_options = StudySettings.split(options)
-    return pipeline.run(quickstart_study(methods, settings.preset_name), out, settings, hooks=hooks,
-                        executor=executor, **executor_options)
+    study = quickstart_study(methods, options.get("preset_name") or StudySettings.preset_name)
+    return pipeline.run_with(study, out, hooks=hooks, executor=executor, **options)

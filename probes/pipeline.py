@@ -168,3 +168,11 @@ def run(study: Study, out: Path | str, settings: StudySettings = StudySettings()
             "runs": [str(r) for r in runs],
             "expectations": [{"text": t, "held": ok} for t, ok in composed["expectations"]]}, indent=2))
     return {**result, "lead": composed["lead"], "expectations": composed["expectations"]}
+
+
+def run_with(study: Study, out: Path | str, *, hooks: Optional[Hooks] = None, executor: str = "local",
+             **options) -> dict:
+    """``run`` with keyword options: ``StudySettings`` fields and the executor's (workers;
+    address, cpus_per_run, gpus_per_run), as the library entry points take them."""
+    settings, executor_options = StudySettings.split(options)
+    return run(study, out, settings, hooks=hooks, executor=executor, **executor_options)
