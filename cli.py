@@ -64,7 +64,21 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
                                                          help="Print the version and exit.")] = None) -> None:
-    pass
+    terminate_as_interrupt()
+
+
+def terminate_as_interrupt() -> None:
+    """SIGTERM (``kill``, a job scheduler's stop) ends a command as Ctrl-C does: its
+    ``finally`` blocks run, so lock files and temporary folders go with it and the
+    last finished epoch is kept; the default handler would end the process on the spot."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 # ----------------------------------------------------------------------------- generate / info
@@ -180,8 +194,8 @@ def _train_bar(bar: Progress, label: str):
 @app.command()
 def train(
     data: Annotated[Path, typer.Option(help="Dataset folder (from `comm-diag generate`).")],
-    method: Annotated[str, typer.Option(help="Method: a built-in or plugin name (`comm-diag methods` lists them) "
-                                             "or path/to/file.py:ClassName.")] = "comm",
+    method: Annotated[Optional[str], typer.Option(help="Method: a built-in or plugin name (`comm-diag methods` lists "
+                                                       "them) or path/to/file.py:ClassName [default: comm].")] = None,
     encoder: Annotated[Optional[str], typer.Option(help="Encoder: alexnet, alexnet_bn, resnet18, resnet50.")] = None,
     width: Annotated[Optional[float], typer.Option(help="Encoder channel multiplier (1.0 = torchvision's) [preset].")] = None,
     d: Annotated[Optional[int], typer.Option("--d", help="Width of the tokens and of the representation [preset].")] = None,
@@ -195,8 +209,8 @@ def train(
     aug1: Annotated[Optional[str], typer.Option(help="Augmentation of modality 1: all, none, crop, color, ...")] = None,
     aug2: Annotated[Optional[str], typer.Option(help="Augmentation of modality 2.")] = None,
     crop_min: Annotated[Optional[float], typer.Option(help="Lower scale of the random crop [method/preset].")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of weights, batches and augmentations.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    seed: Annotated[Optional[int], typer.Option(help="Seed of weights, batches and augmentations [default: 0].")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda [default: auto].")] = None,
     precision: Annotated[Optional[str], typer.Option(
         help="auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32), bf16 or fp32.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Run folder [default: runs/METHOD-seedSEED].")] = None,
@@ -215,13 +229,13 @@ def train(
     from comm_diag.comm.train import train as train_run
 
     with user_errors():
-        method = normalize_target(method)
-        out = out or Path("runs") / f"{label_of(method)}-seed{seed}"
         options = dict(method=method, encoder=encoder, width=width, d=d, fusion=fusion, epochs=epochs,
                        batch_size=batch_size, lr=lr, weight_decay=weight_decay, temperature=temperature,
                        aug1=aug1, aug2=aug2, crop_min=crop_min, seed=seed, device=device, precision=precision)
-        given = {**TrainConfig.parse_settings(set_ or ()), **{k: v for k, v in options.items() if v is not None}}
+        given = TrainConfig.merge_given(options, set_ or ())  # an option and --set for one setting: refused
+        given["method"] = method = normalize_target(str(given.get("method", TrainConfig.method)))
         cfg = resolve(preset(preset_name).replace(**given))
+        out = out or Path("runs") / f"{label_of(method)}-seed{cfg.seed}"
         ds = tg.load(data)
         if nproc < 1:
             raise UserError(f"--nproc must be >= 1, got {nproc}")
@@ -246,6 +260,9 @@ def probe(
     every: Annotated[int, typer.Option(help="Probe every K-th saved epoch too (learning curves).")] = 0,
     allow_unfinished: Annotated[bool, typer.Option("--allow-unfinished", help="Probe a run that has not reached "
                                                    "its last epoch (report will still refuse it).")] = False,
+    method: Annotated[Optional[str], typer.Option(help="The run's method, when it is your code (path/to/file.py:"
+                                                       "ClassName): a run folder's config never makes comm-diag "
+                                                       "import code, you name it.")] = None,
 ) -> None:
     """Probe a trained run (and its random-init control): probes.csv and probes.json."""
     from comm_diag.probes.suite import probe_run
@@ -253,7 +270,7 @@ def probe(
     with user_errors():
         rows = probe_run(run, data=data, probes=[p.strip() for p in probe_kind.split(",")],
                          every=1 if every_epoch else every, on_model=lambda m: err.print(f"probing {m}"),
-                         allow_unfinished=allow_unfinished)
+                         allow_unfinished=allow_unfinished, method=method)
         console.print(_rows_table(rows))
         console.print(f"wrote {run / 'probes.csv'}")
 
@@ -294,15 +311,10 @@ def report(
                                                "of one kind into one mean (refused by default).")] = False,
 ) -> None:
     """Figure-4 chart, learning curves, verdicts and summary.csv over probed runs."""
-    from comm_diag.outputs import check_parents
-    from comm_diag.probes.report import ReportError, find_runs, write_report
+    from comm_diag.probes.report import report as write_report_folder
 
     with user_errors():
-        check_parents(out)
-        try:
-            result = write_report(find_runs(runs, mix_datasets=mix_datasets), out)
-        except ReportError as e:
-            raise UserError(str(e)) from None
+        result = write_report_folder(runs, out, mix_datasets=mix_datasets)
         console.print(_verdict_table(result))
         console.print(f"wrote {out / 'report.md'}")
 
@@ -605,6 +617,10 @@ def methods() -> None:
         t.add_row(name, "built-in", summary(cls))
         settings[name] = own(cls)
     for name, value in installed().items():
+        if name in METHODS:  # load_class resolves a name to the built-in first
+            t.add_row(name, f"plugin {value}", f"[yellow]never used: the built-in {name!r} has this name; rename "
+                                               f"the entry point, or give {value} as the method[/]")
+            continue
         try:
             cls = load_class(name)
             t.add_row(name, f"plugin {value}", summary(cls))

@@ -1,40 +1,59 @@
 """Output folders: what kind of comm-diag artefact a folder holds, who may write it, and
 when it may be replaced.
 
-Every command that writes (``generate``, ``train``, ``quickstart``, ``ablate``,
-``check``) goes through ``claim``:
+Every command that writes (``generate``, ``train``, ``report``, ``quickstart``,
+``ablate``, ``check``, ``calibrate``) goes through ``claim``:
 
+- the path is resolved first (``~``, ``.``, ``..`` and symbolic links), so every rule
+  applies to the real folder: ``--force`` through a link replaces the linked dataset,
+  and a link into a run cannot smuggle an output inside it;
 - the folder is claimed exclusively for the whole command (an advisory ``flock`` on a
-  lock file beside it, ``PARENT/.NAME.lock``, removed when the command ends): a second
-  writer of the same folder stops at once with one line instead of mixing its files
-  with the first's;
-- a folder is written only if it is absent, empty, or already an artefact of the same
-  kind (a run is resumed, an experiment continued, a dataset replaced with ``force``);
-  anything else (user files, another kind of artefact) is refused, force or not;
+  lock file beside it, ``PARENT/.NAME.lock``, removed when the command ends, on
+  SIGTERM too): a second writer of the same folder stops at once with one line
+  instead of mixing its files with the first's;
+- a folder is written only if it is absent, **empty (no entry at all, hidden ones
+  included: a folder holding only ``.git`` or ``.ssh`` is not empty)**, or already an
+  artefact of the same kind (a run is resumed, an experiment continued, a dataset
+  replaced with ``force``); anything else (user files, another kind of artefact) is
+  refused, force or not;
+- replacing (``generate --force``) removes only a dataset whose every file is one its
+  manifest lists: a dataset into which a user put a file of their own is refused, and
+  the file named;
 - no output may lie inside a dataset or a run (a later ``generate --force`` of the
-  dataset would delete it).
+  dataset would delete it);
+- what an interrupted writer left beside the folder (``.NAME.partial-*`` temporary
+  folders, ``.NAME.old`` from a replacement cut short) is cleared by the next writer,
+  and only when it carries comm-diag's own marker or manifest.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
+import shutil
 from pathlib import Path
 from typing import Iterator, Optional
 
 # kind -> the file that marks a folder as that artefact
 MARKERS = {"dataset": "manifest.json", "run": "config.json", "experiment": "sweep.json",
-           "calibration": "calibration.json"}
+           "calibration": "calibration.json", "report": "report.json"}
 NO_NESTING = ("dataset", "run")  # artefacts that may not contain another output
+PARTIAL_MARKER = ".comm-diag-partial"  # inside a temporary folder a writer is filling
 
 
 class OutputError(ValueError):
     """An output folder that may not be written (one line for the user)."""
 
 
+def resolved(out: Path | str) -> Path:
+    """The real path the rules apply to: ``~`` expanded, relative made absolute, links followed."""
+    return Path(out).expanduser().resolve()
+
+
 def kind_of(folder: Path | str) -> Optional[str]:
-    """The artefact a folder holds ('dataset', 'run', 'experiment'), or None."""
+    """The artefact a folder holds ('dataset', 'run', 'experiment', ...), or None."""
     folder = Path(folder)
     for kind, marker in MARKERS.items():
         if (folder / marker).is_file():
@@ -42,31 +61,84 @@ def kind_of(folder: Path | str) -> Optional[str]:
     return None
 
 
-def _has_user_files(folder: Path) -> bool:
-    return any(not p.name.startswith(".") for p in folder.iterdir())
+def is_empty(folder: Path) -> bool:
+    """No entry at all: a hidden file or folder (``.git``, ``.venv``, ``.ssh``) counts."""
+    return next(folder.iterdir(), None) is None
+
+
+def dataset_files(folder: Path) -> Optional[set[str]]:
+    """The files (relative POSIX paths) a dataset's manifest lists, manifest.json
+    included; None if the manifest cannot be read (then nobody knows what is ours)."""
+    try:
+        listed = json.loads((folder / MARKERS["dataset"]).read_text()).get("sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(listed, dict):
+        return None
+    return {*listed, MARKERS["dataset"]}
+
+
+def foreign_entries(folder: Path) -> Optional[list[str]]:
+    """Entries of a dataset folder that its manifest does not list (a user's ``notes.txt``,
+    a ``.venv/``), sorted; None if its manifest cannot be read."""
+    listed = dataset_files(folder)
+    if listed is None:
+        return None
+    parents = {p for rel in listed for p in map(str, Path(rel).parents) if p != "."}
+    found = []
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder).as_posix()
+        if p.is_symlink() or not (p.is_file() and rel in listed or p.is_dir() and rel in parents):
+            found.append(rel)
+    return [f for f in found if not any(f.startswith(g + "/") for g in found)]  # a foreign folder once
+
+
+def remove_dataset(folder: Path) -> bool:
+    """Delete a dataset folder if every entry in it is one its manifest lists; False
+    (nothing deleted) otherwise."""
+    if kind_of(folder) != "dataset" or foreign_entries(folder) != []:
+        return False
+    shutil.rmtree(folder)
+    return True
 
 
 def check(out: Path | str, kind: str, *, force: bool = False, reuse: bool = True) -> Path:
-    """Whether ``out`` may receive a ``kind`` artefact; returns it as a Path, else OutputError.
+    """Whether ``out`` may receive a ``kind`` artefact; returns its resolved Path, else OutputError.
 
     ``reuse``: an existing artefact of the same kind may be written into (resume,
-    continue); ``force``: it may be replaced. Neither ever touches other files.
+    continue); ``force``: it may be replaced, if all its files are its own. Neither
+    ever touches other files.
     """
-    out = check_parents(Path(out))
+    out = check_parents(resolved(out))
     if not out.exists():
         return out
     if not out.is_dir():
         raise OutputError(f"{out} is a file, not a folder: choose another --out")
     found = kind_of(out)
-    if found is None and not _has_user_files(out):
+    if found is None and is_empty(out):
         return out
-    if found == kind and (reuse or force):
+    if found == kind and reuse:
+        return out
+    if found == kind and force:
+        if kind == "dataset":
+            _check_replaceable(out)
         return out
     what = f"a comm-diag {found}" if found else "files that comm-diag did not write"
     if found == kind:
         raise OutputError(f"{out} already holds {_a(kind)}; pass --force to replace it or choose another --out")
-    raise OutputError(f"{out} holds {what}, not {_a(kind)}: choose another --out"
+    raise OutputError(f"{out} holds {what}, not {_a(kind)} (hidden files count): choose another --out"
                       + (f" (--force replaces only an empty folder or {_a(kind)})" if force else ""))
+
+
+def _check_replaceable(out: Path) -> None:
+    foreign = foreign_entries(out)
+    if foreign is None:
+        raise OutputError(f"{out}: its manifest.json cannot be read, so which files are comm-diag's is unknown; "
+                          f"--force replaces only a dataset whose files its manifest lists: choose another --out")
+    if foreign:
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        raise OutputError(f"{out} holds files its manifest does not list ({', '.join(foreign[:3])}{more}); "
+                          f"--force never deletes them: move them out or choose another --out")
 
 
 def _a(kind: str) -> str:
@@ -75,6 +147,8 @@ def _a(kind: str) -> str:
 
 def check_parents(out: Path) -> Path:
     """OutputError if ``out`` lies under a file or inside a dataset or a run."""
+    if out == Path(out.anchor):
+        raise OutputError(f"{out} is the root of the file system: choose another --out")
     for parent in out.parents:
         if parent.exists() and not parent.is_dir():
             raise OutputError(f"cannot write {out}: {parent} is a file, not a folder")
@@ -86,6 +160,56 @@ def check_parents(out: Path) -> Path:
 
 def lock_path(out: Path) -> Path:
     return out.parent / f".{out.name}.lock"
+
+
+def partial_folder(out: Path) -> Path:
+    """A new temporary folder beside ``out`` for a writer to fill, then rename into place;
+    marked as comm-diag's so that a later writer may clear it if this one is killed."""
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    (tmp / PARTIAL_MARKER).touch()
+    return tmp
+
+
+def old_folder(out: Path) -> Path:
+    """Where a replaced dataset waits between the two renames of a replacement."""
+    return out.with_name(f".{out.name}.old")
+
+
+def clear_leftovers(out: Path) -> None:
+    """Remove what a killed writer of ``out`` left beside it (call while holding its lock):
+    marked temporary folders, and a replaced dataset (restored instead if the
+    replacement was cut before the new one was in place)."""
+    import glob
+
+    for p in out.parent.glob(f".{glob.escape(out.name)}.partial-*"):
+        if p.is_dir() and not p.is_symlink() and (p / PARTIAL_MARKER).is_file():
+            shutil.rmtree(p, ignore_errors=True)
+    old = old_folder(out)
+    if old.is_dir() and not old.is_symlink() and kind_of(old) == "dataset":
+        if not out.exists():
+            os.replace(old, out)  # cut between the renames: the old dataset is all there is
+        else:
+            with contextlib.suppress(OSError):
+                remove_dataset(old)
+    if old.exists() or old.is_symlink():
+        raise OutputError(f"{old} is in the way of replacing {out} and is not comm-diag's to delete: "
+                          f"move it away and run the command again")
+
+
+def replace_folder(tmp: Path, out: Path) -> None:
+    """Put the finished folder ``tmp`` at ``out``: renamed into place, a dataset already
+    there first set aside and then deleted (it holds only its own files: ``check``)."""
+    (tmp / PARTIAL_MARKER).unlink(missing_ok=True)
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    old = old_folder(out)
+    os.replace(out, old)
+    os.replace(tmp, out)
+    with contextlib.suppress(OSError):  # a failure here leaves .NAME.old, cleared by the next writer
+        remove_dataset(old)
 
 
 @contextlib.contextmanager
@@ -129,4 +253,5 @@ def claim(out: Path | str, kind: str, *, force: bool = False, reuse: bool = True
     except OSError as e:
         raise OutputError(f"cannot create {out.parent}: {e.strerror}") from None
     with exclusive(lock_path(out)):
+        clear_leftovers(out)
         yield check(out, kind, force=force, reuse=reuse)  # again, now that nobody else writes it

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping, Optional, Sequence
 
-from comm_diag.trifeature_gen.spec import DictConfig
+from comm_diag.trifeature_gen.spec import DictConfig, check_seed
 
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -50,7 +50,11 @@ class TrainConfig(DictConfig):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        """The inverse of ``to_dict`` (names that are not run settings: method settings)."""
+        """The inverse of ``to_dict`` (names that are not run settings: method settings);
+        ValueError if a run setting has the wrong type (a damaged config.json)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"training settings must be a JSON object, got {type(d).__name__}")
+        cls.check_types(d)
         return cls().replace(**{k: v for k, v in d.items() if k != "method_settings"},
                              **dict(d.get("method_settings", {})))
 
@@ -72,6 +76,19 @@ class TrainConfig(DictConfig):
                 raise ValueError(f"--set takes KEY=VALUE (a run setting or one of the method's settings); got {item!r}")
             out[key] = cls.parse_value(key, text) if key in run else text
         return out
+
+    @classmethod
+    def merge_given(cls, options: Mapping[str, Any], items: Sequence[str] = ()) -> dict[str, Any]:
+        """The settings a user gave: named options (None: not given) and ``--set KEY=VALUE``
+        items, one source of truth: a setting given both ways is refused, never silently
+        won by one of them."""
+        given = {k: v for k, v in options.items() if v is not None}
+        from_set = cls.parse_settings(items)
+        both = sorted(set(given) & set(from_set))
+        if both:
+            k = both[0]
+            raise ValueError(f"--{k.replace('_', '-')} {given[k]} and --set {k}={from_set[k]} both set {k}: give it once")
+        return {**from_set, **given}
 
     def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with ``changes``; None values are skipped. A name that is not a run
@@ -113,8 +130,7 @@ class TrainConfig(DictConfig):
         for name in ("epochs", "d"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.seed < 0:
-            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        check_seed(self.seed)
         if not 0.0 < self.width <= 4.0:
             raise ValueError(f"width must be in (0, 4], got {self.width}")
         if self.warmup_epochs < 0:

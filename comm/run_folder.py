@@ -16,6 +16,8 @@ import errno
 import hashlib
 import json
 import os
+import pickle
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -25,6 +27,7 @@ import comm_diag.trifeature_gen as tg
 
 from .config import TrainConfig
 from .methods import Method, build_method, resolve
+from .methods.plugins import is_code_target, require_given
 from .runtime import resolve_device
 
 CONFIG = "config.json"
@@ -46,9 +49,38 @@ def checkpoint_path(run: Path | str, epoch: Optional[int] = None) -> Path:
 
 
 def read_config(run: Path | str) -> Optional[dict]:
-    """RUN/config.json as written by ``train``, or None if there is none."""
+    """RUN/config.json as written by ``train``, checked to be one (a JSON object with
+    ``train`` and ``data`` objects whose settings have their types), or None if there is
+    none; TrainingError (one line, naming the file) if it is damaged."""
     path = Path(run) / CONFIG
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise TrainingError(f"{path} is not valid JSON ({e.msg}, line {e.lineno}): the run's config is damaged") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise TrainingError(f"{path} cannot be read ({e})") from None
+    if not (isinstance(meta, dict) and isinstance(meta.get("train"), dict) and isinstance(meta.get("data"), dict)):
+        raise TrainingError(f"{path} is not a comm-diag run config: it needs a 'train' and a 'data' object")
+    data = meta["data"]
+    if not (isinstance(data.get("fingerprint"), str) and isinstance(data.get("path"), str)
+            and isinstance(data.get("spec"), dict)):
+        raise TrainingError(f"{path} is damaged: its 'data' object needs 'path', 'fingerprint' and 'spec'")
+    try:
+        TrainConfig.from_dict(meta["train"]).validate()
+    except (TypeError, ValueError) as e:
+        raise TrainingError(f"{path} is damaged: {e}") from None
+    return meta
+
+
+def run_id(train: dict, fingerprint: str) -> str:
+    """A run's identity: a digest of its resolved settings (the device aside) and of its
+    dataset's manifest. Two folders with one identity are one run (a copy), and every
+    checkpoint carries the identity of the run that wrote it."""
+    settings_ = {k: v for k, v in train.items() if k != "device"}
+    text = json.dumps({"train": settings_, "data": fingerprint}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def build_model(cfg: TrainConfig, device: torch.device, n_modalities: int = 2) -> Method:
@@ -72,38 +104,72 @@ def _atomic_save(obj, path: Path) -> None:
 
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
-    """A checkpoint written by ``_atomic_save``; TrainingError (one line) if it is unreadable."""
+    """A checkpoint written by ``_atomic_save``; TrainingError (one line) if it is unreadable.
+
+    Loaded with ``weights_only=True``: a checkpoint may hold only tensors and plain data
+    (dicts, lists, numbers, strings), so a received file can never run code when it is
+    read; anything else in it is refused, not executed."""
     try:
-        state = torch.load(path, map_location=device, weights_only=False)
+        state = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        raise TrainingError(f"{path} holds objects other than tensors and plain data: refused, not loaded "
+                            f"(a comm-diag checkpoint holds only those, and a received file never runs code)") from None
     except Exception as e:  # truncated zip, empty file, not a checkpoint: torch raises many kinds
         raise TrainingError(f"{path} is not a readable checkpoint ({type(e).__name__}): it is truncated or was "
                             f"not written by comm-diag; delete it to retrain from the previous epoch") from None
-    if not isinstance(state, dict) or "model" not in state:
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict) or \
+            not isinstance(state.get("epoch"), int):
         raise TrainingError(f"{path} is not a comm-diag checkpoint")
     return state
 
 
+def check_belongs(state: dict, meta: dict, path: Path, epoch: Optional[int] = None) -> None:
+    """TrainingError unless the checkpoint was written by the run of ``meta`` (its identity)
+    at ``epoch``. Runs written before 0.4 carry no identity and are not checked."""
+    if "run_id" in meta and state.get("run") != meta["run_id"]:
+        raise TrainingError(f"{path} was not written by this run (its identity differs from config.json's): "
+                            f"it is not used as this run's weights; remove it or train the run again")
+    if epoch is not None and state["epoch"] != epoch:
+        raise TrainingError(f"{path} holds the weights of epoch {state['epoch']}, not of epoch {epoch}: "
+                            f"the run folder is inconsistent")
+
+
 def run_config(cfg: TrainConfig, ds: tg.Dataset) -> dict:
-    return {"train": cfg.to_dict(), "data": {"path": str(ds.root), "fingerprint": data_fingerprint(ds),
-                                             "spec": ds.spec.to_dict(), "n_modalities": ds.n_modalities},
+    """config.json: the resolved settings, the dataset (absolute path, so the run is found
+    from any folder; manifest fingerprint; the digest of every file, its content
+    identity) and the run's identity."""
+    fingerprint = data_fingerprint(ds)
+    return {"train": cfg.to_dict(), "run_id": run_id(cfg.to_dict(), fingerprint),
+            "data": {"path": str(Path(ds.root).resolve()), "fingerprint": fingerprint,
+                     "files": dict(ds.manifest.get("sha256", {})), "spec": ds.spec.to_dict(),
+                     "n_modalities": ds.n_modalities},
             "package_version": tg.__version__}
 
 
 def same_config(a: dict, b: dict) -> bool:
     """Two TrainConfig dicts describe the same run (the device may differ; a setting
-    missing from an older run's config.json has its default)."""
-    return settings(a) == settings(b)
+    missing from an older run's config.json has its default). ``a`` may come from a
+    file: its method is imported only if it is ``b``'s."""
+    return settings(a, trusted=b.get("method")) == settings(b)
 
 
 def changed_settings(old: dict, new: dict) -> dict[str, tuple]:
-    """setting -> (old value, new value) for every setting two TrainConfig dicts disagree on."""
-    a, b = settings(old), settings(new)
+    """setting -> (old value, new value) for every setting two TrainConfig dicts disagree
+    on (``old`` may come from a file: its method is imported only if it is ``new``'s)."""
+    a, b = settings(old, trusted=new.get("method")), settings(new)
     return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
 
 
-def settings(config: dict) -> dict:
+def settings(config: dict, trusted: Optional[str] = None) -> dict:
     """A TrainConfig dict as one flat dict of run and method settings, every one of them
-    (defaults filled in: older run folders lack the newer ones), without the device."""
+    (defaults filled in: older run folders lack the newer ones), without the device.
+
+    A method that is code named by a file (``path.py:Class``) is imported only when it
+    is ``trusted`` (the method the person at the keyboard gave); otherwise the dict is
+    returned as it is, unresolved, so it compares as a different run."""
+    method = config.get("method", TrainConfig.method)
+    if is_code_target(method) and method != trusted and trusted is not None:
+        return {k: v for k, v in config.items() if k != "device"}
     cfg = resolve(TrainConfig.from_dict(config), strict=False)
     return {k: v for k, v in cfg.to_dict().items() if k != "device"}
 
@@ -116,35 +182,73 @@ def _truncate_log(path: Path, keep_steps: int) -> None:
         rows = list(csv.reader(f))
     if not rows:
         return
-    kept = [rows[0]] + [r for r in rows[1:] if int(r[2]) <= keep_steps]
+    def step_of(row: list[str]) -> Optional[int]:
+        return int(row[2]) if len(row) == len(rows[0]) and row[2].isdigit() else None
+
+    # a row torn by a kill during its write ("1,2") is dropped with the rows to redo
+    kept = [rows[0]] + [r for r in rows[1:] if (s := step_of(r)) is not None and s <= keep_steps]
     with open(path, "w", newline="") as f:
         csv.writer(f).writerows(kept if keep_steps > 0 else [])
 
 
-def load_run(run: Path | str, epoch: Optional[int] = None, device: str = "cpu") -> tuple[Method, dict]:
-    """Rebuild a trained model from a run folder (weights after ``epoch``; default: the last)."""
+def load_run(run: Path | str, epoch: Optional[int] = None, device: str = "cpu",
+             method: Optional[str] = None) -> tuple[Method, dict]:
+    """Rebuild a trained model from a run folder (weights after ``epoch``; default: the last).
+
+    ``method``: the method as the caller gave it. A run whose config names code to
+    import (``path.py:Class``, ``module:Class``) is loaded only when ``method`` names the
+    same: a value read from a received file never makes comm-diag import code. Every
+    checkpoint must carry the run's identity (``check_belongs``) and fit its config."""
     run = Path(run)
-    cfg_path = run / CONFIG
-    ckdir = run / CHECKPOINTS
-    if not cfg_path.is_file() or not ckdir.is_dir():
+    meta = read_config(run)
+    if meta is None or not (run / CHECKPOINTS).is_dir():
         raise FileNotFoundError(f"{run} is not a training run (no config.json or checkpoints/)")
-    meta = json.loads(cfg_path.read_text())
+    require_given(meta["train"].get("method", TrainConfig.method), method, f"{run}/config.json")
+    cfg = resolve(TrainConfig.from_dict(meta["train"]), strict=False)
     epochs = saved_epochs(run)
     if not epochs:
         raise FileNotFoundError(f"{run} has no checkpoint")
+    beyond = [e for e in epochs if e > cfg.epochs]
+    if beyond:
+        raise TrainingError(f"{run}/{CHECKPOINTS} holds {checkpoint_path(run, beyond[0]).name}, past the run's "
+                            f"{cfg.epochs} epochs: it is not part of this run; remove it")
     epoch = epochs[-1] if epoch is None else epoch
     if epoch not in epochs:
         raise FileNotFoundError(f"{run} has no checkpoint for epoch {epoch} (saved: {epochs})")
-    cfg = resolve(TrainConfig.from_dict(meta["train"]), strict=False)
     dev = resolve_device(device)
     model = build_model(cfg, dev, meta["data"].get("n_modalities", 2))
-    model.load_state_dict(load_checkpoint(checkpoint_path(run, epoch), dev)["model"])
+    path = checkpoint_path(run, epoch)
+    state = load_checkpoint(path, dev)
+    check_belongs(state, meta, path, epoch)
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError, TypeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TrainingError(f"{path} does not fit the run's config.json ({first[:160]}): it was written by "
+                            f"another method or with other settings") from None
     model.eval()
     return model, {**meta, "epoch": epoch}
 
 
+CHECKPOINT_NAME = re.compile(r"epoch_(\d{3,})\.pt")
+
+
 def saved_epochs(run: Path | str) -> list[int]:
-    return sorted(int(p.stem.split("_")[1]) for p in (Path(run) / CHECKPOINTS).glob("epoch_*.pt"))
+    """The epochs RUN/checkpoints holds weights for; other names there are never read."""
+    folder = Path(run) / CHECKPOINTS
+    found = (CHECKPOINT_NAME.fullmatch(p.name) for p in folder.iterdir()) if folder.is_dir() else ()
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+def checkpoint_digest(run: Path | str, epoch: int) -> str:
+    """sha256 of the weights of one epoch (probes.json records what it probed)."""
+    h = hashlib.sha256()
+    with open(checkpoint_path(run, epoch), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def data_fingerprint(ds: tg.Dataset) -> str:
     """sha256 of the dataset's manifest (which holds the sha256 of every file)."""
     return hashlib.sha256((ds.root / "manifest.json").read_bytes()).hexdigest()

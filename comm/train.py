@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 
 import comm_diag.trifeature_gen as tg
@@ -27,9 +28,9 @@ from ..outputs import claim
 from . import distributed as dist
 from .augment import Augment
 from .config import PRESET_DATA, TrainConfig
-from .methods import Method, resolve
+from .methods import METHODS, Method, as_batch, preflight, resolve
 from .run_folder import (CHECKPOINTS, CONFIG, LOG, TrainingError, _atomic_save, _truncate_log, build_model,
-                         changed_settings, checkpoint_path, load_checkpoint, run_config)
+                         changed_settings, check_belongs, checkpoint_path, load_checkpoint, read_config, run_config)
 from .runtime import autocast, resolve_device, resolve_precision, set_threads
 
 @dataclass(frozen=True)
@@ -99,6 +100,51 @@ def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
     return [{"params": rest}, {"params": flat, "weight_decay": 0.0}]
 
 
+def _resume_state(out: Path, meta: dict, device: torch.device) -> dict:
+    """The checkpoint to resume from: last.pt, or the initialisation (epoch_000.pt) of a
+    run stopped before its first epoch ended; TrainingError if it is not this run's."""
+    last = checkpoint_path(out)
+    if last.is_file():
+        state = load_checkpoint(last, device)
+        if not isinstance(state.get("config"), dict) or not isinstance(state["config"].get("train"), dict) \
+                or "optimizer" not in state:
+            raise TrainingError(f"--resume: {last} is not a comm-diag resume checkpoint")
+        recorded = state["config"]
+    elif checkpoint_path(out, 0).is_file() and read_config(out) is not None:
+        state, recorded = load_checkpoint(checkpoint_path(out, 0), device), read_config(out)
+    else:
+        raise TrainingError(f"--resume: {out} has no checkpoint to resume from")
+    differ = changed_settings(recorded["train"], meta["train"])
+    if differ:
+        raise TrainingError(f"--resume: {out} was trained with other settings ("
+                            + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in differ.items())
+                            + "); resume with the same options or choose another --out")
+    if recorded.get("data", {}).get("fingerprint") != meta["data"]["fingerprint"]:
+        raise TrainingError(f"--resume: {out} was trained on another dataset ({recorded.get('data', {}).get('path')})")
+    check_belongs(state, meta if "run" in state or "run_id" in recorded else {}, last)
+    return state
+
+
+def _method_step(forward, xs, fns, method: str, epoch: int, step: int) -> dict:
+    """The method's training step, its failures (an exception, a SystemExit, a result that
+    is not a dict of scalar tensors with 'loss') as one TrainingError naming the method."""
+    where = f"at epoch {epoch}, step {step + 1}; the last finished epoch is kept"
+    try:
+        terms = forward(xs, fns)
+    except KeyboardInterrupt:
+        raise
+    except (Exception, SystemExit) as e:  # a plugin's sys.exit() must not end the run as a success
+        raise TrainingError(f"method {method}: step() raised {type(e).__name__}: {e} {where}") from None
+    if not isinstance(terms, dict) or not isinstance(terms.get("loss"), torch.Tensor):
+        got = type(terms).__name__ if not isinstance(terms, dict) else f"a dict with keys {sorted(terms)}"
+        raise TrainingError(f"method {method}: step() must return a dict of scalar tensors with 'loss', got {got} "
+                            f"{where}")
+    bad = [k for k, v in terms.items() if not isinstance(v, torch.Tensor) or v.numel() != 1]
+    if bad:
+        raise TrainingError(f"method {method}: step()[{bad[0]!r}] is not a scalar tensor {where}")
+    return terms
+
+
 def train(
     cfg: TrainConfig,
     data: tg.Dataset | Path | str,
@@ -122,6 +168,10 @@ def train(
     cfg = resolve(cfg)
     ds = data if isinstance(data, tg.Dataset) else tg.load(data)
     check_data(cfg, ds)
+    if cfg.method not in METHODS and not dist.launched():
+        # a user's method: one trial step on a few real pairs before any byte (not under torchrun,
+        # where a step's collectives need every rank; there the loop names a failing step)
+        preflight(cfg, [as_batch(x) for x in ds.samples("train", np.arange(min(4, ds.n_samples("train"))))])
     joined = not dist.is_distributed() and dist.launched()
     gpu = dist.init_from_env(cfg.device)
     try:
@@ -151,18 +201,10 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
     opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start_epoch = 0
     if resume:
-        if not last.is_file():
-            raise TrainingError(f"--resume: {out} has no checkpoint to resume from")
-        state = load_checkpoint(last, device)
-        differ = changed_settings(state["config"]["train"], meta["train"])
-        if differ:
-            raise TrainingError(f"--resume: {out} was trained with other settings ("
-                                + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in differ.items())
-                                + "); resume with the same options or choose another --out")
-        if state["config"]["data"]["fingerprint"] != meta["data"]["fingerprint"]:
-            raise TrainingError(f"--resume: {out} was trained on another dataset ({state['config']['data']['path']})")
+        state = _resume_state(out, meta, device)
         model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        if "optimizer" in state:  # from the initialisation: a fresh optimiser is its state
+            opt.load_state_dict(state["optimizer"])
         start_epoch = state["epoch"]
     elif last.is_file():
         raise TrainingError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
@@ -177,7 +219,7 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
         (out / CONFIG).write_text(json.dumps(
             {**meta, "processes": world, "precision_used": resolve_precision(cfg.precision, device)}, indent=2))
         if start_epoch == 0:
-            _atomic_save({"model": model.state_dict(), "epoch": 0}, checkpoint_path(out, 0))
+            _atomic_save({"model": model.state_dict(), "epoch": 0, "run": meta["run_id"]}, checkpoint_path(out, 0))
 
     modalities = device_modalities(ds, "train", device)
     steps_per_epoch = n_pairs // global_batch
@@ -211,7 +253,7 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
                 gen = torch.Generator(device=device).manual_seed(cfg.seed * 7_919_993 + gstep + rank * 1_000_000_007)
                 fns = [lambda x, a=a: a(x, gen) for a in augs]
                 with amp:
-                    out_terms = forward(xs, fns)
+                    out_terms = _method_step(forward, xs, fns, cfg.method, epoch, step)
                 loss = out_terms["loss"]
                 # every rank sees the mean terms, so all stop together on a non-finite loss
                 values = dist.mean_over_ranks(torch.stack([v.detach().float() for v in out_terms.values()]))
@@ -233,8 +275,10 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
                     on_step(StepInfo(epoch, step + 1, steps_per_epoch, cfg.epochs, gstep + 1, terms["loss"], rate))
             log_file.flush()
             if main:
-                state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "config": meta}
-                _atomic_save({"model": state["model"], "epoch": epoch}, checkpoint_path(out, epoch))
+                state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "config": meta,
+                         "run": meta["run_id"]}
+                _atomic_save({"model": state["model"], "epoch": epoch, "run": meta["run_id"]},
+                             checkpoint_path(out, epoch))
                 _atomic_save(state, last)
     finally:
         log_file.close()

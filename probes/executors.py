@@ -75,7 +75,7 @@ def auto_workers(jobs: Sequence[RunJob]) -> int:
     return max(1, min(usable_cores(), len(todo)))
 
 
-def run_local(jobs: Sequence[RunJob], hooks: Hooks, workers: int = 1, **_: object) -> list[str]:
+def run_local(jobs: Sequence[RunJob], hooks: Hooks, workers: int = 1) -> list[str]:
     """``workers`` = 1: in this process, with step-level progress; 0: ``auto_workers``. More: that many
     spawned processes sharing the cores (torch threads = cores // workers each),
     whose stages and steps are relayed to ``hooks`` (``on_job_step``: one bar per run)."""
@@ -119,7 +119,7 @@ RAY_HINT = "the ray executor needs Ray: pip install -e '.[ray]' (or pip install 
 
 
 def run_ray(jobs: Sequence[RunJob], hooks: Hooks, address: Optional[str] = None, cpus_per_run: float = 1.0,
-            gpus_per_run: float = 0.0, **_: object) -> list[str]:
+            gpus_per_run: float = 0.0) -> list[str]:
     """Each job a Ray task with its own CPU/GPU request, on a local Ray instance
     (``address`` None) or the cluster at ``address``. Every node must see the
     dataset and output folders at the same paths (a shared file system)."""
@@ -165,6 +165,25 @@ EXECUTORS: dict[str, Callable[..., list[str]]] = {"local": run_local, "ray": run
 
 def run_jobs(jobs: Sequence[RunJob], hooks: Optional[Hooks] = None, executor: str = "local", **options) -> list[str]:
     """Run every job with the named executor (options: workers; address, cpus_per_run, gpus_per_run)."""
+    check_options(executor, options)
+    return EXECUTORS[executor](jobs, hooks or Hooks(), **options)
+
+
+def executor_options(executor: str) -> tuple[str, ...]:
+    """The keyword options an executor takes (its function's own parameters)."""
+    import inspect
+
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
-    return EXECUTORS[executor](jobs, hooks or Hooks(), **options)
+    return tuple(inspect.signature(EXECUTORS[executor]).parameters)[2:]  # after (jobs, hooks)
+
+
+def check_options(executor: str, options: dict, also: Sequence[str] = ()) -> None:
+    """TypeError naming a misspelt or foreign option and the valid ones (``also``: the
+    caller's own), as the CLI refuses an unknown flag: a silently ignored option would
+    run something else than what was asked."""
+    valid = (*also, *executor_options(executor))
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise TypeError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                        f"valid options with executor={executor!r}: {', '.join(valid)}")

@@ -23,6 +23,9 @@ METHODS_DEFAULT = ("comm", "cross", "cross_self")
 
 def quickstart_study(methods: Sequence[str] = METHODS_DEFAULT, preset_name: str = "cpu") -> Study:
     """Every method on the preset's two datasets, nothing expected: the paper's Figure 4."""
+    if isinstance(methods, str) or not methods:
+        raise ValueError(f"name at least one method (a list such as ['comm', 'cross']; --methods comm,cross); "
+                         f"choose from {', '.join(METHODS)}")
     for m in methods:
         if m not in METHODS:
             raise ValueError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")

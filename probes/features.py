@@ -15,6 +15,17 @@ def _batches(n: int, size: int) -> Iterator[slice]:
         yield slice(s, min(s + size, n))
 
 
+def _call(name: str, what: str, fn, *args):
+    """A method's encode / fuse / features call; its failures, a SystemExit included, as
+    one ValueError naming the method."""
+    try:
+        return fn(*args)
+    except (NotImplementedError, KeyboardInterrupt):
+        raise
+    except (Exception, SystemExit) as e:
+        raise ValueError(f"{name}: {what}() raised {type(e).__name__}: {e}") from None
+
+
 def _weights_digest(model: torch.nn.Module) -> list[torch.Tensor]:
     return [t.detach().clone() for t in model.state_dict().values()]
 
@@ -27,20 +38,37 @@ def extract(model: Method, ds: tg.Dataset, pair_set: str, batch_size: int = 512)
     encoded once, then fused per pair; others are called on batches of pairs.
     Raises if the model's weights changed while probing (they must be frozen).
     """
+    name = type(model).__name__
+    if getattr(model, "n_modalities", ds.n_modalities) != ds.n_modalities:
+        raise ValueError(f"the model ({name}) takes {model.n_modalities} modalities but the dataset {ds.root} has "
+                         f"{ds.n_modalities}: probe it on data of its own kind")
     before = _weights_digest(model)
     model.eval()
     dev = model.device
     sources = [ds.modality(pair_set, i) for i in range(ds.n_modalities)]  # (images, index) per modality
     out: dict[str, list[np.ndarray]] = {}
     try:
-        encoded = [torch.cat([model.encode(i, as_batch(imgs[s], dev)) for s in _batches(len(imgs), batch_size)])
+        encoded = [torch.cat([_call(name, "encode", model.encode, i, as_batch(imgs[s], dev))
+                              for s in _batches(len(imgs), batch_size)])
                    for i, (imgs, _) in enumerate(sources)]
-        fuse = lambda sl: model.fuse([e[index[sl]] for e, (_, index) in zip(encoded, sources)])  # noqa: E731
+        fuse = lambda sl: _call(name, "fuse", model.fuse,  # noqa: E731
+                                [e[index[sl]] for e, (_, index) in zip(encoded, sources)])
     except NotImplementedError:
-        fuse = lambda sl: model.features([as_batch(imgs[index[sl]], dev) for imgs, index in sources])  # noqa: E731
+        fuse = lambda sl: _call(name, "features", model.features,  # noqa: E731
+                                [as_batch(imgs[index[sl]], dev) for imgs, index in sources])
     for sl in _batches(ds.n_samples(pair_set), batch_size):
-        for name, z in fuse(sl).items():
-            out.setdefault(name, []).append(z.float().cpu().numpy())
+        feats = fuse(sl)
+        if not isinstance(feats, dict) or not feats:
+            raise ValueError(f"{name}: features() must return a dict of representations, got {type(feats).__name__}")
+        for rep, z in feats.items():
+            n = sl.stop - sl.start
+            if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[0] != n:
+                shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+                raise ValueError(f"{name}: representation {rep!r} must be a {n}xD tensor, got {shape}")
+            if not torch.isfinite(z).all():
+                raise ValueError(f"{name}: representation {rep!r} holds non-finite values (NaN or inf) on "
+                                 f"{pair_set} pairs: it cannot be probed")
+            out.setdefault(rep, []).append(z.float().cpu().numpy())
     after = _weights_digest(model)
     assert all(torch.equal(a, b) for a, b in zip(before, after)), "model weights changed during probing"
     return {k: np.concatenate(v) for k, v in out.items()}

@@ -27,7 +27,7 @@ from comm_diag.comm.config import TrainConfig, preset
 from comm_diag.comm.methods import as_batch, preflight, resolve
 from comm_diag.comm.run_folder import PROBES_BY_EPOCH, PROBES_CSV
 
-from .executors import run_jobs
+from .executors import check_options, run_jobs
 from .report import write_report
 from .studies import Measured, Study, check_expectations
 from .sweep import Hooks, RunJob, experiment, folders, given_datasets, plan
@@ -174,5 +174,6 @@ def run_with(study: Study, out: Path | str, *, hooks: Optional[Hooks] = None, ex
              **options) -> dict:
     """``run`` with keyword options: ``StudySettings`` fields and the executor's (workers;
     address, cpus_per_run, gpus_per_run), as the library entry points take them."""
+    check_options(executor, options, also=[f.name for f in fields(StudySettings)])
     settings, executor_options = StudySettings.split(options)
     return run(study, out, settings, hooks=hooks, executor=executor, **executor_options)

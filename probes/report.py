@@ -16,8 +16,10 @@ from typing import Callable, Iterable, Optional, Sequence
 import numpy as np
 
 import comm_diag.trifeature_gen as tg
+from comm_diag.outputs import check as check_output, claim
 
-from comm_diag.comm.run_folder import PROBES_BY_EPOCH, PROBES_CSV, PROBES_JSON, read_config
+from comm_diag.comm.run_folder import (PROBES_BY_EPOCH, PROBES_CSV, PROBES_JSON, TrainingError, checkpoint_digest,
+                                      read_config)
 
 from .suite import PROBE_COLUMNS, REQUIRED_COLUMNS, write_csv
 from .tasks import INTERACTIONS, TASKS, chance
@@ -37,6 +39,7 @@ def find_runs(paths: Iterable[Path | str], *, mix_datasets: bool = False) -> lis
     (unbiased or synergy-biased) unless ``mix_datasets``.
     """
     runs: list[Path] = []
+    ids: dict[str, Path] = {}
     for p in map(Path, paths):
         if not p.exists():
             raise ReportError(f"{p} does not exist")
@@ -44,6 +47,12 @@ def find_runs(paths: Iterable[Path | str], *, mix_datasets: bool = False) -> lis
         for run in found:
             if run.resolve() in {r.resolve() for r in runs}:
                 raise ReportError(f"the run {run} is given twice: it would count as two seeds")
+            ident = probed_identity(run)
+            if ident is not None and ident in ids:
+                raise ReportError(f"{run} and {ids[ident]} are the same run (one identity: a copy): "
+                                  f"it would count as two seeds")
+            if ident is not None:
+                ids[ident] = run
             runs.append(run)
     if not runs:
         raise ReportError("no probed runs found (a run needs probes.csv: run `comm-diag probe RUN` first)")
@@ -61,6 +70,34 @@ def find_runs(paths: Iterable[Path | str], *, mix_datasets: bool = False) -> lis
     return runs
 
 
+def probed_identity(run: Path) -> Optional[str]:
+    """The run's identity, after checking that its probes are of its own weights: probes.json
+    names the run of config.json and the digest of the checkpoint it probed, which must
+    still be the one on disk. None for runs written before 0.4 (no identity)."""
+    meta = _run_meta(run)
+    try:
+        probed = json.loads((run / PROBES_JSON).read_text())
+        if not isinstance(probed, dict):
+            raise ValueError
+    except (OSError, ValueError):
+        raise ReportError(f"{run}/probes.json is missing or damaged: probe the run again") from None
+    ident = meta.get("run_id")
+    if ident is None:
+        return None
+    if probed.get("run_id") != ident:
+        raise ReportError(f"{run}: its probes were not made on this run (probes.json names another run than "
+                          f"config.json): probe it again")
+    epoch = probed.get("epoch")
+    try:
+        digest = checkpoint_digest(run, epoch) if isinstance(epoch, int) else None
+    except OSError:
+        digest = None
+    if digest is None or digest != probed.get("weights_sha256"):
+        raise ReportError(f"{run}: the weights it was probed on are not the ones in checkpoints/ (changed or "
+                          f"missing since): probe it again")
+    return ident
+
+
 PROBE_FILE_COLUMNS = set(REQUIRED_COLUMNS)  # files written before 0.2 lack the bits
 
 
@@ -68,6 +105,8 @@ def _run_meta(run: Path) -> dict:
     try:
         meta = read_config(run)
         meta["data"]["spec"]["synergy"], meta["data"]["fingerprint"], meta["train"]["epochs"]
+    except TrainingError as e:
+        raise ReportError(str(e)) from None
     except (OSError, ValueError, KeyError, TypeError):
         raise ReportError(f"{run} is not a readable run: its config.json is missing or damaged") from None
     return meta
@@ -303,3 +342,22 @@ def information_panel(rows: list[dict], probe: str = "linear", representation: s
                          else (f"{np.mean([r['bits'] for r in sel]):.2f}" if sel else "–"))
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return lines
+
+
+REPORT_RECORD = "report.json"  # marks a folder as a report (``comm_diag.outputs``)
+
+
+def report(paths: Sequence[Path | str], out: Path | str, *, mix_datasets: bool = False) -> dict:
+    """``comm-diag report``: every probed run at or below ``paths`` into the report folder
+    ``out``, claimed like every output (``comm_diag.outputs``: absent, empty, or a report
+    already; never a user's folder, a run or a dataset), marked by OUT/report.json (the
+    runs it reads, their identities, the package version). Returns ``write_report``'s result."""
+    check_output(out, "report")  # before the runs are read: a refused folder costs nothing
+    runs = find_runs(paths, mix_datasets=mix_datasets)
+    summary_rows(runs)  # every run's probe table read (or refused) before the folder is claimed
+    with claim(out, "report") as out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / REPORT_RECORD).write_text(json.dumps({
+            "package_version": tg.__version__, "runs": [str(r.resolve()) for r in runs],
+            "run_ids": [_run_meta(r).get("run_id") for r in runs]}, indent=2))
+        return write_report(runs, out)

@@ -18,7 +18,8 @@ import numpy as np
 
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.methods import Method
-from comm_diag.comm.run_folder import PROBES_BY_EPOCH, PROBES_CSV, PROBES_JSON, data_fingerprint, load_run, saved_epochs
+from comm_diag.comm.run_folder import (PROBES_BY_EPOCH, PROBES_CSV, PROBES_JSON, checkpoint_digest, data_fingerprint,
+                                      load_run, saved_epochs)
 
 from .features import extract
 from .classifiers import PROBES
@@ -75,13 +76,23 @@ def _resolve_data(run: Path, meta: dict, data: Optional[tg.Dataset | Path | str]
     else:
         ds = data if isinstance(data, tg.Dataset) else tg.load(data)
     if data_fingerprint(ds) != meta["data"]["fingerprint"]:
-        # a synergy run may be probed on its unbiased twin: same images and probe pairs
+        # a synergy run may be probed on its unbiased twin: the same images, probe and test pairs
         twin = meta["data"]["spec"]
-        same = {k: v for k, v in twin.items() if k not in ("synergy", "synergy_prob", "train_pairs")} == \
-            {k: v for k, v in ds.spec.to_dict().items() if k not in ("synergy", "synergy_prob", "train_pairs")}
+        same = {k: v for k, v in twin.items() if k not in TWIN_MAY_DIFFER} == \
+            {k: v for k, v in ds.spec.to_dict().items() if k not in TWIN_MAY_DIFFER}
+        files = meta["data"].get("files")  # the content identity (runs since 0.4); older runs: the spec only
+        if files is not None:
+            theirs = ds.manifest.get("sha256", {})
+            same = same and all(files.get(f) is not None and files.get(f) == theirs.get(f) for f in TWIN_FILES)
         if not same:
-            raise ProbeError(f"{run} was trained on a different dataset than {ds.root}")
+            raise ProbeError(f"{run} was trained on a different dataset than {ds.root} (its images, probe or test "
+                             f"pairs differ from the training data's)")
     return ds
+
+
+TWIN_MAY_DIFFER = ("synergy", "synergy_prob", "train_pairs")
+# what a run is probed on must be the training data's, file for file
+TWIN_FILES = ("images/train.npy", "images/test.npy", "pairs/probe_train.csv", "pairs/test.csv")
 
 
 def write_csv(path: Path, rows: Iterable[dict], columns: Sequence[str]) -> None:
@@ -100,16 +111,21 @@ def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None
               probes: Sequence[str] = ("linear",), tasks: Sequence[str] = TASKS,
               representations: Optional[Sequence[str]] = None, also: Also = (), every: int = 0,
               label: Optional[str] = None, device: str = "cpu",
-              on_model: Optional[Callable[[str], None]] = None, allow_unfinished: bool = False) -> list[dict]:
+              on_model: Optional[Callable[[str], None]] = None, allow_unfinished: bool = False,
+              method: Optional[str] = None) -> list[dict]:
     """Probe the run's last epoch and its initialisation (method ``<label>@init``);
     with ``every=k`` every k-th saved epoch too (learning curves; the ``also`` triples
     only at the first and last epoch). Returns the probes.csv rows.
 
     A run that has not reached its last epoch is refused unless ``allow_unfinished``
-    (its probes.json then records the epoch, and ``report`` refuses it)."""
+    (its probes.json then records the epoch, and ``report`` refuses it). ``method``: the
+    run's method as the caller gives it, needed when it is code (``run_folder.load_run``).
+    probes.json records the run's identity and the digest of the weights it probed."""
     run = Path(run)
+    if every < 0:
+        raise ProbeError(f"every must be >= 0 epochs, got {every}")
     try:
-        model, meta = load_run(run, device=device)
+        model, meta = load_run(run, device=device, method=method)
     except FileNotFoundError as e:
         raise ProbeError(str(e)) from None
     if meta["epoch"] < meta["train"]["epochs"] and not allow_unfinished:
@@ -119,14 +135,12 @@ def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None
     cfg = meta["train"]
     name, seed = label or cfg["method"], cfg["seed"]
     epochs = saved_epochs(run)
-    if every < 0:
-        raise ProbeError(f"every must be >= 0 epochs, got {every}")
     wanted = sorted({0, epochs[-1], *(e for e in epochs if every and e % every == 0)})
     by_epoch = []
     for e in wanted:
         if on_model:
             on_model(f"{name} epoch {e}")
-        m = model if e == epochs[-1] else load_run(run, epoch=e, device=device)[0]
+        m = model if e == epochs[-1] else load_run(run, epoch=e, device=device, method=method)[0]
         extra = also if e in (0, epochs[-1]) else ()
         for r in probe_model(m, ds, probes=probes, tasks=tasks, representations=representations, also=extra,
                              seed=seed):
@@ -139,5 +153,6 @@ def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None
         write_csv(run / PROBES_BY_EPOCH, by_epoch, ("epoch", *PROBE_COLUMNS))
     (run / PROBES_JSON).write_text(json.dumps({
         "package_version": tg.__version__, "config": meta, "epoch": epochs[-1], "probes": list(probes),
+        "run_id": meta.get("run_id"), "weights_sha256": checkpoint_digest(run, epochs[-1]),
         "data": str(ds.root), "rows": rows, "by_epoch": by_epoch if every else None}, indent=2))
     return rows

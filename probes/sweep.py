@@ -148,11 +148,17 @@ def plan(base: TrainConfig, variants: Sequence[Variant], seeds: Sequence[int], d
     return jobs
 
 
-def _recorded(path: Path) -> dict:
-    old = json.loads(path.read_text())
+def _recorded(path: Path, method: str) -> dict:
+    """OUT/sweep.json; its method is imported only if it is ``method`` (the caller's)."""
+    try:
+        old = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e.msg}, line {e.lineno}): the experiment record is damaged") from None
+    if not isinstance(old, dict) or not isinstance(old.get("train_config", {}), dict):
+        raise ValueError(f"{path} is not a comm-diag experiment record")
     old.pop("package_version", None)
     if "train_config" in old:  # settings added since that folder was written take their defaults
-        old["train_config"] = settings(old["train_config"])
+        old["train_config"] = settings(old["train_config"], trusted=method)
     return old
 
 
@@ -176,7 +182,7 @@ def experiment(out: Path, kind: str, name: str, base: TrainConfig, given: Option
     ident = {"experiment": kind, "name": name, "train_config": settings(base.to_dict())}
     with claim_output(out, "experiment") as out:
         path = out / "sweep.json"
-        old = _recorded(path) if path.is_file() else None
+        old = _recorded(path, base.method) if path.is_file() else None
         if old is not None:
             _mismatch(out, old, ident, ident)
         else:
@@ -224,7 +230,7 @@ def execute(job: RunJob, hooks: Optional[Hooks] = None) -> str:
     hooks.on_stage(f"{job.name}: probing")
     probe_run(run, data=ds, label=job.label, every=job.every, probes=job.probes, tasks=TASKS_OF[job.kind],
               representations=REPRESENTATIONS_OF[job.kind], also=ALSO_OF[job.kind],
-              device=cfg.device)  # features on the training device
+              device=cfg.device, method=cfg.method)  # features on the training device
     return job.run
 
 

@@ -16,9 +16,7 @@ import csv
 import functools
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -26,7 +24,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .. import __version__
-from ..outputs import claim
+from ..outputs import PARTIAL_MARKER, claim, partial_folder, replace_folder
 from .factors import FACTOR_NAMES, FACTOR_VALUES
 from .pairs import Images, design_distribution, sample_pairs, split_images, synergy_label, synergy_mapping
 from .pid import pid_table
@@ -190,7 +188,7 @@ def _write(spec: DatasetSpec, out: Path, png: bool, progress: Optional[Callable[
     total = sum(len(v) for v in images.values())
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = partial_folder(out)
     tmp.chmod(0o755)  # mkdtemp makes it private; the dataset is not
     try:
         (tmp / "images").mkdir()
@@ -223,7 +221,7 @@ def _write(spec: DatasetSpec, out: Path, png: bool, progress: Optional[Callable[
         contact_sheet(arrays, images, pairs, spec, mapping).save(tmp / "preview.png")
 
         pid = {name: pid_for(spec, name, mapping) for name in PAIR_SETS}
-        files = sorted(p for p in tmp.rglob("*") if p.is_file())
+        files = sorted(p for p in tmp.rglob("*") if p.is_file() and p.name != PARTIAL_MARKER)
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -243,14 +241,7 @@ def _write(spec: DatasetSpec, out: Path, png: bool, progress: Optional[Callable[
             "sha256": {p.relative_to(tmp).as_posix(): _sha256(p) for p in files},
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        replace_folder(tmp, out)  # a dataset already there holds only its own files (outputs.check)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

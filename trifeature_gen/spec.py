@@ -18,6 +18,14 @@ COMBINATIONS = int(np.prod(FACTOR_SIZES))  # 1000 (shape, texture, colour) combi
 # Independent numpy streams derived from the seed, one per purpose, so that
 # e.g. the mapping never depends on how many numbers the split consumed.
 STREAM_SPLIT, STREAM_MAPPING, STREAM_PAIRS = 1, 2, 3
+MAX_SEED = 2**32 - 1  # seeds are combined with offsets into 64-bit generator seeds: this leaves room
+
+_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+
+
+def check_seed(seed: int) -> None:
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be >= 0 and at most {MAX_SEED} (2^32 - 1), got {seed}")
 
 
 class DictConfig:
@@ -33,7 +41,30 @@ class DictConfig:
         unknown = set(d) - {f.name for f in fields(cls)}  # type: ignore[arg-type]
         if unknown:
             raise ValueError(f"unknown {cls._what}: {', '.join(sorted(unknown))}")
+        cls.check_types(d)
         return cls(**d)
+
+    @classmethod
+    def check_types(cls, d: dict[str, Any]) -> None:
+        """ValueError naming the first value whose JSON type is not its field's (a config file
+        written by hand or damaged: ``"epochs": "one"``); names that are not fields are skipped."""
+        kinds = {f.name: str(f.type) for f in fields(cls)}  # type: ignore[arg-type]
+        for key, value in d.items():
+            kind = kinds.get(key)
+            if kind is None:
+                continue
+            optional = kind.startswith("Optional[")
+            base = kind[len("Optional["):-1] if optional else kind
+            if value is None and optional:
+                continue
+            if base.startswith("Mapping"):
+                ok = isinstance(value, dict)
+            else:
+                ok = base not in _TYPES or (isinstance(value, _TYPES[base]) and
+                                            (base == "bool" or not isinstance(value, bool)))
+            if not ok:
+                raise ValueError(f"{key} must be {'an' if base[0] in 'aeiou' else 'a'} {base}"
+                                 f"{' or null' if optional else ''}, got {value!r}")
 
     @classmethod
     def parse_value(cls, key: str, text: str) -> Any:
@@ -105,8 +136,7 @@ class DatasetSpec(DictConfig):
                 raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.period is not None and not 2.0 <= self.period < float("inf"):
             raise ValueError(f"texture period must be >= 2 px, got {self.period}")
-        if self.seed < 0:
-            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        check_seed(self.seed)
         self._check_size()
         return self
 

@@ -26,7 +26,7 @@ import importlib.util
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 from ..config import TrainConfig
 from .base import Method
@@ -119,6 +119,23 @@ def check_interface(cls: object, name: str) -> None:
             missing.append(f"Settings names that are not run settings (it declares {', '.join(clash)})")
     if missing:
         raise PluginError(f"{name} does not implement the method interface: missing {'; '.join(missing)}")
+
+
+def is_code_target(name: str) -> bool:
+    """A 'where:Class' target (a file or module to import), not a built-in or installed plugin name."""
+    return ":" in str(name)
+
+
+def require_given(recorded: str, given: Optional[str], source: str) -> None:
+    """PluginError unless a method read from a file (``source``) is safe to build: a built-in
+    or installed plugin name, or code the caller named itself (``given``). Importing user
+    code is an act of the person at the keyboard, never a value read from a file."""
+    if not is_code_target(recorded):
+        return
+    if given is not None and normalize_target(given) == recorded:
+        return
+    raise PluginError(f"{source} names code to import as its method ({recorded}); comm-diag never imports code "
+                      f"named by a file it reads: if you trust that code, give it yourself with --method {recorded}")
 
 
 def label_of(target: str) -> str:

@@ -21,14 +21,14 @@ def preflight(cfg, xs: Sequence[torch.Tensor]) -> None:
         model = build_method(cfg, len(xs))
     except PluginError:
         raise
-    except Exception as e:
+    except (Exception, SystemExit) as e:  # a sys.exit() in user code is a failure, not a success
         raise PluginError(f"{name}: building it from the config raised {type(e).__name__}: {e}") from None
     gen = torch.Generator().manual_seed(0)
     augs = [lambda x: Augment("crop")(x, gen)] * len(xs)
     model.train()
     try:
         out = model.step(list(xs), augs)
-    except Exception as e:
+    except (Exception, SystemExit) as e:  # a sys.exit() in user code is a failure, not a success
         raise PluginError(f"{name}: its first training step raised {type(e).__name__}: {e}") from None
     if not isinstance(out, dict) or "loss" not in out:
         raise PluginError(f"{name}: step() must return a dict with a 'loss' entry, got {type(out).__name__}")
@@ -45,13 +45,13 @@ def preflight(cfg, xs: Sequence[torch.Tensor]) -> None:
         raise PluginError(f"{name}: step()['loss'] does not depend on any parameter (no gradient)")
     try:
         loss.backward()
-    except Exception as e:
+    except (Exception, SystemExit) as e:  # a sys.exit() in user code is a failure, not a success
         raise PluginError(f"{name}: backward through its loss raised {type(e).__name__}: {e}") from None
     model.eval()
     try:
         with torch.no_grad():
             feats = model.features(list(xs))
-    except Exception as e:
+    except (Exception, SystemExit) as e:  # a sys.exit() in user code is a failure, not a success
         raise PluginError(f"{name}: features() raised {type(e).__name__}: {e}") from None
     if not isinstance(feats, dict) or "fused" not in feats:
         raise PluginError(f"{name}: features() must return a dict with a 'fused' entry")
