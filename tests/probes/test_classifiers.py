@@ -120,3 +120,29 @@ def test_metrics__balanced_accuracy_and_auroc():
     assert auroc(y, y.astype(float)) == 100.0 and auroc(y, np.ones(100)) == 50.0
     m, sd, ci = mean_ci95([70.0, 72.0, 74.0])
     assert m == 72.0 and sd == 2.0 and ci == pytest.approx(4.968, abs=1e-3)
+
+
+def test_mlp_probe__never_below_the_linear_probe_on_a_small_probe_set(tmp_path):
+    # 512 probe pairs at 32 px (the smoke preset's size): on this outer product of texture(x1)
+    # and colour(x2) the 0.3 MLP probe alone read 97.3 and 98.4 (seeds 0, 1) where the linear
+    # probe reads 100, so this test fails on it. The linear solution is in the MLP probe's
+    # family now, chosen on the held-out quarter of probe_train.
+    tg.generate(tg.DatasetSpec(size=32, train_pairs=64, probe_pairs=512, test_pairs=512), tmp_path / "ds")
+    ds = tg.load(tmp_path / "ds")
+    outer = lambda ds, s: np.einsum("pi,pj->pij", _onehot(ds.pairs[s].factors1[:, 1]),  # noqa: E731
+                                    _onehot(ds.pairs[s].factors2[:, 2])).reshape(len(ds.pairs[s]), 100)
+    for seed in (0, 1):
+        linear = _score("linear", ds, outer, "synergy", seed)["balanced_accuracy"]
+        mlp = _score("mlp", ds, outer, "synergy", seed)
+        assert linear > 95 and mlp["balanced_accuracy"] >= linear - 1, (linear, mlp)
+
+
+def test_probes__choose_nothing_on_test_labels(oracle_dataset):
+    # C (linear) and the family member (MLP) are chosen on probe_train only: permuting the test
+    # labels changes the score, never the choice
+    feats = (_factor_features(oracle_dataset, "probe_train"), _factor_features(oracle_dataset, "test"))
+    ytr, yte = task_labels(oracle_dataset, "probe_train")["uniqueness1"], task_labels(oracle_dataset, "test")["uniqueness1"]
+    shuffled = np.random.default_rng(0).permutation(yte)
+    a = PROBES["linear"](feats, (ytr, yte), np.random.default_rng(0))
+    b = PROBES["linear"](feats, (ytr, shuffled), np.random.default_rng(0))
+    assert a["C"] == b["C"] and a["balanced_accuracy"] > 90 > b["balanced_accuracy"] + 50
