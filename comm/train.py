@@ -121,7 +121,8 @@ def _resume_state(out: Path, meta: dict, device: torch.device) -> dict:
                             + "); resume with the same options or choose another --out")
     if recorded.get("data", {}).get("fingerprint") != meta["data"]["fingerprint"]:
         raise TrainingError(f"--resume: {out} was trained on another dataset ({recorded.get('data', {}).get('path')})")
-    check_belongs(state, meta if "run" in state or "run_id" in recorded else {}, last)
+    legacy = state.get("run") is None and "run_id" not in recorded  # written by 0.2/0.3: no identity to check
+    check_belongs(state, {} if legacy else meta, last)
     return state
 
 
@@ -202,6 +203,8 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
     start_epoch = 0
     if resume:
         state = _resume_state(out, meta, device)
+        if state.get("run") is None:  # a run of 0.2/0.3: its checkpoints carry no identity, so it stays without one
+            meta.pop("run_id")
         model.load_state_dict(state["model"])
         if "optimizer" in state:  # from the initialisation: a fresh optimiser is its state
             opt.load_state_dict(state["optimizer"])
@@ -219,7 +222,7 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
         (out / CONFIG).write_text(json.dumps(
             {**meta, "processes": world, "precision_used": resolve_precision(cfg.precision, device)}, indent=2))
         if start_epoch == 0:
-            _atomic_save({"model": model.state_dict(), "epoch": 0, "run": meta["run_id"]}, checkpoint_path(out, 0))
+            _atomic_save({"model": model.state_dict(), "epoch": 0, "run": meta.get("run_id")}, checkpoint_path(out, 0))
 
     modalities = device_modalities(ds, "train", device)
     steps_per_epoch = n_pairs // global_batch
@@ -276,8 +279,8 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
             log_file.flush()
             if main:
                 state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "config": meta,
-                         "run": meta["run_id"]}
-                _atomic_save({"model": state["model"], "epoch": epoch, "run": meta["run_id"]},
+                         "run": meta.get("run_id")}
+                _atomic_save({"model": state["model"], "epoch": epoch, "run": meta.get("run_id")},
                              checkpoint_path(out, epoch))
                 _atomic_save(state, last)
     finally:

@@ -155,3 +155,39 @@ def test_a_0_2_config_is_the_same_run_as_its_resolved_form():
     comm = resolve(preset("cpu")).to_dict()
     assert same_config({**CONFIG_0_2, "method": "comm"}, comm)
     assert not same_config({**CONFIG_0_2, "method": "comm", "heads": 4}, comm)
+
+
+def _strip_identity(run):
+    """The run as 0.3 wrote it: no run_id in config.json or in any checkpoint."""
+    meta = json.loads((run / "config.json").read_text())
+    meta.pop("run_id")
+    (run / "config.json").write_text(json.dumps(meta))
+    for p in (run / "checkpoints").glob("*.pt"):
+        state = torch.load(p, weights_only=True)
+        state.pop("run")
+        if "config" in state:
+            state["config"].pop("run_id")
+        torch.save(state, p)
+
+
+def test_train__resumes_from_the_initialisation_and_a_0_3_run_without_identity(tmp_path, tiny_dataset):
+    cfg = TrainConfig().replace(**TINY_CFG)
+    full = train(cfg, tiny_dataset, tmp_path / "full")
+
+    def interrupt_in(epoch):
+        def on_step(info):
+            if info.epoch == epoch and info.step == 2:
+                raise KeyboardInterrupt
+        return on_step
+
+    for name, epoch in (("init", 1), ("legacy", 2)):
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, tiny_dataset, tmp_path / name, on_step=interrupt_in(epoch))
+    assert not (tmp_path / "init" / "checkpoints" / "last.pt").exists()  # killed before its first epoch ended
+    _strip_identity(tmp_path / "legacy")
+    for name in ("init", "legacy"):
+        train(cfg, tiny_dataset, tmp_path / name, resume=True)
+        for k, v in _weights(full).items():
+            assert torch.equal(v, _weights(tmp_path / name)[k]), (name, k)
+    assert "run_id" not in json.loads((tmp_path / "legacy" / "config.json").read_text())  # stays a 0.3 run
+    assert load_run(tmp_path / "legacy", epoch=1)[1]["epoch"] == 1  # its old checkpoints still load
