@@ -109,7 +109,7 @@ def test_entry_point_plugin_is_discovered(tmp_path, monkeypatch):
     dist = tmp_path / "plug_pkg-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: plug-pkg\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[comm_diag.methods]\nmy_base = plug_pkg:Base\n")
+    (dist / "entry_points.txt").write_text("[comm_diag.methods]\nmy_base = plug_pkg:Base\ncross = plug_pkg:Base\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert installed()["my_base"] == "plug_pkg:Base"
     assert load_class("my_base").__name__ == "Base"
@@ -119,6 +119,9 @@ def test_entry_point_plugin_is_discovered(tmp_path, monkeypatch):
 
     r = CliRunner().invoke(app, ["methods"])
     assert r.exit_code == 0 and "my_base" in r.output and "plugin plug_pkg:Base" in r.output
+    # an entry point named like a built-in shadows nothing, and says so
+    assert load_class("cross").__name__ == "Cross"
+    assert "never used" in r.output and "the built-in" in r.output  # (the table wraps the sentence)
     sys.modules.pop("plug_pkg", None)
 
 
