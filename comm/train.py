@@ -33,6 +33,9 @@ from .run_folder import (CHECKPOINTS, CONFIG, LOG, TrainingError, _atomic_save, 
                          changed_settings, check_belongs, checkpoint_path, load_checkpoint, read_config, run_config)
 from .runtime import autocast, resolve_device, resolve_precision, set_threads
 
+CUDA_SYNC_EVERY = 50  # steps between two read-backs of the loss terms on a GPU (train's sync_every)
+
+
 @dataclass(frozen=True)
 class StepInfo:
     epoch: int  # 1-based
@@ -154,6 +157,7 @@ def train(
     resume: bool = False,
     on_step: Optional[Callable[[StepInfo], None]] = None,
     log_every: int = 1,
+    sync_every: Optional[int] = None,
 ) -> Path:
     """Train ``cfg.method`` on the dataset's train pairs; returns the run folder.
 
@@ -165,6 +169,11 @@ def train(
     row per step: every loss term, lr, pairs/s), RUN/checkpoints/last.pt (model +
     optimiser, atomically, at the end of every epoch) and
     RUN/checkpoints/epoch_XXX.pt (weights after epoch XXX; 000 = initialisation).
+
+    ``sync_every``: the loss terms stay on the device and are read back (logged, checked
+    for a non-finite loss, reported to ``on_step``) every that many steps and at the end
+    of every epoch; None: every step on CPU (a read-back costs nothing there), every
+    ``CUDA_SYNC_EVERY`` steps on a GPU. The arithmetic is the same whatever its value.
     """
     cfg = resolve(cfg)
     ds = data if isinstance(data, tg.Dataset) else tg.load(data)
@@ -178,15 +187,20 @@ def train(
     try:
         # rank 0 writes the run folder and holds it for the whole run (comm_diag.outputs)
         with claim(out, "run") if dist.rank() == 0 else contextlib.nullcontext(Path(out)) as out:
-            return _train(cfg, ds, out, resume, on_step if dist.rank() == 0 else None, log_every,
-                          gpu or resolve_device(cfg.device))
+            device = gpu or resolve_device(cfg.device)
+            if sync_every is None:
+                sync_every = 1 if device.type == "cpu" else CUDA_SYNC_EVERY
+            if sync_every < 1:
+                raise ValueError(f"sync_every must be >= 1 step, got {sync_every}")
+            return _train(cfg, ds, out, resume, on_step if dist.rank() == 0 else None, log_every, device,
+                          sync_every)
     finally:
         if joined:
             dist.shutdown()
 
 
 def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, log_every: int,
-           device: torch.device) -> Path:
+           device: torch.device, sync_every: int) -> Path:
     rank, world = dist.rank(), dist.world_size()
     main = rank == 0
     if device.type == "cpu":
@@ -237,6 +251,30 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
 
     log_file = open(log_path, "a", newline="") if main else open(os.devnull, "w")
     writer, header = csv.writer(log_file), main and log_path.stat().st_size > 0
+    # (step, global step, time, terms on the device) since the last read-back: the host reads
+    # the loss terms every sync_every steps, so a GPU step never waits on a .tolist()
+    pending: list[tuple[int, int, float, torch.Tensor]] = []
+
+    def flush(epoch: int, names: list[str], t0: float) -> None:
+        nonlocal header
+        # every rank sees the mean terms, so all stop together on a non-finite loss
+        rows = dist.mean_over_ranks(torch.stack([v for *_, v in pending])).tolist()  # one host sync
+        for (step, gstep, t, _), values in zip(pending, rows):
+            terms = dict(zip(names, values))
+            if not math.isfinite(terms["loss"]):
+                raise TrainingError(f"the loss became {terms['loss']} at epoch {epoch}, step {step + 1}; "
+                                    f"the last good checkpoint is kept in {ckdir}")
+            rate = (step + 1) * global_batch / (t - t0)
+            if (step + 1) % log_every == 0 or step + 1 == steps_per_epoch:
+                if not header:
+                    writer.writerow(["epoch", "step", "global_step", "lr", *terms, "pairs_per_s"])
+                    header = True
+                writer.writerow([epoch, step + 1, gstep + 1, f"{lr_at(cfg, gstep, steps_per_epoch):.6g}",
+                                 *(f"{v:.6g}" for v in terms.values()), f"{rate:.1f}"])
+            if on_step is not None:
+                on_step(StepInfo(epoch, step + 1, steps_per_epoch, cfg.epochs, gstep + 1, terms["loss"], rate))
+        pending.clear()
+
     try:
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
             model.train()
@@ -258,24 +296,13 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
                 with amp:
                     out_terms = _method_step(forward, xs, fns, cfg.method, epoch, step)
                 loss = out_terms["loss"]
-                # every rank sees the mean terms, so all stop together on a non-finite loss
-                values = dist.mean_over_ranks(torch.stack([v.detach().float() for v in out_terms.values()]))
-                terms = dict(zip(out_terms, values.tolist()))
-                if not math.isfinite(terms["loss"]):
-                    raise TrainingError(f"the loss became {terms['loss']} at epoch {epoch}, step {step + 1}; "
-                                        f"the last good checkpoint is kept in {ckdir}")
+                terms = torch.stack([v.detach().float() for v in out_terms.values()])  # (T,), stays on the device
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                rate = (step + 1) * global_batch / (time.perf_counter() - t0)
-                if (step + 1) % log_every == 0 or step + 1 == steps_per_epoch:
-                    if not header:
-                        writer.writerow(["epoch", "step", "global_step", "lr", *terms, "pairs_per_s"])
-                        header = True
-                    writer.writerow([epoch, step + 1, gstep + 1, f"{lr_at(cfg, gstep, steps_per_epoch):.6g}",
-                                     *(f"{v:.6g}" for v in terms.values()), f"{rate:.1f}"])
-                if on_step is not None:
-                    on_step(StepInfo(epoch, step + 1, steps_per_epoch, cfg.epochs, gstep + 1, terms["loss"], rate))
+                pending.append((step, gstep, time.perf_counter(), terms))
+                if len(pending) >= sync_every or step + 1 == steps_per_epoch:
+                    flush(epoch, list(out_terms), t0)
             log_file.flush()
             if main:
                 state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "config": meta,

@@ -191,3 +191,21 @@ def test_train__resumes_from_the_initialisation_and_a_0_3_run_without_identity(t
             assert torch.equal(v, _weights(tmp_path / name)[k]), (name, k)
     assert "run_id" not in json.loads((tmp_path / "legacy" / "config.json").read_text())  # stays a 0.3 run
     assert load_run(tmp_path / "legacy", epoch=1)[1]["epoch"] == 1  # its old checkpoints still load
+
+
+def test_train__reading_the_loss_back_every_k_steps_changes_no_weight_and_no_log_value(tmp_path, tiny_dataset):
+    # what a GPU run does (no host sync per step), checked on CPU: same weights, same log but
+    # for the timing column, and a non-finite loss is still named at its own step
+    cfg = TrainConfig().replace(**TINY_CFG)
+    every_step = train(cfg, tiny_dataset, tmp_path / "a")
+    batched = train(cfg, tiny_dataset, tmp_path / "b", sync_every=3)
+    for k, v in _weights(every_step).items():
+        assert torch.equal(v, _weights(batched)[k]), k
+    rows = [[r[:-1] for r in csv.reader(open(run / "log.csv"))] for run in (every_step, batched)]
+    assert rows[0] == rows[1] and len(rows[0]) == 1 + 2 * (256 // 64)
+    said = []
+    for name, k in (("c", 1), ("d", 3)):
+        with pytest.raises(TrainingError, match="loss became") as e:
+            train(cfg.replace(lr=1e30), tiny_dataset, tmp_path / name, sync_every=k)
+        said.append(str(e.value).split(";")[0])
+    assert said[0] == said[1]  # the same step named
