@@ -24,6 +24,7 @@ from typing import Optional
 import torch
 
 import comm_diag.trifeature_gen as tg
+from comm_diag.trifeature_gen.io import file_sha256
 
 from .config import TrainConfig
 from .methods import Method, build_method, resolve
@@ -242,11 +243,7 @@ def saved_epochs(run: Path | str) -> list[int]:
 
 def checkpoint_digest(run: Path | str, epoch: int) -> str:
     """sha256 of the weights of one epoch (probes.json records what it probed)."""
-    h = hashlib.sha256()
-    with open(checkpoint_path(run, epoch), "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_sha256(checkpoint_path(run, epoch))
 
 
 def data_fingerprint(ds: tg.Dataset) -> str:

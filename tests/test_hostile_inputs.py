@@ -91,7 +91,7 @@ def damaged_copy(world: dict, tmp: Path, what: str) -> Path:
             path = ds / "images" / "test.npy"
             np.save(path, np.load(path).astype(np.float32))
             rel = "images/test.npy"
-        manifest["sha256"][rel] = tg.io._sha256(path)  # a valid hash: the check must be on the content
+        manifest["sha256"][rel] = tg.io.file_sha256(path)  # a valid hash: the check must be on the content
         (ds / "manifest.json").write_text(json.dumps(manifest))
     return ds
 
@@ -375,7 +375,7 @@ def _changed_pixels(w, t):
     arr[0] = 255 - arr[0]
     np.save(path, arr)
     manifest = json.loads((ds / "manifest.json").read_text())
-    manifest["sha256"]["images/test.npy"] = tg.io._sha256(path)  # the hash rewritten to match
+    manifest["sha256"]["images/test.npy"] = tg.io.file_sha256(path)  # the hash rewritten to match
     (ds / "manifest.json").write_text(json.dumps(manifest))
     return ds
 

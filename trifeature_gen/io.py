@@ -109,7 +109,7 @@ class Dataset:
 
 # ----------------------------------------------------------------------------- writing
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -238,7 +238,7 @@ def _write(spec: DatasetSpec, out: Path, png: bool, progress: Optional[Callable[
             "pid": pid,
             "pid_note": ("bits; BROJA PID (dit) of the exact law of a pair drawn by this "
                          "dataset's sampler with uniform, independent factors"),
-            "sha256": {p.relative_to(tmp).as_posix(): _sha256(p) for p in files},
+            "sha256": {p.relative_to(tmp).as_posix(): file_sha256(p) for p in files},
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
         replace_folder(tmp, out)  # a dataset already there holds only its own files (outputs.check)
@@ -287,7 +287,7 @@ def verify(root: Path | str, manifest: Optional[dict] = None) -> dict:
         p = root / rel
         if not p.is_file():
             raise DatasetError(f"{root}: {rel} is missing")
-        if _sha256(p) != digest:
+        if file_sha256(p) != digest:
             raise DatasetError(f"{root}: {rel} does not match its sha256 (modified or truncated)")
     return manifest
 
