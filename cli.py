@@ -263,6 +263,8 @@ def probe(
     method: Annotated[Optional[str], typer.Option(help="The run's method, when it is your code (path/to/file.py:"
                                                        "ClassName): a run folder's config never makes comm-diag "
                                                        "import code, you name it.")] = None,
+    backend: Annotated[str, typer.Option(help="Where the probes are fitted: auto (torch on the run's GPU, "
+                                              "scikit-learn on CPU), sklearn or torch.")] = "auto",
 ) -> None:
     """Probe a trained run (and its random-init control): probes.csv and probes.json."""
     from comm_diag.probes.suite import probe_run
@@ -270,7 +272,7 @@ def probe(
     with user_errors():
         rows = probe_run(run, data=data, probes=[p.strip() for p in probe_kind.split(",")],
                          every=1 if every_epoch else every, on_model=lambda m: err.print(f"probing {m}"),
-                         allow_unfinished=allow_unfinished, method=method)
+                         allow_unfinished=allow_unfinished, method=method, backend=backend)
         console.print(_rows_table(rows))
         console.print(f"wrote {run / 'probes.csv'}")
 
@@ -278,15 +280,15 @@ def probe(
 def _rows_table(rows: list[dict]) -> Table:
     t = Table(title="balanced accuracy (%), fused representation")
     t.add_column("method")
-    for task in ("redundancy", "uniqueness1", "uniqueness2", "synergy"):
+    tasks = list(dict.fromkeys(r["task"] for r in rows))  # every task probed, in the run's order
+    for task in tasks:
         t.add_column(task, justify="right")
     methods = list(dict.fromkeys(r["method"] for r in rows))
     for m in methods:
         for pr in sorted({r["probe"] for r in rows}):
             cells = {r["task"]: r["balanced_accuracy"] for r in rows
                      if r["method"] == m and r["representation"] == "fused" and r["probe"] == pr}
-            t.add_row(f"{m} ({pr})", *(f"{cells[k]:.1f}" if k in cells else "-"
-                                       for k in ("redundancy", "uniqueness1", "uniqueness2", "synergy")))
+            t.add_row(f"{m} ({pr})", *(f"{cells[k]:.1f}" if k in cells else "-" for k in tasks))
     return t
 
 

@@ -14,17 +14,14 @@ published numbers and that collapse.
 from __future__ import annotations
 
 import functools
-import warnings
 from typing import Callable, Optional
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
-from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from .backends import EARLY_STOP_MIN, SklearnBackend  # noqa: F401 (EARLY_STOP_MIN: the MLP's, documented here)
 from .metrics import auroc, balanced_accuracy, information_bits
 
 Pair = tuple[np.ndarray, np.ndarray]
@@ -32,8 +29,8 @@ Probe = Callable[[Pair, Pair, np.random.Generator], dict]
 
 C_GRID = (0.1, 1.0, 10.0)
 HOLDOUT = 0.25  # fraction of probe_train held out to choose C
-SWEEP_MAX = 4000
-EARLY_STOP_MIN = 2000  # the C sweep fits on at most this many samples (fits dominate probe time)
+SWEEP_MAX = 4000  # the C sweep fits on at most this many samples (fits dominate probe time)
+SKLEARN = SklearnBackend()  # the default backend: the numbers of every earlier version
 
 
 def _seed(rng: np.random.Generator) -> int:
@@ -75,30 +72,29 @@ def _one_thread(probe: Probe) -> Probe:
     return fit
 
 
-def _logistic(c: float, seed: int) -> LogisticRegression:
-    # max_iter: scikit-learn's default; more iterations moved scores by ~1 point at 3x the time
-    return LogisticRegression(C=c, class_weight="balanced", max_iter=100, random_state=seed)
+def _standardised(xtr: np.ndarray, xte: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scaler = StandardScaler().fit(xtr)
+    return scaler.transform(xtr), scaler.transform(xte)
 
 
 @_one_thread
-def linear_probe(features: Pair, labels: Pair, rng: np.random.Generator, c_grid=C_GRID) -> dict:
+def linear_probe(features: Pair, labels: Pair, rng: np.random.Generator, c_grid=C_GRID,
+                 backend=SKLEARN) -> dict:
     """Class-weighted logistic regression on standardised features; C chosen by
     balanced accuracy on a stratified held-out quarter of the training features
     (fitting on at most SWEEP_MAX of the rest), then refitted on all of them and
-    scored on the test features."""
+    scored on the test features. ``backend``: where the fits run (``probes.backends``)."""
     (xtr, xte), (ytr, yte) = features, labels
     if (const := _constant(ytr, yte)) is not None:
         return const
-    scaler = StandardScaler().fit(xtr)
-    xtr, xte = scaler.transform(xtr), scaler.transform(xte)
+    xtr, xte = _standardised(xtr, xte)
     seed = _seed(rng)
     a, b, ya, yb = _holdout(xtr, ytr, seed)
     if len(a) > SWEEP_MAX:
         a, _, ya, _ = train_test_split(a, ya, train_size=SWEEP_MAX, stratify=ya, random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        best = max(c_grid, key=lambda c: balanced_accuracy(yb, _logistic(c, seed).fit(a, ya).predict(b)))
-        clf = _logistic(best, seed).fit(xtr, ytr)
+    held = [balanced_accuracy(yb, m.predict(b)) for m in backend.logistic(a, ya, c_grid, seed)]
+    best = c_grid[int(np.argmax(held))]  # the first of equal scores, as max() over the grid
+    clf = backend.logistic(xtr, ytr, [best], seed)[0]
     return {**_scores(yte, clf.predict(xte), clf.predict_proba(xte), clf.classes_, _prior(ytr, clf.classes_)),
             "C": best}
 
@@ -110,47 +106,35 @@ def _holdout(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, ...]:
     return tuple(train_test_split(x, y, test_size=HOLDOUT, stratify=strat, random_state=seed))
 
 
-def _balanced_mlp(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, hidden: int, seed: int) -> MLPClassifier:
-    """One hidden layer (ReLU), Adam, fitted on classes balanced by resampling with
-    replacement (MLPClassifier has no class weights); early stopping on a 10% split when
-    there are at least EARLY_STOP_MIN samples (below that it trains to convergence)."""
+def _balanced(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Classes balanced by resampling with replacement (MLPClassifier has no class weights)."""
     classes, counts = np.unique(y, return_counts=True)
     idx = np.concatenate([rng.choice(np.flatnonzero(y == k), counts.max(), replace=True) for k in classes])
-    clf = MLPClassifier((hidden,), early_stopping=len(idx) >= EARLY_STOP_MIN, max_iter=300, random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return clf.fit(x[idx], y[idx])
+    return x[idx], y[idx]
 
 
 @_one_thread
-def mlp_probe(features: Pair, labels: Pair, rng: np.random.Generator, hidden: int = 256) -> dict:
+def mlp_probe(features: Pair, labels: Pair, rng: np.random.Generator, hidden: int = 256, backend=SKLEARN) -> dict:
     """What a non-linear reader recovers: the better, on the held-out quarter of the
-    training features (balanced accuracy), of a one-hidden-layer MLP (``_balanced_mlp``)
-    and the linear probe's family (class-weighted logistic regression, C in C_GRID), both
-    fitted on the other three quarters; a chosen linear probe is refitted on all training
-    features (as ``linear_probe``), a chosen MLP is kept as fitted; scored on the test ones.
-    The linear solution is in the MLP's family, so on the same features "recoverable"
-    does not read below "fused" because an MLP under-fitted a small set (a 512-pair
-    probe set read 57% where the linear probe read 100%). Nothing is chosen on test pairs."""
+    training features (balanced accuracy), of a one-hidden-layer MLP (ReLU, Adam, fitted
+    on classes balanced by resampling, early stopping on a 10% split from EARLY_STOP_MIN
+    samples) and the linear probe's family (class-weighted logistic regression, C in
+    C_GRID), both fitted on the other three quarters; a chosen linear probe is refitted on
+    all training features (as ``linear_probe``), a chosen MLP is kept as fitted; scored on
+    the test ones. The linear solution is in the MLP's family, so on the same features
+    "recoverable" does not read below "fused" because an MLP under-fitted a small set (a
+    512-pair probe set read 57% where the linear probe read 100%). Nothing is chosen on test pairs."""
     (xtr, xte), (ytr, yte) = features, labels
     if (const := _constant(ytr, yte)) is not None:
         return const
-    scaler = StandardScaler().fit(xtr)
-    xtr, xte = scaler.transform(xtr), scaler.transform(xte)
+    xtr, xte = _standardised(xtr, xte)
     seed = _seed(rng)
     a, b, ya, yb = _holdout(xtr, ytr, seed)
-    fit_a = a if len(a) <= SWEEP_MAX else a[:SWEEP_MAX]
-    fit_ya = ya if len(a) <= SWEEP_MAX else ya[:SWEEP_MAX]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        linear = {c: balanced_accuracy(yb, _logistic(c, seed).fit(fit_a, fit_ya).predict(b)) for c in C_GRID}
-    best_c = max(linear, key=linear.get)
-    mlp = _balanced_mlp(a, ya, rng, hidden, seed)
-    if linear[best_c] > balanced_accuracy(yb, mlp.predict(b)):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            clf = _logistic(best_c, seed).fit(xtr, ytr)
-        chosen = "linear"
+    linear = [balanced_accuracy(yb, m.predict(b)) for m in backend.logistic(a[:SWEEP_MAX], ya[:SWEEP_MAX], C_GRID, seed)]
+    best_c = C_GRID[int(np.argmax(linear))]
+    mlp = backend.mlp(*_balanced(a, ya, rng), hidden, seed)
+    if max(linear) > balanced_accuracy(yb, mlp.predict(b)):
+        clf, chosen = backend.logistic(xtr, ytr, [best_c], seed)[0], "linear"
     else:  # not refitted: a second MLP fit would double the probe's time (its own early stopping holds out 10% too)
         clf, chosen = mlp, "mlp"
     # both are fitted to balanced classes: their probabilities are those of a balanced prior
@@ -163,7 +147,7 @@ OFFICIAL_SPLIT = 0.4  # held out to choose C
 
 
 @_one_thread
-def linear_unweighted_probe(features: Pair, labels: Pair, rng: np.random.Generator) -> dict:
+def linear_unweighted_probe(features: Pair, labels: Pair, rng: np.random.Generator, backend=SKLEARN) -> dict:
     """The CoMM authors' probe, on purpose: unweighted logistic regression on the raw
     features, C chosen in 1e-6 ... 1e6 by plain accuracy on a 60/40 split, refitted. On the
     ~10%-positive synergy label it predicts "negative" unless the signal is strong, which
@@ -174,14 +158,9 @@ def linear_unweighted_probe(features: Pair, labels: Pair, rng: np.random.Generat
         return const
     seed = _seed(rng)
     a, b, ya, yb = train_test_split(xtr, ytr, test_size=OFFICIAL_SPLIT, random_state=seed)
-
-    def fit(c: float, x: np.ndarray, y: np.ndarray) -> LogisticRegression:
-        return LogisticRegression(C=c, max_iter=100, random_state=seed).fit(x, y)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        best = max(OFFICIAL_C_GRID, key=lambda c: (fit(c, a, ya).predict(b) == yb).mean())
-        clf = fit(best, xtr, ytr)
+    held = [(m.predict(b) == yb).mean() for m in backend.logistic(a, ya, OFFICIAL_C_GRID, seed, balanced=False)]
+    best = OFFICIAL_C_GRID[int(np.argmax(held))]
+    clf = backend.logistic(xtr, ytr, [best], seed, balanced=False)[0]
     return {**_scores(yte, clf.predict(xte), clf.predict_proba(xte), clf.classes_, None), "C": best}
 
 

@@ -21,6 +21,7 @@ from comm_diag.comm.methods import Method
 from comm_diag.comm.run_folder import (PROBES_BY_EPOCH, PROBES_CSV, PROBES_JSON, checkpoint_digest, data_fingerprint,
                                       load_run, saved_epochs)
 
+from .backends import backend_for
 from .features import extract
 from .classifiers import PROBES
 from .tasks import TASKS, ground_truth_bits, task_labels
@@ -41,15 +42,18 @@ Also = Sequence[tuple[str, str, str]]  # extra (probe, task, representation) sco
 
 def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("linear",),
                 tasks: Sequence[str] = TASKS, representations: Optional[Sequence[str]] = None,
-                also: Also = (), seed: int = 0) -> list[dict]:
+                also: Also = (), seed: int = 0, backend: str = "auto") -> list[dict]:
     """Scores of one frozen model: rows {task, probe, representation, balanced_accuracy, auroc, bits,
     bits_fraction}: every probe x task x representation, plus the ``also`` triples.
 
     ``representations``: which of the model's outputs to probe (default: all it returns).
+    ``backend``: where the probes are fitted (``probes.backends``; auto: torch on the model's
+    GPU, scikit-learn on CPU).
     """
     for p in [*probes, *(a[0] for a in also)]:
         if p not in PROBES:
             raise ProbeError(f"unknown probe {p!r}; choose from {', '.join(PROBES)}")
+    fitter = backend_for(backend, model.device)
     train_f, test_f = extract(model, ds, "probe_train"), extract(model, ds, "test")
     train_y, test_y = task_labels(ds, "probe_train"), task_labels(ds, "test")
     truth = ground_truth_bits(ds, "test")
@@ -59,7 +63,7 @@ def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("line
     wanted += [a for a in also if a not in wanted and a[2] in train_f]
     for probe, task, rep in wanted:
         rng = np.random.default_rng([seed, TASKS.index(task), list(PROBES).index(probe)])
-        s = PROBES[probe]((train_f[rep], test_f[rep]), (train_y[task], test_y[task]), rng)
+        s = PROBES[probe]((train_f[rep], test_f[rep]), (train_y[task], test_y[task]), rng, backend=fitter)
         bits = s.get("bits")
         rows.append({"task": task, "probe": probe, "representation": rep,
                      "balanced_accuracy": s["balanced_accuracy"], "auroc": s.get("auroc"), "bits": bits,
@@ -112,7 +116,7 @@ def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None
               representations: Optional[Sequence[str]] = None, also: Also = (), every: int = 0,
               label: Optional[str] = None, device: str = "cpu",
               on_model: Optional[Callable[[str], None]] = None, allow_unfinished: bool = False,
-              method: Optional[str] = None) -> list[dict]:
+              method: Optional[str] = None, backend: str = "auto") -> list[dict]:
     """Probe the run's last epoch and its initialisation (method ``<label>@init``);
     with ``every=k`` every k-th saved epoch too (learning curves; the ``also`` triples
     only at the first and last epoch). Returns the probes.csv rows.
@@ -120,7 +124,8 @@ def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None
     A run that has not reached its last epoch is refused unless ``allow_unfinished``
     (its probes.json then records the epoch, and ``report`` refuses it). ``method``: the
     run's method as the caller gives it, needed when it is code (``run_folder.load_run``).
-    probes.json records the run's identity and the digest of the weights it probed."""
+    ``backend``: where the probes are fitted (``probe_model``). probes.json records the run's
+    identity, the digest of the weights it probed and the backend."""
     run = Path(run)
     if every < 0:
         raise ProbeError(f"every must be >= 0 epochs, got {every}")
@@ -143,7 +148,7 @@ def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None
         m = model if e == epochs[-1] else load_run(run, epoch=e, device=device, method=method)[0]
         extra = also if e in (0, epochs[-1]) else ()
         for r in probe_model(m, ds, probes=probes, tasks=tasks, representations=representations, also=extra,
-                             seed=seed):
+                             seed=seed, backend=backend):
             by_epoch.append({"epoch": e, "method": name, "seed": seed, **r})
     last = [dict(r) for r in by_epoch if r["epoch"] == epochs[-1]]
     init = [{**r, "method": f"{name}@init"} for r in by_epoch if r["epoch"] == 0]
@@ -153,6 +158,7 @@ def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None
         write_csv(run / PROBES_BY_EPOCH, by_epoch, ("epoch", *PROBE_COLUMNS))
     (run / PROBES_JSON).write_text(json.dumps({
         "package_version": tg.__version__, "config": meta, "epoch": epochs[-1], "probes": list(probes),
+        "backend": backend_for(backend, model.device).name,
         "run_id": meta.get("run_id"), "weights_sha256": checkpoint_digest(run, epochs[-1]),
         "data": str(ds.root), "rows": rows, "by_epoch": by_epoch if every else None}, indent=2))
     return rows

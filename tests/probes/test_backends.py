@@ -1,0 +1,125 @@
+"""The torch probe backend: the same objective as scikit-learn's, the same protocol, the same numbers."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+
+import comm_diag.trifeature_gen as tg
+from comm_diag.comm.config import TrainConfig
+from comm_diag.comm.methods import build_method
+from comm_diag.comm.train import train
+from comm_diag.probes import torch_fit
+from comm_diag.probes.backends import SklearnBackend, TorchBackend, backend_for
+from comm_diag.probes.classifiers import PROBES
+from comm_diag.probes.features import extract
+from comm_diag.probes.suite import probe_run
+from comm_diag.probes.tasks import task_labels
+
+TASKS = ("redundancy", "uniqueness1", "uniqueness2", "synergy")
+
+
+@pytest.fixture(scope="module")
+def init_features(tmp_path_factory):
+    """Fused features of a randomly initialised CoMM on 2,000 probe and 1,000 test pairs (32 px)."""
+    ds = tg.load(tg.generate(tg.DatasetSpec(size=32, train_pairs=256, probe_pairs=2000, test_pairs=1000),
+                             tmp_path_factory.mktemp("d") / "d"))
+    torch.manual_seed(0)
+    model = build_method(TrainConfig(d=64))
+    return (extract(model, ds, "probe_train")["fused"], extract(model, ds, "test")["fused"],
+            task_labels(ds, "probe_train"), task_labels(ds, "test"))
+
+
+def _sklearn_optimum(x, y, c):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return LogisticRegression(C=c, class_weight="balanced", max_iter=5000, tol=1e-8).fit(x, y)
+
+
+@pytest.mark.parametrize("n_classes", [2, 5])
+def test_the_objective_is_scikit_learns(n_classes):
+    """scikit-learn's own optimum is a stationary point of ``logistic_objective`` (binary: one
+    logit, multinomial: one per class), and torch's fit reaches the same weights."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 8))
+    y = (x[:, :3] @ rng.normal(size=(3, n_classes))).argmax(1) if n_classes > 2 else (x[:, 0] + x[:, 1] > 0.3)
+    y = np.where(rng.random(600) < 0.15, rng.integers(0, n_classes, 600), y).astype(int)  # label noise: finite weights
+    sk = _sklearn_optimum(x, y, 1.0)
+    w = torch.tensor(sk.coef_.T[None], requires_grad=True)  # (1, D, Q)
+    b = torch.tensor(sk.intercept_[None], requires_grad=True)  # (1, Q)
+    xt, yt = torch.tensor(x), torch.tensor(y)
+    loss = torch_fit.logistic_objective(w, b, xt, yt, torch_fit.class_weights(yt, n_classes), torch.tensor([1.0]))
+    loss.backward()
+    assert w.grad.abs().max() < 1e-5 and b.grad.abs().max() < 1e-5
+    tw, tb = torch_fit.fit_logistic(xt.float(), yt, n_classes, [1.0])
+    assert np.allclose(tw[0].numpy(), sk.coef_.T, atol=2e-3) and np.allclose(tb[0].numpy(), sk.intercept_, atol=2e-3)
+
+
+def test_a_c_grid_fitted_at_once_equals_one_fit_per_c():
+    rng = np.random.default_rng(1)
+    x = torch.tensor(rng.normal(size=(500, 16)), dtype=torch.float32)
+    y = torch.tensor(rng.integers(0, 4, 500)) + (x[:, 0] > 0).long()
+    w, b = torch_fit.fit_logistic(x, y, 5, [0.1, 1.0, 10.0])
+    for k, c in enumerate((0.1, 1.0, 10.0)):
+        wk, bk = torch_fit.fit_logistic(x, y, 5, [c])
+        assert torch.allclose(w[k], wk[0], atol=2e-3) and torch.allclose(b[k], bk[0], atol=2e-3)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_the_torch_linear_probe_equals_scikit_learns_at_convergence(init_features, task):
+    """Same features, same protocol (held-out quarter, C grid, refit): within 0.5 points of
+    balanced accuracy and 0.02 bits of scikit-learn's probe run to convergence."""
+    xtr, xte, ytr, yte = init_features
+    scores = [PROBES["linear"]((xtr, xte), (ytr[task], yte[task]), np.random.default_rng([0, 1]), backend=be)
+              for be in (SklearnBackend(max_iter=5000), TorchBackend())]
+    sk, th = scores
+    assert abs(sk["balanced_accuracy"] - th["balanced_accuracy"]) <= 0.5, (task, sk, th)
+    assert abs(sk["bits"] - th["bits"]) <= 0.02, (task, sk, th)
+    assert sk["C"] == th["C"]
+
+
+def test_the_torch_mlp_recovers_what_a_linear_probe_cannot():
+    """A known answer: the XOR of two features' signs. The linear probe reads chance, both
+    backends' MLP probes read it (and choose the MLP on the held-out quarter)."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(3000, 6)).astype(np.float32)
+    y = ((x[:, 0] > 0) ^ (x[:, 1] > 0)).astype(int)
+    feats, labels = (x[:2000], x[2000:]), (y[:2000], y[2000:])
+    linear = PROBES["linear"](feats, labels, np.random.default_rng(0), backend=TorchBackend())
+    assert linear["balanced_accuracy"] < 60
+    for be in (SklearnBackend(), TorchBackend()):
+        s = PROBES["mlp"](feats, labels, np.random.default_rng(0), backend=be)
+        assert s["chosen"] == "mlp" and s["balanced_accuracy"] > 90, (be.name, s)
+
+
+def test_the_torch_mlp_is_seeded():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(800, 5)).astype(np.float32)
+    y = (x[:, 0] * x[:, 1] > 0).astype(int)
+    runs = [PROBES["mlp"]((x[:600], x[600:]), (y[:600], y[600:]), np.random.default_rng(s), backend=TorchBackend())
+            for s in (0, 0, 1)]
+    assert runs[0] == runs[1]
+    assert runs[0]["bits"] != runs[2]["bits"]
+
+
+def test_auto_is_torch_on_a_gpu_and_scikit_learn_on_cpu():
+    assert backend_for("auto", "cpu").name == "sklearn"
+    assert backend_for("auto", "cuda").name == "torch"
+    assert isinstance(backend_for("torch", "cpu"), TorchBackend)
+    with pytest.raises(ValueError, match="unknown probe backend 'gpu'; choose from auto, sklearn, torch"):
+        backend_for("gpu")
+
+
+def test_probe_run_records_its_backend(tmp_path, tiny_dataset):
+    run = train(TrainConfig(d=32, epochs=1, batch_size=64, image_size=32,
+                            method_settings={"proj_hidden": 64, "proj_dim": 32}), tiny_dataset, tmp_path / "r")
+    rows = probe_run(run, backend="torch", tasks=("redundancy",))
+    assert json.loads((run / "probes.json").read_text())["backend"] == "torch"
+    assert probe_run(run, backend="torch", tasks=("redundancy",)) == rows  # seeded: the same fits again
+    probe_run(run, backend="sklearn", tasks=("redundancy",))
+    assert json.loads((run / "probes.json").read_text())["backend"] == "sklearn"
