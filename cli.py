@@ -220,6 +220,8 @@ def train(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any other run setting, or one of the method's "
                                                                  "own (`comm-diag methods` lists them), as KEY=VALUE "
                                                                  "(repeatable), e.g. --set proj_dim=128.")] = None,
+    compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model's modules (same weights; "
+                                                             "a minute or more of compiling first).")] = False,
 ) -> None:
     """Train a method on a dataset's train pairs (checkpoint every epoch, resumable)."""
     from comm_diag.comm.config import TrainConfig, preset
@@ -245,7 +247,8 @@ def train(
             return
         with progress_bar() as bar:
             try:
-                train_run(cfg, ds, out, resume=resume, on_step=_train_bar(bar, f"train {label_of(method)}"))
+                train_run(cfg, ds, out, resume=resume, on_step=_train_bar(bar, f"train {label_of(method)}"),
+                          compile="inductor" if compile_ else None)
             except KeyboardInterrupt:
                 raise UserError(f"interrupted; the last finished epoch is kept: resume with --resume --out {out}")
         console.print(f"trained {label_of(method)}: {out}")
