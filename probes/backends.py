@@ -33,8 +33,9 @@ class SklearnBackend:
     """scikit-learn: LogisticRegression(lbfgs), one fit per C; MLPClassifier(adam).
 
     ``max_iter``: the logistic fits' iterations. 100 (scikit-learn's default, and every
-    earlier version's) is the default: more moved scores by up to 4 points at 5x the time;
-    run to convergence (e.g. 2000) it is the torch backend's optimum."""
+    earlier version's) is the default, for comparable CPU numbers; run to convergence
+    (e.g. 2000: 4-6x the time, scores moved by up to 3.3 points) it reaches the torch
+    backend's optimum."""
 
     max_iter: int = 100
     name = "sklearn"

@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 # To convergence, where scikit-learn's probe stops at max_iter=100: on CoMM features its
-# balanced accuracy then differs from the optimum's by up to 4 points (README, "Probes on
-# the device"); run to convergence, the two agree within 0.6 points and 0.01 bits.
+# balanced accuracy then differs from the optimum's by up to 3.3 points (README, "On a
+# GPU"); run to convergence, the two agree within 0.6 points and 0.01 bits.
 LBFGS_ITERATIONS = 1000
 LBFGS_TOLERANCE = 1e-6  # on the largest gradient entry of the sample-averaged objective
 TOLERANCE_CHANGE = 1e-9
