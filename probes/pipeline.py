@@ -30,7 +30,7 @@ from comm_diag.comm.run_folder import PROBES_BY_EPOCH, PROBES_CSV
 from .executors import check_options, run_jobs
 from .report import write_report
 from .studies import Measured, Study, check_expectations
-from .sweep import Hooks, RunJob, experiment, folders, given_datasets, plan
+from .sweep import Hooks, RunJob, dataset_spec, experiment, folders, given_datasets, plan, variant_datasets
 from .tasks import INTERACTIONS
 
 
@@ -72,8 +72,11 @@ def study_jobs(study: Study, out: Path, settings: StudySettings,
     every = study.every if settings.every is None else settings.every
     if every < 0:
         raise ValueError(f"every must be >= 0 epochs, got {every}")
-    return plan(settings.base(), study.all_variants(settings.extra), settings.seeds, kinds, out, every=every,
-                probes=study.probes)
+    variants = study.all_variants(settings.extra)
+    for v in variants:  # a variant's dataset settings are checked before any byte too
+        if v.data:
+            dataset_spec(settings.preset_name, False, **{**settings.data_overrides, **v.data}).validate()
+    return plan(settings.base(), variants, settings.seeds, kinds, out, every=every, probes=study.probes)
 
 
 def describe_plan(study: Study, out: Path, settings: StudySettings) -> list[dict]:
@@ -84,7 +87,9 @@ def describe_plan(study: Study, out: Path, settings: StudySettings) -> list[dict
         # against the preset as it resolves for the same method: its own defaults are no change
         base = resolve(settings.base().replace(method=job.config["method"], seed=job.seed)).to_dict()
         changes = {k: v for k, v in job.config.items() if base.get(k) != v}
-        rows.append({"index": i, "run": job.name, "variant": job.label, "seed": job.seed, "data": job.kind,
+        data = Path(job.data)  # a variant's own datasets show their settings: synergy_prob=0.5/synergy
+        shown = str(data.relative_to(out / "data")) if data.is_relative_to(out / "data") else job.kind
+        rows.append({"index": i, "run": job.name, "variant": job.label, "seed": job.seed, "data": shown,
                      "changes": ", ".join(f"{k}={v}" for k, v in changes.items()) or "-"})
     return rows
 
@@ -144,6 +149,7 @@ def run(study: Study, out: Path | str, settings: StudySettings = StudySettings()
                   [as_batch(x) for x in tg.trial_pairs(size)])
     with experiment(out, study.kind, study.name, base, given, settings.preset_name, hooks,
                     settings.data_overrides) as datasets:
+        variant_datasets(out, settings.preset_name, study.all_variants(settings.extra), hooks, settings.data_overrides)
         jobs = study_jobs(study, out, settings, datasets)
         run_jobs(select(jobs, settings.only), hooks, executor, **executor_options)
         hooks.on_stage("report")

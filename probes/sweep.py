@@ -13,6 +13,7 @@ single dataset, every task is probed on it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,13 +53,37 @@ class Hooks:
     on_job_step: Optional[Callable[[str, StepInfo], None]] = None  # a step of the named job (worker processes)
 
 
+# dataset settings a variant may change (a study axis): the image size is the preset's, the
+# data seed is the study's (same images), and every variant has an unbiased and a synergy set
+DATA_SETTINGS = tuple(f.name for f in dataclasses.fields(tg.DatasetSpec) if f.name not in ("size", "seed", "synergy"))
+
+
 @dataclass(frozen=True)
 class Variant:
-    """One arm of an experiment: a label (the ``method`` column of probes.csv) and the
-    run and method settings it changes from the preset (``TrainConfig.replace`` routes them)."""
+    """One arm of an experiment: a label (the ``method`` column of probes.csv), the run and
+    method settings it changes from the preset (``TrainConfig.replace`` routes them) and the
+    dataset settings it changes (``data``; a name of ``DATA_SETTINGS`` among ``overrides``
+    moves there): a variant with data settings trains and is probed on datasets of its own,
+    generated with the same seed (same images, probe and test pairs where the generator allows)."""
 
     name: str
     overrides: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        moved = {k: v for k, v in self.overrides.items() if k in DATA_SETTINGS}
+        if moved:
+            object.__setattr__(self, "overrides", {k: v for k, v in self.overrides.items() if k not in moved})
+            object.__setattr__(self, "data", {**self.data, **moved})
+        bad = sorted(set(self.data) - set(DATA_SETTINGS))
+        if bad:
+            raise ValueError(f"variant {self.name!r}: {', '.join(bad)} is not a dataset setting a study can vary; "
+                             f"choose from {', '.join(DATA_SETTINGS)}")
+
+    @property
+    def data_folder(self) -> Optional[str]:
+        """OUT/data/<this>/ holds its datasets (variants with the same data settings share them)."""
+        return "-".join(f"{k}={self.data[k]}" for k in sorted(self.data)) if self.data else None
 
 
 @dataclass(frozen=True)
@@ -122,6 +147,21 @@ def preset_datasets(out: Path, preset_name: str, hooks: Hooks, data_overrides: O
     return datasets
 
 
+def variant_datasets(out: Path, preset_name: str, variants: Sequence[Variant], hooks: Hooks,
+                     data_overrides: Optional[dict] = None) -> dict[str, dict[str, tg.Dataset]]:
+    """The unbiased and synergy datasets of every variant that changes dataset settings, by
+    ``Variant.data_folder``: the preset's, with the study's and then the variant's changes."""
+    out_sets: dict[str, dict[str, tg.Dataset]] = {}
+    for v in variants:
+        if v.data and v.data_folder not in out_sets:
+            hooks.on_stage(f"datasets: {v.data_folder}")
+            out_sets[v.data_folder] = {
+                kind: ensure_dataset(dataset_spec(preset_name, biased, **{**(data_overrides or {}), **v.data}),
+                                     out / "data" / v.data_folder / kind, hooks)
+                for kind, biased in (("unbiased", False), ("synergy", True))}
+    return out_sets
+
+
 def given_datasets(paths: Sequence[Path | str]) -> dict[str, tg.Dataset]:
     """User datasets: one (every task probed on it) or an unbiased + a synergy one."""
     dss = [tg.load(p) for p in paths]
@@ -141,7 +181,11 @@ def plan(base: TrainConfig, variants: Sequence[Variant], seeds: Sequence[int], d
     for seed in seeds:
         for v in variants:
             cfg = resolve(base.replace(**v.overrides, seed=seed))
-            for kind, path in data.items():
+            if v.data and "all" in data:
+                raise ValueError(f"variant {v.name!r} changes dataset settings ({v.data_folder}): it generates its "
+                                 f"own data, so it cannot run on a dataset given with --data")
+            own = {kind: str(out / "data" / v.data_folder / kind) for kind in data} if v.data else data
+            for kind, path in own.items():
                 name = f"{v.name}-{kind}-seed{seed}" if kind != "all" else f"{v.name}-seed{seed}"
                 jobs.append(RunJob(name=name, label=v.name, config=cfg.to_dict(), data=str(path), kind=kind,
                                    run=str(out / "runs" / name), every=every, probes=tuple(probes)))

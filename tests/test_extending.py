@@ -184,6 +184,46 @@ def test_a_new_study_is_one_value(tiny_dataset, tiny_synergy_dataset, tmp_path, 
     assert r.exit_code == 0 and "temperature=0.5" in r.output, r.output
 
 
+# ----------------------------------------------------------------------------- a study over a data setting
+
+BIASING = Study(
+    name="biasing",
+    description="CoMM trained on pairs that obey the synergy mapping always or half the time",
+    variants=(Variant("p1", {"method": "comm"}), Variant("p05", {"method": "comm", "synergy_prob": 0.5})),
+)
+
+
+def test_a_study_can_vary_a_dataset_setting(tmp_path):
+    """A dataset setting in a variant is a study axis: that variant gets datasets of its own
+    (generated with the study's seed: the same images, probe and test pairs), is trained and
+    probed on them, and reaches the report under its own name."""
+    assert Variant("p05", {"share_prob": 0.5}).data == {"share_prob": 0.5}
+    with pytest.raises(ValueError, match="size is not a dataset setting a study can vary"):
+        Variant("big", data={"size": 128})
+    out = tmp_path / "study"
+    result = pipeline.run(BIASING, out, StudySettings(preset_name="smoke", epochs=1))
+    assert set(result["verdicts"]) >= {"p1", "p05"}
+    trained_on = {}
+    for run in (out / "runs").iterdir():
+        meta = json.loads((run / "config.json").read_text())
+        trained_on[run.name] = tg.load(meta["data"]["path"])
+    half, full = trained_on["p05-synergy-seed0"], trained_on["p1-synergy-seed0"]
+    assert half.spec.synergy_prob == 0.5 and full.spec.synergy_prob == 1.0
+    assert half.root == out / "data" / "synergy_prob=0.5" / "synergy"
+    # the training law differs (every pair obeys the mapping: a constant label, 0 bits; half of
+    # them: a label that varies); what the probes are fitted and scored on does not
+    train_bits = [ds.manifest["pid"]["train"]["synergy"]["mutual_information"] for ds in (half, full)]
+    assert train_bits[0] > 0.5 and train_bits[1] == pytest.approx(0.0, abs=1e-9)
+    for f in ("images/train.npy", "images/test.npy", "pairs/probe_train.csv", "pairs/test.csv"):
+        assert half.manifest["sha256"][f] == full.manifest["sha256"][f], f
+    labels = {r["method"] for r in csv.DictReader(open(out / "summary.csv"))}
+    assert {"p1", "p05"} <= labels
+    shown = {r["run"]: r["data"] for r in pipeline.describe_plan(BIASING, out, StudySettings(preset_name="smoke"))}
+    assert shown["p05-synergy-seed0"] == "synergy_prob=0.5/synergy" and shown["p1-synergy-seed0"] == "synergy"
+    with pytest.raises(ValueError, match="cannot run on a dataset given with --data"):
+        pipeline.study_jobs(BIASING, tmp_path / "other", StudySettings(preset_name="smoke", data=(full.root,)))
+
+
 # ----------------------------------------------------------------------------- n = 3 modalities
 
 class ThreeViews(tg.Dataset):
