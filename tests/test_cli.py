@@ -210,3 +210,13 @@ def test_cli__train_nproc_bad_input_fails_before_launching(tmp_path, tiny_datase
         r = run("train", "--data", tiny_dataset.root, "--preset", "smoke", "--nproc", "2", *args, "--out", tmp_path / "r")
         assert r.exit_code == 1 and msg in r.output and "Traceback" not in r.output, r.output
     assert not (tmp_path / "r").exists()
+
+
+def test_python_dash_m_comm_diag_is_the_command(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "comm_diag", "--help"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "Usage: comm-diag" in r.stdout and "quickstart" in r.stdout
