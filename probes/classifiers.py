@@ -21,7 +21,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from .backends import EARLY_STOP_MIN, SklearnBackend  # noqa: F401 (EARLY_STOP_MIN: the MLP's, documented here)
+from .backends import SklearnBackend
 from .metrics import auroc, balanced_accuracy, information_bits
 
 Pair = tuple[np.ndarray, np.ndarray]
@@ -117,7 +117,7 @@ def _balanced(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[n
 def mlp_probe(features: Pair, labels: Pair, rng: np.random.Generator, hidden: int = 256, backend=SKLEARN) -> dict:
     """What a non-linear reader recovers: the better, on the held-out quarter of the
     training features (balanced accuracy), of a one-hidden-layer MLP (ReLU, Adam, fitted
-    on classes balanced by resampling, early stopping on a 10% split from EARLY_STOP_MIN
+    on classes balanced by resampling, early stopping on a 10% split from ``backends.EARLY_STOP_MIN``
     samples) and the linear probe's family (class-weighted logistic regression, C in
     C_GRID), both fitted on the other three quarters; a chosen linear probe is refitted on
     all training features (as ``linear_probe``), a chosen MLP is kept as fitted; scored on
