@@ -74,6 +74,9 @@ def study_jobs(study: Study, out: Path, settings: StudySettings,
         raise ValueError(f"every must be >= 0 epochs, got {every}")
     variants = study.all_variants(settings.extra)
     for v in variants:  # a variant's dataset settings are checked before any byte too
+        if v.data and settings.data:
+            raise ValueError(f"variant {v.name!r} changes dataset settings ({v.data_folder}): it generates its "
+                             f"own data, so it cannot run on a dataset given with --data")
         if v.data:
             dataset_spec(settings.preset_name, False, **{**settings.data_overrides, **v.data}).validate()
     return plan(settings.base(), variants, settings.seeds, kinds, out, every=every, probes=study.probes)

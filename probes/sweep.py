@@ -137,13 +137,15 @@ def ensure_dataset(spec: tg.DatasetSpec, path: Path, hooks: Hooks) -> tg.Dataset
     return tg.load(path)
 
 
-def preset_datasets(out: Path, preset_name: str, hooks: Hooks, data_overrides: Optional[dict] = None) -> dict[str, tg.Dataset]:
-    """The preset's unbiased and synergy datasets (same seed: same images and probe pairs)."""
+def preset_datasets(out: Path, preset_name: str, hooks: Hooks, data_overrides: Optional[dict] = None,
+                    folder: str = "") -> dict[str, tg.Dataset]:
+    """The preset's unbiased and synergy datasets (same seed: same images and probe pairs),
+    in OUT/data/[folder/]KIND."""
     datasets = {}
     for kind, biased in (("unbiased", False), ("synergy", True)):
-        hooks.on_stage(f"dataset: {kind}")
+        hooks.on_stage(f"dataset: {folder + '/' if folder else ''}{kind}")
         datasets[kind] = ensure_dataset(dataset_spec(preset_name, biased, **(data_overrides or {})),
-                                        out / "data" / kind, hooks)
+                                        out / "data" / folder / kind, hooks)
     return datasets
 
 
@@ -154,11 +156,8 @@ def variant_datasets(out: Path, preset_name: str, variants: Sequence[Variant], h
     out_sets: dict[str, dict[str, tg.Dataset]] = {}
     for v in variants:
         if v.data and v.data_folder not in out_sets:
-            hooks.on_stage(f"datasets: {v.data_folder}")
-            out_sets[v.data_folder] = {
-                kind: ensure_dataset(dataset_spec(preset_name, biased, **{**(data_overrides or {}), **v.data}),
-                                     out / "data" / v.data_folder / kind, hooks)
-                for kind, biased in (("unbiased", False), ("synergy", True))}
+            out_sets[v.data_folder] = preset_datasets(out, preset_name, hooks, {**(data_overrides or {}), **v.data},
+                                                      folder=v.data_folder)
     return out_sets
 
 
@@ -181,9 +180,6 @@ def plan(base: TrainConfig, variants: Sequence[Variant], seeds: Sequence[int], d
     for seed in seeds:
         for v in variants:
             cfg = resolve(base.replace(**v.overrides, seed=seed))
-            if v.data and "all" in data:
-                raise ValueError(f"variant {v.name!r} changes dataset settings ({v.data_folder}): it generates its "
-                                 f"own data, so it cannot run on a dataset given with --data")
             own = {kind: str(out / "data" / v.data_folder / kind) for kind in data} if v.data else data
             for kind, path in own.items():
                 name = f"{v.name}-{kind}-seed{seed}" if kind != "all" else f"{v.name}-seed{seed}"
