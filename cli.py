@@ -9,10 +9,20 @@ from typing import Annotated, Callable, Iterator, Optional
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
+from rich import table as rich_table
 
 import comm_diag.trifeature_gen as tg
 from comm_diag.trifeature_gen.factors import FACTOR_NAMES
+
+
+class Table(rich_table.Table):
+    """Rich's table with cells that fold instead of ending in an ellipsis: in a narrow
+    terminal (or a notebook's 80 columns) no two rows become the same text."""
+
+    def add_column(self, *args, **kwargs) -> None:
+        kwargs.setdefault("overflow", "fold")
+        super().add_column(*args, **kwargs)
+
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Which multimodal interactions does a self-supervised method learn? "
@@ -404,32 +414,44 @@ def quickstart(
     gpus_per_run: GpusOpt = 0.0,
 ) -> None:
     """The paper's two experiments end to end: data, CoMM / Cross / Cross+Self, probes, report."""
-    from comm_diag.probes.experiment import quickstart_study
-    from comm_diag.probes.pipeline import StudySettings
+    from comm_diag.probes.experiment import quickstart as run_quickstart
     from comm_diag.probes.sweep import parse_seeds
 
     with user_errors():
-        settings = StudySettings(preset_name=preset_name, seeds=parse_seeds(seeds), epochs=epochs, every=every)
-        study = quickstart_study([m.strip() for m in methods.split(",") if m.strip()], preset_name)
-        _run_study(study, out, settings, executor_options(executor, workers, address, cpus_per_run, gpus_per_run))
+        settings = {"preset_name": preset_name, "seeds": parse_seeds(seeds), "epochs": epochs, "every": every}
+        _run_study(out, lambda hooks: run_quickstart(
+            out, methods=[m.strip() for m in methods.split(",") if m.strip()], hooks=hooks, **settings,
+            **executor_options(executor, workers, address, cpus_per_run, gpus_per_run)))
 
 
-def _run_study(study, out: Path, settings, options: dict, table: Optional[Callable[[dict], Table]] = None) -> dict:
-    """The body the sweep commands share: progress bars, one line on interruption, the
-    verdict table (or ``table(result)``), the study's expectations and lead, the timing."""
+def _run_study(out: Path, call: Callable, table: Optional[Callable[[dict], Table]] = None) -> dict:
+    """The body the sweep commands share: ``call(hooks)`` (the command's library function)
+    under progress bars, one line on interruption, then the verdict table (the dose table
+    for a dose study, or ``table(result)``), the study's expectations, the timing."""
     import time
-
-    from comm_diag.probes import pipeline
 
     t0 = time.perf_counter()
     with sweep_progress("run the same command again to resume") as hooks:
-        result = pipeline.run(study, out, settings, hooks=hooks, **options)
-    console.print((table or _verdict_table)(result))
+        result = call(hooks)
+    console.print((table or (_dose_table if result["outputs"].get("dose") else _verdict_table))(result))
     for text, ok in result["expectations"]:
         mark = {True: "[green]held[/]", False: "[red]did not hold[/]", None: "[yellow]not measured[/]"}[ok]
         console.print(f"{mark}: {text}", highlight=False)
     console.print(f"done in {time.perf_counter() - t0:.0f} s; report: {out / 'report.md'}")
     return result
+
+
+def _dose_table(result: dict) -> Table:
+    t = Table(title="dose-response: linear probe, fused representation, unbiased test pairs")
+    for c in ("method", "interaction", "level", "dose bits", "balanced acc. %", "bits", "ceiling", "floor (init)",
+              "verdict"):
+        t.add_column(c, justify="left" if c in ("method", "interaction", "verdict") else "right")
+    for r in result["outputs"]["dose"]:
+        ci = f" ±{r['ci95']:.1f}" if r["seeds"] > 1 else ""
+        t.add_row(r["method"], r["interaction"], f"{r['level']:g}", f"{r['dose_bits']:.2f}",
+                  f"{r['balanced_accuracy']:.1f}{ci}", f"{r['bits']:.2f}", f"{r['ceiling_bits']:.2f}",
+                  "-" if r["init_balanced_accuracy"] is None else f"{r['init_balanced_accuracy']:.1f}", r["verdict"])
+    return t
 
 
 def _study_names() -> str:
@@ -452,15 +474,22 @@ def ablate(
     list_runs: Annotated[bool, typer.Option("--list", help="Print the study's runs and exit.")] = False,
     list_studies: Annotated[bool, typer.Option("--list-studies", help="Print the studies and exit.")] = False,
     only: Annotated[Optional[int], typer.Option(help="Run only run number I of --list.")] = None,
+    interaction: Annotated[Optional[str], typer.Option(
+        help="dose: the interactions whose strength varies, synergy and/or redundancy [default: synergy].")] = None,
+    levels: Annotated[Optional[str], typer.Option(
+        help="dose: the strengths (probabilities in the training pairs) [default: 0,0.25,0.5,0.75,1].")] = None,
+    methods: Annotated[Optional[str], typer.Option(
+        help="dose: built-in methods, a comma list [default: comm,cross,cross_self].")] = None,
     workers: WorkersOpt = 0,
     executor: ExecutorOpt = "local",
     address: AddressOpt = None,
     cpus_per_run: CpusOpt = 1.0,
     gpus_per_run: GpusOpt = 0.0,
 ) -> None:
-    """The paper's ablations (loss, fusion, augment): run a study, resume it, report it."""
+    """The paper's ablations (loss, fusion, augment) and the dose-response study: run, resume, report."""
+    from comm_diag.probes.ablation import run_study, study_named
     from comm_diag.probes.pipeline import StudySettings, describe_plan
-    from comm_diag.probes.studies import STUDIES, get_study
+    from comm_diag.probes.studies import STUDIES
     from comm_diag.probes.sweep import parse_seeds
 
     with user_errors():
@@ -475,19 +504,26 @@ def ablate(
             return
         if not study:
             raise UserError(f"name a study: {_study_names()}")
-        spec = get_study(study)
+        params = {"interactions": _comma_list(interaction), "levels": levels, "methods": _comma_list(methods)}
+        spec = study_named(study, **params)
         out = out or Path("ablations") / study
-        settings = StudySettings(preset_name=preset_name, seeds=parse_seeds(seeds), data=data or (), extra=extra,
-                                 only=only, epochs=epochs, every=every)
+        settings = {"preset_name": preset_name, "seeds": parse_seeds(seeds), "data": data or (), "extra": extra,
+                    "only": only, "epochs": epochs, "every": every}
         if list_runs:
             t = Table(title=f"study {study}: {spec.description}")
             for c in ("#", "run", "variant", "seed", "data", "changes from the preset"):
                 t.add_column(c)
-            for row in describe_plan(spec, out, settings):
+            for row in describe_plan(spec, out, StudySettings(**settings)):
                 t.add_row(*(str(row[k]) for k in ("index", "run", "variant", "seed", "data", "changes")))
             console.print(t)
             return
-        _run_study(spec, out, settings, executor_options(executor, workers, address, cpus_per_run, gpus_per_run))
+        _run_study(out, lambda hooks: run_study(study, out, **params, hooks=hooks, **settings,
+                                                **executor_options(executor, workers, address, cpus_per_run,
+                                                                   gpus_per_run)))
+
+
+def _comma_list(text: Optional[str]) -> Optional[list[str]]:
+    return [x.strip() for x in text.split(",") if x.strip()] if text else None
 
 
 # ----------------------------------------------------------------------------- calibrate
@@ -552,6 +588,11 @@ def check(
     no_controls: Annotated[bool, typer.Option("--no-controls", help="Same as --controls none.")] = False,
     require: Annotated[Optional[str], typer.Option(
         help="Exit with code 3 unless these are captured: redundancy, uniqueness, synergy (comma list).")] = None,
+    dose: Annotated[Optional[str], typer.Option(
+        help="Instead, the dose-response of these interactions (synergy and/or redundancy): your method's curve "
+             "beside the controls' (`comm-diag ablate dose`).")] = None,
+    levels: Annotated[Optional[str], typer.Option(
+        help="With --dose: the strengths in the training pairs [default: 0,0.25,0.5,0.75,1].")] = None,
     workers: WorkersOpt = 0,
     executor: ExecutorOpt = "local",
     address: AddressOpt = None,
@@ -559,22 +600,26 @@ def check(
     gpus_per_run: GpusOpt = 0.0,
 ) -> None:
     """Does your SSL method capture redundancy, uniqueness and synergy? Trains it beside the references."""
-    from comm_diag.probes.check import REQUIRE_EXIT, check_study, parse_require, unmet
-    from comm_diag.probes.pipeline import StudySettings
+    from comm_diag.comm.methods.plugins import label_of, normalize_target
+    from comm_diag.probes.check import REQUIRE_EXIT, check as run_check, parse_require, unmet
     from comm_diag.probes.sweep import parse_seeds
     from comm_diag.probes.tasks import NAMES
 
     with user_errors():
         required = parse_require(require)
-        settings = StudySettings(preset_name=preset_name, seeds=parse_seeds(seeds), data=data or (), epochs=epochs)
-        control_list = [] if no_controls or controls.strip() == "none" else \
-            [c.strip() for c in controls.split(",") if c.strip()]
+        if required and dose:
+            raise UserError("--require reads the check's three verdicts; a dose check has one per level: "
+                            "read its curve (dose.csv)")
+        settings = {"preset_name": preset_name, "seeds": parse_seeds(seeds), "data": data or (), "epochs": epochs}
+        control_list = [] if no_controls or controls.strip() == "none" else _comma_list(controls) or []
         options = executor_options(executor, workers, address, cpus_per_run, gpus_per_run)
-        study, label, said = check_study(target, control_list)  # a broken method fails here, before any work
-        out = out or Path("check-out") / label
-        result = _run_study(study, out, settings, options, table=lambda r: _check_table(r, label))
-        console.print(said["conclusion"], highlight=False)
-    missing = unmet({**result, "label": label}, required)
+        label = label_of(normalize_target(target))
+        out = out or Path("check-out") / (label + ("-dose" if dose else ""))
+        result = _run_study(out, lambda hooks: run_check(
+            target, out, controls=control_list, dose=_comma_list(dose) or (), levels=levels, hooks=hooks,
+            **settings, **options), table=None if dose else lambda r: _check_table(r, label))
+        console.print(result["conclusion"], highlight=False)
+    missing = unmet(result, required)
     if missing:
         err.print(f"[bold red]required but not captured:[/] {', '.join(NAMES[k] for k in missing)}",
                   highlight=False, soft_wrap=True)

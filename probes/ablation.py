@@ -1,5 +1,5 @@
-"""``comm-diag ablate NAME``: one of the paper's ablation studies (``studies.STUDIES``), run by
-the one experiment pipeline.
+"""``comm-diag ablate NAME``: one of the paper's ablation studies or the dose-response study
+(``studies.STUDIES``), run by the one experiment pipeline.
 
 The study folder holds ``sweep.json`` (which study, preset settings and datasets
 wrote it), ``data/`` (the preset's datasets unless given), ``runs/NAME-KIND-seedS/``
@@ -10,12 +10,27 @@ wrote it), ``data/`` (the preset's datasets unless given), ``runs/NAME-KIND-seed
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from . import pipeline
+from .dose import LEVELS, METHODS_DEFAULT, dose_study
 from .pipeline import StudySettings
-from .studies import Study, get_study
+from .studies import get_study
+from .study import Study
 from .sweep import Hooks, RunJob
+
+
+def study_named(name: str, *, interactions: Optional[Sequence[str]] = None,
+                levels: Optional[Sequence[float] | str] = None, methods: Optional[Sequence[str]] = None) -> Study:
+    """A study of ``STUDIES`` by name; the dose study with its interactions, levels and
+    methods (the others take none of them)."""
+    if name != "dose":
+        given = [k for k, v in (("interactions", interactions), ("levels", levels), ("methods", methods)) if v]
+        if given:
+            raise ValueError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for the dose study, "
+                             f"not for {name!r}")
+        return get_study(name)
+    return dose_study(interactions or ("synergy",), LEVELS if levels is None else levels, methods or METHODS_DEFAULT)
 
 
 def study_jobs(study: Study, out: Path, **settings) -> list[pipeline.RunJob]:
@@ -24,12 +39,15 @@ def study_jobs(study: Study, out: Path, **settings) -> list[pipeline.RunJob]:
     return pipeline.study_jobs(study, Path(out), StudySettings(**settings))
 
 
-def run_study(name: str, out: Path | str, *, hooks: Optional[Hooks] = None, executor: str = "local",
-              **options) -> dict:
-    """Run (or finish) a study and report on every run of it that is done; ``options``:
-    ``StudySettings`` fields (preset_name, seeds, data, extra, only, epochs, every, ...) and
-    the executor's (workers; address, cpus_per_run, gpus_per_run)."""
-    return pipeline.run_with(get_study(name), out, hooks=hooks, executor=executor, **options)
+def run_study(name: str, out: Path | str, *, interactions: Optional[Sequence[str]] = None,
+              levels: Optional[Sequence[float] | str] = None, methods: Optional[Sequence[str]] = None,
+              hooks: Optional[Hooks] = None, executor: str = "local", **options) -> dict:
+    """Run (or finish) a study and report on every run of it that is done (``comm-diag
+    ablate``); ``interactions``, ``levels``, ``methods``: the dose study's (``study_named``);
+    ``options``: ``StudySettings`` fields (preset_name, seeds, data, extra, only, epochs,
+    every, ...) and the executor's (workers; address, cpus_per_run, gpus_per_run)."""
+    study = study_named(name, interactions=interactions, levels=levels, methods=methods)
+    return pipeline.run_with(study, out, hooks=hooks, executor=executor, **options)
 
 
-__all__ = ["run_study", "study_jobs", "RunJob"]
+__all__ = ["run_study", "study_jobs", "study_named", "RunJob"]

@@ -19,7 +19,8 @@ from comm_diag.comm.methods import METHODS, load_class
 from comm_diag.comm.methods.plugins import label_of, normalize_target
 
 from . import pipeline
-from .studies import Study
+from .dose import LEVELS, dose_study
+from .study import Study
 from .sweep import Hooks, Variant
 from .tasks import NAMES
 from .verdict import Verdict
@@ -97,15 +98,25 @@ def conclusion(label: str, ver: dict[str, dict[str, Verdict]], syn_by_rep: dict[
     return " ".join(text)
 
 
-def check_study(target: str, controls: Sequence[str] = CONTROLS) -> tuple[Study, str, dict]:
+def check_study(target: str, controls: Sequence[str] = CONTROLS, dose: Sequence[str] = (),
+                levels: Optional[Sequence[float] | str] = None) -> tuple[Study, str, dict]:
     """The study of ``check``: the user's method beside the controls, with its conclusion as
-    the report's lead. Returns (study, label, a dict that receives the "conclusion")."""
+    the report's lead; with ``dose`` (interactions), the dose-response study of the method
+    and the controls over ``levels`` instead. Returns (study, label, a dict that receives
+    the "conclusion")."""
     method = normalize_target(target)
     load_class(method)  # fails here, before any data or training, if it cannot load
     label = label_of(method)
     for m in controls:
         if m not in METHODS:
             raise ValueError(f"unknown control {m!r}; choose from {', '.join(METHODS)}")
+    if dose:
+        study = dose_study(dose, LEVELS if levels is None else levels,
+                           [method] + [m for m in controls if m != method], name=f"{method} dose", kind="check",
+                           title=f"check {label}: dose-response", record="check.json", preflight=method)
+        return study, label, {}
+    if levels is not None:
+        raise ValueError("levels are for a dose check (name the interactions with dose=...)")
     variants = [Variant(label, {"method": method})] + [Variant(m, {"method": m}) for m in controls if m != method]
     said: dict = {}
 
@@ -125,14 +136,18 @@ def check_study(target: str, controls: Sequence[str] = CONTROLS) -> tuple[Study,
     return study, label, said
 
 
-def check(target: str, out: Path | str, *, controls: Sequence[str] = CONTROLS, hooks: Optional[Hooks] = None,
+def check(target: str, out: Path | str, *, controls: Sequence[str] = CONTROLS, dose: Sequence[str] = (),
+          levels: Optional[Sequence[float] | str] = None, hooks: Optional[Hooks] = None,
           executor: str = "local", **options) -> dict:
     """Train and probe ``target`` (a method name, see ``comm_diag.comm.methods.plugins``) beside the
-    controls; write OUT/report.md, OUT/summary.csv, OUT/figure4.png. ``options``:
-    ``StudySettings`` fields and the executor's. Returns the report's result plus ``label``
-    and ``conclusion``."""
-    study, label, said = check_study(target, controls)
+    controls; write OUT/report.md, OUT/summary.csv, OUT/figure4.png. With ``dose`` (e.g.
+    ("synergy",)): its dose-response curve beside the controls' (``probes.dose``: OUT/dose.csv,
+    dose.json, dose.png). ``options``: ``StudySettings`` fields and the executor's. Returns
+    the report's result plus ``label`` and ``conclusion``."""
+    study, label, said = check_study(target, controls, dose, levels)
     result = pipeline.run_with(study, out, hooks=hooks, executor=executor, **options)
+    if dose:  # the method's own readings: where it captures each interaction, how much of it
+        said["conclusion"] = " ".join(r for r in result["outputs"].get("readings", []) if r.startswith(f"{label}:"))
     return {**result, "label": label, "conclusion": said["conclusion"]}
 
 

@@ -75,7 +75,7 @@ def auto_workers(jobs: Sequence[RunJob]) -> int:
     return max(1, min(usable_cores(), len(todo)))
 
 
-def run_local(jobs: Sequence[RunJob], hooks: Hooks, workers: int = 1) -> list[str]:
+def run_local(jobs: Sequence[RunJob], hooks: Hooks, workers: int = 0) -> list[str]:
     """``workers`` = 1: in this process, with step-level progress; 0: ``auto_workers``. More: that many
     spawned processes sharing the cores (torch threads = cores // workers each),
     whose stages and steps are relayed to ``hooks`` (``on_job_step``: one bar per run)."""

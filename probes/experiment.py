@@ -15,7 +15,7 @@ from comm_diag.comm.methods import METHODS
 
 from . import pipeline
 from .pipeline import StudySettings
-from .studies import Study
+from .study import Study
 from .sweep import Hooks, Variant
 
 METHODS_DEFAULT = ("comm", "cross", "cross_self")

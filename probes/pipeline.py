@@ -29,7 +29,7 @@ from comm_diag.comm.run_folder import PROBES_BY_EPOCH, PROBES_CSV
 
 from .executors import check_options, run_jobs
 from .report import write_report
-from .studies import Measured, Study, check_expectations
+from .study import Measured, Study, check_expectations
 from .sweep import Hooks, RunJob, dataset_spec, experiment, folders, given_datasets, plan, variant_datasets
 from .tasks import INTERACTIONS
 
@@ -68,7 +68,7 @@ def study_jobs(study: Study, out: Path, settings: StudySettings,
     elif settings.data:
         kinds = folders(given_datasets(settings.data))
     else:
-        kinds = {k: str(out / "data" / k) for k in ("unbiased", "synergy")}
+        kinds = {k: str(out / "data" / k) for k in study.preset_kinds(settings.extra)}
     every = study.every if settings.every is None else settings.every
     if every < 0:
         raise ValueError(f"every must be >= 0 epochs, got {every}")
@@ -139,7 +139,8 @@ def run(study: Study, out: Path | str, settings: StudySettings = StudySettings()
         hooks: Optional[Hooks] = None, executor: str = "local", **executor_options) -> dict:
     """Run (or finish) ``study`` in ``out`` and report on every run of it that is done.
     Returns the report's result (rows, verdicts, recoverable, notes) plus ``lead`` (the
-    study's lead lines) and ``expectations`` ((sentence, held?) pairs)."""
+    study's lead lines), ``expectations`` ((sentence, held?) pairs) and ``outputs`` (the
+    results of the study's own outputs, e.g. the dose study's "dose" rows and "readings")."""
     hooks = hooks or Hooks()
     out = Path(out)
     given = given_datasets(settings.data) if settings.data else None
@@ -151,13 +152,15 @@ def run(study: Study, out: Path | str, settings: StudySettings = StudySettings()
         preflight(base.replace(method=study.preflight, seed=settings.seeds[0], image_size=size),
                   [as_batch(x) for x in tg.trial_pairs(size)])
     with experiment(out, study.kind, study.name, base, given, settings.preset_name, hooks,
-                    settings.data_overrides) as datasets:
-        variant_datasets(out, settings.preset_name, study.all_variants(settings.extra), hooks, settings.data_overrides)
+                    settings.data_overrides, kinds=study.preset_kinds(settings.extra)) as datasets:
+        variants = study.all_variants(settings.extra)
+        own = variant_datasets(out, settings.preset_name, variants, hooks, settings.data_overrides)
+        trained_on = {v.name: own[v.data_folder] if v.data else datasets for v in variants}
         jobs = study_jobs(study, out, settings, datasets)
         run_jobs(select(jobs, settings.only), hooks, executor, **executor_options)
         hooks.on_stage("report")
         runs = [Path(j.run) for j in jobs if (Path(j.run) / PROBES_CSV).is_file()]
-        composed: dict = {"lead": [], "expectations": []}
+        composed: dict = {"lead": [], "expectations": [], "outputs": {}}
 
         def lead(result: dict) -> list[str]:
             composed["lead"] = list(study.lead(result)) if study.lead else []
@@ -166,17 +169,21 @@ def run(study: Study, out: Path | str, settings: StudySettings = StudySettings()
         def tail(result: dict) -> list[str]:
             measured = Measured(result["verdicts"], curve_means(runs))
             composed["expectations"] = check_expectations(study, measured)
-            return expectation_lines(study, composed["expectations"], measured.curve_mean)
+            lines = expectation_lines(study, composed["expectations"], measured.curve_mean)
+            composed["outputs"] = study.outputs(result, trained_on, out) if study.outputs else {}
+            own_section = composed["outputs"].get("section", [])
+            return lines + ([""] if lines and own_section else []) + own_section
 
         result = write_report(runs, out, title=f"comm-diag {study.title} ({settings.preset_name} preset)",
                               lead=lead, tail=tail)
         (out / study.record).write_text(json.dumps({
             "study": study.name, "experiment": study.kind, "package_version": tg.__version__,
             "preset": settings.preset_name, "seeds": list(settings.seeds),
-            "methods": [v.name for v in study.all_variants(settings.extra)], "train_config": base.to_dict(),
+            "methods": [v.name for v in variants], "train_config": base.to_dict(),
             "runs": [str(r) for r in runs],
             "expectations": [{"text": t, "held": ok} for t, ok in composed["expectations"]]}, indent=2))
-    return {**result, "lead": composed["lead"], "expectations": composed["expectations"]}
+    return {**result, "lead": composed["lead"], "expectations": composed["expectations"],
+            "outputs": {k: v for k, v in composed["outputs"].items() if k != "section"}}
 
 
 def run_with(study: Study, out: Path | str, *, hooks: Optional[Hooks] = None, executor: str = "local",

@@ -1,72 +1,16 @@
-"""Studies as data: what an experiment trains, on what, and what it expects.
-
-A study is a list of ``Variant``s (the run and method settings each changes from the
-preset; ``TrainConfig.replace`` routes them), optional extra variants (run when asked),
-how often to probe during training, ``Expectation``s (a sentence and a pure predicate
-over the measured table), and optionally a method to try on real pairs before any
-work and the lines that open its report. ``pipeline.run`` runs any study the same way:
-quickstart, ``check`` and the paper's ablations (Section 5; protocol section 6) below.
-Adding an ablation is adding an entry to ``STUDIES``.
+"""The studies ``comm-diag ablate`` runs: the paper's ablations (Section 5; protocol section 6)
+and the dose-response study (``dose``). A study is data (``study.Study``); adding one is
+adding an entry to ``STUDIES``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Optional
-
 import numpy as np
 
+from .dose import dose_study
+from .study import Expectation, Measured, Study, check_expectations
 from .sweep import Variant
-from .verdict import MARGIN, Verdict
-
-
-@dataclass(frozen=True)
-class Measured:
-    """What the checks read: per variant, a Verdict per interaction (R, U, S) and the
-    mean accuracy over the probed epochs >= 1 (the area under the learning curve, a
-    speed measure; None when the study does not probe during training)."""
-
-    verdicts: dict[str, dict[str, Verdict]]
-    curve_mean: dict[str, dict[str, Optional[float]]]
-
-    def mean(self, variant: str, k: str) -> float:
-        return self.verdicts[variant][k].mean
-
-    def captured(self, variant: str, k: str) -> bool:
-        return self.verdicts[variant][k].verdict == "captured"
-
-
-@dataclass(frozen=True)
-class Expectation:
-    text: str
-    holds: Callable[[Measured], bool]
-
-
-@dataclass(frozen=True)
-class Study:
-    name: str  # recorded in OUT/sweep.json: a folder holds one study
-    description: str
-    variants: tuple[Variant, ...]
-    expectations: tuple[Expectation, ...] = ()
-    extra: tuple[Variant, ...] = ()  # run only with --extra
-    every: int = 0  # probe every k-th epoch during training (learning curves); 0: only init and last
-    kind: str = "study"  # quickstart | study | check (sweep.json's "experiment")
-    title: str = ""  # the report's title after "comm-diag" [default: "ablate NAME"]
-    record: str = "expectations.json"  # the study's record in OUT (settings, runs, expectations)
-    probes: tuple[str, ...] = ("linear",)
-    preflight: Optional[str] = None  # a method to run one step of on real pairs before any work
-    lead: Optional[Callable[[dict], list[str]]] = None  # report lines after the title, from its result
-
-    def __post_init__(self) -> None:
-        if not self.title:
-            object.__setattr__(self, "title", f"ablate {self.name}")
-
-    @property
-    def preflight_label(self) -> str:
-        return (self.preflight or "").rsplit(":", 1)[-1]
-
-    def all_variants(self, extra: bool = False) -> tuple[Variant, ...]:
-        return self.variants + (self.extra if extra else ())
+from .verdict import MARGIN
 
 
 def _below(m: Measured, a: str, b: str, k: str, by: float = 0.0) -> bool:
@@ -132,7 +76,7 @@ AUGMENT = Study(
     ),
 )
 
-STUDIES: dict[str, Study] = {s.name: s for s in (LOSS, FUSION, AUGMENT)}
+STUDIES: dict[str, Study] = {s.name: s for s in (LOSS, FUSION, AUGMENT, dose_study())}
 
 
 def get_study(name: str) -> Study:
@@ -141,12 +85,4 @@ def get_study(name: str) -> Study:
     return STUDIES[name]
 
 
-def check_expectations(study: Study, measured: Measured) -> list[tuple[str, Optional[bool]]]:
-    """(sentence, held?) per expectation; None where a variant it reads was not run."""
-    out = []
-    for e in study.expectations:
-        try:
-            out.append((e.text, bool(e.holds(measured))))
-        except KeyError:
-            out.append((e.text, None))
-    return out
+__all__ = ["STUDIES", "get_study", "check_expectations", "Expectation", "Measured", "Study"]

@@ -155,6 +155,25 @@ def test_cli__ablate_list_and_bad_input(tmp_path):
         assert r.exit_code == 1 and msg in r.output and "Traceback" not in r.output, r.output
 
 
+def test_cli__ablate_dose_lists_one_dataset_per_level_and_guards_its_options(tmp_path, monkeypatch):
+    from comm_diag import cli
+
+    monkeypatch.setattr(cli.console, "width", 160)  # one line per run (at 80 columns the cells fold)
+    r = run("ablate", "dose", "--list", "--interaction", "synergy,redundancy", "--levels", "0,0.5",
+            "--methods", "comm,cross", "--out", tmp_path / "d")
+    assert r.exit_code == 0, r.output
+    for text in ("comm@synergy=0.5", "synergy_prob=0.5/synergy", "cross@redundancy=0", "train_share_prob=0.0/unbiased"):
+        assert text in r.output, text
+    assert "synergy_prob=0.5/unbiased" not in r.output  # a synergy level trains on its synergy set only
+    for args, msg in [(["loss", "--levels", "0,1"], "levels is for the dose study, not for 'loss'"),
+                      (["dose", "--levels", "0.5"], "levels must be at least two"),
+                      (["dose", "--interaction", "uniqueness"], "unknown dose interaction 'uniqueness'"),
+                      (["dose", "--methods", "nope"], "unknown method")]:
+        r = run("ablate", *args, "--out", tmp_path / "a")
+        assert r.exit_code == 1 and msg in r.output and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "a").exists()
+
+
 def test_cli__ablate_fusion_runs_resumes_and_guards_its_folder(tmp_path, tiny_dataset, tiny_synergy_dataset):
     out = tmp_path / "fusion"
     common = ["--preset", "smoke", "--epochs", "1", "--data", tiny_dataset.root, "--data", tiny_synergy_dataset.root,

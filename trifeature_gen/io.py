@@ -132,7 +132,7 @@ def pid_for(spec: DatasetSpec, pair_set: str, mapping: np.ndarray) -> dict:
     """The PID table of one pair set (cached: it depends only on the roles,
     probabilities and mapping, not on the images)."""
     biased = pair_set == "train" and spec.synergy
-    return _pid_cached(spec.shared, spec.unique, spec.synergy_src, spec.synergy_tgt, spec.share_prob,
+    return _pid_cached(spec.shared, spec.unique, spec.synergy_src, spec.synergy_tgt, spec.share_prob_of(pair_set),
                        spec.synergy_prob if biased else None, tuple(mapping.tolist()))
 
 

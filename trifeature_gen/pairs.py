@@ -78,7 +78,8 @@ def components(spec: DatasetSpec, pair_set: str) -> list[tuple[float, bool, bool
     """The mixture a pair set is drawn from: (weight, must_share, must_obey) per component."""
     if pair_set not in PAIR_SETS:
         raise ValueError(f"unknown pair set {pair_set!r}; choose from {', '.join(PAIR_SETS)}")
-    share = [(spec.share_prob, True), (1.0 - spec.share_prob, False)]
+    p = spec.share_prob_of(pair_set)
+    share = [(p, True), (1.0 - p, False)]
     biased = pair_set == "train" and spec.synergy
     obey = [(spec.synergy_prob, True), (1.0 - spec.synergy_prob, False)] if biased else [(1.0, False)]
     return [(ws * wo, s, o) for ws, s in share for wo, o in obey if ws * wo > 0]

@@ -108,6 +108,9 @@ class DatasetSpec(DictConfig):
     train_fraction: float = 0.8  # fraction of the 1000 combinations in train
     share_prob: float = 1.0  # fraction of pairs drawn among those sharing `shared`
     synergy_prob: float = 1.0  # fraction of biased train pairs drawn among those obeying m
+    # share_prob of the train pairs alone (a redundancy dose: probe and test pairs stay those
+    # of share_prob); None: share_prob
+    train_share_prob: Optional[float] = None
     period: Optional[float] = None  # texture period in px; None: the renderer's default
 
     def validate(self) -> "DatasetSpec":
@@ -125,9 +128,9 @@ class DatasetSpec(DictConfig):
                              "mapping: one image alone would then determine the synergy label")
         if int(self.size) != self.size or self.size < MIN_SIZE:
             raise ValueError(f"image size must be an integer >= {MIN_SIZE} px, got {self.size}")
-        for name in ("share_prob", "synergy_prob", "train_fraction"):
+        for name in ("share_prob", "synergy_prob", "train_fraction", "train_share_prob"):
             p = getattr(self, name)
-            if not 0.0 <= p <= 1.0:
+            if p is not None and not 0.0 <= p <= 1.0:
                 raise ValueError(f"{name.replace('_', '-')} must be in [0, 1], got {p}")
         if not 0.0 < self.train_fraction < 1.0:
             raise ValueError(f"train-fraction must be strictly between 0 and 1, got {self.train_fraction}")
@@ -139,6 +142,10 @@ class DatasetSpec(DictConfig):
         check_seed(self.seed)
         self._check_size()
         return self
+
+    def share_prob_of(self, pair_set: str) -> float:
+        """The fraction of a pair set's pairs drawn among those sharing ``shared``."""
+        return self.train_share_prob if pair_set == "train" and self.train_share_prob is not None else self.share_prob
 
     def images(self) -> dict[str, int]:
         """Images per split: every combination of a split rendered views (test_views) times."""
