@@ -136,6 +136,8 @@ def generate(
     views: Annotated[int, typer.Option(help="Renders per train combination.")] = 3,
     share_prob: Annotated[float, typer.Option(help="Fraction of pairs that must share the shared attribute.")] = 1.0,
     synergy_prob: Annotated[float, typer.Option(help="Fraction of biased train pairs that must obey the mapping.")] = 1.0,
+    train_share_prob: Annotated[Optional[float], typer.Option(
+        help="--share-prob of the train pairs alone (probe and test pairs keep --share-prob).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of split, mapping, pairs and pixels.")] = 0,
     png: Annotated[bool, typer.Option("--png", help="Also write every image as PNG.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace a non-empty output folder.")] = False,
@@ -146,7 +148,8 @@ def generate(
         spec = tg.DatasetSpec(size=size, seed=seed, synergy=synergy, shared=shared, unique=unique,
                               synergy_src=src, synergy_tgt=tgt, train_pairs=train_pairs,
                               probe_pairs=probe_pairs, test_pairs=test_pairs, views=views,
-                              share_prob=share_prob, synergy_prob=synergy_prob).validate()
+                              share_prob=share_prob, synergy_prob=synergy_prob,
+                              train_share_prob=train_share_prob).validate()
         out = out or default_data_dir(size, synergy)
         generate_dataset(spec, out, force=force, png=png)
         console.print(f"wrote {out}")
@@ -160,7 +163,9 @@ def info_tables(manifest: dict) -> list[Table]:
     t.add_row("train set", "synergy-biased" if spec["synergy"] else "unbiased")
     t.add_row("roles", f"shared={spec['shared']}  unique={spec['unique']}  "
                        f"synergy={spec['synergy_src']}(x1)->{spec['synergy_tgt']}(x2)")
-    t.add_row("share-prob / synergy-prob", f"{spec['share_prob']} / {spec['synergy_prob']}")
+    t.add_row("share-prob / synergy-prob", f"{spec['share_prob']} / {spec['synergy_prob']}"
+              + (f" (train pairs: share-prob {spec['train_share_prob']})" if spec.get("train_share_prob") is not None
+                 else ""))
     t.add_row("mapping", ", ".join(f"{a}->{b}" for a, b in manifest["mapping"]))
     c = manifest["counts"]
     t.add_row("images", ", ".join(f"{k} {v}" for k, v in c["images"].items()))
@@ -442,14 +447,15 @@ def _run_study(out: Path, call: Callable, table: Optional[Callable[[dict], Table
 
 
 def _dose_table(result: dict) -> Table:
+    from comm_diag.probes.verdict import with_interval
+
     t = Table(title="dose-response: linear probe, fused representation, unbiased test pairs")
     for c in ("method", "interaction", "level", "dose bits", "balanced acc. %", "bits", "ceiling", "floor (init)",
               "verdict"):
         t.add_column(c, justify="left" if c in ("method", "interaction", "verdict") else "right")
     for r in result["outputs"]["dose"]:
-        ci = f" ±{r['ci95']:.1f}" if r["seeds"] > 1 else ""
         t.add_row(r["method"], r["interaction"], f"{r['level']:g}", f"{r['dose_bits']:.2f}",
-                  f"{r['balanced_accuracy']:.1f}{ci}", f"{r['bits']:.2f}", f"{r['ceiling_bits']:.2f}",
+                  with_interval(r["balanced_accuracy"], r["ci95"], r["seeds"]), f"{r['bits']:.2f}", f"{r['ceiling_bits']:.2f}",
                   "-" if r["init_balanced_accuracy"] is None else f"{r['init_balanced_accuracy']:.1f}", r["verdict"])
     return t
 
@@ -544,6 +550,7 @@ def calibrate(
     verdict rule; exit 3 if any verdict differs from the known answer."""
     from comm_diag.probes.calibrate import run_calibration
     from comm_diag.probes.sweep import parse_seeds
+    from comm_diag.probes.verdict import over_seeds, with_interval
 
     with user_errors():
         seed_list = parse_seeds(seeds)
@@ -551,14 +558,14 @@ def calibrate(
         with sweep_progress("run the same command again") as hooks:
             rows = run_calibration(out, data=data, preset_name=preset_name, seeds=seed_list, references=names,
                                    hooks=hooks)
-    t = Table(title=f"calibration: balanced accuracy % (mean ± 95% CI over {len(seed_list)} seeds) [line], bits "
-                    f"[fraction of the exact PID bits]")
+    t = Table(title=f"calibration: balanced accuracy % ({'mean ± 95% CI ' if len(seed_list) > 1 else ''}"
+                    f"{over_seeds(len(seed_list))}) [line], bits [fraction of the exact PID bits]")
     for c in ("reference", "level", "measured", "bits", "verdict", "expected", ""):
         t.add_column(c)
     for r in rows:
         expected = {True: "captured", False: "not captured", None: "(not asserted)"}[r["expected"]]
         frac = f" [{100 * r['bits_fraction']:.0f}%]" if r["bits_fraction"] is not None else ""
-        t.add_row(r["reference"], r["level"], f"{r['balanced_accuracy']:.1f} ±{r['ci95']:.1f} "
+        t.add_row(r["reference"], r["level"], f"{with_interval(r['balanced_accuracy'], r['ci95'], r['seeds'])} "
                   f"[{r['line']:.0f}]", f"{r['bits']:.2f}{frac}", r["verdict"], expected,
                   "ok" if r["ok"] else "MISMATCH")
     console.print(t)
@@ -628,6 +635,7 @@ def check(
 
 def _check_table(result: dict, label: str) -> Table:
     from comm_diag.probes.tasks import INTERACTIONS, NAMES, chance
+    from comm_diag.probes.verdict import with_interval
 
     ver = result["verdicts"]
     others = [m for m in ver if m != label]
@@ -638,8 +646,7 @@ def _check_table(result: dict, label: str) -> Table:
         v = ver.get(label, {}).get(k)
         if v is None:
             continue
-        ci = f" ±{v.ci95:.1f}" if v.n_seeds > 1 else ""
-        t.add_row(NAMES[k], f"{v.mean:.1f}{ci}", "-" if v.init is None else f"{v.init:.1f}", f"{chance(task):.0f}",
+        t.add_row(NAMES[k], with_interval(v.mean, v.ci95, v.n_seeds), "-" if v.init is None else f"{v.init:.1f}", f"{chance(task):.0f}",
                   *(f"{ver[m][k].mean:.1f}" if k in ver[m] else "-" for m in others), v.verdict)
     return t
 

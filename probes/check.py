@@ -98,12 +98,26 @@ def conclusion(label: str, ver: dict[str, dict[str, Verdict]], syn_by_rep: dict[
     return " ".join(text)
 
 
+def synergy_alone(result: dict, label: str) -> dict[str, float]:
+    """modality1 / modality2 -> the method's mean synergy (linear probe) from each modality alone."""
+    alone: dict[str, list[float]] = {}
+    for r in result["rows"]:
+        if r["method"] == label and r["task"] == "synergy" and r["probe"] == "linear" \
+                and r["representation"] in ("modality1", "modality2"):
+            alone.setdefault(r["representation"], []).append(r["balanced_accuracy"])
+    return {rep: float(np.mean(v)) for rep, v in alone.items()}
+
+
+def conclusion_of(result: dict, label: str) -> str:
+    """``conclusion`` from a study's result (``report.summarize``) for the method ``label``."""
+    return conclusion(label, result["verdicts"], synergy_alone(result, label), result["recoverable"])
+
+
 def check_study(target: str, controls: Sequence[str] = CONTROLS, dose: Sequence[str] = (),
-                levels: Optional[Sequence[float] | str] = None) -> tuple[Study, str, dict]:
+                levels: Optional[Sequence[float] | str] = None) -> tuple[Study, str]:
     """The study of ``check``: the user's method beside the controls, with its conclusion as
     the report's lead; with ``dose`` (interactions), the dose-response study of the method
-    and the controls over ``levels`` instead. Returns (study, label, a dict that receives
-    the "conclusion")."""
+    and the controls over ``levels`` instead. Returns (study, the method's label)."""
     method = normalize_target(target)
     load_class(method)  # fails here, before any data or training, if it cannot load
     label = label_of(method)
@@ -114,26 +128,14 @@ def check_study(target: str, controls: Sequence[str] = CONTROLS, dose: Sequence[
         study = dose_study(dose, LEVELS if levels is None else levels,
                            [method] + [m for m in controls if m != method], name=f"{method} dose", kind="check",
                            title=f"check {label}: dose-response", record="check.json", preflight=method)
-        return study, label, {}
+        return study, label
     if levels is not None:
         raise ValueError("levels are for a dose check (name the interactions with dose=...)")
     variants = [Variant(label, {"method": method})] + [Variant(m, {"method": m}) for m in controls if m != method]
-    said: dict = {}
-
-    def lead(result: dict) -> list[str]:
-        alone: dict[str, list[float]] = {}  # synergy of each modality alone, per seed
-        for r in result["rows"]:
-            if r["method"] == label and r["task"] == "synergy" and r["probe"] == "linear" \
-                    and r["representation"] in ("modality1", "modality2"):
-                alone.setdefault(r["representation"], []).append(r["balanced_accuracy"])
-        syn = {rep: float(np.mean(v)) for rep, v in alone.items()}
-        said["conclusion"] = conclusion(label, result["verdicts"], syn, result["recoverable"])
-        return ["## Conclusion", "", said["conclusion"]]
-
     study = Study(name=method, kind="check", title=f"check {label}", record="check.json",
                   description=f"{label} beside {', '.join(controls) or 'no control'}", variants=tuple(variants),
-                  preflight=method, lead=lead)
-    return study, label, said
+                  preflight=method, lead=lambda result: ["## Conclusion", "", conclusion_of(result, label)])
+    return study, label
 
 
 def check(target: str, out: Path | str, *, controls: Sequence[str] = CONTROLS, dose: Sequence[str] = (),
@@ -144,11 +146,13 @@ def check(target: str, out: Path | str, *, controls: Sequence[str] = CONTROLS, d
     ("synergy",)): its dose-response curve beside the controls' (``probes.dose``: OUT/dose.csv,
     dose.json, dose.png). ``options``: ``StudySettings`` fields and the executor's. Returns
     the report's result plus ``label`` and ``conclusion``."""
-    study, label, said = check_study(target, controls, dose, levels)
+    study, label = check_study(target, controls, dose, levels)
     result = pipeline.run_with(study, out, hooks=hooks, executor=executor, **options)
     if dose:  # the method's own readings: where it captures each interaction, how much of it
-        said["conclusion"] = " ".join(r for r in result["outputs"].get("readings", []) if r.startswith(f"{label}:"))
-    return {**result, "label": label, "conclusion": said["conclusion"]}
+        said = " ".join(r for r in result["outputs"].get("readings", []) if r.startswith(f"{label}:"))
+    else:
+        said = conclusion_of(result, label)
+    return {**result, "label": label, "conclusion": said}
 
 
 def unmet(result: dict, required: Sequence[str]) -> list[str]:

@@ -42,7 +42,7 @@ from .study import Expectation, Study
 from .suite import write_csv
 from .sweep import Variant
 from .tasks import NAMES, chance, ground_truth_bits, task_labels
-from .verdict import MARGIN, verdict
+from .verdict import MARGIN, verdict, with_interval
 
 LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 METHODS_DEFAULT = ("comm", "cross", "cross_self")
@@ -308,9 +308,8 @@ def write_dose(table: list[dict], out: Path) -> dict:
                "| method | interaction | level | dose (bits) | balanced acc. | bits | ceiling | floor (init) | "
                "verdict |", "|---|---|---|---|---|---|---|---|---|"]
     for r in table:
-        ci = f" ±{r['ci95']:.1f}" if r["seeds"] > 1 else ""
         floor = "–" if r["init_balanced_accuracy"] is None else f"{r['init_balanced_accuracy']:.1f}"
         section.append(f"| {r['method']} | {r['interaction']} | {r['level']:g} | {r['dose_bits']:.2f} | "
-                       f"{r['balanced_accuracy']:.1f}{ci} | {r['bits']:.2f} | {r['ceiling_bits']:.2f} | {floor} | "
+                       f"{with_interval(r['balanced_accuracy'], r['ci95'], r['seeds'])} | {r['bits']:.2f} | {r['ceiling_bits']:.2f} | {floor} | "
                        f"{r['verdict']} |")
     return {"section": section + ["", f"![dose-response]({fig.name})"], "dose": table, "readings": lines}

@@ -14,7 +14,6 @@ optional one-step trial of a method on real pairs, expectations, and report sect
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -25,10 +24,10 @@ import numpy as np
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import TrainConfig, preset
 from comm_diag.comm.methods import as_batch, preflight, resolve
-from comm_diag.comm.run_folder import PROBES_BY_EPOCH, PROBES_CSV
+from comm_diag.comm.run_folder import PROBES_CSV
 
 from .executors import check_options, run_jobs
-from .report import write_report
+from .report import render, summarize
 from .study import Measured, Study, check_expectations
 from .sweep import Hooks, RunJob, dataset_spec, experiment, folders, given_datasets, plan, variant_datasets
 from .tasks import INTERACTIONS
@@ -105,17 +104,13 @@ def select(jobs: list[RunJob], only: Optional[int]) -> list[RunJob]:
     return [jobs[only]]
 
 
-def curve_means(runs: Sequence[Path]) -> dict[str, dict[str, Optional[float]]]:
-    """label -> R/U/S -> mean linear-probe accuracy (fused) over probed epochs >= 1 and seeds."""
+def curve_means(epoch_rows: Sequence[dict]) -> dict[str, dict[str, Optional[float]]]:
+    """label -> R/U/S -> mean linear-probe accuracy (fused) over probed epochs >= 1 and seeds
+    (``report.summarize``'s "epochs" rows)."""
     acc: dict[str, dict[str, list[float]]] = {}
-    for run in runs:
-        path = run / PROBES_BY_EPOCH
-        if not path.is_file():
-            continue
-        with open(path, newline="") as f:
-            for r in csv.DictReader(f):
-                if int(r["epoch"]) >= 1 and r["probe"] == "linear" and r["representation"] == "fused":
-                    acc.setdefault(r["method"], {}).setdefault(r["task"], []).append(float(r["balanced_accuracy"]))
+    for r in epoch_rows:
+        if r["epoch"] >= 1 and r["probe"] == "linear" and r["representation"] == "fused":
+            acc.setdefault(r["method"], {}).setdefault(r["task"], []).append(r["balanced_accuracy"])
     return {m: {k: float(np.mean(t[task])) if task in t else None for k, task in INTERACTIONS.items()}
             for m, t in acc.items()}
 
@@ -160,30 +155,21 @@ def run(study: Study, out: Path | str, settings: StudySettings = StudySettings()
         run_jobs(select(jobs, settings.only), hooks, executor, **executor_options)
         hooks.on_stage("report")
         runs = [Path(j.run) for j in jobs if (Path(j.run) / PROBES_CSV).is_file()]
-        composed: dict = {"lead": [], "expectations": [], "outputs": {}}
-
-        def lead(result: dict) -> list[str]:
-            composed["lead"] = list(study.lead(result)) if study.lead else []
-            return composed["lead"]
-
-        def tail(result: dict) -> list[str]:
-            measured = Measured(result["verdicts"], curve_means(runs))
-            composed["expectations"] = check_expectations(study, measured)
-            lines = expectation_lines(study, composed["expectations"], measured.curve_mean)
-            composed["outputs"] = study.outputs(result, trained_on, out) if study.outputs else {}
-            own_section = composed["outputs"].get("section", [])
-            return lines + ([""] if lines and own_section else []) + own_section
-
-        result = write_report(runs, out, title=f"comm-diag {study.title} ({settings.preset_name} preset)",
-                              lead=lead, tail=tail)
+        result = summarize(runs)  # summarize -> the study's reading of it -> render
+        lead = list(study.lead(result)) if study.lead else []
+        expectations = check_expectations(study, Measured(result["verdicts"], curve_means(result["epochs"])))
+        outputs = study.outputs(result, trained_on, out) if study.outputs else {}
+        tail = expectation_lines(study, expectations, curve_means(result["epochs"]))
+        tail += ([""] if tail and outputs.get("section") else []) + outputs.get("section", [])
+        render(result, out, title=f"comm-diag {study.title} ({settings.preset_name} preset)", lead=lead, tail=tail)
         (out / study.record).write_text(json.dumps({
             "study": study.name, "experiment": study.kind, "package_version": tg.__version__,
             "preset": settings.preset_name, "seeds": list(settings.seeds),
             "methods": [v.name for v in variants], "train_config": base.to_dict(),
             "runs": [str(r) for r in runs],
-            "expectations": [{"text": t, "held": ok} for t, ok in composed["expectations"]]}, indent=2))
-    return {**result, "lead": composed["lead"], "expectations": composed["expectations"],
-            "outputs": {k: v for k, v in composed["outputs"].items() if k != "section"}}
+            "expectations": [{"text": t, "held": ok} for t, ok in expectations]}, indent=2))
+    return {**result, "lead": lead, "expectations": expectations,
+            "outputs": {k: v for k, v in outputs.items() if k != "section"}}
 
 
 def run_with(study: Study, out: Path | str, *, hooks: Optional[Hooks] = None, executor: str = "local",

@@ -21,9 +21,11 @@ from comm_diag.outputs import check as check_output, claim
 from comm_diag.comm.run_folder import (PROBES_BY_EPOCH, PROBES_CSV, PROBES_JSON, TrainingError, checkpoint_digest,
                                       read_config)
 
+from .figures import figure4, learning_curves
+from .html_page import html_page
 from .suite import PROBE_COLUMNS, REQUIRED_COLUMNS, write_csv
-from .tasks import INTERACTIONS, TASKS, chance
-from .verdict import RULE, Verdict, verdict
+from .tasks import INTERACTIONS, TASKS, chance, get_task
+from .verdict import RULE, Verdict, over_seeds, verdict, with_interval
 
 
 
@@ -157,9 +159,9 @@ def summary_rows(runs: Sequence[Path]) -> tuple[list[dict], dict[str, str]]:
             by_method.setdefault(base, {}).setdefault(biased, []).append(r)
     out, notes = [], {}
     for method, kinds in by_method.items():
-        if True in kinds and False in kinds:
-            out += [r for r in kinds[False] if r["task"] != "synergy"]
-            out += [r for r in kinds[True] if r["task"] == "synergy"]
+        if True in kinds and False in kinds:  # each task from the training it declares (Figure 4)
+            out += [r for r in kinds[False] if get_task(r["task"]).trained_on == "unbiased"]
+            out += [r for r in kinds[True] if get_task(r["task"]).trained_on == "synergy"]
             notes[method] = "R, U from unbiased training; S from synergy-biased training"
         else:
             biased = next(iter(kinds))
@@ -185,97 +187,48 @@ def verdicts(rows: list[dict], probe: str = "linear", representation: str = "fus
 
 
 def _fmt(v: Verdict) -> str:
-    sd = f" ±{v.std:.1f}" if v.n_seeds > 1 else ""
-    return f"{v.mean:.1f}{sd}"
+    return with_interval(v.mean, v.std, v.n_seeds)
 
 
-def figure4(rows: list[dict], path: Path, probe: str = "linear") -> Path:
-    """Bar chart like the paper's Figure 4: R, U, S per method, sd error bars, dashed chance."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
-    import seaborn as sns
-
-    keep = [r for r in rows if r["probe"] == probe and r["representation"] == "fused"
-            and r["task"] in INTERACTIONS.values()]
-    df = pd.DataFrame(keep)
-    label = {v: k for k, v in INTERACTIONS.items()}
-    df["interaction"] = df["task"].map(label)
-    order = [k for k in INTERACTIONS if k in set(df["interaction"])]
-    fig, ax = plt.subplots(figsize=(2.2 + 1.4 * len(order) * max(1, df["method"].nunique()) / 3, 3.6))
-    sns.barplot(df, x="interaction", y="balanced_accuracy", hue="method", order=order, errorbar="sd",
-                ax=ax, palette="deep")
-    for i, k in enumerate(order):
-        c = chance(INTERACTIONS[k])
-        ax.hlines(c, i - 0.45, i + 0.45, colors="k", linestyles="dashed", linewidth=1)
-    ax.set_ylim(0, 100)
-    ax.set_ylabel("balanced accuracy (%)")
-    ax.set_xlabel("")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    ax.set_title("linear probe on the fused representation (dashed: chance)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return path
-
-
-def learning_curves(runs: Sequence[Path], path: Path, probe: str = "linear") -> Optional[Path]:
-    """Probe accuracy against epochs, for runs probed every epoch; None if none were."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
-    import seaborn as sns
-
-    frames = []
+def epoch_rows(runs: Sequence[Path]) -> list[dict]:
+    """The rows of every run's probes_by_epoch.csv (runs probed during training), typed."""
+    out = []
     for run in runs:
-        p = run / PROBES_BY_EPOCH
-        if p.is_file():
-            df = pd.read_csv(p)
-            frames.append(df)
-    if not frames:
-        return None
-    df = pd.concat(frames)
-    df = df[(df["probe"] == probe) & (df["representation"] == "fused")]
-    tasks = [t for t in TASKS if t in set(df["task"])]
-    # one line per method (mean over seeds, band: 95% CI when there are several)
-    g = sns.relplot(df, x="epoch", y="balanced_accuracy", hue="method", col="task", col_order=tasks,
-                    kind="line", marker="o", height=2.6, aspect=1.0, facet_kws={"ylim": (0, 100)})
-    for ax, task in zip(g.axes.flat, tasks):
-        ax.axhline(chance(task), color="k", linestyle="--", linewidth=1)
-    g.savefig(path, dpi=120)
-    plt.close(g.figure)
-    return path
+        path = run / PROBES_BY_EPOCH
+        if path.is_file():
+            with open(path, newline="") as f:
+                out += [{**r, "epoch": int(r["epoch"]), "balanced_accuracy": float(r["balanced_accuracy"])}
+                        for r in csv.DictReader(f)]
+    return out
 
 
-def write_report(runs: Sequence[Path], out: Path | str, title: str = "comm-diag report",
-                 lead: Optional[Callable[[dict], Sequence[str]]] = None,
-                 tail: Optional[Callable[[dict], Sequence[str]]] = None) -> dict:
-    """summary.csv, figure4.png, learning_curves.png (if any), report.md in ``out``. The
-    report is composed once, in memory: ``lead(result)`` and ``tail(result)`` are markdown
-    lines right after the title (check's conclusion) and after the tables (a study's
-    expectations), composed from the same rows and verdicts as the tables."""
-    out = Path(out)
-    rows, notes = summary_rows(runs)  # every run read (or refused) before anything is written
+def summarize(runs: Sequence[Path]) -> dict:
+    """Everything a report says, read from the runs (nothing written): the Figure-4 rows and
+    where they came from ("rows", "notes"), the verdicts of the linear probe per method and
+    interaction ("verdicts"), of the MLP probe on synergy ("recoverable"), and the rows
+    probed during training ("epochs"). Every run is read (or refused) here."""
+    rows, notes = summary_rows(runs)
     if not any(not r["method"].endswith("@init") for r in rows):
         raise ReportError("the runs hold no probe results of a trained model")
-    out.mkdir(parents=True, exist_ok=True)
-    write_csv(out / "summary.csv", rows, PROBE_COLUMNS)
-    fig = figure4(rows, out / "figure4.png")
-    curves = learning_curves(runs, out / "learning_curves.png")
-    ver = verdicts(rows)
     recoverable = {m: v["S"] for m, v in verdicts(rows, probe="mlp").items() if "S" in v}
-    result = {"rows": rows, "verdicts": ver, "recoverable": recoverable, "notes": notes}
-    first = list(lead(result)) if lead else []
-    lines = [f"# {title}", "", *([*first, ""] if first else []), f"comm-diag {tg.__version__}. Runs: {len(runs)}.", "",
+    return {"rows": rows, "notes": notes, "verdicts": verdicts(rows), "recoverable": recoverable,
+            "epochs": epoch_rows(runs), "runs": len(runs)}
+
+
+def markdown_lines(result: dict, title: str, lead: Sequence[str] = (), tail: Sequence[str] = (),
+                   figures: Sequence[str] = ()) -> list[str]:
+    """The report as markdown lines (pure): the title, ``lead`` (check's conclusion), the
+    verdict table, synergy by representation, the information panel, ``tail`` (a study's
+    expectations and sections), the verdict rule and ``figures`` (file names)."""
+    rows, ver, recoverable, notes = result["rows"], result["verdicts"], result["recoverable"], result["notes"]
+    n = max((v.n_seeds for vs in ver.values() for v in vs.values()), default=1)
+    lines = [f"# {title}", "", *([*lead, ""] if lead else []),
+             f"comm-diag {tg.__version__}. Runs: {result['runs']}.", "",
              "Linear probe (class-weighted logistic regression) on the fused representation, balanced "
-             "accuracy in % on the unbiased test pairs (mean ± std over seeds). "
+             f"accuracy in % on the unbiased test pairs ({'mean ± std ' + over_seeds(n) if n > 1 else 'one seed'}). "
              "R: shape (shared), U: texture of x1, S: synergy label, fused into the representation. "
              "S recoverable: the same synergy label read by an MLP probe (one hidden layer) on the same "
-             "representation. In brackets: the same architecture at random initialisation.", "",
+             "representation. In brackets: max(chance, the same architecture at random initialisation).", "",
              "| method | R | U | S (fused, linear) | S recoverable (MLP) | verdict R | verdict U | verdict S fused | "
              "verdict S recoverable | seeds | source |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -283,13 +236,14 @@ def write_report(runs: Sequence[Path], out: Path | str, title: str = "comm-diag 
         both = {**vs, **({"S+": recoverable[m]} if m in recoverable else {})}
         cells = [f"{_fmt(both[k])} [{both[k].control:.1f}]" if k in both else "–" for k in ("R", "U", "S", "S+")]
         verd = [both[k].verdict if k in both else "–" for k in ("R", "U", "S", "S+")]
-        n = max((v.n_seeds for v in vs.values()), default=0)
-        lines.append(f"| {m} | {' | '.join(cells)} | {' | '.join(verd)} | {n} | {notes.get(m, '')} |")
+        seeds = max((v.n_seeds for v in vs.values()), default=0)
+        lines.append(f"| {m} | {' | '.join(cells)} | {' | '.join(verd)} | {seeds} | {notes.get(m, '')} |")
     lines += ["", SYNERGY_LEVELS]
     syn = [r for r in rows if r["task"] == "synergy" and r["probe"] == "linear" and r["auroc"] is not None
            and r["representation"] in ("fused", "modality1", "modality2") and not r["method"].endswith("@init")]
     if syn:
-        lines += ["", "Synergy by representation (balanced accuracy / AUROC, mean over seeds): "
+        lines += ["", f"Synergy by representation (balanced accuracy / AUROC, "
+                  f"{'mean ' + over_seeds(n) if n > 1 else 'one seed'}): "
                   "a synergy present only in the fused representation is the signature of fusion.", "",
                   "| method | fused | modality 1 alone | modality 2 alone |", "|---|---|---|---|"]
         for m in sorted({r["method"] for r in syn}):
@@ -299,15 +253,37 @@ def write_report(runs: Sequence[Path], out: Path | str, title: str = "comm-diag 
                 cell.append(f"{np.mean([r['balanced_accuracy'] for r in s]):.1f} / "
                             f"{np.mean([r['auroc'] for r in s]):.1f}" if s else "–")
             lines.append(f"| {m} | {' | '.join(cell)} |")
-    lines += information_panel(rows)
-    sections = list(tail(result)) if tail else []
-    lines += [*([""] + sections if sections else []), "", f"Verdict rule: {RULE}", "",
-              f"![Figure 4]({fig.name})"]
-    if curves:
-        lines += ["", f"![learning curves]({curves.name})"]
+    lines += information_panel(rows, n_seeds=n)
+    lines += [*([""] + list(tail) if tail else []), "", f"Verdict rule: {RULE}"]
+    for name in figures:
+        lines += ["", f"![{Path(name).stem.replace('_', ' ')}]({name})"]
     lines += ["", "All scores: `summary.csv` (columns " + ",".join(PROBE_COLUMNS) + ")."]
-    (out / "report.md").write_text("\n".join(lines) + "\n")
+    return lines
+
+
+def render(result: dict, out: Path | str, title: str = "comm-diag report", lead: Sequence[str] = (),
+           tail: Sequence[str] = ()) -> dict:
+    """Write a summarized result (``summarize``) to ``out``: summary.csv, figure4.png,
+    learning_curves.png (runs probed during training), report.md and report.html (one page,
+    figures inline). Returns ``result``."""
+    import pandas as pd
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / "summary.csv", result["rows"], PROBE_COLUMNS)
+    figures = [figure4(result["rows"], out / "figure4.png").name]
+    curves = learning_curves([pd.DataFrame(result["epochs"])] if result["epochs"] else [],
+                             out / "learning_curves.png")
+    figures += [curves.name] if curves else []
+    text = "\n".join(markdown_lines(result, title, lead, tail, figures)) + "\n"
+    (out / "report.md").write_text(text)
+    (out / "report.html").write_text(html_page(text, out, title))
     return result
+
+
+def write_report(runs: Sequence[Path], out: Path | str, title: str = "comm-diag report") -> dict:
+    """``render(summarize(runs), out, title)``: the report of some probed runs."""
+    return render(summarize(runs), out, title)
 
 
 SYNERGY_LEVELS = ("Synergy is read at two levels. **Fused into the representation** (the paper's sense): a linear "
@@ -319,7 +295,8 @@ SYNERGY_LEVELS = ("Synergy is read at two levels. **Fused into the representatio
                   "its own random-initialisation control.")
 
 
-def information_panel(rows: list[dict], probe: str = "linear", representation: str = "fused") -> list[str]:
+def information_panel(rows: list[dict], probe: str = "linear", representation: str = "fused",
+                      n_seeds: int = 1) -> list[str]:
     """Markdown lines: per method and task, the probe's lower bound on I(Z; T) in bits and the
     fraction of the task's exact interaction bits (the dataset's PID) it reaches."""
     keep = [r for r in rows if r["probe"] == probe and r["representation"] == representation
@@ -327,11 +304,16 @@ def information_panel(rows: list[dict], probe: str = "linear", representation: s
     if not keep:
         return []
     tasks = [t for t in TASKS if any(r["task"] == t for r in keep)]
-    lines = ["", f"Information in bits ({probe} probe, {representation} representation, mean over seeds): the "
-             "lower bound I(Z; T) >= H(T) - CE(T | Z) from the probe's probabilities calibrated to the label "
-             "frequencies, and in brackets the fraction of the task's exact interaction bits in the test law "
-             "(PID of the dataset: shape 3.32 bits redundant, texture 3.32 unique, synergy label 0.469 "
-             "synergistic with the defaults).", "",
+    exact = {}  # task -> its exact bits, as the probe rows record them (bits / fraction)
+    for r in keep:
+        if r.get("bits_fraction"):
+            exact.setdefault(r["task"], r["bits"] / r["bits_fraction"])
+    known = ", ".join(f"{t} {exact[t]:.3g}" for t in tasks if t in exact)
+    lines = ["", f"Information in bits ({probe} probe, {representation} representation, "
+             f"{'mean ' + over_seeds(n_seeds) if n_seeds > 1 else 'one seed'}): the lower bound I(Z; T) >= "
+             "H(T) - CE(T | Z) from the probe's probabilities calibrated to the label frequencies, and in "
+             "brackets the fraction of the task's exact interaction bits in the test law (the dataset's PID"
+             + (f": {known} bits" if known else "") + ").", "",
              "| method | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
     for m in sorted({r["method"] for r in keep}):
         cells = []

@@ -35,3 +35,15 @@ def task_labels(ds: tg.Dataset, pair_set: str) -> dict[str, np.ndarray]:
 def chance(task: str, spec: tg.DatasetSpec = tg.DatasetSpec()) -> float:
     """Balanced accuracy of a constant or random predictor, in %: 100 / number of classes."""
     return get_task(task).chance(spec)
+
+
+def interaction_of(task: str) -> str:
+    """R, U or S: the interaction a task measures."""
+    return get_task(task).interaction
+
+
+def short_name(task: str) -> str:
+    """The task's label in figures and tables: its interaction (R, S), numbered when several
+    tasks measure it (U1, U2)."""
+    same = [n for n, t in TASK_DEFS.items() if t.interaction == interaction_of(task)]
+    return interaction_of(task) if len(same) == 1 else f"{interaction_of(task)}{same.index(task) + 1}"

@@ -39,3 +39,13 @@ def verdict(scores: list[float], init_scores: list[float], chance: float, margin
     else:
         v = "inconclusive"
     return Verdict(mean, std, ci, len(scores), control, threshold, v, init)
+
+
+def with_interval(mean: float, half: float, n_seeds: int) -> str:
+    """'72.5 ±1.2', or '72.5' from one seed: no interval is shown where there is none."""
+    return f"{mean:.1f} ±{half:.1f}" if n_seeds > 1 else f"{mean:.1f}"
+
+
+def over_seeds(n_seeds: int) -> str:
+    """'over 3 seeds'; 'one seed' for one."""
+    return f"over {n_seeds} seeds" if n_seeds > 1 else "one seed"

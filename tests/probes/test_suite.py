@@ -51,6 +51,47 @@ def test_report__summary_figure_and_verdicts(probed_runs, tmp_path):
     # R and U from unbiased trainings, S from synergy trainings
     assert result["notes"]["comm"].startswith("R, U from unbiased")
     assert set(result["verdicts"]["cross"]) == {"R", "U", "S"}
+    # one seed: no interval shown where there is none, and no "over 1 seeds"
+    assert "±" not in md.split("Verdict rule")[0].replace("mean ± std", "") and "1 seeds" not in md
+    assert "one seed" in md
+
+
+def test_report__html_page_holds_the_report_with_its_figures_inline(probed_runs, tmp_path):
+    """report.html opens alone in a browser: parsed here (no headless browser on CI)."""
+    from html.parser import HTMLParser
+
+    root, _ = probed_runs
+    write_report(find_runs([root]), tmp_path / "rep", title="my report")
+
+    class Page(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tags, self.images, self.headers, self.cells, self.title = [], [], [], [], ""
+            self._in = None
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+            self._in = tag
+            if tag == "img":
+                self.images.append(dict(attrs)["src"])
+
+        def handle_endtag(self, tag):
+            self._in = None
+
+        def handle_data(self, data):
+            if self._in == "th":
+                self.headers.append(data.strip())
+            elif self._in == "td":
+                self.cells.append(data.strip())
+            elif self._in == "title":
+                self.title += data
+
+    page = Page()
+    page.feed((tmp_path / "rep" / "report.html").read_text())
+    assert page.title == "my report" and page.tags[0] == "html" and "script" in page.tags
+    assert len(page.images) == 2 and all(src.startswith("data:image/png;base64,") for src in page.images)
+    assert "verdict S fused" in page.headers and "comm" in page.cells and "cross" in page.cells
+    assert page.tags.count("table") >= 3  # the verdicts, synergy by representation, bits
 
 
 def test_probe_run__errors(tmp_path, tiny_dataset):

@@ -1,0 +1,112 @@
+"""The report's figures: Figure 4 (what each method captured, with the verdict line) and the
+learning curves. Labels come from the tasks (R, U1, U2, S), never from column names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .tasks import TASKS, chance, interaction_of, short_name
+from .verdict import verdict
+
+S_RECOVERABLE = "S recoverable\n(MLP)"  # the MLP probe's synergy group
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _groups(rows: list[dict]) -> list[tuple[str, str, str]]:
+    """(label, task, probe) of each bar group: every task read by the linear probe on the fused
+    representation, then synergy read by the MLP probe (recoverable) when it was probed."""
+    fused = [r for r in rows if r["representation"] == "fused"]
+    groups = [(short_name(t) + (" fused\n(linear)" if interaction_of(t) == "S" else ""), t, "linear") for t in TASKS
+              if any(r["task"] == t and r["probe"] == "linear" for r in fused)]
+    if any(r["task"] == "synergy" and r["probe"] == "mlp" for r in fused):
+        groups.append((S_RECOVERABLE, "synergy", "mlp"))
+    return groups
+
+
+def figure4(rows: list[dict], path: Path) -> Path:
+    """Bars like the paper's Figure 4: per task (R, U1, U2, S fused; S recoverable from the
+    MLP probe) and method, the mean balanced accuracy over seeds (error bar: sd), the same
+    architecture at random initialisation as a marker on its bar, the verdict line
+    max(chance, init) + 5 as a short black line over it, and chance dashed."""
+    plt = _plt()
+    import seaborn as sns
+
+    groups = _groups(rows)
+    methods = sorted({r["method"] for r in rows if not r["method"].endswith("@init")})
+    colours = dict(zip(methods, sns.color_palette("deep", len(methods))))
+    width = 0.8 / max(1, len(methods))
+    fig, ax = plt.subplots(figsize=(3.0 + 0.5 * len(groups) * max(2, len(methods)), 3.8))
+
+    def scores(method: str, task: str, probe: str) -> list[float]:
+        return [r["balanced_accuracy"] for r in rows if r["method"] == method and r["task"] == task
+                and r["probe"] == probe and r["representation"] == "fused"]
+    for g, (label, task, probe) in enumerate(groups):
+        for i, m in enumerate(methods):
+            s = scores(m, task, probe)
+            if not s:
+                continue
+            x = g - 0.4 + width * (i + 0.5)
+            ax.bar(x, np.mean(s), width * 0.92, yerr=np.std(s) if len(s) > 1 else None, capsize=2,
+                   color=colours[m], label=m if g == 0 or m not in ax.get_legend_handles_labels()[1] else None)
+            init = scores(f"{m}@init", task, probe)
+            v = verdict(s, init, chance(task))
+            ax.hlines(v.threshold, x - width * 0.46, x + width * 0.46, colors="k", linewidth=1.6,
+                      label="verdict line: max(chance, init) + 5" if g == 0 and i == 0 else None)
+            if init:
+                ax.plot(x, np.mean(init), marker="D", markersize=4, markerfacecolor="white", markeredgecolor="k",
+                        linestyle="none", label="random init" if g == 0 and i == 0 else None)
+        ax.hlines(chance(task), g - 0.45, g + 0.45, colors="grey", linestyles="dashed", linewidth=1,
+                  label="chance" if g == 0 else None)
+    ax.set_xticks(range(len(groups)), [label for label, _, _ in groups])
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("balanced accuracy (%)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    ax.set_title("fused representation: linear probe (R, U, S fused) and MLP probe (S recoverable)", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path
+
+
+def learning_curves(frames: Sequence, path: Path, probe: str = "linear") -> Optional[Path]:
+    """Probe accuracy against epochs (pandas frames of probes_by_epoch.csv), one panel per
+    task, one line per method (mean over seeds; band: 95% CI when there are several),
+    chance dashed; None when no run was probed during training."""
+    if not frames:
+        return None
+    plt = _plt()
+    import pandas as pd
+    import seaborn as sns
+    from matplotlib.ticker import MaxNLocator
+
+    df = pd.concat(frames)
+    df = df[(df["probe"] == probe) & (df["representation"] == "fused")]
+    tasks = [t for t in TASKS if t in set(df["task"])]
+    if not tasks:
+        return None
+    g = sns.relplot(df, x="epoch", y="balanced_accuracy", hue="method", col="task", col_order=tasks,
+                    hue_order=sorted(set(df["method"])), palette="deep", kind="line", marker="o", height=2.6, aspect=1.0, facet_kws={"ylim": (0, 100)})
+    for ax, task in zip(g.axes.flat, tasks):
+        ax.axhline(chance(task), color="grey", linestyle="--", linewidth=1, label="chance")
+        ax.set_title(f"{short_name(task)}: {task}", fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+    g.set_ylabels(f"balanced accuracy (%), {probe} probe")
+    handles, labels = g.axes.flat[0].get_legend_handles_labels()
+    if g.legend is not None:
+        g.legend.remove()
+    g.figure.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
+    g.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(g.figure)
+    return path

@@ -1,0 +1,57 @@
+"""report.html: the report as one self-contained page a browser opens (figures inline, tables
+sortable by clicking a column's header), converted from report.md by Python-Markdown."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from pathlib import Path
+
+CSS = """
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 72rem; margin: 2rem auto;
+       padding: 0 1rem; color: #1d1d1f; }
+h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 1rem 0; font-size: 13px; display: block; overflow-x: auto; }
+th, td { border: 1px solid #d0d0d0; padding: 0.25rem 0.5rem; text-align: right; white-space: nowrap; }
+th { background: #f3f3f5; cursor: pointer; } th:first-child, td:first-child { text-align: left; }
+tr:nth-child(even) td { background: #fafafa; }
+img { max-width: 100%; height: auto; display: block; margin: 1rem 0; }
+code { background: #f3f3f5; padding: 0 0.2rem; border-radius: 3px; }
+"""
+
+# click a header to sort its table by that column (numbers by value, the rest as text)
+SORT_JS = """
+document.querySelectorAll("table").forEach(function (table) {
+  table.querySelectorAll("th").forEach(function (th, col) {
+    th.addEventListener("click", function () {
+      var body = table.tBodies[0], rows = Array.from(body.rows), up = th.dataset.up !== "1";
+      var key = function (r) { var t = r.cells[col].innerText, n = parseFloat(t); return isNaN(n) ? t : n; };
+      rows.sort(function (a, b) { var x = key(a), y = key(b); return (x > y ? 1 : x < y ? -1 : 0) * (up ? 1 : -1); });
+      th.dataset.up = up ? "1" : "0";
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+});
+"""
+
+
+def _inline_images(body: str, folder: Path) -> str:
+    """<img src="figure4.png"> -> the PNG as a data URI, so the page needs no other file."""
+    def inline(m: re.Match) -> str:
+        path = folder / m.group(1)
+        if m.group(1).endswith(".png") and "/" not in m.group(1) and path.is_file():
+            return f'src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode("ascii")}"'
+        return m.group(0)
+    return re.sub(r'src="([^"]+)"', inline, body)
+
+
+def html_page(markdown_text: str, folder: Path, title: str) -> str:
+    """One HTML page from a report's markdown; the figures it names in ``folder`` inlined."""
+    import markdown
+
+    body = _inline_images(markdown.markdown(markdown_text, extensions=["tables"], output_format="html"), folder)
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>{html.escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}\n"
+            f"<script>{SORT_JS}</script>\n</body>\n</html>\n")
