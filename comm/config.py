@@ -30,7 +30,7 @@ class TrainConfig(DictConfig):
     method: str = "comm"  # comm.methods.METHODS key, plugin name, or module:Class / file.py:Class
     method_settings: Mapping[str, Any] = field(default_factory=dict)  # the method's Settings, by name
     encoder: str = "alexnet"  # key of comm.encoders.ENCODERS
-    width: float = 0.25  # encoder channel multiplier (alexnet only; 1.0 = torchvision's)
+    width: float = 0.25  # encoder channel multiplier (every encoder; 1.0 = torchvision's)
     d: int = 128  # width of the representation: CoMM's tokens and Z, Cross's projections (paper: 512)
     aug1: Optional[str] = None  # augmentation policy of modality 1 (None: the method's default)
     aug2: Optional[str] = None  # augmentation policy of modality 2

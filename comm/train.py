@@ -319,6 +319,8 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                with torch.no_grad():
+                    model.after_step()  # a momentum teacher's EMA step (Method.after_step)
                 pending.append((step, gstep, time.perf_counter(), terms))
                 if len(pending) >= sync_every or step + 1 == steps_per_epoch:
                     flush(epoch, list(out_terms), t0)

@@ -35,12 +35,14 @@ import comm_diag.trifeature_gen as tg
 from comm_diag.outputs import claim
 
 from .classifiers import PROBES
+from .progress import progress as progress_hooks
 from .sweep import Hooks, dataset_spec, ensure_dataset
-from .tasks import TASKS, chance, ground_truth_bits, task_labels
+from .tasks import INTERACTIONS, TASKS, chance, ground_truth_bits, task_labels
 from .verdict import RULE, verdict
 
-LEVELS = {"R": ("redundancy", "linear"), "U": ("uniqueness1", "linear"), "S fused": ("synergy", "linear"),
-          "S recoverable": ("synergy", "mlp")}
+# each interaction read as in the reports (its reported task), synergy at both levels
+LEVELS = {"R": (INTERACTIONS["R"], "linear"), "U": (INTERACTIONS["U"], "linear"), "S fused": (INTERACTIONS["S"], "linear"),
+          "S recoverable": (INTERACTIONS["S"], "mlp")}
 PROJECTION_DIM = 256
 
 
@@ -50,7 +52,7 @@ def _one_hot(codes: np.ndarray) -> np.ndarray:
 
 
 def _concat(ds: tg.Dataset, pair_set: str, seed: int = 0) -> np.ndarray:
-    return np.concatenate([_one_hot(ds.factors_of(pair_set, i)) for i in range(2)], axis=1)  # Px60
+    return np.concatenate([_one_hot(ds.factors_of(pair_set, i)) for i in range(ds.n_modalities)], axis=1)  # Px(30n)
 
 
 def _outer(ds: tg.Dataset, pair_set: str, seed: int = 0) -> np.ndarray:
@@ -65,14 +67,14 @@ def _modality1(ds: tg.Dataset, pair_set: str, seed: int = 0) -> np.ndarray:
 def _pixels(ds: tg.Dataset, pair_set: str, seed: int = 0) -> np.ndarray:
     projected: dict[int, np.ndarray] = {}  # per image array (both modalities share the split's): Nx256
     parts = []
-    for i in range(2):
+    for i in range(ds.n_modalities):
         imgs, index = ds.modality(pair_set, i)
         if id(imgs) not in projected:
             n = imgs.shape[1] * imgs.shape[2] * 3
             proj = np.random.default_rng([seed, 2]).standard_normal((n, PROJECTION_DIM)).astype(np.float32) / np.sqrt(n)
             projected[id(imgs)] = imgs.reshape(len(imgs), -1).astype(np.float32) / 255.0 @ proj
         parts.append(projected[id(imgs)][index])
-    return np.concatenate(parts, axis=1)  # Px512
+    return np.concatenate(parts, axis=1)  # Px(256n)
 
 
 @dataclass(frozen=True)
@@ -144,10 +146,16 @@ CALIBRATION_COLUMNS = ("reference", "level", "task", "probe", "balanced_accuracy
 
 def run_calibration(out: Path | str, *, data: Optional[Path | str] = None, preset_name: str = "cpu",
                     seeds: Sequence[int] = (0, 1, 2), references: Optional[list[str]] = None,
-                    hooks: Optional[Hooks] = None) -> list[dict]:
+                    hooks: Optional[Hooks] = None, progress: str = "auto") -> list[dict]:
     """Calibrate on ``data`` (or the preset's unbiased dataset, generated in OUT/data); write
-    OUT/calibration.csv and OUT/calibration.json (rows, package version, dataset)."""
-    hooks = hooks or Hooks()
+    OUT/calibration.csv and OUT/calibration.json (rows, package version, dataset). Progress
+    as ``probes.progress`` draws it; every event also reaches ``hooks``."""
+    with progress_hooks(progress, also=hooks) as drawn:
+        return _calibration(Path(out), data, preset_name, seeds, references, drawn)
+
+
+def _calibration(out: Path, data: Optional[Path | str], preset_name: str, seeds: Sequence[int],
+                 references: Optional[list[str]], hooks: Hooks) -> list[dict]:
     for name in references or ():
         if name not in REFERENCES:
             raise ValueError(f"unknown reference {name!r}; choose from {', '.join(REFERENCES)}")

@@ -11,10 +11,11 @@ verdicts use the rule of ``comm_diag.probes.verdict``; ``conclusion`` puts them 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
+from comm_diag.comm.config import TrainConfig
 from comm_diag.comm.methods import METHODS, load_class
 from comm_diag.comm.methods.plugins import label_of, normalize_target
 
@@ -114,24 +115,34 @@ def conclusion_of(result: dict, label: str) -> str:
 
 
 def check_study(target: str, controls: Sequence[str] = CONTROLS, dose: Sequence[str] = (),
-                levels: Optional[Sequence[float] | str] = None) -> tuple[Study, str]:
+                levels: Optional[Sequence[float] | str] = None,
+                settings: Optional[Mapping[str, Any]] = None) -> tuple[Study, str]:
     """The study of ``check``: the user's method beside the controls, with its conclusion as
     the report's lead; with ``dose`` (interactions), the dose-response study of the method
-    and the controls over ``levels`` instead. Returns (study, the method's label)."""
+    and the controls over ``levels`` instead. ``settings`` (``--set``): the method's own go
+    to it alone, run settings (a ``TrainConfig`` field: epochs, lr, ...) to every method, so
+    that the controls keep the same budget. Returns (study, the method's label)."""
     method = normalize_target(target)
     load_class(method)  # fails here, before any data or training, if it cannot load
     label = label_of(method)
     for m in controls:
         if m not in METHODS:
             raise ValueError(f"unknown control {m!r}; choose from {', '.join(METHODS)}")
+    settings = dict(settings or {})
+    run = {k: v for k, v in settings.items() if k in TrainConfig.__dataclass_fields__}
+    if "method" in run:
+        raise ValueError("settings cannot change the method: it is the check's target")
     if dose:
+        if settings:
+            raise ValueError("settings are for a check of R, U and S; a dose check runs the preset as it is")
         study = dose_study(dose, LEVELS if levels is None else levels,
                            [method] + [m for m in controls if m != method], name=f"{method} dose", kind="check",
                            title=f"check {label}: dose-response", record="check.json", preflight=method)
         return study, label
     if levels is not None:
         raise ValueError("levels are for a dose check (name the interactions with dose=...)")
-    variants = [Variant(label, {"method": method})] + [Variant(m, {"method": m}) for m in controls if m != method]
+    variants = [Variant(label, {**settings, "method": method})] + [
+        Variant(m, {**run, "method": m}) for m in controls if m != method]
     study = Study(name=method, kind="check", title=f"check {label}", record="check.json",
                   description=f"{label} beside {', '.join(controls) or 'no control'}", variants=tuple(variants),
                   preflight=method, lead=lambda result: ["## Conclusion", "", conclusion_of(result, label)])
@@ -139,15 +150,15 @@ def check_study(target: str, controls: Sequence[str] = CONTROLS, dose: Sequence[
 
 
 def check(target: str, out: Path | str, *, controls: Sequence[str] = CONTROLS, dose: Sequence[str] = (),
-          levels: Optional[Sequence[float] | str] = None, hooks: Optional[Hooks] = None,
-          executor: str = "local", **options) -> dict:
+          levels: Optional[Sequence[float] | str] = None, settings: Optional[Mapping[str, Any]] = None,
+          hooks: Optional[Hooks] = None, progress: str = "auto", executor: str = "local", **options) -> dict:
     """Train and probe ``target`` (a method name, see ``comm_diag.comm.methods.plugins``) beside the
     controls; write OUT/report.md, OUT/summary.csv, OUT/figure4.png. With ``dose`` (e.g.
     ("synergy",)): its dose-response curve beside the controls' (``probes.dose``: OUT/dose.csv,
     dose.json, dose.png). ``options``: ``StudySettings`` fields and the executor's. Returns
     the report's result plus ``label`` and ``conclusion``."""
-    study, label = check_study(target, controls, dose, levels)
-    result = pipeline.run_with(study, out, hooks=hooks, executor=executor, **options)
+    study, label = check_study(target, controls, dose, levels, settings)
+    result = pipeline.run_with(study, out, hooks=hooks, progress=progress, executor=executor, **options)
     if dose:  # the method's own readings: where it captures each interaction, how much of it
         said = " ".join(r for r in result["outputs"].get("readings", []) if r.startswith(f"{label}:"))
     else:

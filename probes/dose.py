@@ -33,7 +33,7 @@ import numpy as np
 
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.methods.plugins import label_of
-from comm_diag.trifeature_gen.factors import FACTOR_SIZES, factor_index
+from comm_diag.trifeature_gen.factors import factor_index
 from comm_diag.trifeature_gen.pairs import design_distribution
 from comm_diag.trifeature_gen.pid import attribute_information
 

@@ -27,6 +27,7 @@ from comm_diag.comm.methods import as_batch, preflight, resolve
 from comm_diag.comm.run_folder import PROBES_CSV
 
 from .executors import check_options, run_jobs
+from .progress import progress as progress_hooks
 from .report import render, summarize
 from .study import Measured, Study, check_expectations
 from .sweep import Hooks, RunJob, dataset_spec, experiment, folders, given_datasets, plan, variant_datasets
@@ -172,10 +173,13 @@ def run(study: Study, out: Path | str, settings: StudySettings = StudySettings()
             "outputs": {k: v for k, v in outputs.items() if k != "section"}}
 
 
-def run_with(study: Study, out: Path | str, *, hooks: Optional[Hooks] = None, executor: str = "local",
-             **options) -> dict:
+def run_with(study: Study, out: Path | str, *, hooks: Optional[Hooks] = None, progress: str = "auto",
+             executor: str = "local", **options) -> dict:
     """``run`` with keyword options: ``StudySettings`` fields and the executor's (workers;
-    address, cpus_per_run, gpus_per_run), as the library entry points take them."""
+    address, cpus_per_run, gpus_per_run), as the library entry points take them. Progress is
+    drawn as ``progress`` says (``probes.progress``: bars in a terminal, lines in a notebook,
+    or off) and every event also reaches ``hooks``."""
     check_options(executor, options, also=[f.name for f in fields(StudySettings)])
     settings, executor_options = StudySettings.split(options)
-    return run(study, out, settings, hooks=hooks, executor=executor, **executor_options)
+    with progress_hooks(progress, also=hooks) as drawn:
+        return run(study, out, settings, hooks=drawn, executor=executor, **executor_options)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -215,12 +215,18 @@ def summarize(runs: Sequence[Path]) -> dict:
             "epochs": epoch_rows(runs), "runs": len(runs)}
 
 
+def levels_of(result: dict, method: str) -> dict:
+    """The method's verdicts by level: R, U, S (fused, linear probe) and S+ (recoverable, MLP)."""
+    rec = result.get("recoverable", {})
+    return {**result["verdicts"][method], **({"S+": rec[method]} if method in rec else {})}
+
+
 def markdown_lines(result: dict, title: str, lead: Sequence[str] = (), tail: Sequence[str] = (),
                    figures: Sequence[str] = ()) -> list[str]:
     """The report as markdown lines (pure): the title, ``lead`` (check's conclusion), the
     verdict table, synergy by representation, the information panel, ``tail`` (a study's
     expectations and sections), the verdict rule and ``figures`` (file names)."""
-    rows, ver, recoverable, notes = result["rows"], result["verdicts"], result["recoverable"], result["notes"]
+    rows, ver, notes = result["rows"], result["verdicts"], result["notes"]
     n = max((v.n_seeds for vs in ver.values() for v in vs.values()), default=1)
     lines = [f"# {title}", "", *([*lead, ""] if lead else []),
              f"comm-diag {tg.__version__}. Runs: {result['runs']}.", "",
@@ -233,7 +239,7 @@ def markdown_lines(result: dict, title: str, lead: Sequence[str] = (), tail: Seq
              "verdict S recoverable | seeds | source |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for m, vs in ver.items():
-        both = {**vs, **({"S+": recoverable[m]} if m in recoverable else {})}
+        both = levels_of(result, m)
         cells = [f"{_fmt(both[k])} [{both[k].control:.1f}]" if k in both else "–" for k in ("R", "U", "S", "S+")]
         verd = [both[k].verdict if k in both else "–" for k in ("R", "U", "S", "S+")]
         seeds = max((v.n_seeds for v in vs.values()), default=0)

@@ -221,6 +221,14 @@ def test_cli__check_bad_methods_fail_in_one_line(tmp_path):
                         ("byol", "unknown method 'byol'")]:
         r = run("check", target, "--out", tmp_path / "c")
         assert r.exit_code == 1 and msg in r.output and "Traceback" not in r.output, r.output
+    for args, msg in [(["--no-controls", "--controls", "comm,bogus"], "contradict each other"),
+                      (["--controls", "comm,bogus"], "unknown control 'bogus'"),
+                      (["--set", "proj_dim=8"], "does not use proj_dim"),  # cross has no settings of its own
+                      (["--set", "method=comm"], "cannot change the method"),
+                      (["--dose", "synergy", "--require", "synergy"], "a dose check has one per level"),
+                      (["--dose", "uniqueness"], "unknown dose interaction 'uniqueness'")]:
+        r = run("check", "cross", "--preset", "smoke", *args, "--out", tmp_path / "c")
+        assert r.exit_code == 1 and msg in r.output and "Traceback" not in r.output, (args, r.output)
     assert not (tmp_path / "c").exists()  # nothing generated or trained for a broken method
 
 

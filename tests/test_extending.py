@@ -255,3 +255,25 @@ def test_three_modalities_flow_end_to_end(method, tiny_dataset, tmp_path):
     assert set(feats) == {"fused", "modality1", "modality2", "modality3"}
     assert all(f.shape[0] == three.n_samples("test") and np.isfinite(f).all() for f in feats.values())
     assert not torch.equal(torch.from_numpy(feats["modality1"]), torch.from_numpy(feats["modality3"]))
+
+
+# ----------------------------------------------------------------------------- a momentum teacher
+
+def test_a_momentum_teacher_method_is_one_file_and_runs_through_check(tmp_path):
+    """examples/byol.py: its EMA target moves in ``after_step`` (the loop's hook), never by
+    gradients; ``check`` trains, probes and reports it with its own setting changed."""
+    from comm_diag.probes.check import check
+
+    out = tmp_path / "check"
+    result = check(f"{ROOT / 'examples' / 'byol.py'}:LateFusionBYOL", out, controls=(), preset_name="smoke",
+                   settings={"momentum": 0.5}, progress="off", workers=1)
+    assert set(result["verdicts"]["LateFusionBYOL"]) == {"R", "U", "S"}
+    assert "LateFusionBYOL" in (out / "report.md").read_text()
+    run = out / "runs" / "LateFusionBYOL-unbiased-seed0"
+    assert json.loads((run / "config.json").read_text())["train"]["momentum"] == 0.5  # the method's own setting
+    w0, w1 = (torch.load(run / "checkpoints" / f"epoch_00{e}.pt", weights_only=True)["model"] for e in (0, 1))
+    name = next(k for k in w0 if k.startswith("target_encoders.") and k.endswith("weight"))
+    online = name.replace("target_encoders.", "encoders.")
+    assert torch.equal(w0[name], w0[online])  # the teacher starts as the student
+    assert not torch.equal(w1[name], w0[name])  # the EMA moved it...
+    assert not torch.equal(w1[name], w1[online])  # ...towards the student, not onto it (momentum 0.5)

@@ -1,5 +1,5 @@
 """The package's import graph: no circle anywhere (imports inside functions count too), and
-the layers only look down: trifeature_gen <- comm <- probes <- cli."""
+the layers only look down: trifeature_gen <- comm <- probes <- api <- cli."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("trifeature_gen", "comm", "probes")
 LAYER = {"comm_diag": 0, "comm_diag.outputs": 0, "comm_diag.trifeature_gen": 1, "comm_diag.comm": 2,
-         "comm_diag.probes": 3, "comm_diag.cli": 4}
+         "comm_diag.probes": 3, "comm_diag.api": 4, "comm_diag.cli": 5}
 
 
 def module_name(path: Path) -> str:
@@ -18,7 +18,7 @@ def module_name(path: Path) -> str:
 
 
 def sources() -> dict[str, Path]:
-    files = [ROOT / "__init__.py", ROOT / "cli.py", ROOT / "outputs.py"]
+    files = [ROOT / "__init__.py", ROOT / "cli.py", ROOT / "outputs.py", ROOT / "api.py"]
     files += [p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")]
     return {module_name(p): p for p in files}
 

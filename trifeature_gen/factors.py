@@ -51,12 +51,6 @@ def factor_index(name: str) -> int:
     return FACTOR_NAMES.index(name)
 
 
-def value_code(factor: str, value: str) -> int:
-    values = FACTOR_VALUES[factor]
-    if value not in values:
-        raise ValueError(f"unknown {factor} {value!r}; choose from {', '.join(values)}")
-    return values.index(value)
-
 
 def all_combinations() -> np.ndarray:
     """Every (shape, texture, color) code triple, in lexicographic order: 1000x3."""

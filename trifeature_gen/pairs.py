@@ -16,9 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .factors import FACTOR_SIZES, all_combinations, factor_index
-from .spec import STREAM_MAPPING, STREAM_PAIRS, STREAM_SPLIT, PAIR_SETS, DatasetSpec
+from .spec import COMBINATIONS, STREAM_MAPPING, STREAM_PAIRS, STREAM_SPLIT, PAIR_SETS, DatasetSpec
 
-N_CODES = int(np.prod(FACTOR_SIZES))  # 1000 (shape, texture, color) combinations
 
 
 @dataclass(frozen=True)
@@ -138,11 +137,11 @@ def pair_distribution(images: Images, spec: DatasetSpec, pair_set: str, mapping:
     component is uniform over its allowed pairs, weighted by its mixture weight.
     """
     codes = images.codes
-    joint = np.zeros(N_CODES * N_CODES)
+    joint = np.zeros(COMBINATIONS * COMBINATIONS)
     for w, share, obey in components(spec, pair_set):
         i1, i2 = np.nonzero(allowed(images, spec, share, obey, mapping, distinct))
         if len(i1):
-            joint += w / len(i1) * np.bincount(codes[i1] * N_CODES + codes[i2], minlength=N_CODES**2)
+            joint += w / len(i1) * np.bincount(codes[i1] * COMBINATIONS + codes[i2], minlength=COMBINATIONS**2)
     joint /= joint.sum()
     return joint.reshape(FACTOR_SIZES + FACTOR_SIZES)
 

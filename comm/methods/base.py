@@ -73,6 +73,11 @@ class Method(nn.Module):
     def step(self, xs: Sequence[Tensor], augment: Sequence[AugmentFn]) -> dict[str, Tensor]:
         raise NotImplementedError
 
+    def after_step(self) -> None:
+        """Called by the training loop after each optimiser step, outside autograd: where a
+        momentum teacher (BYOL, MoCo, DINO) takes its EMA step. ``self.progress`` is the
+        fraction of the training done. The default does nothing."""
+
     def forward(self, xs: Sequence[Tensor], augment: Sequence[AugmentFn]) -> dict[str, Tensor]:
         """``step``: what DistributedDataParallel calls to synchronise gradients."""
         return self.step(xs, augment)
@@ -89,3 +94,9 @@ class Method(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+
+def concatenated(parts: Sequence[Tensor]) -> dict[str, Tensor]:
+    """Late fusion: ``fused`` = the n parts side by side (Bx(D_1 + ... + D_n)) and
+    ``modality{i}`` = part i (BxD_i): the representation of Cross, Cross+Self and SimCLR."""
+    return {"fused": torch.cat(list(parts), dim=1), **{f"modality{i + 1}": p for i, p in enumerate(parts)}}

@@ -15,7 +15,7 @@ from ..config import TrainConfig
 from ..encoders import build_encoder
 from ..fusion import MLPHead
 from ..losses import NCE, clip_loss
-from .base import AugmentFn, Method, normalize
+from .base import AugmentFn, Method, concatenated, normalize
 from .settings import HeadSettings, check_choice
 
 
@@ -40,8 +40,7 @@ class Cross(Method):
         return self.encoders[i](normalize(x)).mean(dim=(2, 3))
 
     def fuse(self, encoded: Sequence[Tensor]) -> dict[str, Tensor]:
-        z = [p(h) for p, h in zip(self.proj, encoded)]
-        return {"fused": torch.cat(z, dim=1), **{f"modality{i + 1}": zi for i, zi in enumerate(z)}}
+        return concatenated([p(h) for p, h in zip(self.proj, encoded)])
 
     def cross_terms(self, pooled: Sequence[Tensor]) -> Tensor:
         """CLIP loss averaged over all pairs of modalities."""
@@ -90,8 +89,7 @@ class CrossSelf(Cross):
         self.ssl_heads = nn.ModuleList(MLPHead(e.out_channels, s.proj_hidden, s.proj_dim) for e in self.encoders)
 
     def fuse(self, encoded: Sequence[Tensor]) -> dict[str, Tensor]:
-        return {"fused": torch.cat(list(encoded), dim=1),
-                **{f"modality{i + 1}": h for i, h in enumerate(encoded)}}
+        return concatenated(encoded)
 
     def step(self, xs: Sequence[Tensor], augment: Sequence[AugmentFn]) -> dict[str, Tensor]:
         s, first, out, self_total = self.settings, [], {}, 0.0

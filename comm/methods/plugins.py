@@ -117,6 +117,11 @@ def check_interface(cls: object, name: str) -> None:
         clash = sorted({f.name for f in dataclasses.fields(settings)} & set(TrainConfig().run_settings()))
         if clash:
             missing.append(f"Settings names that are not run settings (it declares {', '.join(clash)})")
+        bare = [f.name for f in dataclasses.fields(settings)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        if bare:
+            missing.append(f"a default for every Settings field ({', '.join(bare)} has none: a run that does not "
+                           f"set it must still build)")
     if missing:
         raise PluginError(f"{name} does not implement the method interface: missing {'; '.join(missing)}")
 

@@ -22,7 +22,10 @@ def preflight(cfg, xs: Sequence[torch.Tensor]) -> None:
     except PluginError:
         raise
     except (Exception, SystemExit) as e:  # a sys.exit() in user code is a failure, not a success
-        raise PluginError(f"{name}: building it from the config raised {type(e).__name__}: {e}") from None
+        hint = (" (does its __init__ call super().__init__(cfg, n_modalities) before anything else?)"
+                if isinstance(e, AttributeError) and any(w in str(e) for w in ("settings", "__init__", "_modules", "_parameters"))
+                else "")
+        raise PluginError(f"{name}: building it from the config raised {type(e).__name__}: {e}{hint}") from None
     gen = torch.Generator().manual_seed(0)
     augs = [lambda x: Augment("crop")(x, gen)] * len(xs)
     model.train()
@@ -54,7 +57,10 @@ def preflight(cfg, xs: Sequence[torch.Tensor]) -> None:
     except (Exception, SystemExit) as e:  # a sys.exit() in user code is a failure, not a success
         raise PluginError(f"{name}: features() raised {type(e).__name__}: {e}") from None
     if not isinstance(feats, dict) or "fused" not in feats:
-        raise PluginError(f"{name}: features() must return a dict with a 'fused' entry")
+        got = f"a dict with the keys {', '.join(map(repr, feats)) or 'none'}" if isinstance(feats, dict) \
+            else f"a {type(feats).__name__}"
+        raise PluginError(f"{name}: features() must return a dict with a 'fused' entry (and optionally one per "
+                          f"modality), got {got}")
     b = xs[0].shape[0]
     for key, f in feats.items():
         if not isinstance(f, torch.Tensor) or f.dim() != 2 or f.shape[0] != b:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from ..augment import Augment
@@ -13,7 +12,7 @@ from ..config import TrainConfig
 from ..encoders import build_encoder
 from ..fusion import MLPHead
 from ..losses import NCE
-from .base import AugmentFn, Method, normalize
+from .base import AugmentFn, Method, concatenated, normalize
 from .settings import HeadSettings
 
 
@@ -43,8 +42,7 @@ class LateFusionSimCLR(Method):
         return self.encoders[i](normalize(x)).mean(dim=(2, 3))
 
     def fuse(self, encoded: Sequence[Tensor]) -> dict[str, Tensor]:
-        return {"fused": torch.cat(list(encoded), dim=1),  # Bx(C*n)
-                **{f"modality{i + 1}": h for i, h in enumerate(encoded)}}
+        return concatenated(encoded)  # Bx(C*n)
 
     def step(self, xs: Sequence[Tensor], augment: Sequence[AugmentFn]) -> dict[str, Tensor]:
         terms, s = {}, self.settings

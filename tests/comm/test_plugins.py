@@ -51,7 +51,12 @@ CASES = {
                  "        return {'loss': torch.tensor(1.0)}", "does not depend on any parameter"),
     "NoFused": ("class NoFused(Base):\n    def features(self, xs):\n        return {'z': xs[0]}\n"
                 "    def step(self, xs, augment):\n        return {'loss': self.lin(xs[0].mean(dim=(2, 3))).sum()}",
-                "'fused' entry"),
+                "'fused' entry \\(and optionally one per modality\\), got a dict with the keys 'z'"),
+    "NoSuper": ("class NoSuper(Base):\n    def __init__(self, cfg, n_modalities=2):\n"
+                "        self.lin = nn.Linear(3, 4)", "call super\\(\\).__init__\\(cfg, n_modalities\\)"),
+    "BareSetting": ("from dataclasses import dataclass\nfrom comm_diag.comm.methods import MethodSettings\n"
+                    "@dataclass(frozen=True)\nclass S(MethodSettings):\n    k: int\n"
+                    "class BareSetting(Base):\n    Settings = S", "a default for every Settings field \\(k has none"),
     "BadInit": ("class BadInit(Base):\n    def __init__(self, cfg, n_modalities=2):\n"
                 "        raise KeyError('width')", "building it from the config raised KeyError"),
 }

@@ -1,0 +1,160 @@
+"""comm-diag from Python: one function per command, with the command's option names and defaults.
+
+    import comm_diag.api as cd
+    result = cd.quickstart("out", preset="smoke")
+    cd.check("my_method.py:MyMethod", "check-out", preset="smoke", settings={"proj_dim": 64})
+
+Every argument after the first ones is keyword-only; a misspelt or unknown one is refused
+with the list of valid ones (``TypeError``), never ignored. Progress is drawn as
+``progress`` says: ``auto`` (bars in a terminal, plain lines in a notebook or a log),
+``bar``, ``lines`` or ``off``; ``hooks`` (``probes.sweep.Hooks``) receive the same events.
+The command line (``cli.py``) parses its options and calls these.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import comm_diag.trifeature_gen as tg
+from comm_diag.comm.config import PRESET_DATA
+
+from .probes import ablation, calibrate as calibration, check as checking, experiment
+from .probes.check import CONTROLS
+from .probes.progress import progress as progress_hooks
+from .probes.report import report as write_report
+from .probes.suite import probe_run
+from .probes.sweep import Hooks, parse_seeds
+
+Seeds = str | int | Sequence[int]
+
+
+def _seeds(seeds: Seeds) -> list[int]:
+    """'0,1,2', '0-2', 3 or [0, 1, 2] -> a list of seeds (the CLI's --seeds)."""
+    if isinstance(seeds, int):
+        return [seeds]
+    return parse_seeds(seeds) if isinstance(seeds, str) else parse_seeds(",".join(map(str, seeds)))
+
+
+def generate(out: Path | str, *, preset: Optional[str] = None, synergy: bool = False, png: bool = False,
+             force: bool = False, progress: str = "auto", hooks: Optional[Hooks] = None,
+             warn: Callable[[str], None] = lambda msg: None, **settings: Any) -> Path:
+    """``comm-diag generate``: a bimodal Trifeature dataset in ``out``. ``settings``: any
+    ``DatasetSpec`` field (size, seed, share_prob, synergy_prob, train_pairs, ...); ``preset``:
+    start from a training preset's data (its image size and pair counts); ``warn`` receives
+    each clamp (more pairs asked than allowed)."""
+    names = {f for f in tg.DatasetSpec.__dataclass_fields__ if f != "synergy"}
+    unknown = sorted(set(settings) - names)
+    if unknown:
+        raise TypeError(f"unknown dataset setting{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                        f"valid: {', '.join(sorted(names))}")
+    base = PRESET_DATA[_preset(preset)] if preset else {}
+    spec = tg.DatasetSpec(**{**base, **settings}, synergy=synergy).validate()
+    with progress_hooks(progress, also=hooks) as drawn:
+        return tg.generate(spec, out, force=force, png=png, progress=drawn.on_generate, warn=warn)
+
+
+def _preset(name: str) -> str:
+    if name not in PRESET_DATA:
+        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESET_DATA)}")
+    return name
+
+
+def train(data: Path | str, out: Optional[Path | str] = None, *, method: str = "comm", preset: str = "cpu",
+          resume: bool = False, compile: bool = False, nproc: int = 1, progress: str = "auto",
+          hooks: Optional[Hooks] = None, **settings: Any) -> Path:
+    """``comm-diag train``: ``method`` on the dataset's train pairs, in ``out`` [runs/METHOD-seedS].
+    ``settings``: run settings (epochs, lr, seed, device, ...) and the method's own (as ``--set``);
+    ``nproc`` > 1: data-parallel processes (torchrun), the batch size per process."""
+    from comm_diag.comm.config import preset as preset_config
+    from comm_diag.comm.methods import resolve
+    from comm_diag.comm.methods.plugins import label_of, normalize_target
+    from comm_diag.comm.parallel import train_parallel
+    from comm_diag.comm.train import train as train_run
+
+    method = normalize_target(method)
+    cfg = resolve(preset_config(preset).replace(method=method, **settings))
+    out = Path(out) if out is not None else Path("runs") / f"{label_of(method)}-seed{cfg.seed}"
+    if nproc > 1:
+        return train_parallel(cfg, tg.load(data), out, nproc, resume=resume)
+    with progress_hooks(progress, also=hooks, label=f"train {label_of(method)}") as drawn:
+        return train_run(cfg, tg.load(data), out, resume=resume, on_step=drawn.on_step,
+                         compile="inductor" if compile else None)
+
+
+def probe(run: Path | str, *, data: Optional[Path | str] = None, probe: str | Sequence[str] = "linear",
+          every: int = 0, allow_unfinished: bool = False, method: Optional[str] = None, backend: str = "auto",
+          on_model: Optional[Callable[[str], None]] = None) -> list[dict]:
+    """``comm-diag probe``: the run's last epoch and its random-init control; the probes.csv rows.
+    ``on_model(name)`` is told which model (the run, its init) is probed next."""
+    probes = [p.strip() for p in probe.split(",")] if isinstance(probe, str) else list(probe)
+    return probe_run(run, data=data, probes=probes, every=every, allow_unfinished=allow_unfinished, method=method,
+                     backend=backend, on_model=on_model)
+
+
+def report(runs: Sequence[Path | str], out: Path | str = "report", *, mix_datasets: bool = False) -> dict:
+    """``comm-diag report``: report.md, report.html, summary.csv and the figures of probed runs."""
+    return write_report(runs, out, mix_datasets=mix_datasets)
+
+
+def quickstart(out: Path | str = "comm-diag-out", *, preset: str = "cpu", seeds: Seeds = "0",
+               epochs: Optional[int] = None, every: int = 0, methods: Sequence[str] = experiment.METHODS_DEFAULT,
+               workers: int = 0, executor: str = "local", progress: str = "auto", hooks: Optional[Hooks] = None,
+               **executor_options: Any) -> dict:
+    """``comm-diag quickstart``: the paper's Figure 4 end to end (data, training, probes, report)."""
+    return experiment.quickstart(out, methods=list(methods), preset_name=preset, seeds=_seeds(seeds), epochs=epochs,
+                                 every=every, hooks=hooks, progress=progress, executor=executor,
+                                 **_executor(executor, workers, executor_options))
+
+
+def ablate(study: str, out: Optional[Path | str] = None, *, data: Sequence[Path | str] = (), preset: str = "cpu",
+           seeds: Seeds = "0", epochs: Optional[int] = None, every: Optional[int] = None, extra: bool = False,
+           only: Optional[int] = None, interaction: Optional[Sequence[str]] = None,
+           levels: Optional[Sequence[float] | str] = None, methods: Optional[Sequence[str]] = None,
+           workers: int = 0, executor: str = "local", progress: str = "auto", hooks: Optional[Hooks] = None,
+           **executor_options: Any) -> dict:
+    """``comm-diag ablate``: a study of ``studies.STUDIES`` in ``out`` [ablations/STUDY];
+    ``interaction``, ``levels`` and ``methods`` are the dose study's (defaults: synergy,
+    0-1 in quarters, CoMM / Cross / Cross+Self)."""
+    return ablation.run_study(study, Path("ablations") / study if out is None else out, interactions=interaction,
+                              levels=levels, methods=methods, preset_name=preset, seeds=_seeds(seeds),
+                              data=list(data), epochs=epochs, every=every, extra=extra, only=only, hooks=hooks,
+                              progress=progress, executor=executor, **_executor(executor, workers, executor_options))
+
+
+def calibrate(out: Path | str = "calibrate-out", *, data: Optional[Path | str] = None, preset: str = "cpu",
+              seeds: Seeds = "0,1,2", references: Optional[Sequence[str]] = None, progress: str = "auto",
+              hooks: Optional[Hooks] = None) -> list[dict]:
+    """``comm-diag calibrate``: known-answer representations through the probes and the verdict rule."""
+    return calibration.run_calibration(out, data=data, preset_name=preset, seeds=_seeds(seeds),
+                                       references=list(references) if references else None, hooks=hooks,
+                                       progress=progress)
+
+
+def check(target: str, out: Optional[Path | str] = None, *, data: Sequence[Path | str] = (), preset: str = "cpu",
+          seeds: Seeds = "0", epochs: Optional[int] = None, controls: Sequence[str] = CONTROLS,
+          settings: Optional[Mapping[str, Any]] = None, dose: Sequence[str] = (),
+          levels: Optional[Sequence[float] | str] = None, workers: int = 0, executor: str = "local",
+          progress: str = "auto", hooks: Optional[Hooks] = None, **executor_options: Any) -> dict:
+    """``comm-diag check``: does ``target`` capture R, U and S beside the controls? (With
+    ``dose``: its dose-response curves.) ``settings``: your method's own settings and run
+    settings (``--set``); run settings apply to the controls too (one budget for all)."""
+    from comm_diag.comm.methods.plugins import label_of, normalize_target
+
+    if isinstance(controls, str):
+        controls = [c.strip() for c in controls.split(",") if c.strip()] if controls != "none" else []
+    suffix = "-dose" if dose else ""
+    out = Path("check-out") / (label_of(normalize_target(target)) + suffix) if out is None else out
+    return checking.check(target, out, controls=list(controls), dose=list(dose), levels=levels,
+                          settings=dict(settings or {}), preset_name=preset, seeds=_seeds(seeds), data=list(data),
+                          epochs=epochs, hooks=hooks, progress=progress, executor=executor,
+                          **_executor(executor, workers, executor_options))
+
+
+def _executor(executor: str, workers: int, options: dict) -> dict:
+    """The executor's options: ``workers`` for the local one, the rest (address,
+    cpus_per_run, gpus_per_run) for Ray; a misspelt one is refused by the pipeline."""
+    return {"workers": workers, **options} if executor == "local" else dict(options)
+
+
+__all__ = ["ablate", "calibrate", "check", "generate", "probe", "quickstart", "report", "train", "CONTROLS"]

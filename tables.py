@@ -1,0 +1,153 @@
+"""The tables the command prints (rich): pure functions of a result, one per kind of result.
+
+Cells fold instead of ending in an ellipsis, so that in a narrow terminal or a notebook's
+80 columns no two rows become the same text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable
+
+from rich import table as rich_table
+
+from comm_diag.probes.report import levels_of
+from comm_diag.probes.tasks import INTERACTIONS, NAMES, chance
+from comm_diag.probes.verdict import over_seeds, with_interval
+
+
+class Table(rich_table.Table):
+    def add_column(self, *args, **kwargs) -> None:
+        kwargs.setdefault("overflow", "fold")
+        super().add_column(*args, **kwargs)
+
+
+def _table(title: str, columns: Iterable[str], right: Iterable[str] = (), **kwargs) -> Table:
+    t = Table(title=title, **kwargs)
+    right = set(right)
+    for c in columns:
+        t.add_column(c, justify="right" if c in right else "left")
+    return t
+
+
+def dataset(manifest: dict) -> list[Table]:
+    """``comm-diag info``: the dataset's settings and counts, and its PID table."""
+    spec = manifest["spec"]
+    t = Table(title="dataset", show_header=False)
+    t.add_row("size", f"{spec['size']} px (texture period {manifest['texture_period_px']:.2f} px)")
+    t.add_row("seed", str(spec["seed"]))
+    t.add_row("train set", "synergy-biased" if spec["synergy"] else "unbiased")
+    t.add_row("roles", f"shared={spec['shared']}  unique={spec['unique']}  "
+                       f"synergy={spec['synergy_src']}(x1)->{spec['synergy_tgt']}(x2)")
+    t.add_row("share-prob / synergy-prob", f"{spec['share_prob']} / {spec['synergy_prob']}"
+              + (f" (train pairs: share-prob {spec['train_share_prob']})" if spec.get("train_share_prob") is not None
+                 else ""))
+    t.add_row("mapping", ", ".join(f"{a}->{b}" for a, b in manifest["mapping"]))
+    c = manifest["counts"]
+    t.add_row("images", ", ".join(f"{k} {v}" for k, v in c["images"].items()))
+    t.add_row("pairs", ", ".join(f"{k} {v}" for k, v in c["pairs"].items()))
+    t.add_row("synergy positive rate", ", ".join(f"{k} {v:.3f}" for k, v in c["synergy_positive_rate"].items()))
+    pid = _table("partial information decomposition, bits (H: H(T), I: I(T; X1, X2))",
+                 ("set", "task", "H", "I", "R", "U1", "U2", "S"), right=("H", "I", "R", "U1", "U2", "S"))
+    for split, tasks in manifest["pid"].items():
+        for task, v in tasks.items():
+            pid.add_row(split, task, *(f"{v[k]:.3f}" for k in ("entropy", "mutual_information", "redundant",
+                                                               "unique1", "unique2", "synergistic")))
+    return [t, pid]
+
+
+def probe_rows(rows: list[dict]) -> Table:
+    """``comm-diag probe``: balanced accuracy per model and probe, every task probed."""
+    tasks = list(dict.fromkeys(r["task"] for r in rows))  # every task probed, in the run's order
+    t = _table("balanced accuracy (%), fused representation", ["method", *tasks], right=tasks)
+    for m in dict.fromkeys(r["method"] for r in rows):
+        for pr in sorted({r["probe"] for r in rows}):
+            cells = {r["task"]: r["balanced_accuracy"] for r in rows
+                     if r["method"] == m and r["representation"] == "fused" and r["probe"] == pr}
+            t.add_row(f"{m} ({pr})", *(f"{cells[k]:.1f}" if k in cells else "-" for k in tasks))
+    return t
+
+
+def verdicts(result: dict) -> Table:
+    """A study's or a report's verdicts per method: R, U, S fused, S recoverable."""
+    t = _table("fused representation, balanced accuracy % \\[max(chance, random init)]: R, U and S fused "
+               "(linear probe); S recoverable (MLP probe)", ("method", "R", "U", "S fused", "S recoverable"),
+               right=("R", "U", "S fused", "S recoverable"))
+    for m in result["verdicts"]:
+        both = levels_of(result, m)
+        t.add_row(m, *(f"{both[k].mean:.1f} [{both[k].control:.1f}] {both[k].verdict}" if k in both else "-"
+                       for k in ("R", "U", "S", "S+")))
+    return t
+
+
+def dose(result: dict) -> Table:
+    """The dose-response study: one row per method and level."""
+    cols = ("method", "interaction", "level", "dose bits", "balanced acc. %", "bits", "ceiling", "floor (init)",
+            "verdict")
+    t = _table("dose-response: linear probe, fused representation, unbiased test pairs", cols, right=cols[2:-1])
+    for r in result["outputs"]["dose"]:
+        t.add_row(r["method"], r["interaction"], f"{r['level']:g}", f"{r['dose_bits']:.2f}",
+                  with_interval(r["balanced_accuracy"], r["ci95"], r["seeds"]), f"{r['bits']:.2f}",
+                  f"{r['ceiling_bits']:.2f}",
+                  "-" if r["init_balanced_accuracy"] is None else f"{r['init_balanced_accuracy']:.1f}", r["verdict"])
+    return t
+
+
+def study(result: dict) -> Table:
+    """The table of a study's result: its dose table if it has one, else the verdicts."""
+    return dose(result) if result["outputs"].get("dose") else verdicts(result)
+
+
+def check(result: dict, label: str) -> Table:
+    """``comm-diag check``: the user's method against its controls, per interaction."""
+    ver = result["verdicts"]
+    others = [m for m in ver if m != label]
+    cols = ("", f"{label} (95% CI)", "random init", "chance", *others, "verdict")
+    t = _table("linear probe, fused representation, balanced accuracy %", cols, right=cols[1:])
+    for k, task in INTERACTIONS.items():
+        v = ver.get(label, {}).get(k)
+        if v is not None:
+            t.add_row(NAMES[k], with_interval(v.mean, v.ci95, v.n_seeds), "-" if v.init is None else f"{v.init:.1f}",
+                      f"{chance(task):.0f}", *(f"{ver[m][k].mean:.1f}" if k in ver[m] else "-" for m in others),
+                      v.verdict)
+    return t
+
+
+def calibration(rows: list[dict], n_seeds: int) -> Table:
+    """``comm-diag calibrate``: each reference and level, measured against its known answer."""
+    t = _table(f"calibration: balanced accuracy % ({'mean ± 95% CI ' if n_seeds > 1 else ''}{over_seeds(n_seeds)}) "
+               f"[line], bits [fraction of the exact PID bits]",
+               ("reference", "level", "measured", "bits", "verdict", "expected", ""))
+    for r in rows:
+        expected = {True: "captured", False: "not captured", None: "(not asserted)"}[r["expected"]]
+        frac = f" [{100 * r['bits_fraction']:.0f}%]" if r["bits_fraction"] is not None else ""
+        t.add_row(r["reference"], r["level"], f"{with_interval(r['balanced_accuracy'], r['ci95'], r['seeds'])} "
+                  f"[{r['line']:.0f}]", f"{r['bits']:.2f}{frac}", r["verdict"], expected,
+                  "ok" if r["ok"] else "MISMATCH")
+    return t
+
+
+def studies(registry: dict) -> Table:
+    """``comm-diag ablate --list-studies``."""
+    t = _table("studies", ("name", "runs per seed and dataset", "what it compares"),
+               right=("runs per seed and dataset",))
+    for s in registry.values():
+        t.add_row(s.name, f"{len(s.variants)} (+{len(s.extra)} with --extra)", s.description)
+    return t
+
+
+def plan(title: str, rows: list[dict]) -> Table:
+    """``comm-diag ablate --list``: the runs of a study."""
+    t = _table(title, ("#", "run", "variant", "seed", "data", "changes from the preset"))
+    for row in rows:
+        t.add_row(*(str(row[k]) for k in ("index", "run", "variant", "seed", "data", "changes")))
+    return t
+
+
+def summary(cls: type) -> str:
+    """A method's one-paragraph description: the first paragraph of its docstring."""
+    return " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+
+
+def own_settings(cls: type) -> str:
+    return ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(cls.Settings)) or "none of its own"
