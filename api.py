@@ -21,6 +21,7 @@ from comm_diag.comm.config import PRESET_DATA
 
 from .probes import ablation, calibrate as calibration, check as checking, experiment
 from .probes.check import CONTROLS
+from .probes.executors import check_options
 from .probes.progress import progress as progress_hooks
 from .probes.report import report as write_report
 from .probes.suite import probe_run
@@ -154,7 +155,9 @@ def check(target: str, out: Optional[Path | str] = None, *, data: Sequence[Path 
 def _executor(executor: str, workers: int, options: dict) -> dict:
     """The executor's options: ``workers`` for the local one, the rest (address,
     cpus_per_run, gpus_per_run) for Ray; a misspelt one is refused by the pipeline."""
-    return {"workers": workers, **options} if executor == "local" else dict(options)
+    merged = {"workers": workers, **options} if executor == "local" else dict(options)
+    check_options(executor, merged)  # e.g. preset_name=...: TypeError naming the valid ones
+    return merged
 
 
 __all__ = ["ablate", "calibrate", "check", "generate", "probe", "quickstart", "report", "train", "CONTROLS"]

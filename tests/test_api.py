@@ -38,7 +38,7 @@ def test_readme_from_python_block_runs_as_written(tmp_path):
 
 
 def test_api_refuses_misspelt_arguments_and_unknown_settings(tmp_path):
-    with pytest.raises(TypeError, match="unexpected keyword argument 'preset_name'"):
+    with pytest.raises(TypeError, match="unknown option 'preset_name'; valid options with executor='local': workers"):
         cd.quickstart(tmp_path / "q", preset_name="smoke")
     with pytest.raises(TypeError, match="unknown option 'worker'; valid options"):
         cd.check("cross", tmp_path / "c", preset="smoke", worker=2)

@@ -35,6 +35,31 @@ def test_cli__generate_synergy_then_info(tmp_path):
     assert r.exit_code == 0 and "synergy positive rate" in r.output and "0.469" in r.output
 
 
+def test_cli__generate_preset_takes_a_training_presets_data_and_options_override_it(tmp_path):
+    r = run("generate", "--preset", "smoke", "--test-pairs", "64", "--out", tmp_path / "s")
+    assert r.exit_code == 0, r.output
+    spec = json.loads((tmp_path / "s" / "manifest.json").read_text())["spec"]
+    assert (spec["size"], spec["train_pairs"], spec["probe_pairs"], spec["test_pairs"]) == (32, 512, 512, 64)
+    r = run("generate", "--preset", "huge", "--out", tmp_path / "h")
+    assert r.exit_code == 1 and "unknown preset 'huge'; choose from" in r.output and not (tmp_path / "h").exists()
+
+
+def test_cli__tables_fold_at_80_columns_and_lose_no_text(monkeypatch):
+    """In a narrow terminal cells fold: every method's description is there in full."""
+    import re
+
+    from comm_diag import cli, tables
+    from comm_diag.comm.methods import METHODS
+
+    monkeypatch.setattr(cli.console, "width", 80)
+    r = run("methods")
+    assert r.exit_code == 0
+    flat = re.sub(r"[\s│┃┆┇┊┋╎╏║]+", "", r.output)  # the cells' text, borders and line breaks removed
+    for cls in METHODS.values():
+        assert re.sub(r"\s+", "", tables.summary(cls)) in flat, cls.__name__
+    assert "…" not in r.output
+
+
 def test_cli__generate_png_and_custom_roles(tmp_path):
     out = tmp_path / "ds"
     r = run("generate", "--out", out, "--shared", "color", "--unique", "shape", "--synergy-attrs",
