@@ -244,7 +244,7 @@ def dose_figure(table: list[dict], path: Path) -> Path:
     names = list(dict.fromkeys(r["interaction"] for r in table))
     methods = [m for m in dict.fromkeys(r["method"] for r in table) if m != REFERENCE]
     colours = dict(zip(methods, sns.color_palette("deep", len(methods))))
-    fig, axes = plt.subplots(2, len(names), figsize=(4.2 * len(names), 6.0), squeeze=False, sharex="col")
+    fig, axes = plt.subplots(2, len(names), figsize=(max(6.4, 4.6 * len(names)), 6.6), squeeze=False, sharex="col")
     for col, name in enumerate(names):
         rows = [r for r in table if r["interaction"] == name]
         top, bottom = axes[0, col], axes[1, col]
@@ -279,10 +279,10 @@ def dose_figure(table: list[dict], path: Path) -> Path:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             seen.setdefault(lab, h)
     labels, handles = list(seen), list(seen.values())
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8, frameon=False)
-    fig.suptitle("linear probe on the fused representation, unbiased test pairs (dashed in colour: random init)",
-                 fontsize=9)
-    fig.tight_layout(rect=(0, 0.07, 1, 0.97))
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3 * len(names)), fontsize=8, frameon=False)
+    fig.suptitle("linear probe on the fused representation, unbiased test pairs\n"
+                 "(dashed in colour: the same architecture at random initialisation)", fontsize=9)
+    fig.tight_layout(rect=(0, 0.09, 1, 0.95))
     fig.savefig(path, dpi=150)
     plt.close(fig)
     return path
