@@ -34,8 +34,7 @@ import numpy as np
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.methods.plugins import label_of
 from comm_diag.trifeature_gen.factors import factor_index
-from comm_diag.trifeature_gen.pairs import design_distribution
-from comm_diag.trifeature_gen.pid import attribute_information
+from comm_diag.trifeature_gen.pid import attribute_information, attribute_law
 
 from .classifiers import PROBES
 from .study import Expectation, Study
@@ -50,9 +49,7 @@ METHODS_DEFAULT = ("comm", "cross", "cross_self")
 
 def _conditional(spec: tg.DatasetSpec, mapping: np.ndarray, attr1: str, attr2: str) -> np.ndarray:
     """P(attr2(x2) = j | attr1(x1) = i) under the training law: 10x10, rows sum to 1."""
-    joint = design_distribution(spec, "train", mapping)  # 10x10x10x10x10x10
-    a, b = factor_index(attr1), 3 + factor_index(attr2)
-    p = joint.sum(axis=tuple(k for k in range(6) if k not in (a, b)))  # 10x10
+    p = attribute_law(spec, mapping, "train", attr1, attr2)  # 10x10
     return p / p.sum(axis=1, keepdims=True)
 
 
@@ -177,13 +174,15 @@ def dose_table(rows: list[dict], datasets: dict[str, tg.Dataset], doses: dict[st
     variant label -> kind -> the dataset it trained on (labels from ``arm_name``)."""
     out = []
     for name, dose in doses.items():
-        levels: dict[float, tg.Dataset] = {}
+        levels: dict[float, tuple[tg.Dataset, float, float]] = {}  # level -> (dataset, dose bits, ceiling)
         for label, sets in datasets.items():
             if f"@{name}=" not in label or dose.kind not in sets:
                 continue
             method, ds = label.rsplit(f"@{name}=", 1)[0], sets[dose.kind]
             level = dose.level(ds)
-            levels.setdefault(level, ds)
+            if level not in levels:  # the law's bits once per level, not per method
+                levels[level] = (ds, dose.dose_bits(ds), ground_truth_bits(ds, "test")[dose.task])
+            _, dose_bits, ceiling = levels[level]
 
             def pick(lab: str, key: str) -> list[float]:
                 return [r[key] for r in rows if r["method"] == lab and r["task"] == dose.task and r["probe"] == probe
@@ -193,16 +192,15 @@ def dose_table(rows: list[dict], datasets: dict[str, tg.Dataset], doses: dict[st
                 continue  # not run yet (--only) or not probed
             init = pick(f"{label}@init", "balanced_accuracy")
             v = verdict(scores, init, chance(dose.task, ds.spec))
-            ceiling = ground_truth_bits(ds, "test")[dose.task]
             bits = _mean(pick(label, "bits"))
             out.append({"method": method, "interaction": name, "task": dose.task, "setting": dose.setting,
-                        "level": level, "dose_bits": dose.dose_bits(ds), "balanced_accuracy": v.mean,
+                        "level": level, "dose_bits": dose_bits, "balanced_accuracy": v.mean,
                         "ci95": v.ci95, "seeds": v.n_seeds, "bits": bits, "ceiling_bits": ceiling,
                         "bits_fraction": bits / ceiling if bits is not None and ceiling else None,
                         "init_balanced_accuracy": v.init, "init_bits": _mean(pick(f"{label}@init", "bits")),
                         "chance": chance(dose.task, ds.spec), "line": v.threshold, "verdict": v.verdict})
-        for level, ds in sorted(levels.items()):
-            out.append(_reference_rows(dose, name, ds, level, dose.dose_bits(ds), ground_truth_bits(ds, "test")[dose.task]))
+        for level, (ds, dose_bits, ceiling) in sorted(levels.items()):
+            out.append(_reference_rows(dose, name, ds, level, dose_bits, ceiling))
     return sorted(out, key=lambda r: (r["interaction"], r["method"] == REFERENCE, r["method"], r["level"]))
 
 

@@ -158,9 +158,10 @@ def run(study: Study, out: Path | str, settings: StudySettings = StudySettings()
         runs = [Path(j.run) for j in jobs if (Path(j.run) / PROBES_CSV).is_file()]
         result = summarize(runs)  # summarize -> the study's reading of it -> render
         lead = list(study.lead(result)) if study.lead else []
-        expectations = check_expectations(study, Measured(result["verdicts"], curve_means(result["epochs"])))
+        measured = Measured(result["verdicts"], curve_means(result["epochs"]))
+        expectations = check_expectations(study, measured)
         outputs = study.outputs(result, trained_on, out) if study.outputs else {}
-        tail = expectation_lines(study, expectations, curve_means(result["epochs"]))
+        tail = expectation_lines(study, expectations, measured.curve_mean)
         tail += ([""] if tail and outputs.get("section") else []) + outputs.get("section", [])
         render(result, out, title=f"comm-diag {study.title} ({settings.preset_name} preset)", lead=lead, tail=tail)
         (out / study.record).write_text(json.dumps({

@@ -142,12 +142,16 @@ def pid_table(joint: np.ndarray, spec: DatasetSpec, mapping: np.ndarray) -> dict
     return {task: task_pid(joint, task, spec, mapping) for task in TASKS}
 
 
-def attribute_information(spec: DatasetSpec, mapping: np.ndarray, pair_set: str, attr1: str, attr2: str) -> float:
-    """I(attr1(x1); attr2(x2)) in bits under the law a pair of ``pair_set`` is drawn from
-    (``pairs.design_distribution``, the law the manifest's PID is computed on): how much a
-    set's pairs tie one image's attribute to the other's. E.g. for the synergy-biased train
-    pairs, I(texture1; colour2) = log2(10) = 3.32 bits at synergy_prob 1 and 0 at 0."""
+def attribute_law(spec: DatasetSpec, mapping: np.ndarray, pair_set: str, attr1: str, attr2: str) -> np.ndarray:
+    """The joint law of (attr1(x1), attr2(x2)) for a pair of ``pair_set`` (``pairs.design_distribution``,
+    the law the manifest's PID is computed on): 10x10, sums to 1."""
     joint = design_distribution(spec, pair_set, mapping)  # 10x10x10x10x10x10: shape1 .. colour2
     a, b = factor_index(attr1), 3 + factor_index(attr2)
-    p = joint.sum(axis=tuple(k for k in range(6) if k not in (a, b)))  # 10x10 law of (attr1(x1), attr2(x2))
-    return _mutual_information(p, (0,))
+    return joint.sum(axis=tuple(k for k in range(6) if k not in (a, b)))  # 10x10
+
+
+def attribute_information(spec: DatasetSpec, mapping: np.ndarray, pair_set: str, attr1: str, attr2: str) -> float:
+    """I(attr1(x1); attr2(x2)) in bits under ``attribute_law``: how much a set's pairs tie one
+    image's attribute to the other's. E.g. for the synergy-biased train pairs, I(texture1;
+    colour2) = log2(10) = 3.32 bits at synergy_prob 1 and 0 at 0."""
+    return _mutual_information(attribute_law(spec, mapping, pair_set, attr1, attr2), (0,))
