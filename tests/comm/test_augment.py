@@ -1,7 +1,9 @@
 import pytest
 import torch
 
-from comm_diag.comm.augment import Augment, parse_policy
+import torch.nn.functional as F
+
+from comm_diag.comm.augment import Augment, affine_grid, parse_policy
 
 
 def _images(b=8, s=32):
@@ -93,3 +95,12 @@ def test_augment__blur_is_relative_to_the_image():
     wide = small * 224 > 0.7
     assert wide.sum() >= 4
     torch.testing.assert_close(small[wide], big[wide], rtol=0.1, atol=0.0)
+
+
+@pytest.mark.parametrize("h,w", [(64, 64), (32, 48), (224, 224)])
+def test_affine_grid__is_torchs_grid(h, w):
+    # the broadcast grid replaces F.affine_grid (a slow batched matmul on CPU): same sampling points
+    theta = torch.randn(16, 2, 3, generator=torch.Generator().manual_seed(h + w))
+    ours, torchs = affine_grid(theta, h, w), F.affine_grid(theta, [16, 3, h, w], align_corners=False)
+    assert ours.shape == torchs.shape == (16, h, w, 2)
+    assert torch.allclose(ours, torchs, atol=2e-6, rtol=0)
