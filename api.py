@@ -37,13 +37,16 @@ def _seeds(seeds: Seeds) -> list[int]:
     return parse_seeds(seeds) if isinstance(seeds, str) else parse_seeds(",".join(map(str, seeds)))
 
 
-def generate(out: Path | str, *, preset: Optional[str] = None, synergy: bool = False, png: bool = False,
-             force: bool = False, progress: str = "auto", hooks: Optional[Hooks] = None,
+def generate(out: Optional[Path | str] = None, *, preset: Optional[str] = None, synergy: bool = False,
+             png: bool = False, force: bool = False, progress: str = "auto", hooks: Optional[Hooks] = None,
              warn: Callable[[str], None] = lambda msg: None, **settings: Any) -> Path:
-    """``comm-diag generate``: a bimodal Trifeature dataset in ``out``. ``settings``: any
-    ``DatasetSpec`` field (size, seed, share_prob, synergy_prob, train_pairs, ...); ``preset``:
-    start from a training preset's data (its image size and pair counts); ``warn`` receives
-    each clamp (more pairs asked than allowed)."""
+    """``comm-diag generate``: a bimodal Trifeature dataset in ``out``
+    [data/trifeature-SIZE[-synergy]]. ``settings``: any ``DatasetSpec`` field (size, seed,
+    share_prob, synergy_prob, train_pairs, ...); ``preset``: start from a training preset's
+    data (its image size and pair counts); ``warn`` receives each clamp (more pairs asked
+    than allowed). A folder that may not receive it is refused before any work."""
+    from .outputs import check
+
     names = {f for f in tg.DatasetSpec.__dataclass_fields__ if f != "synergy"}
     unknown = sorted(set(settings) - names)
     if unknown:
@@ -51,6 +54,8 @@ def generate(out: Path | str, *, preset: Optional[str] = None, synergy: bool = F
                         f"valid: {', '.join(sorted(names))}")
     base = PRESET_DATA[_preset(preset)] if preset else {}
     spec = tg.DatasetSpec(**{**base, **settings}, synergy=synergy).validate()
+    out = Path("data") / f"trifeature-{spec.size}{'-synergy' if synergy else ''}" if out is None else Path(out)
+    check(out, "dataset", force=force, reuse=False)  # before a bar is drawn
     with progress_hooks(progress, also=hooks) as drawn:
         return tg.generate(spec, out, force=force, png=png, progress=drawn.on_generate, warn=warn)
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Annotated, Callable, Iterator, Optional
+from typing import Annotated, Any, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
 
 import comm_diag.trifeature_gen as tg
-from comm_diag.trifeature_gen.factors import FACTOR_NAMES
+from comm_diag.cli_options import (AddressOpt, CpusOpt, DataOpt, EpochsOpt, ExecutorOpt, GpusOpt, PresetOpt, SeedsOpt,
+                                   UserError, WorkersOpt, comma_list, cpu_preset_value, executor_options,
+                                   parse_synergy_attrs, settings_options)
+from comm_diag.comm.config import TrainConfig
 
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -18,10 +21,6 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                        "Controlled bimodal Trifeature experiments (CoMM, ICLR 2025).")
 console = Console()
 err = Console(stderr=True)
-
-
-class UserError(Exception):
-    """Bad input: reported as one line, exit code 1."""
 
 
 def fail(msg: str) -> None:
@@ -76,69 +75,27 @@ def terminate_as_interrupt() -> None:
 
 # ----------------------------------------------------------------------------- generate / info
 
-def default_data_dir(size: int, synergy: bool) -> Path:
-    return Path("data") / f"trifeature-{size}{'-synergy' if synergy else ''}"
-
-
-def parse_synergy_attrs(text: str) -> tuple[str, str]:
-    parts = text.split(":")
-    if len(parts) != 2 or not all(parts):
-        raise UserError(f"--synergy-attrs must look like SRC:TGT (e.g. texture:color), got {text!r}")
-    for p in parts:
-        if p not in FACTOR_NAMES:
-            raise UserError(f"unknown attribute {p!r} in --synergy-attrs; choose from {', '.join(FACTOR_NAMES)}")
-    return parts[0], parts[1]
-
-
-D = tg.DatasetSpec()  # the dataset defaults, shown in --help (one source: DatasetSpec)
-
-
 @app.command()
+@settings_options(tg.DatasetSpec, skip=("synergy_src", "synergy_tgt"))
 def generate(
     out: Annotated[Optional[Path], typer.Option(help="Output folder [default: data/trifeature-SIZE[-synergy]].")] = None,
     preset_name: Annotated[Optional[str], typer.Option("--preset", help="Start from a training preset's data: "
                                                        "smoke (32 px, 512 pairs), cpu (64 px), paper (224 px).")] = None,
-    size: Annotated[Optional[int], typer.Option(help=f"Image side in px (>= 32; 224 is the paper's) [{D.size}].")] = None,
     synergy: Annotated[bool, typer.Option("--synergy", help="Bias the train pairs to obey the synergy mapping.")] = False,
-    shared: Annotated[Optional[str], typer.Option(help=f"Attribute both images share (redundancy) [{D.shared}].")] = None,
-    unique: Annotated[Optional[str], typer.Option(help=f"Attribute drawn independently per image [{D.unique}].")] = None,
     synergy_attrs: Annotated[Optional[str], typer.Option(
-        help=f"SRC:TGT, synergy label = [TGT(x2) == m(SRC(x1))] [{D.synergy_src}:{D.synergy_tgt}].")] = None,
-    train_pairs: Annotated[Optional[int], typer.Option(help=f"Training pairs [{D.train_pairs}].")] = None,
-    probe_pairs: Annotated[Optional[int], typer.Option(help=f"Unbiased pairs of train images for fitting probes "
-                                                            f"[{D.probe_pairs}].")] = None,
-    test_pairs: Annotated[Optional[int], typer.Option(help=f"Unbiased pairs of test images (clamped to those "
-                                                           f"allowed) [{D.test_pairs}].")] = None,
-    views: Annotated[Optional[int], typer.Option(help=f"Renders per train combination [{D.views}].")] = None,
-    share_prob: Annotated[Optional[float], typer.Option(help=f"Fraction of pairs that must share the shared "
-                                                             f"attribute [{D.share_prob}].")] = None,
-    synergy_prob: Annotated[Optional[float], typer.Option(help=f"Fraction of biased train pairs that must obey the "
-                                                               f"mapping [{D.synergy_prob}].")] = None,
-    train_share_prob: Annotated[Optional[float], typer.Option(
-        help="--share-prob of the train pairs alone (probe and test pairs keep --share-prob).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help=f"Seed of split, mapping, pairs and pixels [{D.seed}].")] = None,
+        help="SRC:TGT, synergy label = [TGT(x2) == m(SRC(x1))] [texture:color].")] = None,
     png: Annotated[bool, typer.Option("--png", help="Also write every image as PNG.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace a non-empty output folder.")] = False,
+    **settings: Any,
 ) -> None:
     """Render a bimodal Trifeature dataset with controlled redundancy, uniqueness and synergy."""
     from comm_diag import api
-    from comm_diag.comm.config import PRESET_DATA
-    from comm_diag.outputs import check
 
     with user_errors():
-        given = dict(size=size, shared=shared, unique=unique, train_pairs=train_pairs, probe_pairs=probe_pairs,
-                     test_pairs=test_pairs, views=views, share_prob=share_prob, synergy_prob=synergy_prob,
-                     train_share_prob=train_share_prob, seed=seed)
         if synergy_attrs is not None:
-            given["synergy_src"], given["synergy_tgt"] = parse_synergy_attrs(synergy_attrs)
-        given = {k: v for k, v in given.items() if v is not None}
-        if preset_name is not None and preset_name not in PRESET_DATA:
-            raise UserError(f"unknown preset {preset_name!r}; choose from {', '.join(PRESET_DATA)}")
-        spec = tg.DatasetSpec(**{**PRESET_DATA.get(preset_name or "", {}), **given}, synergy=synergy).validate()
-        out = out or default_data_dir(spec.size, synergy)
-        check(out, "dataset", force=force, reuse=False)  # before the bar is drawn
-        api.generate(out, preset=preset_name, synergy=synergy, png=png, force=force, **given,
-                     warn=lambda m: err.print(f"[yellow]warning:[/] {m}", highlight=False, soft_wrap=True))
+            settings["synergy_src"], settings["synergy_tgt"] = parse_synergy_attrs(synergy_attrs)
+        out = api.generate(out, preset=preset_name, synergy=synergy, png=png, force=force, **settings,
+                           warn=lambda m: err.print(f"[yellow]warning:[/] {m}", highlight=False, soft_wrap=True))
         console.print(f"wrote {out}")
 
 
@@ -155,27 +112,13 @@ def info(data: Annotated[Path, typer.Argument(help="A dataset folder written by 
 # ----------------------------------------------------------------------------- train / probe / report
 
 @app.command()
+@settings_options(TrainConfig, skip=("image_size", "preset"), shown=cpu_preset_value)
 def train(
     data: Annotated[Path, typer.Option(help="Dataset folder (from `comm-diag generate`).")],
-    method: Annotated[Optional[str], typer.Option(help="Method: a built-in or plugin name (`comm-diag methods` lists "
-                                                       "them) or path/to/file.py:ClassName [default: comm].")] = None,
-    encoder: Annotated[Optional[str], typer.Option(help="Encoder: alexnet, alexnet_bn, resnet18, resnet50.")] = None,
-    width: Annotated[Optional[float], typer.Option(help="Encoder channel multiplier (1.0 = torchvision's) [preset].")] = None,
-    d: Annotated[Optional[int], typer.Option("--d", help="Width of the tokens and of the representation [preset].")] = None,
+    preset_name: Annotated[str, typer.Option("--preset", help="cpu (default), paper or smoke: every setting "
+                                                              "not given (the brackets show the cpu preset's).")] = "cpu",
     fusion: Annotated[Optional[str], typer.Option(help="CoMM fusion: transformer or linear.")] = None,
-    preset_name: Annotated[str, typer.Option("--preset", help="cpu (default), paper or smoke.")] = "cpu",
-    epochs: Annotated[Optional[int], typer.Option(help="Epochs [preset].")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Batch size [preset].")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate [preset].")] = None,
-    weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay [preset].")] = None,
     temperature: Annotated[Optional[float], typer.Option(help="InfoNCE temperature [preset].")] = None,
-    aug1: Annotated[Optional[str], typer.Option(help="Augmentation of modality 1: all, none, crop, color, ...")] = None,
-    aug2: Annotated[Optional[str], typer.Option(help="Augmentation of modality 2.")] = None,
-    crop_min: Annotated[Optional[float], typer.Option(help="Lower scale of the random crop [method/preset].")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of weights, batches and augmentations [default: 0].")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda [default: auto].")] = None,
-    precision: Annotated[Optional[str], typer.Option(
-        help="auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32), bf16 or fp32.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Run folder [default: runs/METHOD-seedSEED].")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the run's last checkpoint.")] = False,
     nproc: Annotated[int, typer.Option(help="Data-parallel processes on this machine (torchrun; gloo on CPU, "
@@ -185,17 +128,14 @@ def train(
                                                                  "(repeatable), e.g. --set proj_dim=128.")] = None,
     compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model's modules (same weights; "
                                                              "a minute or more of compiling first).")] = False,
+    **settings: Any,
 ) -> None:
     """Train a method on a dataset's train pairs (checkpoint every epoch, resumable)."""
     from comm_diag import api
-    from comm_diag.comm.config import TrainConfig
     from comm_diag.comm.methods.plugins import label_of, normalize_target
 
     with user_errors():
-        options = dict(encoder=encoder, width=width, d=d, fusion=fusion, epochs=epochs, batch_size=batch_size, lr=lr,
-                       weight_decay=weight_decay, temperature=temperature, aug1=aug1, aug2=aug2, crop_min=crop_min,
-                       seed=seed, device=device, precision=precision, method=method)
-        given = TrainConfig.merge_given(options, set_ or ())  # an option and --set for one setting: refused
+        given = TrainConfig.merge_given({**settings, "fusion": fusion, "temperature": temperature}, set_ or ())
         method = str(given.pop("method", TrainConfig.method))  # --method or --set method=...
         label = label_of(normalize_target(method))
         out = out or Path("runs") / f"{label}-seed{given.get('seed', TrainConfig.seed)}"
@@ -252,38 +192,6 @@ def report(
 
 # ----------------------------------------------------------------------------- sweeps: quickstart / ablate / check
 
-SeedsOpt = Annotated[str, typer.Option(help="Seeds, e.g. 0 or 0,1,2 or 0-4.")]
-PresetOpt = Annotated[str, typer.Option("--preset", help="smoke (32 px, 1 epoch: a minute, checks that all runs), "
-                                                         "cpu (64 px, 6 epochs: the default, minutes per run on 2 "
-                                                         "cores) or paper (224 px, AlexNet, 100 epochs: a GPU).")]
-EpochsOpt = Annotated[Optional[int], typer.Option(help="Override the preset's epochs.")]
-WorkersOpt = Annotated[int, typer.Option(help="Runs in parallel worker processes (local executor); 0: one per "
-                                               "core, at most one per run, on CPU, and 1 when a GPU trains.")]
-ExecutorOpt = Annotated[str, typer.Option(help="Where runs execute: local or ray (pip install -e '.[ray]').")]
-AddressOpt = Annotated[Optional[str], typer.Option(help="Ray cluster address [default: a local Ray instance].")]
-DataOpt = Annotated[Optional[list[Path]], typer.Option(
-    help="Dataset(s) from `comm-diag generate`: once (every task probed on it) or an unbiased and a synergy one "
-         "[default: the preset's pair, generated in the output folder].")]
-CpusOpt = Annotated[float, typer.Option(help="Ray: CPUs requested per run.")]
-GpusOpt = Annotated[float, typer.Option(help="Ray: GPUs requested per run.")]
-
-
-def executor_options(executor: str, workers: int, address: Optional[str], cpus: float, gpus: float) -> dict:
-    from comm_diag.probes.executors import EXECUTORS
-
-    if executor not in EXECUTORS:
-        raise UserError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
-    if executor == "local":
-        if address is not None:
-            raise UserError("--address is for --executor ray")
-        return {"executor": executor, "workers": workers}
-    return {"executor": executor, "address": address, "cpus_per_run": cpus, "gpus_per_run": gpus}
-
-
-def _comma_list(text: Optional[str]) -> Optional[list[str]]:
-    return [x.strip() for x in text.split(",") if x.strip()] if text else None
-
-
 def _run_study(out: Path, call: Callable[[], dict], table: Optional[Callable[[dict], object]] = None) -> dict:
     """The body the sweep commands share: ``call()`` (the command's library function, which
     draws its own progress), one line on interruption, then the study's table (or
@@ -297,10 +205,8 @@ def _run_study(out: Path, call: Callable[[], dict], table: Optional[Callable[[di
         result = call()
     except KeyboardInterrupt:
         raise UserError("interrupted; finished epochs and runs are kept: run the same command again to resume") from None
-    console.print((table or tables.study)(result))
-    for text, ok in result["expectations"]:
-        mark = {True: "[green]held[/]", False: "[red]did not hold[/]", None: "[yellow]not measured[/]"}[ok]
-        console.print(f"{mark}: {text}", highlight=False)
+    for part in [(table or tables.study)(result), *tables.expectations(result)]:
+        console.print(part, highlight=False)
     console.print(f"done in {time.perf_counter() - t0:.0f} s; report: {out / 'report.md'}")
     return result
 
@@ -330,7 +236,7 @@ def quickstart(
 
     with user_errors():
         _run_study(out, lambda: api.quickstart(out, preset=preset_name, seeds=seeds, epochs=epochs, every=every,
-                                               methods=_comma_list(methods) or [],
+                                               methods=comma_list(methods) or [],
                                                **executor_options(executor, workers, address, cpus_per_run,
                                                                   gpus_per_run)))
 
@@ -374,7 +280,7 @@ def ablate(
             return
         if not study:
             raise UserError(f"name a study: {', '.join(STUDIES)}")
-        params = {"interaction": _comma_list(interaction), "levels": levels, "methods": _comma_list(methods)}
+        params = {"interaction": comma_list(interaction), "levels": levels, "methods": comma_list(methods)}
         spec = study_named(study, interactions=params["interaction"], levels=levels, methods=params["methods"])
         out = out or Path("ablations") / study
         settings = {"seeds": seeds, "data": data or (), "extra": extra, "only": only, "epochs": epochs, "every": every}
@@ -397,14 +303,12 @@ def check(
     preset_name: PresetOpt = "cpu",
     seeds: SeedsOpt = "0",
     epochs: EpochsOpt = None,
-    controls: Annotated[str, typer.Option(help="Reference methods trained beside yours with the same budget, a comma "
-                                               "list of built-ins (`comm-diag methods` lists them) or "
-                                               "'none' (the random-init floor is always measured).")]
+    controls: Annotated[str, typer.Option(help="Built-in methods trained beside yours with the same budget (comma "
+                                               "list), or 'none' (the random-init floor is always measured).")]
     = "comm,cross,cross_self",
     no_controls: Annotated[bool, typer.Option("--no-controls", help="Same as --controls none.")] = False,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="One of your method's own settings (its "
-                                                                 "Settings), or a run setting for every method, as "
-                                                                 "KEY=VALUE (repeatable).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="KEY=VALUE (repeatable): one of your method's "
+                                                                 "Settings, or a run setting of every method.")] = None,
     require: Annotated[Optional[str], typer.Option(
         help="Exit with code 3 unless these are captured: redundancy, uniqueness, synergy (comma list).")] = None,
     dose: Annotated[Optional[str], typer.Option(
@@ -420,7 +324,6 @@ def check(
 ) -> None:
     """Does your SSL method capture redundancy, uniqueness and synergy? Trains it beside the references."""
     from comm_diag import api, tables
-    from comm_diag.comm.config import TrainConfig
     from comm_diag.comm.methods.plugins import label_of, normalize_target
     from comm_diag.probes.check import REQUIRE_EXIT, parse_require, unmet
     from comm_diag.probes.tasks import NAMES
@@ -437,7 +340,7 @@ def check(
         result = _run_study(out, lambda: api.check(
             target, out, data=data or (), preset=preset_name, seeds=seeds, epochs=epochs,
             controls="none" if no_controls else controls, settings=TrainConfig.parse_settings(set_ or ()),
-            dose=_comma_list(dose) or (), levels=levels,
+            dose=comma_list(dose) or (), levels=levels,
             **executor_options(executor, workers, address, cpus_per_run, gpus_per_run)),
             table=None if dose else lambda r: tables.check(r, label))
         console.print(result["conclusion"], highlight=False)
@@ -470,7 +373,7 @@ def calibrate(
     with user_errors():
         n_seeds = len(parse_seeds(seeds))
         try:
-            rows = api.calibrate(out, data=data, preset=preset_name, seeds=seeds, references=_comma_list(references))
+            rows = api.calibrate(out, data=data, preset=preset_name, seeds=seeds, references=comma_list(references))
         except KeyboardInterrupt:
             raise UserError("interrupted: run the same command again") from None
     console.print(tables.calibration(rows, n_seeds))
@@ -486,33 +389,9 @@ def calibrate(
 def methods() -> None:
     """The methods `train`, `check` and `--method` accept: built-ins and installed plugins."""
     from comm_diag import tables
-    from comm_diag.comm.methods import METHODS, load_class
-    from comm_diag.comm.methods.plugins import ENTRY_POINT_GROUP, PluginError, installed
 
-    t = tables.Table(title="methods")
-    for c in ("name", "source", "what it is"):
-        t.add_column(c)
-    settings = {}
-    for name, cls in METHODS.items():
-        t.add_row(name, "built-in", tables.summary(cls))
-        settings[name] = tables.own_settings(cls)
-    for name, value in installed().items():
-        if name in METHODS:  # load_class resolves a name to the built-in first
-            t.add_row(name, f"plugin {value}", f"[yellow]never used: the built-in {name!r} has this name; rename "
-                                               f"the entry point, or give {value} as the method[/]")
-            continue
-        try:
-            cls = load_class(name)
-            t.add_row(name, f"plugin {value}", tables.summary(cls))
-            settings[name] = tables.own_settings(cls)
-        except PluginError as e:
-            t.add_row(name, f"plugin {value}", f"[red]cannot load: {e}[/]")
-    console.print(t)
-    console.print("Each method's own settings, with their defaults (--set NAME=VALUE changes one):", highlight=False)
-    for name, text in settings.items():
-        console.print(f"  {name}: {text}", highlight=False, soft_wrap=True)
-    console.print(f"Plugins register in the {ENTRY_POINT_GROUP!r} entry-point group; any class can also be given "
-                  f"as path/to/file.py:ClassName or package.module:ClassName.", highlight=False)
+    for part in tables.methods():
+        console.print(part, highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

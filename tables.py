@@ -98,6 +98,12 @@ def study(result: dict) -> Table:
     return dose(result) if result["outputs"].get("dose") else verdicts(result)
 
 
+def expectations(result: dict) -> list[str]:
+    """A study's expected patterns, one line each: held, did not hold, or not measured."""
+    mark = {True: "[green]held[/]", False: "[red]did not hold[/]", None: "[yellow]not measured[/]"}
+    return [f"{mark[ok]}: {text}" for text, ok in result["expectations"]]
+
+
 def check(result: dict, label: str) -> Table:
     """``comm-diag check``: the user's method against its controls, per interaction."""
     ver = result["verdicts"]
@@ -151,3 +157,33 @@ def summary(cls: type) -> str:
 
 def own_settings(cls: type) -> str:
     return ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(cls.Settings)) or "none of its own"
+
+
+def methods() -> list:
+    """``comm-diag methods``: the table of built-in and installed methods, then each one's own
+    settings and where plugins register (a list of things to print)."""
+    from comm_diag.comm.methods import METHODS, load_class
+    from comm_diag.comm.methods.plugins import ENTRY_POINT_GROUP, PluginError, installed
+
+    t = Table(title="methods")
+    for c in ("name", "source", "what it is"):
+        t.add_column(c)
+    settings = {}
+    for name, cls in METHODS.items():
+        t.add_row(name, "built-in", summary(cls))
+        settings[name] = own_settings(cls)
+    for name, value in installed().items():
+        if name in METHODS:  # load_class resolves a name to the built-in first
+            t.add_row(name, f"plugin {value}", f"[yellow]never used: the built-in {name!r} has this name; rename "
+                                               f"the entry point, or give {value} as the method[/]")
+            continue
+        try:
+            cls = load_class(name)
+            t.add_row(name, f"plugin {value}", summary(cls))
+            settings[name] = own_settings(cls)
+        except PluginError as e:
+            t.add_row(name, f"plugin {value}", f"[red]cannot load: {e}[/]")
+    lines = [t, "Each method's own settings, with their defaults (--set NAME=VALUE changes one):"]
+    lines += [f"  {name}: {text}" for name, text in settings.items()]
+    return lines + [f"Plugins register in the {ENTRY_POINT_GROUP!r} entry-point group; any class can also be given "
+                  f"as path/to/file.py:ClassName or package.module:ClassName."]

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping, Optional, Sequence
 
-from comm_diag.trifeature_gen.spec import DictConfig, check_seed
+from comm_diag.trifeature_gen.spec import DictConfig, check_seed, setting
 
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -27,24 +27,28 @@ class TrainConfig(DictConfig):
 
     _what = "training settings"
 
-    method: str = "comm"  # comm.methods.METHODS key, plugin name, or module:Class / file.py:Class
+    method: str = setting("comm", "Method: a built-in or plugin name (`comm-diag methods` lists them) or "
+                                  "path/to/file.py:ClassName")
     method_settings: Mapping[str, Any] = field(default_factory=dict)  # the method's Settings, by name
-    encoder: str = "alexnet"  # key of comm.encoders.ENCODERS
-    width: float = 0.25  # encoder channel multiplier (every encoder; 1.0 = torchvision's)
-    d: int = 128  # width of the representation: CoMM's tokens and Z, Cross's projections (paper: 512)
-    aug1: Optional[str] = None  # augmentation policy of modality 1 (None: the method's default)
-    aug2: Optional[str] = None  # augmentation policy of modality 2
-    crop_min: Optional[float] = None  # lower scale of the random crop (None: the method's default)
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    warmup_epochs: float = 0.5  # linear warm-up, then the schedule
-    schedule: str = "cosine"  # after warm-up: cosine (decay to 0 at the last step) | constant
+    encoder: str = setting("alexnet", "Encoder: a key of comm.encoders.ENCODERS (alexnet, alexnet_bn, resnet18, "
+                                      "resnet50)")
+    width: float = setting(0.25, "Encoder channel multiplier (1.0 = torchvision's)")
+    d: int = setting(128, "Width of the tokens and of the representation (CoMM's Z, Cross's projections)")
+    aug1: Optional[str] = setting(None, "Augmentation of modality 1: all, none, crop, color, ... or a+b; "
+                                        "none given: the method's own")
+    aug2: Optional[str] = setting(None, "Augmentation of modality 2 (and of any further one)")
+    crop_min: Optional[float] = setting(None, "Lower scale of the random crop; none given: the method's own")
+    epochs: int = setting(10, "Epochs")
+    batch_size: int = setting(64, "Batch size (per process)")
+    lr: float = setting(1e-3, "Peak learning rate (AdamW)")
+    weight_decay: float = setting(1e-4, "AdamW weight decay")
+    warmup_epochs: float = setting(0.5, "Linear warm-up, in epochs, then the schedule")
+    schedule: str = setting("cosine", "After warm-up: cosine (decay to 0 at the last step) or constant")
     decay_norms_and_biases: bool = True  # weight decay on biases and norm layers too (the authors: no)
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
-    precision: str = "auto"  # auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32) | bf16 | fp32
+    seed: int = setting(0, "Seed of weights, batches and augmentations")
+    device: str = setting("auto", "auto, cpu or cuda")
+    precision: str = setting("auto", "auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32), "
+                                     "bf16 or fp32")
     image_size: int = 64  # the data's image side; checked against the dataset
     preset: str = "cpu"
 

@@ -69,6 +69,27 @@ def test_cli__generate_png_and_custom_roles(tmp_path):
     assert json.loads((out / "manifest.json").read_text())["roles"]["synergy"] == "shape:texture"
 
 
+def test_cli__every_documented_setting_of_the_configs_is_an_option(tmp_path):
+    # the options of generate and train are built from DatasetSpec's and TrainConfig's fields: a
+    # new field with a help is a new option, with its default in the help, and reaches the run
+    import dataclasses
+
+    from comm_diag.comm.config import TrainConfig
+
+    for cmd, cls, skip in (("generate", tg.DatasetSpec, {"synergy", "synergy_src", "synergy_tgt"}),
+                           ("train", TrainConfig, {"decay_norms_and_biases"})):
+        text = " ".join(run(cmd, "--help").output.split())
+        for f in dataclasses.fields(cls):
+            if "help" in f.metadata and f.name not in skip:
+                assert "--" + f.name.replace("_", "-") in text, (cmd, f.name)
+                assert " ".join(f.metadata["help"].split()[:3]) in text, (cmd, f.name)
+    assert "Renders per test combination [1]." in " ".join(run("generate", "--help").output.split())
+    r = run("generate", "--out", tmp_path / "ds", *TINY_ARGS, "--test-views", "2", "--train-fraction", "0.5")
+    assert r.exit_code == 0, r.output
+    spec = json.loads((tmp_path / "ds" / "manifest.json").read_text())["spec"]
+    assert (spec["test_views"], spec["train_fraction"], spec["views"]) == (2, 0.5, tg.DatasetSpec.views)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--shared", "smell"], "unknown attribute 'smell'"),
     (["--synergy-attrs", "texture"], "SRC:TGT"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 
 import numpy as np
@@ -26,6 +26,12 @@ _TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
 def check_seed(seed: int) -> None:
     if not 0 <= seed <= MAX_SEED:
         raise ValueError(f"seed must be >= 0 and at most {MAX_SEED} (2^32 - 1), got {seed}")
+
+
+def setting(default: Any, help: str) -> Any:
+    """A config field and its one-line help: the dataclass names, types, sets the default of
+    and documents each setting, and the command line builds its options from it."""
+    return field(default=default, metadata={"help": help})
 
 
 class DictConfig:
@@ -93,25 +99,24 @@ class DatasetSpec(DictConfig):
 
     _what = "dataset settings"
 
-    size: int = 64  # image side in px (64: CPU preset; 224: paper)
-    seed: int = 0  # one seed for split, mapping, pairs and pixels
-    synergy: bool = False  # bias the train pairs to obey the synergy mapping
-    shared: str = "shape"  # attribute both images share (redundancy)
-    unique: str = "texture"  # attribute drawn independently per image (uniqueness)
-    synergy_src: str = "texture"  # synergy label: 1 iff synergy_tgt(x2) == m(synergy_src(x1))
-    synergy_tgt: str = "color"
-    train_pairs: int = 10_000
-    probe_pairs: int = 10_000  # unbiased pairs of train images, to fit probes
-    test_pairs: int = 4_096  # unbiased pairs of test images, to score probes
-    views: int = 3  # renders per train combination (rotation/position differ)
-    test_views: int = 1  # renders per test combination
-    train_fraction: float = 0.8  # fraction of the 1000 combinations in train
-    share_prob: float = 1.0  # fraction of pairs drawn among those sharing `shared`
-    synergy_prob: float = 1.0  # fraction of biased train pairs drawn among those obeying m
-    # share_prob of the train pairs alone (a redundancy dose: probe and test pairs stay those
-    # of share_prob); None: share_prob
-    train_share_prob: Optional[float] = None
-    period: Optional[float] = None  # texture period in px; None: the renderer's default
+    size: int = setting(64, "Image side in px (>= 32; 64: the CPU preset; 224: the paper's)")
+    seed: int = setting(0, "Seed of split, mapping, pairs and pixels")
+    synergy: bool = setting(False, "Bias the train pairs to obey the synergy mapping")
+    shared: str = setting("shape", "Attribute both images share (redundancy)")
+    unique: str = setting("texture", "Attribute drawn independently per image (uniqueness)")
+    synergy_src: str = setting("texture", "Synergy label: 1 iff synergy_tgt(x2) == m(synergy_src(x1))")
+    synergy_tgt: str = setting("color", "The synergy mapping's target attribute")
+    train_pairs: int = setting(10_000, "Training pairs")
+    probe_pairs: int = setting(10_000, "Unbiased pairs of train images, to fit probes")
+    test_pairs: int = setting(4_096, "Unbiased pairs of test images, to score probes (clamped to those allowed)")
+    views: int = setting(3, "Renders per train combination (rotation and position differ)")
+    test_views: int = setting(1, "Renders per test combination")
+    train_fraction: float = setting(0.8, "Fraction of the 1000 combinations in train")
+    share_prob: float = setting(1.0, "Fraction of pairs drawn among those sharing the shared attribute")
+    synergy_prob: float = setting(1.0, "Fraction of biased train pairs drawn among those obeying the mapping")
+    train_share_prob: Optional[float] = setting(None, "--share-prob of the train pairs alone (a redundancy dose: "
+                                                      "probe and test pairs keep --share-prob); none: --share-prob")
+    period: Optional[float] = setting(None, "Texture period in px; none: the renderer's default")
 
     def validate(self) -> "DatasetSpec":
         """Raise ValueError with one clear sentence if the spec is unusable."""

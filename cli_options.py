@@ -1,0 +1,102 @@
+"""How the ``comm-diag`` commands declare and parse their options: options built from the
+config dataclasses' fields, the options the sweep commands share, and their parsers.
+``cli.py`` holds the commands themselves."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+
+from comm_diag.trifeature_gen.factors import FACTOR_NAMES
+
+
+class UserError(Exception):
+    """Bad input: reported as one line, exit code 1."""
+
+
+def parse_synergy_attrs(text: str) -> tuple[str, str]:
+    parts = text.split(":")
+    if len(parts) != 2 or not all(parts):
+        raise UserError(f"--synergy-attrs must look like SRC:TGT (e.g. texture:color), got {text!r}")
+    for p in parts:
+        if p not in FACTOR_NAMES:
+            raise UserError(f"unknown attribute {p!r} in --synergy-attrs; choose from {', '.join(FACTOR_NAMES)}")
+    return parts[0], parts[1]
+
+
+def settings_options(cls: type, skip: tuple[str, ...] = (), shown: Callable[[Any], object] = lambda f: f.default):
+    """A command taking ``**settings`` gets one ``--option`` per field of the config dataclass
+    ``cls`` (but ``skip`` and bools), typed and documented by the field itself (its type, its
+    help, ``[shown(field)]``); the command receives the options given, never a None."""
+    hints = typing.get_type_hints(cls)
+
+    def decorate(command: Callable) -> Callable:
+        sig = inspect.signature(command, eval_str=True)
+        own = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        extra = []
+        for f in dataclasses.fields(cls):
+            kind = next((t for t in typing.get_args(hints[f.name]) if t is not type(None)), hints[f.name])
+            if f.name in skip or "help" not in f.metadata or kind is bool:
+                continue
+            default = shown(f)
+            option = typer.Option(help=f"{f.metadata['help']}{'' if default is None else f' [{default}]'}.",
+                                  show_default=False)
+            extra.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                           annotation=Annotated[Optional[kind], option]))
+
+        @functools.wraps(command)
+        def with_settings(**options: Any) -> Any:
+            given = {k: v for k, v in options.items() if k not in sig.parameters and v is not None}
+            return command(**{k: v for k, v in options.items() if k in sig.parameters}, **given)
+
+        with_settings.__signature__ = sig.replace(parameters=own + extra)  # what Typer reads
+        with_settings.__annotations__ = {p.name: p.annotation for p in own + extra}
+        return with_settings
+    return decorate
+
+
+def cpu_preset_value(f: Any) -> object:
+    """The help's [bracket] for a run setting: its value in the default preset."""
+    from comm_diag.comm.config import preset
+
+    return f"cpu preset: {getattr(preset('cpu'), f.name)}"
+
+
+# the options of the sweep commands (quickstart, ablate, check)
+
+SeedsOpt = Annotated[str, typer.Option(help="Seeds, e.g. 0 or 0,1,2 or 0-4.")]
+PresetOpt = Annotated[str, typer.Option("--preset", help="smoke (32 px, 1 epoch: a minute, checks that all runs), "
+                                                         "cpu (64 px, 6 epochs: the default, minutes per run on 2 "
+                                                         "cores) or paper (224 px, AlexNet, 100 epochs: a GPU).")]
+EpochsOpt = Annotated[Optional[int], typer.Option(help="Override the preset's epochs.")]
+WorkersOpt = Annotated[int, typer.Option(help="Runs in parallel worker processes (local executor); 0: one per "
+                                               "core, at most one per run, on CPU, and 1 when a GPU trains.")]
+ExecutorOpt = Annotated[str, typer.Option(help="Where runs execute: local or ray (pip install -e '.[ray]').")]
+AddressOpt = Annotated[Optional[str], typer.Option(help="Ray cluster address [default: a local Ray instance].")]
+DataOpt = Annotated[Optional[list[Path]], typer.Option(
+    help="Dataset(s) from `comm-diag generate`: once (every task probed on it) or an unbiased and a synergy one "
+         "[default: the preset's pair, generated in the output folder].")]
+CpusOpt = Annotated[float, typer.Option(help="Ray: CPUs requested per run.")]
+GpusOpt = Annotated[float, typer.Option(help="Ray: GPUs requested per run.")]
+
+
+def executor_options(executor: str, workers: int, address: Optional[str], cpus: float, gpus: float) -> dict:
+    from comm_diag.probes.executors import EXECUTORS
+
+    if executor not in EXECUTORS:
+        raise UserError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
+    if executor == "local":
+        if address is not None:
+            raise UserError("--address is for --executor ray")
+        return {"executor": executor, "workers": workers}
+    return {"executor": executor, "address": address, "cpus_per_run": cpus, "gpus_per_run": gpus}
+
+
+def comma_list(text: Optional[str]) -> Optional[list[str]]:
+    return [x.strip() for x in text.split(",") if x.strip()] if text else None
