@@ -21,6 +21,7 @@ import comm_diag.trifeature_gen as tg
 from .config import TrainConfig
 from .methods import resolve
 from .run_folder import TrainingError
+from .runtime import usable_cores
 from .train import check_data, train
 
 
@@ -38,8 +39,7 @@ def train_parallel(cfg: TrainConfig, data: tg.Dataset | Path | str, out: Path | 
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     if not torch.cuda.is_available() or cfg.device == "cpu":
         # the cores are shared between the processes
-        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        env.setdefault("COMM_DIAG_THREADS", str(max(1, n // nproc)))
+        env.setdefault("COMM_DIAG_THREADS", str(max(1, usable_cores() // nproc)))
     with tempfile.TemporaryDirectory() as tmp:
         job = write_job(cfg, ds, out, Path(tmp) / "job.json", resume=resume)
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",

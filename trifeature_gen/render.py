@@ -41,6 +41,15 @@ def texture_period(size: int) -> float:
     return max(REFERENCE_PERIOD_PX * size / REFERENCE_SIZE, MIN_PERIOD_PX)
 
 
+def check_geometry(size: float, period: Optional[float] = None) -> None:
+    """ValueError unless the image side is an integer >= MIN_SIZE px and the texture period
+    (None: the renderer's default for the size) a finite number >= 2 px."""
+    if int(size) != size or size < MIN_SIZE:
+        raise ValueError(f"image size must be an integer >= {MIN_SIZE} px, got {size}")
+    if period is not None and not 2.0 <= period < float("inf"):
+        raise ValueError(f"texture period must be >= 2 px, got {period}")
+
+
 @dataclass(frozen=True)
 class ImageParams:
     """Per-image random geometry, all arrays of shape (N,)."""
@@ -67,12 +76,9 @@ class Trifeature:
     factors_num_values = FACTOR_SIZES
 
     def __init__(self, size: int = 64, period: Optional[float] = None, chunk: int = 128):
-        if int(size) != size or size < MIN_SIZE:
-            raise ValueError(f"image size must be an integer >= {MIN_SIZE} px, got {size}")
+        check_geometry(size, period)
         self.size = int(size)
         self.period = float(period) if period is not None else texture_period(self.size)
-        if self.period < 2.0:
-            raise ValueError(f"texture period must be >= 2 px, got {self.period}")
         self.box = REFERENCE_BOX_PX * self.size / REFERENCE_SIZE
         self.chunk = int(chunk)
 

@@ -9,7 +9,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .factors import FACTOR_NAMES, FACTOR_SIZES
-from .render import MIN_SIZE
+from .render import check_geometry
 
 PAIR_SETS = ("train", "probe_train", "test")
 SPLIT_OF = {"train": "train", "probe_train": "train", "test": "test"}  # the image split each pair set draws from
@@ -131,8 +131,7 @@ class DatasetSpec(DictConfig):
         if self.shared in (self.synergy_src, self.synergy_tgt):
             raise ValueError(f"the shared attribute {self.shared!r} cannot take part in the synergy "
                              "mapping: one image alone would then determine the synergy label")
-        if int(self.size) != self.size or self.size < MIN_SIZE:
-            raise ValueError(f"image size must be an integer >= {MIN_SIZE} px, got {self.size}")
+        check_geometry(self.size, self.period)
         for name in ("share_prob", "synergy_prob", "train_fraction", "train_share_prob"):
             p = getattr(self, name)
             if p is not None and not 0.0 <= p <= 1.0:
@@ -142,8 +141,6 @@ class DatasetSpec(DictConfig):
         for name in ("train_pairs", "probe_pairs", "test_pairs", "views", "test_views"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.period is not None and not 2.0 <= self.period < float("inf"):
-            raise ValueError(f"texture period must be >= 2 px, got {self.period}")
         check_seed(self.seed)
         self._check_size()
         return self
