@@ -10,7 +10,7 @@ References (one-hot codes of the factors of x1 = (shape1, texture1, colour1) and
 - ``factors_concat``: both images' one-hot factors side by side. R and U are linear in
   it; the synergy label, [colour2 == m(texture1)], is not (no linear function of the two
   one-hots separates it), but an MLP computes it: S recoverable, not fused.
-- ``factors_outer``: the outer product of the two images' one-hot factors (a conjunction
+- ``factors_outer``: the outer product of every two modalities' one-hot factors (a conjunction
   feature for every pair of values): R, U and S all linear.
 - ``modality1_alone``: x1's one-hot factors only: R and U yes, S at neither level (x2 is
   needed for it).
@@ -56,8 +56,9 @@ def _concat(ds: tg.Dataset, pair_set: str, seed: int = 0) -> np.ndarray:
 
 
 def _outer(ds: tg.Dataset, pair_set: str, seed: int = 0) -> np.ndarray:
-    a, b = (_one_hot(ds.factors_of(pair_set, i)) for i in range(2))
-    return np.einsum("pi,pj->pij", a, b).reshape(len(a), -1)  # Px900
+    hot = [_one_hot(ds.factors_of(pair_set, i)) for i in range(ds.n_modalities)]  # Px30 each
+    pairs = [np.einsum("pi,pj->pij", a, b).reshape(len(a), -1) for i, a in enumerate(hot) for b in hot[i + 1:]]
+    return np.concatenate(pairs, axis=1)  # Px(900 x n(n-1)/2): every two modalities' joint code
 
 
 def _modality1(ds: tg.Dataset, pair_set: str, seed: int = 0) -> np.ndarray:

@@ -27,9 +27,9 @@ def ground_truth_bits(ds: tg.Dataset, pair_set: str = "test") -> dict[str, float
 
 
 def task_labels(ds: tg.Dataset, pair_set: str) -> dict[str, np.ndarray]:
-    """task -> (P,) int labels of the pairs of one set."""
-    f1, f2 = (ds.factors_of(pair_set, i) for i in range(2))  # Px3 codes of x1, x2
-    return {name: t.label(f1, f2, ds.spec, ds.mapping) for name, t in TASK_DEFS.items()}
+    """task -> (P,) int labels of the samples of one set (every modality's factors read)."""
+    fs = [ds.factors_of(pair_set, i) for i in range(ds.n_modalities)]  # Px3 codes per modality
+    return {name: t.label(fs, ds.spec, ds.mapping) for name, t in TASK_DEFS.items()}
 
 
 def chance(task: str, spec: tg.DatasetSpec = tg.DatasetSpec()) -> float:

@@ -36,6 +36,8 @@ from comm_diag.comm.run_folder import load_run
 from comm_diag.comm.train import train
 from comm_diag.probes import pipeline, studies
 from comm_diag.probes.features import extract
+from comm_diag.probes.suite import probe_run
+from comm_diag.probes.tasks import TASKS
 from comm_diag.probes.pipeline import StudySettings
 from comm_diag.probes.studies import Expectation, Study
 from comm_diag.probes.sweep import Variant
@@ -260,6 +262,18 @@ def test_three_modalities_flow_end_to_end(method, tiny_dataset, tmp_path):
     assert set(feats) == {"fused", "modality1", "modality2", "modality3"}
     assert all(f.shape[0] == three.n_samples("test") and np.isfinite(f).all() for f in feats.values())
     assert not torch.equal(torch.from_numpy(feats["modality1"]), torch.from_numpy(feats["modality3"]))
+    # probed on the dataset object itself (a subclass is not reloaded by path): every task, every
+    # representation, the third modality's included; a 2-modality dataset is refused for this model
+    rows = probe_run(run, data=three, representations=("fused", "modality3"))
+    assert {(r["task"], r["representation"]) for r in rows if r["method"] == method} == \
+        {(t, rep) for t in TASKS for rep in ("fused", "modality3")}
+    with pytest.raises(ValueError, match="takes 3 modalities"):
+        extract(model, tiny_dataset, "test")
+    if method == "comm":  # the known-answer references read every modality (calibration)
+        from comm_diag.probes.calibrate import REFERENCES
+
+        assert REFERENCES["factors_concat"].build(three, "test", 0).shape[1] == 90  # 3 x 30 one-hot codes
+        assert REFERENCES["factors_outer"].build(three, "test", 0).shape[1] == 3 * 900  # every two modalities
 
 
 # ----------------------------------------------------------------------------- a momentum teacher

@@ -34,7 +34,7 @@ def task_label_grid(task: str, spec: DatasetSpec, mapping: np.ndarray) -> np.nda
     """The label of every factor combination of a pair (``tasks.TASKS``): 10x10x10x10x10x10 int64."""
     grids = np.meshgrid(*[np.arange(k) for k in FACTOR_SIZES * 2], indexing="ij")
     f1, f2 = np.stack(grids[:3], -1), np.stack(grids[3:], -1)  # 10x10x10x10x10x10x3 each
-    return get_task(task).label(f1, f2, spec, mapping).astype(np.int64)
+    return get_task(task).label([f1, f2], spec, mapping).astype(np.int64)
 
 
 def _entropy(p: np.ndarray) -> float:

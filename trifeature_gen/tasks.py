@@ -6,7 +6,7 @@ reports and ``check`` all read them from here; adding a task is adding an entry 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -14,7 +14,7 @@ from .factors import FACTOR_SIZES, factor_index
 from .pairs import synergy_label
 from .spec import DatasetSpec
 
-Label = Callable[[np.ndarray, np.ndarray, DatasetSpec, np.ndarray], np.ndarray]
+Label = Callable[[Sequence[np.ndarray], DatasetSpec, np.ndarray], np.ndarray]  # (codes per modality, spec, mapping)
 
 # the interactions and their names in reports and verdicts
 INTERACTION_NAMES = {"R": "redundancy", "U": "uniqueness", "S": "synergy"}
@@ -24,8 +24,10 @@ INTERACTION_NAMES = {"R": "redundancy", "U": "uniqueness", "S": "synergy"}
 class Task:
     """A label of a pair, and what reading it from a representation measures.
 
-    ``label(f1, f2, spec, mapping)``: the factor codes of x1 and x2 (..., 3) -> (...) int
-    labels, for arrays of any leading shape (pairs, or the PID's grid of every combination).
+    ``label(fs, spec, mapping)``: the factor codes of every modality, ``fs[i]`` those of
+    x(i+1) (..., 3), -> (...) int labels, for arrays of any leading shape (samples, or the
+    PID's grid of every combination). A task reads the modalities it names: a dataset of n
+    modalities gives it all n.
     """
 
     name: str
@@ -43,7 +45,7 @@ class Task:
 
 def _attribute(role: str, of: int) -> Label:
     """The label 'attribute ``spec.<role>`` of x``of``'."""
-    return lambda f1, f2, spec, mapping: (f1, f2)[of - 1][..., factor_index(getattr(spec, role))]
+    return lambda fs, spec, mapping: fs[of - 1][..., factor_index(getattr(spec, role))]
 
 
 def _values(role: str) -> Callable[[DatasetSpec], int]:
@@ -54,7 +56,8 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     Task("redundancy", "R", "redundant", _attribute("shared", 1), _values("shared"), "unbiased"),
     Task("uniqueness1", "U", "unique1", _attribute("unique", 1), _values("unique"), "unbiased"),
     Task("uniqueness2", "U", "unique2", _attribute("unique", 2), _values("unique"), "unbiased", reported=False),
-    Task("synergy", "S", "synergistic", synergy_label, lambda spec: 2, "synergy"),
+    Task("synergy", "S", "synergistic", lambda fs, spec, mapping: synergy_label(fs[0], fs[1], spec, mapping),
+         lambda spec: 2, "synergy"),
 )}
 
 
