@@ -94,9 +94,9 @@ def generate(
     with user_errors():
         if synergy_attrs is not None:
             settings["synergy_src"], settings["synergy_tgt"] = parse_synergy_attrs(synergy_attrs)
-        out = api.generate(out, preset=preset_name, synergy=synergy, png=png, force=force, **settings,
-                           warn=lambda m: err.print(f"[yellow]warning:[/] {m}", highlight=False, soft_wrap=True))
-        console.print(f"wrote {out}")
+        written = api.generate(out, preset=preset_name, synergy=synergy, png=png, force=force, **settings,
+                               warn=lambda m: err.print(f"[yellow]warning:[/] {m}", highlight=False, soft_wrap=True))
+        console.print(f"wrote {out or written}", highlight=False)  # the folder as the user named it
 
 
 @app.command()

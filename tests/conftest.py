@@ -26,3 +26,11 @@ def tiny_synergy_dataset(tmp_path_factory) -> tg.Dataset:
     out = tmp_path_factory.mktemp("data") / "tiny-synergy"
     tg.generate(tg.DatasetSpec(**TINY, synergy=True), out)
     return tg.load(out)
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory, tiny_dataset) -> dict:
+    """The artefacts the hostile-input tables point at (tests/hostile_world.py)."""
+    from hostile_world import build_world
+
+    return build_world(tmp_path_factory.mktemp("world"), tiny_dataset)
