@@ -312,6 +312,7 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
                 xs = [images[index[idx]].float() / 255.0 for images, index in modalities]  # n x Bx3xHxW
                 gen = torch.Generator(device=device).manual_seed(cfg.seed * 7_919_993 + gstep + rank * 1_000_000_007)
                 fns = [lambda x, a=a: a(x, gen) for a in augs]
+                model.generator = gen  # a method's own extra views draw from it too (Method.generator)
                 with amp:
                     out_terms = _method_step(forward, xs, fns, cfg.method, epoch, step)
                 loss = out_terms["loss"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -60,6 +60,10 @@ class Method(nn.Module):
     # fraction of the training done before this step, in [0, 1): set by the training loop
     # (InfMasking raises a weight with it); 0 outside training
     progress: float = 0.0
+    # the step's random generator, derived from (seed, epoch, step) and the one the augment
+    # functions draw from: draw any randomness of a view of your own (an extra crop) from it,
+    # so that a stopped and resumed run ends with the same weights (set by the loop each step)
+    generator: Optional[torch.Generator] = None
 
     def __init__(self, cfg: TrainConfig, n_modalities: int = 2):
         super().__init__()

@@ -100,8 +100,8 @@ class CrossSelf(Cross):
             self_total = self_total + out[f"self_{i + 1}"]
             first.append(a)
         if s.cross_term == "heads":
-            # the crop draws from torch's default generator, seeded per epoch by the training loop
-            z = [self.ssl_heads[i](self.encode(i, self.mild_crop(x, None))) for i, x in enumerate(xs)]
+            # the crop draws from the step's generator (the training loop's, as the augment functions do)
+            z = [self.ssl_heads[i](self.encode(i, self.mild_crop(x, self.generator))) for i, x in enumerate(xs)]
             pairs = list(itertools.combinations(range(len(z)), 2))
             out["cross"] = sum(nce(z[i], z[j], s.temperature) for i, j in pairs) / len(pairs)
         else:

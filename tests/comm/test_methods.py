@@ -97,3 +97,20 @@ def test_method__authors_forms_train_and_are_seeded(method, settings):
     assert losses[0] == losses[1] and all(map(lambda v: v == v, losses))
     if method == "comm":  # averaged terms: the loss is the mean of the three logged terms
         assert out["loss"].item() == pytest.approx((out["full"] + out["masked_1"] + out["masked_2"]).item() / 3)
+
+
+def test_cross_self__its_extra_view_draws_from_the_steps_generator_not_the_global_one():
+    # the paper preset's cross term ("heads") encodes an extra mildly cropped view: with the
+    # step's generator set, the global RNG's state (which a resumed run does not share) changes nothing
+    torch.manual_seed(0)
+    m = build_method(TrainConfig().replace(method="cross_self", cross_term="heads", **SMALL)).eval()
+    losses = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        m.generator = torch.Generator().manual_seed(7)
+        with torch.no_grad():
+            losses.append(m.step(_xs(), [lambda x: x] * 2)["cross"])
+    assert torch.equal(losses[0], losses[1])
+    m.generator = torch.Generator().manual_seed(8)  # and the generator does drive it
+    with torch.no_grad():
+        assert not torch.equal(m.step(_xs(), [lambda x: x] * 2)["cross"], losses[0])
