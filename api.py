@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import comm_diag.trifeature_gen as tg
-from comm_diag.comm.config import PRESET_DATA
+from comm_diag.comm.config import preset_data
 
 from .probes import ablation, calibrate as calibration, check as checking, experiment
 from .probes.check import CONTROLS
@@ -52,18 +52,12 @@ def generate(out: Optional[Path | str] = None, *, preset: Optional[str] = None, 
     if unknown:
         raise TypeError(f"unknown dataset setting{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
                         f"valid: {', '.join(sorted(names))}")
-    base = PRESET_DATA[_preset(preset)] if preset else {}
+    base = preset_data(preset) if preset else {}
     spec = tg.DatasetSpec(**{**base, **settings}, synergy=synergy).validate()
     out = Path("data") / f"trifeature-{spec.size}{'-synergy' if synergy else ''}" if out is None else Path(out)
     check(out, "dataset", force=force, reuse=False)  # before a bar is drawn
     with progress_hooks(progress, also=hooks) as drawn:
         return tg.generate(spec, out, force=force, png=png, progress=drawn.on_generate, warn=warn)
-
-
-def _preset(name: str) -> str:
-    if name not in PRESET_DATA:
-        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESET_DATA)}")
-    return name
 
 
 def train(data: Path | str, out: Optional[Path | str] = None, *, method: str = "comm", preset: str = "cpu",

@@ -39,7 +39,7 @@ sys.path.insert(0, str(HERE))
 from bench_train import bench, concurrent  # noqa: E402
 
 import comm_diag.trifeature_gen as tg  # noqa: E402
-from comm_diag.comm.config import PRESET_DATA, preset  # noqa: E402
+from comm_diag.comm.config import preset, preset_data  # noqa: E402
 from comm_diag.comm.methods import build_method  # noqa: E402
 from comm_diag.comm.runtime import resolve_device, usable_cores  # noqa: E402
 from comm_diag.probes.suite import probe_model  # noqa: E402
@@ -71,7 +71,7 @@ def throughput(preset_name: str, device: torch.device, steps: int, ks: list[int]
 
 def probe_time(preset_name: str, device: torch.device, root: Path) -> dict:
     """One synergy run's probes on its initialisation (the probes' cost does not depend on training)."""
-    spec = tg.DatasetSpec(**{**PRESET_DATA[preset_name], "synergy": True})
+    spec = tg.DatasetSpec(**{**preset_data(preset_name), "synergy": True})
     t = time.perf_counter()
     ds = tg.load(tg.generate(spec, root / "probe-data"))
     generated = time.perf_counter() - t
@@ -143,7 +143,7 @@ def main() -> None:
     print(json.dumps({k: v for k, v in pt.items() if k not in ("torch", "sklearn")}, indent=1),
           {b: pt[b]["seconds"] for b in ("torch", "sklearn")})
     two = next(r for r in tp["comm_sharing_the_device"] if r["runs"] == 2)
-    n_train = tg.DatasetSpec(**PRESET_DATA[name]).train_pairs
+    n_train = tg.DatasetSpec(**preset_data(name)).train_pairs
     # the quickstart generates two datasets and probes two runs (twice each: init and last) besides training
     fixed = 2 * pt["data_generation_s"] + 2 * pt["torch"]["seconds"]
     left = args.budget_s - (time.perf_counter() - t0) - fixed

@@ -10,6 +10,8 @@ from comm_diag.trifeature_gen.spec import DictConfig, check_seed, setting
 
 
 PRECISIONS = ("auto", "bf16", "fp32")
+# fields a run records but a user does not set, and where they come from
+DERIVED = {"image_size": "it is read from the dataset (generate data with --size N)"}
 SCHEDULES = ("cosine", "constant")
 
 
@@ -30,15 +32,15 @@ class TrainConfig(DictConfig):
     method: str = setting("comm", "Method: a built-in or plugin name (`comm-diag methods` lists them) or "
                                   "path/to/file.py:ClassName")
     method_settings: Mapping[str, Any] = field(default_factory=dict)  # the method's Settings, by name
-    encoder: str = setting("alexnet", "Encoder: a key of comm.encoders.ENCODERS (alexnet, alexnet_bn, resnet18, "
-                                      "resnet50)")
+    encoder: str = setting("alexnet_bn", "Encoder: a key of comm.encoders.ENCODERS (another name is refused "
+                                         "with their list)")
     width: float = setting(0.25, "Encoder channel multiplier (1.0 = torchvision's)")
     d: int = setting(128, "Width of the tokens and of the representation (CoMM's Z, Cross's projections)")
-    aug1: Optional[str] = setting(None, "Augmentation of modality 1: all, none, crop, color, ... or a+b; "
-                                        "none given: the method's own")
-    aug2: Optional[str] = setting(None, "Augmentation of modality 2 (and of any further one)")
-    crop_min: Optional[float] = setting(None, "Lower scale of the random crop; none given: the method's own")
-    epochs: int = setting(10, "Epochs")
+    aug1: Optional[str] = setting("crop", "Augmentation of modality 1: all, none, crop, color, ... or a+b; "
+                                          "None (a preset's or the API's): the method's own")
+    aug2: Optional[str] = setting("crop", "Augmentation of modality 2 (and of any further one)")
+    crop_min: Optional[float] = setting(0.5, "Lower scale of the random crop; None: the method's own")
+    epochs: int = setting(6, "Epochs")
     batch_size: int = setting(64, "Batch size (per process)")
     lr: float = setting(1e-3, "Peak learning rate (AdamW)")
     weight_decay: float = setting(1e-4, "AdamW weight decay")
@@ -49,7 +51,7 @@ class TrainConfig(DictConfig):
     device: str = setting("auto", "auto, cpu or cuda")
     precision: str = setting("auto", "auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32), "
                                      "bf16 or fp32")
-    image_size: int = 64  # the data's image side; checked against the dataset
+    image_size: int = 64  # the data's image side: ``comm.train`` sets it from the dataset, never a user
     preset: str = "cpu"
 
     @classmethod
@@ -59,8 +61,12 @@ class TrainConfig(DictConfig):
         if not isinstance(d, dict):
             raise ValueError(f"training settings must be a JSON object, got {type(d).__name__}")
         cls.check_types(d)
-        return cls().replace(**{k: v for k, v in d.items() if k != "method_settings"},
-                             **dict(d.get("method_settings", {})))
+        run = {f.name for f in fields(cls)} - {"method_settings"}
+        # dataclasses.replace keeps a recorded None ("the method's own augmentation"), which
+        # ``replace`` would skip in favour of the default
+        recorded = replace(cls(), **{k: v for k, v in d.items() if k in run})
+        return recorded.replace(**{k: v for k, v in d.items() if k not in run and k != "method_settings"},
+                                **dict(d.get("method_settings", {})))
 
     def to_dict(self) -> dict[str, Any]:
         """Run and method settings in one flat dict (config.json's "train")."""
@@ -78,6 +84,8 @@ class TrainConfig(DictConfig):
             key = key.strip().replace("-", "_")
             if not sep or not key:
                 raise ValueError(f"--set takes KEY=VALUE (a run setting or one of the method's settings); got {item!r}")
+            if key in DERIVED:
+                raise ValueError(f"{key} is not a setting: {DERIVED[key]}")
             out[key] = cls.parse_value(key, text) if key in run else text
         return out
 
@@ -151,39 +159,58 @@ def check_finite(settings: Mapping[str, Any]) -> None:
             raise ValueError(f"{name.replace('_', '-')} must be a finite number, got {value}")
 
 
-PRESETS: dict[str, TrainConfig] = {
-    # 64 px, an AlexNet with BatchNorm at a quarter of its width, d=128: what 2 CPU cores
-    # train in minutes. BatchNorm: with texture labels and the same budget (6 epochs of
-    # pairs, crop 0.5-1) its features read texture at 88% against 64% without, and CoMM's
-    # uniqueness rises by 6-10 points (README, "Why CoMM's uniqueness stays low").
-    # Augmentation: a random crop of scale 0.5-1 for every method (Cross's own setting).
-    # At 64 px the full SimCLR set slowed CoMM badly: after 2 epochs on unbiased pairs,
-    # R/U read 37/28 with it, 61/37 with crop 0.2-1 only, 70/30 with crop 0.5-1 + flip +
-    # colour, 74/43 with crop 0.5-1 only (benchmarks in the README).
-    "cpu": TrainConfig(encoder="alexnet_bn", aug1="crop", aug2="crop", crop_min=0.5, epochs=6),
+@dataclass(frozen=True)
+class Preset:
+    """A named budget: the training settings and the data generated for them by default
+    (``generate --preset``, ``quickstart``). A run reads its image size from its data, so
+    a preset trains on data of any size; ``data`` is only what it generates."""
+
+    train: TrainConfig
+    data: Mapping[str, Any]
+
+
+PRESETS: dict[str, Preset] = {
+    # TrainConfig's defaults: 64 px, an AlexNet with BatchNorm at a quarter of its width,
+    # d=128, what 2 CPU cores train in minutes. BatchNorm: with texture labels and the same
+    # budget (6 epochs of pairs, crop 0.5-1) its features read texture at 88% against 64%
+    # without, and CoMM's uniqueness rises by 6-10 points (README, "Why CoMM's uniqueness
+    # stays low"). Augmentation: a random crop of scale 0.5-1 for every method (Cross's own
+    # setting). At 64 px the full SimCLR set slowed CoMM badly: after 2 epochs on unbiased
+    # pairs, R/U read 37/28 with it, 61/37 with crop 0.2-1 only, 70/30 with crop 0.5-1 +
+    # flip + colour, 74/43 with crop 0.5-1 only (benchmarks in the README).
+    "cpu": Preset(TrainConfig(), {"size": 64}),
     # The paper and the authors' code: 224 px, AlexNet, d=512, batch 64, AdamW at a constant
     # 3e-4 with weight decay 1e-4 off for biases and norms, tau 0.1, 100 epochs; NT-Xent terms
     # (same-view negatives too), averaged; every method's own augmentation (CoMM: SimCLR's set).
     # The method settings a preset names apply to every method that has them.
-    "paper": TrainConfig(encoder="alexnet", width=1.0, d=512, batch_size=64, lr=3e-4, weight_decay=1e-4,
-                         epochs=100, warmup_epochs=0.0, schedule="constant", decay_norms_and_biases=False,
-                         method_settings={"temperature": 0.1, "nce": "nt_xent", "terms": "mean",
-                                          "cross_term": "heads"},
-                         image_size=224, preset="paper"),
+    "paper": Preset(TrainConfig(encoder="alexnet", width=1.0, d=512, batch_size=64, lr=3e-4, weight_decay=1e-4,
+                                aug1=None, aug2=None, crop_min=None,
+                                epochs=100, warmup_epochs=0.0, schedule="constant", decay_norms_and_biases=False,
+                                method_settings={"temperature": 0.1, "nce": "nt_xent", "terms": "mean",
+                                                 "cross_term": "heads"},
+                                image_size=224, preset="paper"),
+                    {"size": 224}),
     # A one-minute run of the whole pipeline on tiny data: checks an install, shows nothing.
-    "smoke": TrainConfig(d=32, method_settings={"proj_hidden": 64, "proj_dim": 32}, epochs=1, batch_size=64,
-                         image_size=32, preset="smoke"),
-}
-# dataset settings each preset expects (checked against the data it is given)
-PRESET_DATA: dict[str, dict[str, Any]] = {
-    "cpu": {"size": 64},
-    "paper": {"size": 224},
-    "smoke": {"size": 32, "train_pairs": 512, "probe_pairs": 512, "test_pairs": 256},
+    # Plain AlexNet and every method's own augmentation, as before 0.4.
+    "smoke": Preset(TrainConfig(encoder="alexnet", aug1=None, aug2=None, crop_min=None, d=32,
+                                method_settings={"proj_hidden": 64, "proj_dim": 32}, epochs=1, batch_size=64,
+                                image_size=32, preset="smoke"),
+                    {"size": 32, "train_pairs": 512, "probe_pairs": 512, "test_pairs": 256}),
 }
 
 
-def preset(name: str) -> TrainConfig:
+def check_preset(name: str) -> Preset:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
     return PRESETS[name]
+
+
+def preset_data(name: str) -> dict[str, Any]:
+    """The dataset settings ``name`` generates by default."""
+    return dict(check_preset(name).data)
+
+
+def preset(name: str) -> TrainConfig:
+    """The training settings of preset ``name``."""
+    return check_preset(name).train
 

@@ -22,7 +22,7 @@ from .config import TrainConfig
 from .methods import resolve
 from .run_folder import TrainingError
 from .runtime import usable_cores
-from .train import check_data, train
+from .train import fit_to_data, train
 
 
 def train_parallel(cfg: TrainConfig, data: tg.Dataset | Path | str, out: Path | str, nproc: int, *,
@@ -35,7 +35,7 @@ def train_parallel(cfg: TrainConfig, data: tg.Dataset | Path | str, out: Path | 
     if nproc < 2:
         raise ValueError(f"--nproc must be >= 2 to launch processes, got {nproc}")
     ds = data if isinstance(data, tg.Dataset) else tg.load(data)
-    check_data(cfg, ds)  # the config itself is resolved and checked by write_job
+    cfg = fit_to_data(cfg, ds)  # the config itself is resolved and checked by write_job
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     if not torch.cuda.is_available() or cfg.device == "cpu":
         # the cores are shared between the processes

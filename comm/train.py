@@ -27,7 +27,7 @@ import comm_diag.trifeature_gen as tg
 from ..outputs import claim
 from . import distributed as dist
 from .augment import Augment
-from .config import PRESET_DATA, TrainConfig
+from .config import TrainConfig
 from .methods import METHODS, Method, as_batch, preflight, resolve
 from .run_folder import (CHECKPOINTS, CONFIG, LOG, TrainingError, _atomic_save, _truncate_log, build_model,
                          changed_settings, check_belongs, checkpoint_path, load_checkpoint, read_config, run_config)
@@ -47,13 +47,12 @@ class StepInfo:
     pairs_per_s: float
 
 
-def check_data(cfg: TrainConfig, ds: tg.Dataset) -> None:
-    if ds.spec.size != cfg.image_size:
-        raise ValueError(f"the data has {ds.spec.size} px images but the config expects {cfg.image_size} px "
-                         f"(preset {cfg.preset!r} wants {PRESET_DATA.get(cfg.preset, {})}); "
-                         f"generate data with --size {cfg.image_size} or pick another preset")
+def fit_to_data(cfg: TrainConfig, ds: tg.Dataset) -> TrainConfig:
+    """``cfg`` for this dataset: its image size is the data's (a preset trains on data of
+    any size); ValueError if a batch needs more pairs than the data has."""
     if cfg.batch_size > ds.n_samples("train"):
         raise ValueError(f"batch size {cfg.batch_size} is larger than the {ds.n_samples('train')} training pairs")
+    return cfg.replace(image_size=ds.spec.size)
 
 
 def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
@@ -189,9 +188,8 @@ def train(
     the model's modules (encoders, fusion, heads); their weights and checkpoints are the
     same as without it, and the losses equal within float rounding (tested on CPU).
     """
-    cfg = resolve(cfg)
     ds = data if isinstance(data, tg.Dataset) else tg.load(data)
-    check_data(cfg, ds)
+    cfg = fit_to_data(resolve(cfg), ds)
     if cfg.method not in METHODS and not dist.launched():
         # a user's method: one trial step on a few real pairs before any byte (not under torchrun,
         # where a step's collectives need every rank; there the loop names a failing step)

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 import comm_diag.trifeature_gen as tg
-from comm_diag.comm.config import PRESET_DATA, preset
+from comm_diag.comm.config import PRESETS, preset, preset_data
 from comm_diag.comm.train import train
 from comm_diag.probes.report import write_report
 from comm_diag.probes.suite import probe_run
@@ -21,7 +21,7 @@ from comm_diag.probes.tasks import task_labels
 
 
 def main(out: Path, preset_name: str) -> None:
-    spec = tg.DatasetSpec(**PRESET_DATA[preset_name], synergy=True)
+    spec = tg.DatasetSpec(**preset_data(preset_name), synergy=True)
     data = tg.generate(spec, out / "data", force=True)  # atomic, verified on load
     ds = tg.load(data)
     print(f"synergy positive rate on test pairs: {task_labels(ds, 'test')['synergy'].mean():.3f}")
@@ -40,6 +40,6 @@ def main(out: Path, preset_name: str) -> None:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
-    ap.add_argument("--preset", default="smoke", choices=list(PRESET_DATA))
+    ap.add_argument("--preset", default="smoke", choices=list(PRESETS))
     args = ap.parse_args()
     main(args.out, args.preset)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
 import comm_diag.trifeature_gen as tg
-from comm_diag.comm.config import PRESET_DATA, TrainConfig
+from comm_diag.comm.config import TrainConfig, preset_data
 from comm_diag.comm.methods import resolve
 from comm_diag.outputs import claim as claim_output
 from comm_diag.comm.run_folder import PROBES_CSV, checkpoint_path, data_fingerprint, read_config, same_config, saved_epochs, settings
@@ -127,7 +127,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def dataset_spec(preset_name: str, synergy: bool, seed: int = 0, **overrides) -> tg.DatasetSpec:
-    return tg.DatasetSpec(**{**PRESET_DATA[preset_name], **overrides}, synergy=synergy, seed=seed)
+    return tg.DatasetSpec(**{**preset_data(preset_name), **overrides}, synergy=synergy, seed=seed)
 
 
 def ensure_dataset(spec: tg.DatasetSpec, path: Path, hooks: Hooks) -> tg.Dataset:

@@ -147,7 +147,7 @@ def test_cli__train_probe_report(tmp_path):
     (["--encoder", "vgg"], "choose from alexnet, alexnet_bn, resnet18, resnet50"),
     (["--fusion", "sum"], "choose from transformer, linear"),
     (["--preset", "huge"], "choose from cpu, paper, smoke"),
-    (["--preset", "cpu"], "32 px images but the config expects 64 px"),
+    (["--set", "image_size=64"], "image_size is not a setting: it is read from the dataset"),
     (["--batch-size", "100000"], "larger than the"),
     (["--resume"], "no checkpoint"),
     (["--device", "tpu"], "choose from auto, cpu, cuda"),

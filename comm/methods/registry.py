@@ -36,7 +36,7 @@ def resolve(cfg: TrainConfig, strict: bool = True) -> TrainConfig:
     settings instead (config files of 0.1 and 0.2 stored every method's settings)."""
     cfg.validate()
     cls = load_class(cfg.method)
-    shared = PRESETS[cfg.preset].method_settings if cfg.preset in PRESETS else {}
+    shared = PRESETS[cfg.preset].train.method_settings if cfg.preset in PRESETS else {}
     settings = cls.Settings.resolve(cfg.method_settings, shared, cfg.method, strict)
     settings.check(cfg)
     return cfg.replace(method_settings=settings.to_dict())

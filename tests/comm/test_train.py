@@ -4,12 +4,12 @@ import json
 import pytest
 import torch
 
-from comm_diag.comm.config import TrainConfig
+from comm_diag.comm.config import TrainConfig, preset
 from comm_diag.comm.run_folder import TrainingError, load_run, same_config
 from comm_diag.comm.runtime import native_bf16_cpu, resolve_precision
 from comm_diag.comm.train import lr_at, train
 
-TINY_CFG = dict(image_size=32, d=32, proj_hidden=32, proj_dim=16, batch_size=64, epochs=2)
+TINY_CFG = dict(d=32, proj_hidden=32, proj_dim=16, batch_size=64, epochs=2)
 
 
 def _weights(run):
@@ -20,6 +20,7 @@ def test_train__writes_config_log_and_checkpoints(tmp_path, tiny_dataset):
     run = train(TrainConfig().replace(**TINY_CFG), tiny_dataset, tmp_path / "run")
     meta = json.loads((run / "config.json").read_text())
     assert meta["train"]["epochs"] == 2 and len(meta["data"]["fingerprint"]) == 64
+    assert meta["train"]["image_size"] == tiny_dataset.spec.size == 32  # read from the data, not the config's 64
     rows = list(csv.DictReader(open(run / "log.csv")))
     assert len(rows) == 2 * (256 // 64) and {"full", "masked_1", "masked_2", "loss", "lr"} <= set(rows[0])
     assert {p.name for p in (run / "checkpoints").iterdir()} == {"epoch_000.pt", "epoch_001.pt", "epoch_002.pt",
@@ -65,8 +66,8 @@ def test_train__resume_errors(tmp_path, tiny_dataset):
 
 
 def test_train__bad_sizes_and_choices(tmp_path, tiny_dataset):
-    with pytest.raises(ValueError, match="32 px images but the config expects 64"):
-        train(TrainConfig(), tiny_dataset, tmp_path / "a")
+    with pytest.raises(ValueError, match="image_size is not a setting: it is read from the dataset"):
+        TrainConfig.parse_settings(["image_size=64"])
     with pytest.raises(ValueError, match="larger than the 256 training pairs"):
         train(TrainConfig().replace(**{**TINY_CFG, "batch_size": 1000}), tiny_dataset, tmp_path / "b")
     with pytest.raises(ValueError, match="choose from comm, cross, cross_self, infmasking, simclr"):
@@ -125,12 +126,15 @@ def test_augmenters__config_overrides_method_defaults():
     from comm_diag.comm.methods import build_method
     from comm_diag.comm.train import augmenters
 
-    cfg = TrainConfig().replace(method="comm", **{k: v for k, v in TINY_CFG.items() if k != "epochs"})
+    # None (the paper preset's): the method's own augmentation
+    cfg = preset("paper").replace(method="comm", **{k: v for k, v in TINY_CFG.items() if k != "epochs"},
+                                  image_size=32)
     model = build_method(cfg)
     assert [a.policy for a in augmenters(model, cfg)] == ["all", "all"]
     assert augmenters(model, cfg)[0].crop_scale == (0.08, 1.0)
-    custom = augmenters(model, cfg.replace(aug1="none", aug2="crop", crop_min=0.5))
-    assert [a.policy for a in custom] == ["none", "crop"] and custom[1].crop_scale == (0.5, 1.0)
+    custom = augmenters(model, cfg.replace(aug1="none", aug2="crop", crop_min=0.3))
+    assert [a.policy for a in custom] == ["none", "crop"] and custom[1].crop_scale == (0.3, 1.0)
+    assert [(a.policy, a.crop_scale) for a in augmenters(model, TrainConfig())] == [("crop", (0.5, 1.0))] * 2
     with pytest.raises(ValueError, match="crop-min"):
         cfg.replace(crop_min=1.5).validate()
 
@@ -146,7 +150,6 @@ CONFIG_0_2 = {"method": "cross", "encoder": "alexnet_bn", "width": 0.25, "fusion
 
 
 def test_a_0_2_config_is_the_same_run_as_its_resolved_form():
-    from comm_diag.comm.config import preset
     from comm_diag.comm.methods import resolve
 
     now = resolve(preset("cpu").replace(method="cross")).to_dict()
@@ -228,3 +231,15 @@ def test_a_compiled_model_trains_to_the_same_losses_and_weights(tmp_path, tiny_d
     # Adam moves a parameter by about lr per step whatever its gradient's size, so a gradient
     # near 0 that rounds differently can move it by up to lr in another direction: 4 steps x lr
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=4 * cfg.lr) for k in a)
+
+
+def test_config__defaults_are_the_cpu_preset_and_a_recorded_none_survives():
+    from comm_diag.comm.config import PRESETS, preset_data
+
+    assert preset("cpu") == TrainConfig() and preset_data("cpu") == {"size": 64}
+    paper = preset("paper")
+    assert paper.aug1 is None and TrainConfig().aug1 == "crop"  # the paper: every method's own augmentation
+    for p in PRESETS.values():  # config.json round trip: None ("the method's own") is not replaced by a default
+        assert TrainConfig.from_dict(p.train.to_dict()) == p.train
+    with pytest.raises(ValueError, match="unknown preset 'huge'; choose from cpu, paper, smoke"):
+        preset_data("huge")
