@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping, Optional, Sequence
 
-from comm_diag.trifeature_gen.spec import DictConfig, check_seed, setting
+from comm_diag.trifeature_gen.spec import DatasetSpec, DictConfig, check_seed, setting
 
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -51,7 +51,7 @@ class TrainConfig(DictConfig):
     device: str = setting("auto", "auto, cpu or cuda")
     precision: str = setting("auto", "auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32), "
                                      "bf16 or fp32")
-    image_size: int = 64  # the data's image side: ``comm.train`` sets it from the dataset, never a user
+    image_size: int = DatasetSpec.size  # the data's: ``comm.train`` sets it from the dataset, never a user
     preset: str = "cpu"
 
     @classmethod
@@ -178,7 +178,7 @@ PRESETS: dict[str, Preset] = {
     # setting). At 64 px the full SimCLR set slowed CoMM badly: after 2 epochs on unbiased
     # pairs, R/U read 37/28 with it, 61/37 with crop 0.2-1 only, 70/30 with crop 0.5-1 +
     # flip + colour, 74/43 with crop 0.5-1 only (benchmarks in the README).
-    "cpu": Preset(TrainConfig(), {"size": 64}),
+    "cpu": Preset(TrainConfig(), {}),  # DatasetSpec's defaults (64 px)
     # The paper and the authors' code: 224 px, AlexNet, d=512, batch 64, AdamW at a constant
     # 3e-4 with weight decay 1e-4 off for biases and norms, tau 0.1, 100 epochs; NT-Xent terms
     # (same-view negatives too), averaged; every method's own augmentation (CoMM: SimCLR's set).

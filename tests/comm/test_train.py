@@ -235,8 +235,9 @@ def test_a_compiled_model_trains_to_the_same_losses_and_weights(tmp_path, tiny_d
 
 def test_config__defaults_are_the_cpu_preset_and_a_recorded_none_survives():
     from comm_diag.comm.config import PRESETS, preset_data
+    from comm_diag.trifeature_gen import DatasetSpec
 
-    assert preset("cpu") == TrainConfig() and preset_data("cpu") == {"size": 64}
+    assert preset("cpu") == TrainConfig() and DatasetSpec(**preset_data("cpu")).size == TrainConfig().image_size == 64
     paper = preset("paper")
     assert paper.aug1 is None and TrainConfig().aug1 == "crop"  # the paper: every method's own augmentation
     for p in PRESETS.values():  # config.json round trip: None ("the method's own") is not replaced by a default
