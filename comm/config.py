@@ -36,10 +36,11 @@ class TrainConfig(DictConfig):
                                          "with their list)")
     width: float = setting(0.25, "Encoder channel multiplier (1.0 = torchvision's)")
     d: int = setting(128, "Width of the tokens and of the representation (CoMM's Z, Cross's projections)")
-    aug1: Optional[str] = setting("crop", "Augmentation of modality 1: all, none, crop, color, ... or a+b; "
-                                          "None (a preset's or the API's): the method's own")
+    aug1: Optional[str] = setting("crop", "Augmentation of modality 1: all, none, crop, color, ... or a+b "
+                                          "(None, as in the paper preset: each method's own)")
     aug2: Optional[str] = setting("crop", "Augmentation of modality 2 (and of any further one)")
-    crop_min: Optional[float] = setting(0.5, "Lower scale of the random crop; None: the method's own")
+    crop_min: Optional[float] = setting(0.5, "Lower scale of the random crop (None, as in the paper preset: each "
+                                                      "method's own)")
     epochs: int = setting(6, "Epochs")
     batch_size: int = setting(64, "Batch size (per process)")
     lr: float = setting(1e-3, "Peak learning rate (AdamW)")
