@@ -189,13 +189,13 @@ PRESETS: dict[str, Preset] = {
                                 epochs=100, warmup_epochs=0.0, schedule="constant", decay_norms_and_biases=False,
                                 method_settings={"temperature": 0.1, "nce": "nt_xent", "terms": "mean",
                                                  "cross_term": "heads"},
-                                image_size=224, preset="paper"),
+                                preset="paper"),
                     {"size": 224}),
     # A one-minute run of the whole pipeline on tiny data: checks an install, shows nothing.
     # Plain AlexNet and every method's own augmentation, as before 0.4.
     "smoke": Preset(TrainConfig(encoder="alexnet", aug1=None, aug2=None, crop_min=None, d=32,
                                 method_settings={"proj_hidden": 64, "proj_dim": 32}, epochs=1, batch_size=64,
-                                image_size=32, preset="smoke"),
+                                preset="smoke"),
                     {"size": 32, "train_pairs": 512, "probe_pairs": 512, "test_pairs": 256}),
 }
 
@@ -212,6 +212,8 @@ def preset_data(name: str) -> dict[str, Any]:
 
 
 def preset(name: str) -> TrainConfig:
-    """The training settings of preset ``name``."""
-    return check_preset(name).train
+    """The training settings of preset ``name``, at the image size of its default data (a
+    model built without data, as the benchmarks do, takes it; a run takes its data's)."""
+    p = check_preset(name)
+    return p.train.replace(image_size=DatasetSpec(**p.data).size)
 
