@@ -38,13 +38,14 @@ class SklearnBackend:
     backend's optimum."""
 
     max_iter: int = 100
+    tol: float = 1e-4  # scikit-learn's default; the converged reference (tests) uses 1e-8 with a large max_iter
     name = "sklearn"
 
     def logistic(self, x: np.ndarray, y: np.ndarray, cs: Sequence[float], seed: int, balanced: bool = True) -> list:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             return [LogisticRegression(C=c, class_weight="balanced" if balanced else None, max_iter=self.max_iter,
-                                       random_state=seed).fit(x, y) for c in cs]
+                                       tol=self.tol, random_state=seed).fit(x, y) for c in cs]
 
     def mlp(self, x: np.ndarray, y: np.ndarray, hidden: int, seed: int):
         clf = MLPClassifier((hidden,), early_stopping=len(x) >= EARLY_STOP_MIN, max_iter=300, random_state=seed)
@@ -60,10 +61,11 @@ class _Fitted:
     proba_fn: Callable[[torch.Tensor], torch.Tensor]  # (N, D) on the device -> (N, M)
     classes_: np.ndarray
     device: torch.device
+    dtype: torch.dtype  # the fitted parameters': the features are cast to it
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return self.proba_fn(torch.as_tensor(x, device=self.device)).double().cpu().numpy()
+            return self.proba_fn(torch.as_tensor(x, dtype=self.dtype, device=self.device)).double().cpu().numpy()
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.classes_[self.predict_proba(x).argmax(1)]
@@ -77,19 +79,20 @@ class TorchBackend:
     device: torch.device = torch.device("cpu")
     name = "torch"
 
-    def _encode(self, x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    def _encode(self, x: np.ndarray, y: np.ndarray, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
         classes, codes = np.unique(y, return_inverse=True)
-        return (torch.as_tensor(x, dtype=torch.float32, device=self.device),
+        return (torch.as_tensor(x, dtype=dtype, device=self.device),
                 torch.as_tensor(codes, device=self.device), classes)
 
     def logistic(self, x: np.ndarray, y: np.ndarray, cs: Sequence[float], seed: int, balanced: bool = True) -> list:
-        xt, yt, classes = self._encode(x, y)
+        xt, yt, classes = self._encode(x, y, torch_fit.DTYPE)
         w, b = torch_fit.fit_logistic(xt, yt, len(classes), cs, balanced)
-        return [_Fitted(lambda z, k=k: torch_fit.logistic_proba(w[k:k + 1], b[k:k + 1], z)[0], classes, self.device)
+        return [_Fitted(lambda z, k=k: torch_fit.logistic_proba(w[k:k + 1], b[k:k + 1], z)[0], classes, self.device,
+                        torch_fit.DTYPE)
                 for k in range(len(cs))]
 
     def mlp(self, x: np.ndarray, y: np.ndarray, hidden: int, seed: int):
-        xt, yt, classes = self._encode(x, y)
+        xt, yt, classes = self._encode(x, y, torch.float32)
         early = len(x) >= EARLY_STOP_MIN
         validation = None
         if early:  # scikit-learn's split: a stratified 10%
@@ -99,7 +102,7 @@ class TorchBackend:
             validation = (xt[val_t], yt[val_t])
             xt, yt = xt[fit_t], yt[fit_t]
         model = torch_fit.fit_mlp(xt, yt, len(classes), hidden, seed, early, validation=validation)
-        return _Fitted(model.proba, classes, self.device)
+        return _Fitted(model.proba, classes, self.device, torch.float32)
 
 
 BACKENDS: dict[str, Callable[[torch.device], object]] = {

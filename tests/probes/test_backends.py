@@ -31,7 +31,9 @@ def init_features(tmp_path_factory):
                              tmp_path_factory.mktemp("d") / "d"))
     torch.manual_seed(0)
     model = build_method(TrainConfig(d=64))
-    return (extract(model, ds, "probe_train")["fused"], extract(model, ds, "test")["fused"],
+    # float64: scikit-learn fits float32 features in float32 arithmetic, which is not the
+    # converged reference on every CPU (its optimum moves with the machine's rounding)
+    return (extract(model, ds, "probe_train")["fused"].astype(np.float64), extract(model, ds, "test")["fused"].astype(np.float64),
             task_labels(ds, "probe_train"), task_labels(ds, "test"))
 
 
@@ -76,7 +78,7 @@ def test_the_torch_linear_probe_equals_scikit_learns_at_convergence(init_feature
     balanced accuracy and 0.02 bits of scikit-learn's probe run to convergence."""
     xtr, xte, ytr, yte = init_features
     scores = [PROBES["linear"]((xtr, xte), (ytr[task], yte[task]), np.random.default_rng([0, 1]), backend=be)
-              for be in (SklearnBackend(max_iter=5000), TorchBackend())]
+              for be in (SklearnBackend(max_iter=5000, tol=1e-8), TorchBackend())]
     sk, th = scores
     assert abs(sk["balanced_accuracy"] - th["balanced_accuracy"]) <= 0.5, (task, sk, th)
     assert abs(sk["bits"] - th["bits"]) <= 0.02, (task, sk, th)
@@ -123,3 +125,30 @@ def test_probe_run_records_its_backend(tmp_path, tiny_dataset):
     assert probe_run(run, backend="torch", tasks=("redundancy",)) == rows  # seeded: the same fits again
     probe_run(run, backend="sklearn", tasks=("redundancy",))
     assert json.loads((run / "probes.json").read_text())["backend"] == "sklearn"
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_torch_backend_fits_where_its_device_is(device):
+    """Every fit of the torch backend on every device at hand (CUDA when present): the MLP's
+    parameters and the generator that draws them live on the features' device (0.4.0 built
+    them on the CPU and drew with a CUDA generator, so every GPU probe crashed), and the
+    logistic fits reach a float64 stationary point there."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(400, 6))
+    y = ((x[:, 0] > 0) ^ (x[:, 1] > 0)).astype(int) + 2 * (x[:, 2] > 0.5)  # 4 classes
+    be = TorchBackend(torch.device(device))
+    gen = torch.Generator(device=device).manual_seed(0)
+    mlp = torch_fit.MLP(6, 8, 4, gen)
+    assert {p.device.type for p in mlp.parameters()} == {torch.device(device).type}
+    fitted = be.mlp(x.astype(np.float32), y, 16, seed=0)
+    assert fitted.predict_proba(x).shape == (400, 4)
+    w, b = torch_fit.fit_logistic(torch.tensor(x, device=device), torch.tensor(y, device=device), 4, [0.1, 1.0])
+    assert w.device.type == torch.device(device).type and w.dtype == torch.float64
+    w, b = w.requires_grad_(), b.requires_grad_()
+    xt, yt = torch.tensor(x, device=device), torch.tensor(y, device=device)
+    torch_fit.logistic_objective(w, b, xt, yt, torch_fit.class_weights(yt, 4),
+                                 torch.tensor([0.1, 1.0], dtype=torch.float64, device=device)).backward()
+    assert w.grad.abs().max() < 1e-8 and b.grad.abs().max() < 1e-8
