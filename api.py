@@ -37,6 +37,23 @@ def _seeds(seeds: Seeds) -> list[int]:
     return parse_seeds(seeds) if isinstance(seeds, str) else parse_seeds(",".join(map(str, seeds)))
 
 
+def _distinct(what: str, items: Optional[Sequence[Any]], *, empty_ok: bool = False) -> Optional[list]:
+    """``items`` as a list, refused (ValueError naming ``what``) if it is one string where a
+    list is expected (its characters would be taken as names), empty, or names something
+    twice (it would count as two seeds or two rows)."""
+    if items is None:
+        return None
+    if isinstance(items, (str, bytes, Path)):
+        raise ValueError(f"{what} must be a list, got the single value {str(items)!r} (write [{str(items)!r}])")
+    items = list(items)
+    if not items and not empty_ok:
+        raise ValueError(f"{what}: name at least one {what.removesuffix('s')}")
+    twice = [x for i, x in enumerate(items) if x in items[:i]]
+    if twice:
+        raise ValueError(f"{what}: {twice[0]!r} is given twice (it would be counted twice)")
+    return items
+
+
 def generate(out: Optional[Path | str] = None, *, preset: Optional[str] = None, synergy: bool = False,
              png: bool = False, force: bool = False, progress: str = "auto", hooks: Optional[Hooks] = None,
              warn: Callable[[str], None] = lambda msg: None, **settings: Any) -> Path:
@@ -87,14 +104,14 @@ def probe(run: Path | str, *, data: Optional[Path | str] = None, probe: str | Se
           on_model: Optional[Callable[[str], None]] = None) -> list[dict]:
     """``comm-diag probe``: the run's last epoch and its random-init control; the probes.csv rows.
     ``on_model(name)`` is told which model (the run, its init) is probed next."""
-    probes = [p.strip() for p in probe.split(",")] if isinstance(probe, str) else list(probe)
+    probes = _distinct("probe", [p.strip() for p in probe.split(",")] if isinstance(probe, str) else probe)
     return probe_run(run, data=data, probes=probes, every=every, allow_unfinished=allow_unfinished, method=method,
                      backend=backend, on_model=on_model)
 
 
 def report(runs: Sequence[Path | str], out: Path | str = "report", *, mix_datasets: bool = False) -> dict:
     """``comm-diag report``: report.md, report.html, summary.csv and the figures of probed runs."""
-    return write_report(runs, out, mix_datasets=mix_datasets)
+    return write_report(_distinct("runs", runs), out, mix_datasets=mix_datasets)
 
 
 def quickstart(out: Path | str = "comm-diag-out", *, preset: str = "cpu", seeds: Seeds = "0",
@@ -102,7 +119,7 @@ def quickstart(out: Path | str = "comm-diag-out", *, preset: str = "cpu", seeds:
                workers: int = 0, executor: str = "local", progress: str = "auto", hooks: Optional[Hooks] = None,
                **executor_options: Any) -> dict:
     """``comm-diag quickstart``: the paper's Figure 4 end to end (data, training, probes, report)."""
-    return experiment.quickstart(out, methods=list(methods), preset_name=preset, seeds=_seeds(seeds), epochs=epochs,
+    return experiment.quickstart(out, methods=_distinct("methods", methods), preset_name=preset, seeds=_seeds(seeds), epochs=epochs,
                                  every=every, hooks=hooks, progress=progress, executor=executor,
                                  **_executor(executor, workers, executor_options))
 
@@ -116,8 +133,9 @@ def ablate(study: str, out: Optional[Path | str] = None, *, data: Sequence[Path 
     """``comm-diag ablate``: a study of ``studies.STUDIES`` in ``out`` [ablations/STUDY];
     ``interaction``, ``levels`` and ``methods`` are the dose study's (defaults: synergy,
     0-1 in quarters, CoMM / Cross / Cross+Self)."""
-    return ablation.run_study(study, Path("ablations") / study if out is None else out, interactions=interaction,
-                              levels=levels, methods=methods, preset_name=preset, seeds=_seeds(seeds),
+    return ablation.run_study(study, Path("ablations") / study if out is None else out,
+                              interactions=_distinct("interaction", interaction), levels=levels,
+                              methods=_distinct("methods", methods), preset_name=preset, seeds=_seeds(seeds),
                               data=list(data), epochs=epochs, every=every, extra=extra, only=only, hooks=hooks,
                               progress=progress, executor=executor, **_executor(executor, workers, executor_options))
 
@@ -127,7 +145,7 @@ def calibrate(out: Path | str = "calibrate-out", *, data: Optional[Path | str] =
               hooks: Optional[Hooks] = None) -> list[dict]:
     """``comm-diag calibrate``: known-answer representations through the probes and the verdict rule."""
     return calibration.run_calibration(out, data=data, preset_name=preset, seeds=_seeds(seeds),
-                                       references=list(references) if references else None, hooks=hooks,
+                                       references=_distinct("references", references), hooks=hooks,
                                        progress=progress)
 
 
@@ -145,7 +163,8 @@ def check(target: str, out: Optional[Path | str] = None, *, data: Sequence[Path 
         controls = [c.strip() for c in controls.split(",") if c.strip()] if controls != "none" else []
     suffix = "-dose" if dose else ""
     out = Path("check-out") / (label_of(normalize_target(target)) + suffix) if out is None else out
-    return checking.check(target, out, controls=list(controls), dose=list(dose), levels=levels,
+    return checking.check(target, out, controls=_distinct("controls", controls, empty_ok=True),
+                          dose=_distinct("dose", dose, empty_ok=True), levels=levels,
                           settings=dict(settings or {}), preset_name=preset, seeds=_seeds(seeds), data=list(data),
                           epochs=epochs, hooks=hooks, progress=progress, executor=executor,
                           **_executor(executor, workers, executor_options))

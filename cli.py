@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Annotated, Any, Callable, Iterator, Optional
 
@@ -45,6 +46,13 @@ def user_errors() -> Iterator[None]:
         fail(f"input/output failed: {reason}{where}; nothing half-written was kept")
     except KeyboardInterrupt:
         fail("interrupted")
+    except RecursionError:
+        fail("an input is nested too deeply to read (a damaged or hostile JSON file)")
+    except Exception as e:  # a bug, or an input no check foresaw: still one line, the traceback on request
+        if os.environ.get("COMM_DIAG_DEBUG"):
+            raise
+        fail(f"unexpected {type(e).__name__}: {e} (a comm-diag bug or an input it does not check; "
+             f"COMM_DIAG_DEBUG=1 shows the traceback; please report it)")
 
 
 def _version(value: bool) -> None:

@@ -99,4 +99,6 @@ def executor_options(executor: str, workers: int, address: Optional[str], cpus: 
 
 
 def comma_list(text: Optional[str]) -> Optional[list[str]]:
-    return [x.strip() for x in text.split(",") if x.strip()] if text else None
+    """'a,b' -> ['a', 'b']; None (not given) -> None; '' (given empty) -> [] (refused where a
+    name is needed, never taken as "not given")."""
+    return None if text is None else [x.strip() for x in text.split(",") if x.strip()]

@@ -23,7 +23,12 @@ Every command that writes (``generate``, ``train``, ``report``, ``quickstart``,
   dataset would delete it);
 - what an interrupted writer left beside the folder (``.NAME.partial-*`` temporary
   folders, ``.NAME.old`` from a replacement cut short) is cleared by the next writer,
-  and only when it carries comm-diag's own marker or manifest.
+  and only when it carries comm-diag's own marker or manifest;
+- every file is written by ``write_file``: a new temporary file of a fresh name in the
+  target folder (created exclusively, so it never follows a link), renamed over the
+  path (a link there is replaced, never written through);
+- a folder received from someone else is read or written only if it holds no link
+  (``no_links``): comm-diag never writes one, and one would lead outside the folder.
 """
 
 from __future__ import annotations
@@ -33,8 +38,9 @@ import fcntl
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional, Union
 
 # kind -> the file that marks a folder as that artefact
 MARKERS = {"dataset": "manifest.json", "run": "config.json", "experiment": "sweep.json",
@@ -70,7 +76,7 @@ def dataset_files(folder: Path) -> Optional[set[str]]:
     """The files (relative POSIX paths) a dataset's manifest lists, manifest.json
     included; None if the manifest cannot be read (then nobody knows what is ours)."""
     try:
-        listed = json.loads((folder / MARKERS["dataset"]).read_text()).get("sha256")
+        listed = read_json(folder / MARKERS["dataset"]).get("sha256")
     except (OSError, ValueError, AttributeError):
         return None
     if not isinstance(listed, dict):
@@ -158,6 +164,91 @@ def check_parents(out: Path) -> Path:
     return out
 
 
+Content = Union[str, bytes, Callable[[Path], None]]
+
+
+def write_file(path: Path | str, content: Content) -> Path:
+    """Write ``path`` atomically and without following links: ``content`` (text, bytes, or a
+    function that writes the file it is given, e.g. ``fig.savefig``) goes to a new
+    temporary file of a fresh name beside ``path`` (``mkstemp``: created exclusively), which
+    is then renamed over ``path``. A link at ``path`` is replaced by the file, never written
+    through; a failed write leaves the old file and no temporary one."""
+    path = Path(path)
+    # the suffix keeps the extension, from which writers such as savefig take the format
+    fd, name = tempfile.mkstemp(prefix=f".{path.name[:100]}.", suffix=".tmp" + path.suffix[:16], dir=path.parent)
+    tmp = Path(name)
+    try:
+        if callable(content):
+            os.close(fd)
+            content(tmp)
+        else:
+            with os.fdopen(fd, "wb") as f:
+                f.write(content.encode() if isinstance(content, str) else content)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; an output is not
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def no_links(folder: Path | str, what: str = "folder") -> Path:
+    """``folder``, after checking that nothing in it is a symbolic link (OutputError naming
+    the first): comm-diag never writes one, and a link in a received run or dataset would
+    make a read or a write land outside it."""
+    folder = Path(folder)
+    if folder.is_symlink():
+        return no_links(folder.resolve(), what)
+    for p in folder.rglob("*"):
+        if p.is_symlink():
+            raise OutputError(f"{p} is a symbolic link: a comm-diag {what} holds none, and comm-diag neither "
+                              f"reads nor writes through one; remove it")
+    return folder
+
+
+MAX_JSON_BYTES = 256 * 2**20  # far above any comm-diag record (a manifest of 100k PNGs is ~10 MB)
+
+
+def read_json(path: Path | str):
+    """A JSON file from a folder comm-diag may have received: size-bounded, and whatever is
+    wrong with it (invalid, nested past Python's recursion limit, an integer of thousands of
+    digits) a ``json.JSONDecodeError``, which every reader already turns into one line naming
+    the file; OSError and UnicodeDecodeError as they come."""
+    path = Path(path)
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise json.JSONDecodeError(f"larger than {MAX_JSON_BYTES // 2**20} MB", "", 0)
+    text = path.read_text()
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text[:100], 0) from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError as e:  # int() refuses > 4300 digits
+        raise json.JSONDecodeError(str(e).split(";")[0], text[:100], 0) from None
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value):
+    """A CSV cell a spreadsheet shows as text: a string that is not a number and starts like a
+    formula (``= + - @``, tab, CR) gets a leading apostrophe (OWASP's CSV-injection rule);
+    numbers and other text pass unchanged."""
+    if not isinstance(value, str) or not value.startswith(FORMULA_START):
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return "'" + value
+
+
+LOCK_MARK = b"comm-diag lock\n"  # the content of a lock file comm-diag created
+
+
 def lock_path(out: Path) -> Path:
     return out.parent / f".{out.name}.lock"
 
@@ -214,17 +305,26 @@ def replace_folder(tmp: Path, out: Path) -> None:
 
 @contextlib.contextmanager
 def exclusive(path: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (created if needed, removed on release), or
-    OutputError at once if another process holds it.
+    """Hold an exclusive ``flock`` on ``path``, or OutputError at once if another process
+    holds it.
 
-    filelock leaves its lock files behind on POSIX by design; this one removes its file,
-    so no ``.NAME.lock`` litters the folders. Removing a lock file is safe with the
-    usual check: the file is unlinked before it is unlocked, and a process that locked
-    an unlinked file (it opened the path just before) sees that the path no longer
-    names its file and starts again.
+    The lock file is removed on release only if comm-diag made it: this process created it,
+    or it holds comm-diag's mark (left by a killed command). A file of the user's that
+    happens to bear the name is locked, never deleted, and a link there is refused, never
+    followed. Removing a lock file is safe with the usual check: the file is unlinked
+    before it is unlocked, and a process that locked an unlinked file (it opened the path
+    just before) sees that the path no longer names its file and starts again.
     """
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd, ours = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644), True
+        except FileExistsError:
+            try:
+                fd, ours = os.open(path, os.O_RDWR | os.O_NOFOLLOW), False
+            except FileNotFoundError:
+                continue  # removed by its holder meanwhile
+            except OSError as e:  # ELOOP: a link
+                raise OutputError(f"{path} is in the way of comm-diag's lock ({e.strerror}): move it away") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -232,15 +332,21 @@ def exclusive(path: Path) -> Iterator[None]:
             raise OutputError(f"{path.parent / path.name[1:-5]} is being written by another comm-diag process; "
                               f"wait for it to finish or choose another --out") from None
         try:
-            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+            if os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
                 break
         except FileNotFoundError:
             pass
         os.close(fd)  # the previous holder removed it after we opened it: lock the new file
+    if ours:
+        os.write(fd, LOCK_MARK)
+    else:
+        ours = os.pread(fd, len(LOCK_MARK) + 1, 0) == LOCK_MARK  # a killed command's lock file
     try:
         yield
     finally:
-        os.unlink(path)
+        if ours:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
         os.close(fd)  # closing releases the lock
 
 

@@ -124,6 +124,7 @@ class TrainConfig(DictConfig):
         from .augment import parse_policy
         from .encoders import ENCODERS
 
+        self.check_types(self.run_settings())  # epochs=1.5, seed=True, lr='0.1' from Python: named, not a TypeError later
         if self.encoder not in ENCODERS:
             raise ValueError(f"unknown encoder {self.encoder!r}; choose from {', '.join(ENCODERS)}")
         if self.device not in ("auto", "cpu", "cuda"):

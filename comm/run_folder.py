@@ -12,10 +12,10 @@ Writes are atomic (temporary name, then rename); a damaged checkpoint is one cle
 from __future__ import annotations
 
 import csv
+import io
 import errno
 import hashlib
 import json
-import os
 import pickle
 import re
 from pathlib import Path
@@ -24,6 +24,7 @@ from typing import Optional
 import torch
 
 import comm_diag.trifeature_gen as tg
+from comm_diag.outputs import read_json, write_file
 from comm_diag.trifeature_gen.io import file_sha256
 
 from .config import TrainConfig
@@ -57,7 +58,7 @@ def read_config(run: Path | str) -> Optional[dict]:
     if not path.is_file():
         return None
     try:
-        meta = json.loads(path.read_text())
+        meta = read_json(path)
     except json.JSONDecodeError as e:
         raise TrainingError(f"{path} is not valid JSON ({e.msg}, line {e.lineno}): the run's config is damaged") from None
     except (OSError, UnicodeDecodeError) as e:
@@ -90,18 +91,13 @@ def build_model(cfg: TrainConfig, device: torch.device, n_modalities: int = 2) -
 
 
 def _atomic_save(obj, path: Path) -> None:
-    """Write, then rename: a reader sees the old file or the new one, and a failed write
-    (a full disk) leaves neither a half checkpoint nor its temporary file."""
-    tmp = path.with_name(path.name + ".tmp")
+    """``outputs.write_file``: a reader sees the old file or the new one, a failed write (a
+    full disk) leaves neither a half checkpoint nor its temporary file, and a link at the
+    path is replaced, never written through."""
     try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
+        write_file(path, lambda tmp: torch.save(obj, tmp))
     except RuntimeError as e:  # torch's zip writer reports a short write (a full disk) as a RuntimeError
-        tmp.unlink(missing_ok=True)
         raise OSError(errno.EIO, f"writing {path.name} failed ({str(e).strip().splitlines()[0]})", str(path)) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
@@ -188,8 +184,9 @@ def _truncate_log(path: Path, keep_steps: int) -> None:
 
     # a row torn by a kill during its write ("1,2") is dropped with the rows to redo
     kept = [rows[0]] + [r for r in rows[1:] if (s := step_of(r)) is not None and s <= keep_steps]
-    with open(path, "w", newline="") as f:
-        csv.writer(f).writerows(kept if keep_steps > 0 else [])
+    text = io.StringIO()
+    csv.writer(text).writerows(kept if keep_steps > 0 else [])
+    write_file(path, text.getvalue())
 
 
 def load_run(run: Path | str, epoch: Optional[int] = None, device: str = "cpu",

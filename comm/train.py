@@ -24,7 +24,7 @@ import torch
 
 import comm_diag.trifeature_gen as tg
 
-from ..outputs import claim
+from ..outputs import claim, no_links, write_file
 from . import distributed as dist
 from .augment import Augment
 from .config import TrainConfig
@@ -222,6 +222,8 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
     ckdir = out / CHECKPOINTS
     last = checkpoint_path(out)
     meta = run_config(cfg, ds)
+    if main and out.is_dir():
+        no_links(out, "run folder")  # a link (checkpoints/, log.csv) would lead a write outside the run
 
     model = build_model(cfg, device, ds.n_modalities)
     if compile:
@@ -249,7 +251,7 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
         raise ValueError(f"{world} processes x batch {cfg.batch_size} is more than the {n_pairs} training pairs")
     if main:
         ckdir.mkdir(parents=True, exist_ok=True)
-        (out / CONFIG).write_text(json.dumps(
+        write_file(out / CONFIG, json.dumps(
             {**meta, "processes": world, "precision_used": resolve_precision(cfg.precision, device),
              "compiled": compile or None}, indent=2))
         if start_epoch == 0:
@@ -266,7 +268,9 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
         _truncate_log(log_path, start_epoch * steps_per_epoch)
     amp = autocast(cfg.precision, device)  # resolved once; the context is re-entered every step
 
-    log_file = open(log_path, "a", newline="") if main else open(os.devnull, "w")
+    # O_NOFOLLOW: appended to only as a file of the run's own (no_links checked it; this closes the race)
+    log_file = os.fdopen(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644), "a",
+                         newline="") if main else open(os.devnull, "w")
     writer, header = csv.writer(log_file), main and log_path.stat().st_size > 0
     # (step, global step, time, terms on the device) since the last read-back: the host reads
     # the loss terms every sync_every steps, so a GPU step never waits on a .tolist()

@@ -23,6 +23,7 @@ References (one-hot codes of the factors of x1 = (shape1, texture1, colour1) and
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ import numpy as np
 
 import comm_diag.trifeature_gen as tg
 
-from comm_diag.outputs import claim
+from comm_diag.outputs import claim, safe_cell, write_file
 
 from .classifiers import PROBES
 from .progress import progress as progress_hooks
@@ -168,11 +169,12 @@ def _calibration(out: Path, data: Optional[Path | str], preset_name: str, seeds:
             ds = ensure_dataset(dataset_spec(preset_name, False), out / "data", hooks)
         rows = calibrate(ds, references, seeds, on_reference=lambda n: hooks.on_stage(f"reference: {n}"))
         out.mkdir(parents=True, exist_ok=True)
-        with open(out / "calibration.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(CALIBRATION_COLUMNS))
-            w.writeheader()
-            w.writerows(rows)
-        (out / "calibration.json").write_text(json.dumps({
+        text = io.StringIO()
+        w = csv.DictWriter(text, fieldnames=list(CALIBRATION_COLUMNS))
+        w.writeheader()
+        w.writerows({k: safe_cell(v) for k, v in r.items()} for r in rows)
+        write_file(out / "calibration.csv", text.getvalue())
+        write_file(out / "calibration.json", json.dumps({
             "package_version": tg.__version__, "data": str(ds.root), "seeds": list(seeds), "rule": RULE,
             "rows": rows}, indent=2))
     return rows

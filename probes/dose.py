@@ -36,8 +36,12 @@ from comm_diag.comm.methods.plugins import label_of
 from comm_diag.trifeature_gen.factors import factor_index
 from comm_diag.trifeature_gen.pid import attribute_information, attribute_law
 
+from comm_diag.outputs import write_file
+
 from .classifiers import PROBES
+from .html_page import md_cell
 from .study import Expectation, Study
+
 from .suite import write_csv
 from .sweep import Variant
 from .tasks import NAMES, chance, ground_truth_bits, task_labels
@@ -281,7 +285,7 @@ def dose_figure(table: list[dict], path: Path) -> Path:
     fig.suptitle("linear probe on the fused representation, unbiased test pairs\n"
                  "(dashed in colour: the same architecture at random initialisation)", fontsize=9)
     fig.tight_layout(rect=(0, 0.09, 1, 0.95))
-    fig.savefig(path, dpi=150)
+    write_file(path, lambda p: fig.savefig(p, dpi=150))
     plt.close(fig)
     return path
 
@@ -293,8 +297,8 @@ def write_dose(table: list[dict], out: Path) -> dict:
         return {"section": [], "dose": [], "readings": []}
     write_csv(out / "dose.csv", table, DOSE_COLUMNS)
     lines = readings(table)
-    (out / "dose.json").write_text(json.dumps({"package_version": tg.__version__, "rows": table,
-                                               "readings": lines}, indent=2))
+    write_file(out / "dose.json", json.dumps({"package_version": tg.__version__, "rows": table,
+                                              "readings": lines}, indent=2))
     fig = dose_figure(table, out / "dose.png")
     section = ["## Dose-response", "",
                "Each level trains on its own dataset (same images, probe and test pairs); the dose is the exact "
@@ -307,7 +311,7 @@ def write_dose(table: list[dict], out: Path) -> dict:
                "verdict |", "|---|---|---|---|---|---|---|---|---|"]
     for r in table:
         floor = "–" if r["init_balanced_accuracy"] is None else f"{r['init_balanced_accuracy']:.1f}"
-        section.append(f"| {r['method']} | {r['interaction']} | {r['level']:g} | {r['dose_bits']:.2f} | "
+        section.append(f"| {md_cell(r['method'])} | {r['interaction']} | {r['level']:g} | {r['dose_bits']:.2f} | "
                        f"{with_interval(r['balanced_accuracy'], r['ci95'], r['seeds'])} | {r['bits']:.2f} | {r['ceiling_bits']:.2f} | {floor} | "
                        f"{r['verdict']} |")
     return {"section": section + ["", f"![dose-response]({fig.name})"], "dose": table, "readings": lines}

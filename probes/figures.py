@@ -8,6 +8,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from comm_diag.outputs import write_file
+
 from .tasks import TASKS, chance, interaction_of, short_name
 from .verdict import verdict
 
@@ -74,7 +76,7 @@ def figure4(rows: list[dict], path: Path) -> Path:
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     ax.set_title("fused representation: linear probe (R, U, S fused) and MLP probe (S recoverable)", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=150)
+    write_file(path, lambda p: fig.savefig(p, dpi=150))
     plt.close(fig)
     return path
 
@@ -107,6 +109,6 @@ def learning_curves(frames: Sequence, path: Path, probe: str = "linear") -> Opti
     if g.legend is not None:
         g.legend.remove()
     g.figure.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
-    g.savefig(path, dpi=120, bbox_inches="tight")
+    write_file(path, lambda p: g.savefig(p, dpi=120, bbox_inches="tight"))
     plt.close(g.figure)
     return path

@@ -46,11 +46,27 @@ def _inline_images(body: str, folder: Path) -> str:
     return re.sub(r'src="([^"]+)"', inline, body)
 
 
+def _safe_links(body: str) -> str:
+    """Links only to web pages, mail or files beside the report: ``javascript:`` and other
+    schemes in a received name become an inert ``#``."""
+    return re.sub(r'href="(?!https?:|mailto:|#)([^"]*:[^"]*)"', 'href="#"', body)
+
+
+def md_cell(text) -> str:
+    """Text as one markdown table cell: ``|`` escaped, line breaks folded."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
 def html_page(markdown_text: str, folder: Path, title: str) -> str:
     """One HTML page from a report's markdown; the figures it names in ``folder`` inlined."""
     import markdown
 
-    body = _inline_images(markdown.markdown(markdown_text, extensions=["tables"], output_format="html"), folder)
+    md = markdown.Markdown(extensions=["tables"], output_format="html")
+    # No raw HTML: a method name or a path read from a received file is text, never markup
+    # (a '<script>' in probes.csv is shown, escaped, not run). Python-Markdown's documented way.
+    md.preprocessors.deregister("html_block")
+    md.inlinePatterns.deregister("html")
+    body = _inline_images(_safe_links(md.convert(markdown_text)), folder)
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f"<title>{html.escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}\n"

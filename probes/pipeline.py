@@ -25,8 +25,10 @@ import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import TrainConfig, preset
 from comm_diag.comm.methods import as_batch, preflight, resolve
 from comm_diag.comm.run_folder import PROBES_CSV
+from comm_diag.outputs import write_file
 
 from .executors import check_options, run_jobs
+from .html_page import md_cell
 from .progress import progress as progress_hooks
 from .report import render, summarize
 from .study import Measured, Study, check_expectations
@@ -127,7 +129,7 @@ def expectation_lines(study: Study, checks: list, curves: dict) -> list[str]:
         lines += ["", "Mean accuracy over the probed epochs >= 1 (learning speed):", "",
                   "| variant | R | U | S |", "|---|---|---|---|"]
         for v, c in curves.items():
-            lines.append(f"| {v} | " + " | ".join("–" if c[k] is None else f"{c[k]:.1f}" for k in "RUS") + " |")
+            lines.append(f"| {md_cell(v)} | " + " | ".join("–" if c[k] is None else f"{c[k]:.1f}" for k in "RUS") + " |")
     return lines
 
 
@@ -164,7 +166,7 @@ def run(study: Study, out: Path | str, settings: StudySettings = StudySettings()
         tail = expectation_lines(study, expectations, measured.curve_mean)
         tail += ([""] if tail and outputs.get("section") else []) + outputs.get("section", [])
         render(result, out, title=f"comm-diag {study.title} ({settings.preset_name} preset)", lead=lead, tail=tail)
-        (out / study.record).write_text(json.dumps({
+        write_file(out / study.record, json.dumps({
             "study": study.name, "experiment": study.kind, "package_version": tg.__version__,
             "preset": settings.preset_name, "seeds": list(settings.seeds),
             "methods": [v.name for v in variants], "train_config": base.to_dict(),

@@ -9,6 +9,7 @@ report says so).
 from __future__ import annotations
 
 import csv
+import math
 import json
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
@@ -16,13 +17,14 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 import comm_diag.trifeature_gen as tg
-from comm_diag.outputs import check as check_output, claim
+from comm_diag.trifeature_gen.io import file_sha256
+from comm_diag.outputs import OutputError, read_json, check as check_output, claim, no_links, write_file
 
 from comm_diag.comm.run_folder import (PROBES_BY_EPOCH, PROBES_CSV, PROBES_JSON, TrainingError, checkpoint_digest,
                                       read_config)
 
 from .figures import figure4, learning_curves
-from .html_page import html_page
+from .html_page import html_page, md_cell
 from .suite import PROBE_COLUMNS, REQUIRED_COLUMNS, write_csv
 from .tasks import INTERACTIONS, TASKS, chance, get_task
 from .verdict import RULE, Verdict, over_seeds, verdict, with_interval
@@ -47,6 +49,10 @@ def find_runs(paths: Iterable[Path | str], *, mix_datasets: bool = False) -> lis
             raise ReportError(f"{p} does not exist")
         found = [p] if (p / PROBES_CSV).is_file() else sorted(q.parent for q in p.rglob(PROBES_CSV))
         for run in found:
+            try:
+                no_links(run, "run folder")
+            except OutputError as e:
+                raise ReportError(str(e)) from None
             if run.resolve() in {r.resolve() for r in runs}:
                 raise ReportError(f"the run {run} is given twice: it would count as two seeds")
             ident = probed_identity(run)
@@ -78,7 +84,7 @@ def probed_identity(run: Path) -> Optional[str]:
     still be the one on disk. None for runs written before 0.4 (no identity)."""
     meta = _run_meta(run)
     try:
-        probed = json.loads((run / PROBES_JSON).read_text())
+        probed = read_json(run / PROBES_JSON)
         if not isinstance(probed, dict):
             raise ValueError
     except (OSError, ValueError):
@@ -97,6 +103,13 @@ def probed_identity(run: Path) -> Optional[str]:
     if digest is None or digest != probed.get("weights_sha256"):
         raise ReportError(f"{run}: the weights it was probed on are not the ones in checkpoints/ (changed or "
                           f"missing since): probe it again")
+    recorded = probed.get("sha256")  # since 0.5: the probe tables themselves
+    if recorded is not None:
+        for name in (PROBES_CSV, PROBES_BY_EPOCH):
+            now = file_sha256(run / name) if (run / name).is_file() else None
+            if now != (recorded.get(name) if isinstance(recorded, dict) else "damaged"):
+                raise ReportError(f"{run}/{name} is not the file its probes.json records (edited, copied in or "
+                                  f"removed since probing): probe the run again")
     return ident
 
 
@@ -132,6 +145,18 @@ def _read_rows(run: Path) -> tuple[list[dict], bool]:
                 r[k] = float(r[k]) if r.get(k) else None
     except (TypeError, ValueError):
         raise ReportError(f"{run}/probes.csv holds a value that is not a number: probe the run again") from None
+    for r in rows:  # a score no probe can give is a damaged file, never a verdict
+        for k in ("balanced_accuracy", "auroc"):
+            if r[k] is not None and not 0.0 <= r[k] <= 100.0:  # NaN fails too
+                raise ReportError(f"{run}/probes.csv holds {k} = {r[k]} (a score is in [0, 100]): "
+                                  f"the file is damaged; probe the run again")
+        if r["bits"] is not None and not math.isfinite(r["bits"]):
+            raise ReportError(f"{run}/probes.csv holds bits = {r['bits']}: the file is damaged; probe the run again")
+    keys = [(r["method"], r["seed"], r["task"], r["probe"], r["representation"]) for r in rows]
+    if len(set(keys)) < len(keys):
+        twice = next(k for k in keys if keys.count(k) > 1)
+        raise ReportError(f"{run}/probes.csv holds the row {'/'.join(map(str, twice))} more than once: it would "
+                          f"count as several seeds; probe the run again")
     unfinished = unfinished_epoch(run, meta)
     if unfinished is not None:
         raise ReportError(f"{run} is unfinished (probed at epoch {unfinished} of {meta['train']['epochs']}): "
@@ -142,7 +167,7 @@ def _read_rows(run: Path) -> tuple[list[dict], bool]:
 def unfinished_epoch(run: Path, meta: dict) -> Optional[int]:
     """The epoch a run's probes.json was written at, if before the run's last epoch; else None."""
     try:
-        probed = json.loads((run / PROBES_JSON).read_text())["epoch"]
+        probed = read_json(run / PROBES_JSON)["epoch"]
     except (OSError, ValueError, KeyError, TypeError):
         raise ReportError(f"{run}/probes.json is missing or damaged: probe the run again") from None
     return probed if probed < meta["train"]["epochs"] else None
@@ -196,9 +221,23 @@ def epoch_rows(runs: Sequence[Path]) -> list[dict]:
     for run in runs:
         path = run / PROBES_BY_EPOCH
         if path.is_file():
-            with open(path, newline="") as f:
-                out += [{**r, "epoch": int(r["epoch"]), "balanced_accuracy": float(r["balanced_accuracy"])}
-                        for r in csv.DictReader(f)]
+            try:
+                with open(path, newline="") as f:
+                    reader = csv.DictReader(f)
+                    missing = {"epoch", *PROBE_FILE_COLUMNS} - set(reader.fieldnames or ())
+                    rows = list(reader)
+                    if missing:
+                        raise ReportError(f"{path} lacks the columns {', '.join(sorted(missing))}: probe the run "
+                                          f"again with --every")
+                    typed = [{**r, "epoch": int(r["epoch"]), "balanced_accuracy": float(r["balanced_accuracy"])}
+                             for r in rows]
+            except (ValueError, UnicodeDecodeError) as e:
+                if isinstance(e, ReportError):
+                    raise
+                raise ReportError(f"{path} holds a value that is not a number ({e}): probe the run again") from None
+            if any(not 0.0 <= r["balanced_accuracy"] <= 100.0 for r in typed):
+                raise ReportError(f"{path} holds a score outside [0, 100]: the file is damaged; probe the run again")
+            out += typed
     return out
 
 
@@ -243,7 +282,8 @@ def markdown_lines(result: dict, title: str, lead: Sequence[str] = (), tail: Seq
         cells = [f"{_fmt(both[k])} [{both[k].control:.1f}]" if k in both else "–" for k in ("R", "U", "S", "S+")]
         verd = [both[k].verdict if k in both else "–" for k in ("R", "U", "S", "S+")]
         seeds = max((v.n_seeds for v in vs.values()), default=0)
-        lines.append(f"| {m} | {' | '.join(cells)} | {' | '.join(verd)} | {seeds} | {notes.get(m, '')} |")
+        lines.append(f"| {md_cell(m)} | {' | '.join(cells)} | {' | '.join(verd)} | {seeds} | "
+                     f"{md_cell(notes.get(m, ''))} |")
     lines += ["", SYNERGY_LEVELS]
     syn = [r for r in rows if r["task"] == "synergy" and r["probe"] == "linear" and r["auroc"] is not None
            and r["representation"] in ("fused", "modality1", "modality2") and not r["method"].endswith("@init")]
@@ -258,7 +298,7 @@ def markdown_lines(result: dict, title: str, lead: Sequence[str] = (), tail: Seq
                 s = [r for r in syn if r["method"] == m and r["representation"] == rep]
                 cell.append(f"{np.mean([r['balanced_accuracy'] for r in s]):.1f} / "
                             f"{np.mean([r['auroc'] for r in s]):.1f}" if s else "–")
-            lines.append(f"| {m} | {' | '.join(cell)} |")
+            lines.append(f"| {md_cell(m)} | {' | '.join(cell)} |")
     lines += information_panel(rows, n_seeds=n)
     lines += [*([""] + list(tail) if tail else []), "", f"Verdict rule: {RULE}"]
     for name in figures:
@@ -282,8 +322,8 @@ def render(result: dict, out: Path | str, title: str = "comm-diag report", lead:
                              out / "learning_curves.png")
     figures += [curves.name] if curves else []
     text = "\n".join(markdown_lines(result, title, lead, tail, figures)) + "\n"
-    (out / "report.md").write_text(text)
-    (out / "report.html").write_text(html_page(text, out, title))
+    write_file(out / "report.md", text)
+    write_file(out / "report.html", html_page(text, out, title))
     return result
 
 
@@ -328,7 +368,7 @@ def information_panel(rows: list[dict], probe: str = "linear", representation: s
             frac = [r["bits_fraction"] for r in sel if r.get("bits_fraction") is not None]
             cells.append(f"{np.mean([r['bits'] for r in sel]):.2f} [{100 * np.mean(frac):.0f}%]" if sel and frac
                          else (f"{np.mean([r['bits'] for r in sel]):.2f}" if sel else "–"))
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines.append(f"| {md_cell(m)} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -342,10 +382,10 @@ def report(paths: Sequence[Path | str], out: Path | str, *, mix_datasets: bool =
     runs it reads, their identities, the package version). Returns ``write_report``'s result."""
     check_output(out, "report")  # before the runs are read: a refused folder costs nothing
     runs = find_runs(paths, mix_datasets=mix_datasets)
-    summary_rows(runs)  # every run's probe table read (or refused) before the folder is claimed
+    result = summarize(runs)  # every run's probe tables read (or refused) before the folder is claimed
     with claim(out, "report") as out:
         out.mkdir(parents=True, exist_ok=True)
-        (out / REPORT_RECORD).write_text(json.dumps({
+        write_file(out / REPORT_RECORD, json.dumps({
             "package_version": tg.__version__, "runs": [str(r.resolve()) for r in runs],
             "run_ids": [_run_meta(r).get("run_id") for r in runs]}, indent=2))
-        return write_report(runs, out)
+        return render(result, out)

@@ -9,8 +9,8 @@ and the last; same columns plus ``epoch``).
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
@@ -18,6 +18,8 @@ import numpy as np
 
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.methods import Method
+from comm_diag.trifeature_gen.io import file_sha256
+from comm_diag.outputs import OutputError, no_links, safe_cell, write_file
 from comm_diag.comm.run_folder import (PROBES_BY_EPOCH, PROBES_CSV, PROBES_JSON, checkpoint_digest, data_fingerprint,
                                       load_run, saved_epochs)
 
@@ -53,6 +55,12 @@ def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("line
     for p in [*probes, *(a[0] for a in also)]:
         if p not in PROBES:
             raise ProbeError(f"unknown probe {p!r}; choose from {', '.join(PROBES)}")
+    if not probes and not also:
+        raise ProbeError(f"no probe given; choose from {', '.join(PROBES)}")
+    for given, what in ((probes, "probe"), (tasks, "task")):
+        twice = sorted({x for x in given if list(given).count(x) > 1})
+        if twice:  # every row would be written twice and read as two seeds
+            raise ProbeError(f"the {what} {twice[0]!r} is given twice")
     fitter = backend_for(backend, model.device)
     train_f, test_f = extract(model, ds, "probe_train"), extract(model, ds, "test")
     train_y, test_y = task_labels(ds, "probe_train"), task_labels(ds, "test")
@@ -100,15 +108,16 @@ TWIN_FILES = ("images/train.npy", "images/test.npy", "pairs/probe_train.csv", "p
 
 
 def write_csv(path: Path, rows: Iterable[dict], columns: Sequence[str]) -> None:
-    """Rows as CSV with exactly ``columns`` (floats to 4 decimals, missing values empty), atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: ("" if r.get(k) is None or (isinstance(r.get(k), float) and np.isnan(r[k]))
-                            else (f"{r[k]:.4f}" if isinstance(r[k], float) else r[k])) for k in columns})
-    os.replace(tmp, path)
+    """Rows as CSV with exactly ``columns`` (floats to 4 decimals, missing values empty, text
+    that a spreadsheet would run as a formula neutralised: ``outputs.safe_cell``), written by
+    ``outputs.write_file`` (atomic, never through a link)."""
+    text = io.StringIO()
+    w = csv.DictWriter(text, fieldnames=list(columns), extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if r.get(k) is None or (isinstance(r.get(k), float) and np.isnan(r[k]))
+                        else (f"{r[k]:.4f}" if isinstance(r[k], float) else safe_cell(r[k]))) for k in columns})
+    write_file(path, text.getvalue())
 
 
 def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None,
@@ -130,8 +139,9 @@ def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None
     if every < 0:
         raise ProbeError(f"every must be >= 0 epochs, got {every}")
     try:
+        no_links(run, "run folder")  # probes.csv or checkpoints/ as a link would lead a write or a read outside
         model, meta = load_run(run, device=device, method=method)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, OutputError) as e:
         raise ProbeError(str(e)) from None
     if meta["epoch"] < meta["train"]["epochs"] and not allow_unfinished:
         raise ProbeError(f"{run} is unfinished: trained {meta['epoch']} of {meta['train']['epochs']} epochs. "
@@ -156,9 +166,12 @@ def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None
     write_csv(run / PROBES_CSV, rows, PROBE_COLUMNS)
     if every:
         write_csv(run / PROBES_BY_EPOCH, by_epoch, ("epoch", *PROBE_COLUMNS))
-    (run / PROBES_JSON).write_text(json.dumps({
+    write_file(run / PROBES_JSON, json.dumps({
         "package_version": tg.__version__, "config": meta, "epoch": epochs[-1], "probes": list(probes),
         "backend": backend_for(backend, model.device).name,
         "run_id": meta.get("run_id"), "weights_sha256": checkpoint_digest(run, epochs[-1]),
-        "data": str(ds.root), "rows": rows, "by_epoch": by_epoch if every else None}, indent=2))
+        "data": str(ds.root), "rows": rows, "by_epoch": by_epoch if every else None,
+        # the files whose numbers reach a report, tied to this record (report checks them)
+        "sha256": {f: file_sha256(run / f) for f in (PROBES_CSV, PROBES_BY_EPOCH) if (run / f).is_file()}},
+        indent=2))
     return rows

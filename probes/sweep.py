@@ -22,7 +22,7 @@ from typing import Callable, Iterator, Optional, Sequence
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import TrainConfig, preset_data
 from comm_diag.comm.methods import resolve
-from comm_diag.outputs import claim as claim_output
+from comm_diag.outputs import claim as claim_output, read_json, write_file
 from comm_diag.comm.run_folder import PROBES_CSV, checkpoint_path, data_fingerprint, read_config, same_config, saved_epochs, settings
 from comm_diag.comm.train import StepInfo, train
 
@@ -199,7 +199,7 @@ def plan(base: TrainConfig, variants: Sequence[Variant], seeds: Sequence[int], d
 def _recorded(path: Path, method: str) -> dict:
     """OUT/sweep.json; its method is imported only if it is ``method`` (the caller's)."""
     try:
-        old = json.loads(path.read_text())
+        old = read_json(path)
     except json.JSONDecodeError as e:
         raise ValueError(f"{path} is not valid JSON ({e.msg}, line {e.lineno}): the experiment record is damaged") from None
     if not isinstance(old, dict) or not isinstance(old.get("train_config", {}), dict):
@@ -237,12 +237,12 @@ def experiment(out: Path, kind: str, name: str, base: TrainConfig, given: Option
             _mismatch(out, old, ident, ident)
         else:
             out.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({**ident, "data": {}, "package_version": tg.__version__}, indent=2))
+            write_file(path, json.dumps({**ident, "data": {}, "package_version": tg.__version__}, indent=2))
         datasets = given or (preset_datasets(out, preset_name, hooks, data_overrides, kinds=kinds) if kinds else {})
         fingerprints = {k: data_fingerprint(ds) for k, ds in datasets.items()}
         if old is not None and old.get("data"):
             _mismatch(out, old, {"data": fingerprints}, ["data"])
-        path.write_text(json.dumps({**ident, "data": fingerprints, "package_version": tg.__version__}, indent=2))
+        write_file(path, json.dumps({**ident, "data": fingerprints, "package_version": tg.__version__}, indent=2))
         yield datasets
 
 

@@ -24,7 +24,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .. import __version__
-from ..outputs import PARTIAL_MARKER, claim, partial_folder, replace_folder
+from ..outputs import PARTIAL_MARKER, claim, partial_folder, read_json, replace_folder
 from .factors import FACTOR_NAMES, FACTOR_VALUES
 from .pairs import Images, design_distribution, sample_pairs, split_images, synergy_label, synergy_mapping
 from .pid import pid_table
@@ -266,7 +266,7 @@ def read_manifest(root: Path | str) -> dict:
     if not path.is_file():
         raise DatasetError(f"{root} is not a comm-diag dataset: manifest.json is missing")
     try:
-        manifest = json.loads(path.read_text())
+        manifest = read_json(path)
     except json.JSONDecodeError as e:
         raise DatasetError(f"{path} is not valid JSON ({e.msg})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
@@ -285,6 +285,10 @@ def verify(root: Path | str, manifest: Optional[dict] = None) -> dict:
     manifest = manifest or read_manifest(root)
     for rel, digest in manifest["sha256"].items():
         p = root / rel
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            raise DatasetError(f"{root}/manifest.json lists {rel!r}, outside the dataset: it is damaged")
+        if p.is_symlink():
+            raise DatasetError(f"{root}: {rel} is a symbolic link; a dataset holds only its own files")
         if not p.is_file():
             raise DatasetError(f"{root}: {rel} is missing")
         if file_sha256(p) != digest:

@@ -120,6 +120,7 @@ class DatasetSpec(DictConfig):
 
     def validate(self) -> "DatasetSpec":
         """Raise ValueError with one clear sentence if the spec is unusable."""
+        self.check_types(self.to_dict())
         for role in ("shared", "unique", "synergy_src", "synergy_tgt"):
             value = getattr(self, role)
             if value not in FACTOR_NAMES:

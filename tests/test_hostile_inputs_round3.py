@@ -1,0 +1,257 @@
+"""Hostile inputs, round 3: received folders that would make comm-diag write or read outside
+them, a user's file named like a lock, rendered names that are markup or formulas, impossible
+scores and duplicated names, inputs nested or typed to raise tracebacks. Rows: (id, argv,
+expected exit code, message fragment, disk check), on the world of tests/hostile_world.py;
+each ``{make:NAME}`` builds its hostile folder in the test's own temporary folder."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import comm_diag.api as api
+from comm_diag.cli import app
+from comm_diag.comm.run_folder import PROBES_CSV, PROBES_JSON
+from comm_diag.trifeature_gen.io import file_sha256
+
+from hostile_world import TINY, absent, intact
+from test_hostile_inputs import CASES
+from test_hostile_inputs_round2 import CASES_2
+
+runner = CliRunner()
+SENTINEL_TEXT = "the user's own file\n"
+DEEP = "[" * 50000 + "]" * 50000
+
+
+def _run_copy(w: dict, t: Path) -> Path:
+    shutil.copytree(w["run"], t / "run", symlinks=True)
+    return t / "run"
+
+
+def _sentinel(t: Path) -> Path:
+    (t / "SENTINEL").write_text(SENTINEL_TEXT)
+    return t / "SENTINEL"
+
+
+def sentinel_kept(w, t) -> bool:
+    return (t / "SENTINEL").read_text() == SENTINEL_TEXT and intact(w, t)
+
+
+def _rewrite_probes(run: Path, edit) -> Path:
+    """probes.csv edited and its digest in probes.json rewritten to match: what a careful
+    forger would send (the checks must be on the content, not only on the digest)."""
+    with open(run / PROBES_CSV, newline="") as f:
+        rows = list(csv.DictReader(f))
+    rows = edit(rows)
+    with open(run / PROBES_CSV, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    record = json.loads((run / PROBES_JSON).read_text())
+    record["sha256"][PROBES_CSV] = file_sha256(run / PROBES_CSV)
+    (run / PROBES_JSON).write_text(json.dumps(record))
+    return run
+
+
+def _method(name: str):
+    return lambda rows: [{**r, "method": name + ("@init" if r["method"].endswith("@init") else "")} for r in rows]
+
+
+def _score(value: str):
+    return lambda rows: [{**r, "balanced_accuracy": value} if i == 0 else r for i, r in enumerate(rows)]
+
+
+def _link_tmp(w, t):
+    run = _run_copy(w, t)
+    for p in run.glob("probes.*"):
+        p.unlink()
+    os.symlink(_sentinel(t), run / "probes.csv.tmp")
+    return run
+
+
+def _link_json(w, t):
+    run = _run_copy(w, t)
+    (run / PROBES_JSON).unlink()
+    os.symlink(_sentinel(t), run / PROBES_JSON)
+    return run
+
+
+def _link_log(w, t):
+    run = _run_copy(w, t)
+    (run / "log.csv").unlink()
+    os.symlink(_sentinel(t), run / "log.csv")
+    return run
+
+
+def _link_checkpoints(w, t):
+    run = _run_copy(w, t)
+    shutil.move(run / "checkpoints", t / "elsewhere")
+    os.symlink(t / "elsewhere", run / "checkpoints")
+    _sentinel(t)
+    return run
+
+
+def _user_lock(w, t):
+    (t / ".mydata.lock").write_text("notes\n")
+    return t / "mydata"
+
+
+def _deep(name: str):
+    def make(w, t):
+        if name == "manifest":
+            shutil.copytree(w["data"], t / "ds")
+            (t / "ds" / "manifest.json").write_text(DEEP)
+            return t / "ds"
+        run = _run_copy(w, t)
+        (run / name).write_text(DEEP)
+        return run
+    return make
+
+
+def _by_epoch_without_score(w, t):
+    run = _run_copy(w, t)
+    with open(run / PROBES_CSV, newline="") as f:
+        rows = list(csv.DictReader(f))
+    with open(run / "probes_by_epoch.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["epoch", *(k for k in rows[0] if k != "balanced_accuracy")],
+                                extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows({**r, "epoch": 1} for r in rows)
+    record = json.loads((run / PROBES_JSON).read_text())
+    record["sha256"]["probes_by_epoch.csv"] = file_sha256(run / "probes_by_epoch.csv")  # a careful forger
+    (run / PROBES_JSON).write_text(json.dumps(record))
+    return run
+
+
+def _edited_unhashed(w, t):
+    run = _run_copy(w, t)
+    lines = (run / PROBES_CSV).read_text().splitlines()
+    cells = lines[1].split(",")
+    cells[5] = "99.0000"  # balanced_accuracy, raised by hand; probes.json left as it was
+    (run / PROBES_CSV).write_text("\n".join([lines[0], ",".join(cells), *lines[2:]]) + "\n")
+    return run
+
+
+MAKERS = {
+    "link-tmp": _link_tmp,
+    "link-json": _link_json,
+    "link-log": _link_log,
+    "link-checkpoints": _link_checkpoints,
+    "user-lock": _user_lock,
+    "script-name": lambda w, t: _rewrite_probes(_run_copy(w, t), _method("<script>alert(1)</script>")),
+    "formula-name": lambda w, t: _rewrite_probes(_run_copy(w, t), _method('=cmd|" /C calc"!A0')),
+    "nan-score": lambda w, t: _rewrite_probes(_run_copy(w, t), _score("nan")),
+    "inf-score": lambda w, t: _rewrite_probes(_run_copy(w, t), _score("inf")),
+    "huge-score": lambda w, t: _rewrite_probes(_run_copy(w, t), _score("1e9")),
+    "row-twice": lambda w, t: _rewrite_probes(_run_copy(w, t), lambda rows: rows + rows[:1]),
+    "edited-unhashed": _edited_unhashed,
+    "deep-manifest": _deep("manifest"),
+    "deep-config": _deep("config.json"),
+    "deep-probes-json": _deep(PROBES_JSON),
+    "by-epoch-no-score": _by_epoch_without_score,
+}
+
+
+def _report_html_escaped(w, t) -> bool:
+    page = (t / "rep" / "report.html").read_text()
+    return "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
+
+
+def _summary_neutralised(w, t) -> bool:
+    cells = [r["method"] for r in csv.DictReader(open(t / "rep" / "summary.csv"))]
+    return cells and all(not c.startswith("=") for c in cells) and any(c.startswith("'=cmd") for c in cells)
+
+
+CASES_3 = [
+    # --- security: nothing is written or read through a link in a received folder
+    ("probe-tmp-name-is-link", ["probe", "{make:link-tmp}"], 1, "is a symbolic link", sentinel_kept),
+    ("probe-json-is-link", ["probe", "{make:link-json}"], 1, "is a symbolic link", sentinel_kept),
+    ("probe-checkpoints-is-link", ["probe", "{make:link-checkpoints}"], 1, "is a symbolic link", sentinel_kept),
+    ("report-run-with-link", ["report", "{make:link-json}", "--out", "{t}/rep"], 1, "is a symbolic link",
+     lambda w, t: sentinel_kept(w, t) and absent("rep")(w, t)),
+    ("report-html-escaped", ["report", "{make:script-name}", "--out", "{t}/rep"], 0, "report", _report_html_escaped),
+    ("report-csv-formula", ["report", "{make:formula-name}", "--out", "{t}/rep"], 0, "report", _summary_neutralised),
+    # --- data loss
+    ("resume-through-linked-log", ["train", "--data", "{data}", "--preset", "smoke", "--epochs", "1",
+                                   "--batch-size", "32", "--resume", "--out", "{make:link-log}"], 1,
+     "is a symbolic link", sentinel_kept),
+    ("generate-keeps-users-lock-named-file", ["generate", *TINY, "--out", "{make:user-lock}"], 0, "",
+     lambda w, t: (t / ".mydata.lock").read_text() == "notes\n" and (t / "mydata" / "manifest.json").is_file()),
+    # --- results that cannot lie
+    ("report-nan-score", ["report", "{make:nan-score}", "--out", "{t}/rep"], 1, "a score is in [0, 100]",
+     absent("rep")),
+    ("report-inf-score", ["report", "{make:inf-score}", "--out", "{t}/rep"], 1, "a score is in [0, 100]",
+     absent("rep")),
+    ("report-huge-score", ["report", "{make:huge-score}", "--out", "{t}/rep"], 1, "a score is in [0, 100]",
+     absent("rep")),
+    ("report-row-twice", ["report", "{make:row-twice}", "--out", "{t}/rep"], 1, "more than once", absent("rep")),
+    ("report-edited-probes", ["report", "{make:edited-unhashed}", "--out", "{t}/rep"], 1,
+     "is not the file its probes.json records", absent("rep")),
+    ("probe-twice-the-same-probe", ["probe", "{run}", "--probe", "linear,linear"], 1, "given twice", intact),
+    ("quickstart-method-twice", ["quickstart", "--preset", "smoke", "--methods", "cross,cross", "--out", "{t}/q"], 1,
+     "'cross' is given twice", absent("q")),
+    ("ablate-dose-no-methods", ["ablate", "dose", "--preset", "smoke", "--methods", "", "--out", "{t}/a"], 1,
+     "name at least one method", absent("a")),
+    ("calibrate-reference-twice", ["calibrate", "--references", "factors_outer,factors_outer", "--out", "{t}/c"], 1,
+     "given twice", absent("c")),
+    ("generate-aliasing-period", ["generate", *TINY, "--period", "1e300", "--out", "{t}/ds"], 1,
+     "texture period must be from 2 px", absent("ds")),
+    # --- one line, never a traceback
+    ("info-deep-manifest", ["info", "{make:deep-manifest}"], 1, "nested too deeply", intact),
+    ("probe-deep-config", ["probe", "{make:deep-config}"], 1, "nested too deeply", intact),
+    ("report-deep-probes-json", ["report", "{make:deep-probes-json}", "--out", "{t}/rep"], 1, "damaged",
+     absent("rep")),
+    ("report-by-epoch-without-score", ["report", "{make:by-epoch-no-score}", "--out", "{t}/rep"], 1,
+     "lacks the columns balanced_accuracy", absent("rep")),
+]
+
+
+def fill3(arg: str, world: dict, tmp: Path) -> str:
+    if "{make:" in arg:
+        start = arg.index("{make:")
+        end = arg.index("}", start)
+        made = MAKERS[arg[start + len("{make:"):end]](world, tmp)
+        return arg[:start] + str(made) + arg[end + 1:]
+    return arg.format(t=tmp, **world)
+
+
+@pytest.mark.parametrize("case", CASES_3, ids=[c[0] for c in CASES_3])
+def test_hostile_input_round3__exit_message_and_disk(case, world, tmp_path):
+    _, argv, code, message, disk = case
+    r = runner.invoke(app, [fill3(a, world, tmp_path) for a in argv])
+    out = " ".join(r.output.split())
+    assert r.exit_code == code, r.output
+    assert message in out and ("error:" in r.output) == (code == 1), r.output
+    assert "Traceback" not in r.output and "unexpected" not in r.output, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    assert disk(world, tmp_path), f"disk not as promised after {argv}"
+
+
+def test_hostile_input_round3__every_row_is_a_new_input():
+    ids = [c[0] for c in CASES_3]
+    assert len(ids) == len(set(ids)) and not set(ids) & {c[0] for c in CASES + CASES_2}
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda w, t: api.train(w["data"], t / "r", preset="smoke", epochs=1.5), "epochs must be an int, got 1.5"),
+    (lambda w, t: api.train(w["data"], t / "r", preset="smoke", batch_size=64.7), "batch_size must be an int"),
+    (lambda w, t: api.train(w["data"], t / "r", preset="smoke", seed=True), "seed must be an int, got True"),
+    (lambda w, t: api.train(w["data"], t / "r", preset="smoke", lr="0.1"), "lr must be a float, got '0.1'"),
+    (lambda w, t: api.generate(t / "r", seed="3", **dict(size=32)), "seed must be an int, got '3'"),
+    (lambda w, t: api.generate(t / "r", train_pairs=128.9), "train_pairs must be an int, got 128.9"),
+    (lambda w, t: api.report(str(w["run"]), t / "r"), "runs must be a list"),
+    (lambda w, t: api.probe(w["run"], probe=[]), "name at least one probe"),
+], ids=["epochs-float", "batch-float", "seed-bool", "lr-text", "gen-seed-text", "gen-pairs-float", "report-str",
+        "probe-empty"])
+def test_the_python_api_names_a_wrong_type_before_writing(call, message, world, tmp_path):
+    before = (world["run"] / PROBES_CSV).read_bytes()
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        call(world, tmp_path)
+    assert not (tmp_path / "r").exists()
+    assert (world["run"] / PROBES_CSV).read_bytes() == before
