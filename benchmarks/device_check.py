@@ -1,19 +1,27 @@
-"""The prepared device check: what only a GPU can measure, in one run of a few minutes.
+"""The prepared device check, version 2: what only a GPU can measure, in one run of <= 9 minutes.
 
-Run: python benchmarks/device_check.py --out DIR [--tiny] [--budget-s 480]
+Run: python benchmarks/device_check.py --out DIR [--tiny] [--budget-s 480] [--study fidelity]
 (or benchmarks/device_check.sh, which installs first and writes under $OUT)
 
-Writes DIR/device_check.json, filled in as each part ends (an interrupted check keeps
-what it measured):
-  1. throughput: pairs/s of CoMM, Cross and Cross+Self at the paper preset (one run,
-     batch 64, with the input pipeline's share), and of K CoMM runs sharing the device;
-  2. probes: seconds to probe one run the way a study probes a synergy run (every task,
-     every representation, the MLP probe on the fused one), torch backend on the device
-     and scikit-learn on the host, with their balanced accuracies side by side;
-  3. Figure 4: `comm-diag quickstart --preset paper --methods comm` (unbiased and
-     synergy-biased runs at once), with as many epochs as the remaining budget allows
-     (the epochs used are recorded: fewer than the preset's 100 is not the paper's budget);
-     its report is in DIR/figure4.
+Writes DIR/device_check.json, rewritten as each part ends (a check cut by its time limit
+keeps what it measured), DIR/device_check.log, and DIR/figure4/ (report.md, summary.csv,
+figure4.png, learning_curves.png): at most 8 files, one folder deep. Each part is guarded:
+a part that fails records its error and the next one runs.
+
+  0. gpu_paths, first, in seconds: the GPU-only paths once each. The torch probe backend on
+     the device (0.4.0 crashed there), one training step under
+     ``torch.cuda.set_sync_debug_mode("error")`` (a host wait inside the step is an error),
+     and the CUDA-graph step against the eager step from the same weights (loss terms and
+     weights after three steps);
+  1. throughput: pairs/s of CoMM, Cross and Cross+Self at the paper preset (batch 64),
+     eager and replayed as a CUDA graph, and K CoMM runs in one process on K streams;
+  2. data: the paper preset's unbiased and synergy-biased datasets, timed;
+  3. probes: seconds to probe one model as a synergy run is probed (every task and
+     representation, the MLP on the fused one), torch backend on the device, and the
+     balanced accuracies of scikit-learn on the host beside them when the budget allows;
+  4. figure4: ``comm-diag quickstart --preset paper --methods comm`` on those datasets with
+     the epochs that fit the remaining budget, probed every 5 epochs (learning curves);
+     the epochs used are recorded (fewer than 100 is not the paper's budget).
 ``--tiny``: the same steps at the smoke preset on CPU in about a minute (the test suite
 runs it, so that the check cannot rot before a GPU is at hand).
 """
@@ -24,10 +32,11 @@ import argparse
 import csv
 import json
 import platform
-import subprocess
+import shutil
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -36,84 +45,167 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_train import bench, concurrent  # noqa: E402
+from bench_train import Trainer, bench, in_one_process  # noqa: E402
 
-import comm_diag.trifeature_gen as tg  # noqa: E402
-from comm_diag.comm.config import preset, preset_data  # noqa: E402
+from comm_diag.comm.config import preset  # noqa: E402
 from comm_diag.comm.methods import build_method  # noqa: E402
-from comm_diag.comm.runtime import resolve_device, usable_cores  # noqa: E402
+from comm_diag.comm.runtime import Runtime, usable_cores  # noqa: E402
+from comm_diag.probes import experiment, torch_fit  # noqa: E402
+from comm_diag.probes.backends import TorchBackend  # noqa: E402
 from comm_diag.probes.suite import probe_model  # noqa: E402
+from comm_diag.probes.sweep import Hooks, preset_datasets  # noqa: E402
 from comm_diag.probes.tasks import TASKS  # noqa: E402
 
 PAPER_EPOCHS = preset("paper").epochs
+FIGURE_FILES = ("report.md", "summary.csv", "figure4.png", "learning_curves.png")
 
 
 class Record:
-    """device_check.json, rewritten after every part."""
+    """device_check.json, rewritten after every part; every line printed also goes to the log."""
 
-    def __init__(self, path: Path, **head):
-        self.path, self.data = path, {**head, "parts": {}}
+    def __init__(self, out: Path, **head):
+        self.path, self.data = out / "device_check.json", {**head, "parts": {}}
+        self.log = open(out / "device_check.log", "a")
         self.save()
 
-    def part(self, name: str, value) -> None:
+    def say(self, text: str) -> None:
+        print(text, flush=True)
+        self.log.write(text + "\n")
+        self.log.flush()
+
+    def part(self, name: str, fn, *args) -> dict:
+        t = time.perf_counter()
+        self.say(f"--- {name}")
+        try:
+            value = fn(*args)
+        except Exception as e:  # a broken part is a finding, not the end of the check
+            value = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-3000:]}
+        value = {**value, "part_s": round(time.perf_counter() - t, 1)}
         self.data["parts"][name] = value
         self.save()
+        self.say(json.dumps({k: v for k, v in value.items() if k != "traceback"}, indent=1)[:4000])
+        return value
 
     def save(self) -> None:
         self.path.write_text(json.dumps(self.data, indent=2))
 
 
-def throughput(preset_name: str, device: torch.device, steps: int, ks: list[int]) -> dict:
-    single = [{"method": m, **bench(preset_name, m, steps, device, "auto")} for m in ("comm", "cross", "cross_self")]
-    shared = [concurrent(k, preset_name, "comm", steps, device, "auto") for k in ks]
-    return {"preset": preset_name, "steps": steps, "single": single, "comm_sharing_the_device": shared}
-
-
-def probe_time(preset_name: str, device: torch.device, root: Path) -> dict:
-    """One synergy run's probes on its initialisation (the probes' cost does not depend on training)."""
-    spec = tg.DatasetSpec(**{**preset_data(preset_name), "synergy": True})
+def gpu_paths(runtime: Runtime, preset_name: str) -> dict:
+    out = {}
+    # the torch probe backend where the run is (0.4.0: a CPU-built MLP drawn with a CUDA generator)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, 32)).astype(np.float32)
+    y = ((x[:, 0] > 0) ^ (x[:, 1] > 0)).astype(int) + 2 * (x[:, 2] > 0)
+    be = TorchBackend(runtime.device)
     t = time.perf_counter()
-    ds = tg.load(tg.generate(spec, root / "probe-data"))
-    generated = time.perf_counter() - t
+    mlp = be.mlp(x, y, 64, seed=0)
+    out["mlp_fit_s"] = round(time.perf_counter() - t, 2)
+    out["mlp_train_accuracy"] = round(float((mlp.predict(x) == y).mean()), 3)
+    xt, yt = torch.tensor(x, device=runtime.device), torch.tensor(y, device=runtime.device)
+    t = time.perf_counter()
+    w, b = torch_fit.fit_logistic(xt, yt, 4, [0.1, 1.0, 10.0])
+    out["logistic_fit_s"] = round(time.perf_counter() - t, 2)
+    w, b = w.requires_grad_(), b.requires_grad_()
+    torch_fit.logistic_objective(w, b, xt.double(), yt, torch_fit.class_weights(yt, 4),
+                                 torch.tensor([0.1, 1.0, 10.0], dtype=torch.float64, device=runtime.device)).backward()
+    out["logistic_max_gradient"] = float(max(w.grad.abs().max(), b.grad.abs().max()))
+    if not runtime.on_gpu:
+        return out
+    # a host wait inside an eager training step is an error here
+    t = Trainer(preset_name, "comm", runtime, graph=False)
+    t.step(0)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        t.step(1)
+        out["eager_step_host_syncs"] = "none"
+    except RuntimeError as e:
+        out["eager_step_host_syncs"] = str(e).splitlines()[0][:300]
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    # the recorded step computes what the eager step computes
+    for method in ("comm", "cross_self"):
+        runs = {}
+        for graph in (False, True):
+            tr = Trainer(preset_name, method, runtime, graph=graph, seed=0)
+            terms = [tr.step(i) for i in range(3)]
+            runs[graph] = (torch.stack(terms), [p.detach().clone() for p in tr.model.parameters()])
+        (te, we), (tg_, wg) = runs[False], runs[True]
+        out[f"graph_vs_eager_{method}"] = {
+            "graph_used": tr.graph is not None, "eager_because": tr.why_eager,
+            "max_abs_loss_difference": float((te - tg_).abs().max()),
+            "max_rel_weight_difference": max(float((a - c).norm() / a.norm().clamp(min=1e-12)) for a, c in zip(we, wg))}
+    return out
+
+
+def throughput(runtime: Runtime, preset_name: str, steps: int, ks: list[int]) -> dict:
+    single = []
+    for method in ("comm", "cross", "cross_self"):
+        for graph in ((False, True) if runtime.on_gpu else (False,)):
+            single.append({"method": method, **bench(preset_name, method, steps, runtime, graph=graph,
+                                                     stages=not graph)})
+    if runtime.on_gpu and runtime.precision != "bf16":  # the preset's precision beside bf16
+        bf16 = Runtime(runtime.device, "bf16")
+        single.append({"method": "comm", "precision": "bf16", **bench(preset_name, "comm", steps, bf16, graph=True,
+                                                                       stages=False)})
+    shared = [in_one_process(k, preset_name, "comm", steps, runtime, graph=runtime.on_gpu) for k in ks]
+    return {"preset": preset_name, "precision": runtime.precision, "steps": steps, "single": single,
+            "comm_in_one_process": shared}
+
+
+def data(preset_name: str, root: Path) -> dict:
+    t = time.perf_counter()
+    ds = preset_datasets(root / "datasets", preset_name, Hooks())
+    return {"seconds": round(time.perf_counter() - t, 1), "folders": {k: str(d.root) for k, d in ds.items()},
+            "probe_pairs": ds["synergy"].n_samples("probe_train"), "test_pairs": ds["synergy"].n_samples("test")}
+
+
+def probe_time(runtime: Runtime, preset_name: str, root: Path, with_sklearn: bool) -> dict:
+    """One synergy run's probes on its initialisation (their cost does not depend on training)."""
+    import comm_diag.trifeature_gen as tg
+
+    ds = tg.load(root / "datasets" / "data" / "synergy")
     torch.manual_seed(0)
-    model = build_method(preset(preset_name).replace(method="comm")).to(device)
-    out = {"data_generation_s": round(generated, 1), "probe_pairs": ds.n_samples("probe_train"),
-           "test_pairs": ds.n_samples("test")}
-    for backend in ("torch", "sklearn"):
+    model = build_method(preset(preset_name).replace(method="comm")).to(runtime.device)
+    out = {}
+    for backend in ("torch", "sklearn") if with_sklearn else ("torch",):
         t = time.perf_counter()
         rows = probe_model(model, ds, tasks=TASKS, also=(("mlp", "synergy", "fused"),), backend=backend)
         out[backend] = {"seconds": round(time.perf_counter() - t, 1), "probes": len(rows),
                         "balanced_accuracy": {f"{r['probe']}/{r['task']}/{r['representation']}":
                                               round(r["balanced_accuracy"], 2) for r in rows}}
-    gaps = [abs(out["torch"]["balanced_accuracy"][k] - v) for k, v in out["sklearn"]["balanced_accuracy"].items()]
-    out["largest_gap_points"] = round(max(gaps), 2)
+    if with_sklearn:
+        gaps = {k: abs(out["torch"]["balanced_accuracy"][k] - v) for k, v in out["sklearn"]["balanced_accuracy"].items()}
+        out["largest_gap_points"] = round(max(gaps.values()), 2)
+        out["largest_gap_linear"] = round(max(v for k, v in gaps.items() if k.startswith("linear/")), 2)
     return out
 
 
-def figure4(preset_name: str, root: Path, out: Path, seconds_left: float, epoch_s: float, tiny: bool) -> dict:
-    """CoMM unbiased and biased at once, with the epochs that fit in ``seconds_left`` (its
-    data generation and probes already taken out)."""
-    epochs = 1 if tiny else int(max(1, min(PAPER_EPOCHS, 0.85 * seconds_left // max(epoch_s, 1e-9))))
-    cmd = ["comm-diag", "quickstart", "--preset", preset_name, "--methods", "comm", "--seeds", "0",
-           "--epochs", str(epochs), "--workers", "2", "--out", str(root / "figure4")]
+def figure4(preset_name: str, root: Path, out: Path, seconds_left: float, epoch_s: float, probe_s: float,
+            tiny: bool) -> dict:
+    """CoMM unbiased and biased, two worker processes, with the epochs that fit in
+    ``seconds_left`` (each probed point costs ``probe_s`` per run)."""
+    every = 1 if tiny else 5
+    per_epoch = epoch_s + probe_s / every
+    epochs = 1 if tiny else int(max(1, min(PAPER_EPOCHS, (0.85 * seconds_left - 2 * probe_s) // max(per_epoch, 1e-9))))
+    folder = root / "figure4"
     t = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    data = [root / "datasets" / "data" / kind for kind in ("unbiased", "synergy")]  # made by the data part
+    result = experiment.quickstart(folder, methods=["comm"], preset_name=preset_name, seeds=[0], epochs=epochs,
+                                   every=every, data=data, workers=2, progress="lines")
     wall = time.perf_counter() - t
-    (out / "figure4.log").write_text(done.stdout + done.stderr)
-    result = {"command": " ".join(cmd), "epochs": epochs, "paper_epochs": PAPER_EPOCHS, "wall_s": round(wall, 1),
-              "exit_code": done.returncode}
-    report = root / "figure4" / "quickstart.json"
-    if report.is_file():
-        result["quickstart"] = json.loads(report.read_text())
-        summary = root / "figure4" / "summary.csv"
-        if summary.is_file():  # Figure 4's numbers, in the record itself
-            result["summary"] = list(csv.DictReader(summary.open()))
-        dest = out / "figure4"
-        dest.mkdir(exist_ok=True)
-        for name in ("report.md", "summary.csv", "figure4.png", "quickstart.json"):
-            if (root / "figure4" / name).is_file():
-                (dest / name).write_bytes((root / "figure4" / name).read_bytes())
-    return result
+    summary = list(csv.DictReader(open(folder / "summary.csv"))) if (folder / "summary.csv").is_file() else []
+    dest = out / "figure4"
+    dest.mkdir(exist_ok=True)
+    for name in FIGURE_FILES:
+        if (folder / name).is_file():
+            shutil.copyfile(folder / name, dest / name)
+    curves = folder / "runs"
+    by_epoch = [r for p in sorted(curves.rglob("probes_by_epoch.csv")) for r in csv.DictReader(open(p))
+                if r["probe"] == "linear" and r["representation"] == "fused"]
+    return {"epochs": epochs, "every": every, "paper_epochs": PAPER_EPOCHS, "wall_s": round(wall, 1),
+            "verdicts": {m: {k: str(v) for k, v in vs.items()} for m, vs in result.get("verdicts", {}).items()},
+            "summary": summary, "curve": by_epoch}
 
 
 def main() -> None:
@@ -127,31 +219,28 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.work or Path(tempfile.mkdtemp(prefix="comm-diag-device-check-"))
     work.mkdir(parents=True, exist_ok=True)
-    device = torch.device("cpu") if args.tiny else resolve_device("auto")
     name = "smoke" if args.tiny else "paper"
-    record = Record(args.out / "device_check.json", mode="tiny" if args.tiny else "full", preset=name,
-                    device=torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{usable_cores()}",
-                    torch=torch.__version__, python=platform.python_version(), budget_s=args.budget_s)
-    if device.type != "cuda" and not args.tiny:
-        print("warning: no GPU here; the check measures this CPU at the paper preset", file=sys.stderr)
-    steps = 2 if args.tiny else 30
-    tp = throughput(name, device, steps, [2] if args.tiny else [2, 4, 6])
-    record.part("throughput", tp)
-    print(json.dumps(tp, indent=1))
-    pt = probe_time(name, device, work)
-    record.part("probes", pt)
-    print(json.dumps({k: v for k, v in pt.items() if k not in ("torch", "sklearn")}, indent=1),
-          {b: pt[b]["seconds"] for b in ("torch", "sklearn")})
-    two = next(r for r in tp["comm_sharing_the_device"] if r["runs"] == 2)
-    n_train = tg.DatasetSpec(**preset_data(name)).train_pairs
-    # the quickstart generates two datasets and probes two runs (twice each: init and last) besides training
-    fixed = 2 * pt["data_generation_s"] + 2 * pt["torch"]["seconds"]
-    left = args.budget_s - (time.perf_counter() - t0) - fixed
-    fig = figure4(name, work, args.out, left, n_train / two["slowest_run"], args.tiny)
-    record.part("figure4", fig)
-    print(json.dumps(fig, indent=1))
+    runtime = Runtime.create("cpu" if args.tiny else "auto", preset(name).precision).activate()
+    record = Record(args.out, mode="tiny" if args.tiny else "full", preset=name, runtime=runtime.describe(),
+                    torch=torch.__version__, python=platform.python_version(), host_cores=usable_cores(),
+                    budget_s=args.budget_s)
+    if not runtime.on_gpu and not args.tiny:
+        record.say("warning: no GPU here; the check measures this CPU at the paper preset")
+    left = lambda: args.budget_s - (time.perf_counter() - t0)  # noqa: E731
+    record.part("gpu_paths", gpu_paths, runtime, name)
+    tp = record.part("throughput", throughput, runtime, name, 2 if args.tiny else 30, [2] if args.tiny else [6])
+    made = record.part("data", data, name, work)
+    if "error" in made:
+        return
+    pt = record.part("probes", probe_time, runtime, name, work, args.tiny or left() > 300)
+    comm = [r for r in tp.get("single", []) if r["method"] == "comm" and "precision" not in r]
+    rate = max((r["pairs_per_s"] for r in comm), default=100.0) / 2  # two runs share the device
+    epoch_s = made["probe_pairs"] / rate  # train pairs = probe pairs in the presets
+    probe_s = pt.get("torch", {}).get("seconds", 30.0)
+    record.part("figure4", figure4, name, work, args.out, left(), epoch_s, probe_s, args.tiny)
     record.data["wall_s"] = round(time.perf_counter() - t0, 1)
     record.save()
+    record.say(f"done in {record.data['wall_s']} s")
 
 
 if __name__ == "__main__":

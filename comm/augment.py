@@ -38,6 +38,16 @@ BLUR_REFERENCE_PX = 224
 _LUMA = torch.tensor([0.299, 0.587, 0.114])
 _RGB2YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 _YIQ2RGB = torch.linalg.inv(_RGB2YIQ)
+_ON_DEVICE: dict[torch.device, tuple[Tensor, Tensor, Tensor]] = {}
+
+
+def colour_constants(device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """(luma (1,3,1,1), RGB->YIQ (3,3), YIQ->RGB (3,3)) on ``device``, copied there once: a
+    host-to-device copy inside a step makes the host wait for the GPU (0.4.0 did it 3 times
+    per augmentation call)."""
+    if device not in _ON_DEVICE:
+        _ON_DEVICE[device] = (_LUMA.to(device).view(1, 3, 1, 1), _RGB2YIQ.to(device), _YIQ2RGB.to(device))
+    return _ON_DEVICE[device]
 
 
 def parse_policy(policy: str) -> tuple[str, ...]:
@@ -134,7 +144,7 @@ class Augment:
             contrast = _uniform(b, 1 - s, 1 + s, gen, dev).view(b, 1, 1, 1)
             sat = _uniform(b, 1 - s, 1 + s, gen, dev).view(b, 1, 1, 1)
             hue = _uniform(b, -self.hue, self.hue, gen, dev) * 2 * math.pi
-            luma = _LUMA.to(dev).view(1, 3, 1, 1)
+            luma, rgb2yiq, yiq2rgb = colour_constants(dev)
             y = (x * bright).clamp(0, 1)
             mean = (y * luma).sum(1, keepdim=True).mean((2, 3), keepdim=True)  # Bx1x1x1
             y = ((y - mean) * contrast + mean).clamp(0, 1)
@@ -144,12 +154,12 @@ class Augment:
             one, zero = torch.ones_like(cos), torch.zeros_like(cos)
             rot = torch.stack([torch.stack([one, zero, zero], 1), torch.stack([zero, cos, -sin], 1),
                                torch.stack([zero, sin, cos], 1)], 1)  # Bx3x3 in YIQ
-            m = _YIQ2RGB.to(dev) @ rot @ _RGB2YIQ.to(dev)  # Bx3x3 in RGB
+            m = yiq2rgb @ rot @ rgb2yiq  # Bx3x3 in RGB
             y = torch.einsum("bij,bjhw->bihw", m, y).clamp(0, 1)
             x = on * y + (1 - on) * x
         if gray:
             on = (torch.rand(b, generator=gen, device=dev) < self.p_gray).float().view(b, 1, 1, 1)
-            g = (x * _LUMA.to(dev).view(1, 3, 1, 1)).sum(1, keepdim=True).expand_as(x)
+            g = (x * colour_constants(dev)[0]).sum(1, keepdim=True).expand_as(x)
             x = on * g + (1 - on) * x
         return x
 

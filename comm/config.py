@@ -50,8 +50,12 @@ class TrainConfig(DictConfig):
     decay_norms_and_biases: bool = True  # weight decay on biases and norm layers too (the authors: no)
     seed: int = setting(0, "Seed of weights, batches and augmentations")
     device: str = setting("auto", "auto, cpu or cuda")
-    precision: str = setting("auto", "auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32), "
-                                     "bf16 or fp32")
+    precision: str = setting("auto", "auto (bf16 autocast where the GPU or CPU computes bf16 natively, else "
+                                     "fp32), bf16 or fp32")
+    deterministic: bool = setting(False, "Deterministic GPU algorithms: a rerun or a resume on the same GPU gives "
+                                         "bit-identical weights (slower; on CPU runs are deterministic anyway)")
+    cuda_graph: bool = setting(True, "On a GPU, record the training step once as a CUDA graph and replay it "
+                                     "(methods that declare graph_safe; the same weights as eager steps)")
     image_size: int = DatasetSpec.size  # the data's: ``comm.train`` sets it from the dataset, never a user
     preset: str = "cpu"
 
@@ -184,9 +188,10 @@ PRESETS: dict[str, Preset] = {
     # The paper and the authors' code: 224 px, AlexNet, d=512, batch 64, AdamW at a constant
     # 3e-4 with weight decay 1e-4 off for biases and norms, tau 0.1, 100 epochs; NT-Xent terms
     # (same-view negatives too), averaged; every method's own augmentation (CoMM: SimCLR's set).
-    # The method settings a preset names apply to every method that has them.
+    # The method settings a preset names apply to every method that has them. fp32, as the
+    # authors trained (no autocast): whether bf16 changes the curve is the fidelity study's to say.
     "paper": Preset(TrainConfig(encoder="alexnet", width=1.0, d=512, batch_size=64, lr=3e-4, weight_decay=1e-4,
-                                aug1=None, aug2=None, crop_min=None,
+                                aug1=None, aug2=None, crop_min=None, precision="fp32",
                                 epochs=100, warmup_epochs=0.0, schedule="constant", decay_norms_and_biases=False,
                                 method_settings={"temperature": 0.1, "nce": "nt_xent", "terms": "mean",
                                                  "cross_term": "heads"},

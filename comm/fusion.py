@@ -42,6 +42,9 @@ class LatentConverter(nn.Module):
         return t + self.pos
 
 
+_MASKS: dict[tuple, Tensor] = {}  # attention masks by (token counts, kept modalities, device)
+
+
 class TransformerFusion(nn.Module):
     """A learnable [CLS] token, then one Transformer block (pre-norm, GELU) over all
     modalities' tokens; Z is the [CLS] output.
@@ -81,10 +84,15 @@ class TransformerFusion(nn.Module):
 
     @staticmethod
     def _ignored(tokens: Sequence[Tensor], keep: Sequence[bool], device: torch.device) -> Tensor:
-        """(1+sum L_i,) bool, True where a token is masked out; the [CLS] token never is."""
-        flags = [torch.zeros(1, dtype=torch.bool)] + [
-            torch.full((t.shape[1],), not k, dtype=torch.bool) for t, k in zip(tokens, keep)]
-        return torch.cat(flags).to(device)
+        """(1+sum L_i,) bool, True where a token is masked out; the [CLS] token never is.
+        Made on the device and kept (one per layout): 0.4.0 built it on the host and copied
+        it every call, a wait for the GPU each time."""
+        key = (tuple(t.shape[1] for t in tokens), tuple(map(bool, keep)), device)
+        if key not in _MASKS:
+            flags = [torch.zeros(1, dtype=torch.bool, device=device)] + [
+                torch.full((t.shape[1],), not k, dtype=torch.bool, device=device) for t, k in zip(tokens, keep)]
+            _MASKS[key] = torch.cat(flags)
+        return _MASKS[key]
 
     def readouts(self, tokens: Sequence[Tensor], keeps: Sequence[Optional[Sequence[bool]]]) -> list[Tensor]:
         blk, attn = self.block, self.block.self_attn

@@ -76,11 +76,16 @@ def read_config(run: Path | str) -> Optional[dict]:
     return meta
 
 
+# settings of where and how a run computes, not of the experiment: outside its identity, and a
+# run may be resumed with others (another GPU, or deterministic algorithms switched on)
+WHERE_IT_RUNS = ("device", "deterministic", "cuda_graph")
+
+
 def run_id(train: dict, fingerprint: str) -> str:
-    """A run's identity: a digest of its resolved settings (the device aside) and of its
+    """A run's identity: a digest of its resolved settings (WHERE_IT_RUNS aside) and of its
     dataset's manifest. Two folders with one identity are one run (a copy), and every
     checkpoint carries the identity of the run that wrote it."""
-    settings_ = {k: v for k, v in train.items() if k != "device"}
+    settings_ = {k: v for k, v in train.items() if k not in WHERE_IT_RUNS}
     text = json.dumps({"train": settings_, "data": fingerprint}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -144,7 +149,7 @@ def run_config(cfg: TrainConfig, ds: tg.Dataset) -> dict:
 
 
 def same_config(a: dict, b: dict) -> bool:
-    """Two TrainConfig dicts describe the same run (the device may differ; a setting
+    """Two TrainConfig dicts describe the same run (WHERE_IT_RUNS may differ; a setting
     missing from an older run's config.json has its default). ``a`` may come from a
     file: its method is imported only if it is ``b``'s."""
     return settings(a, trusted=b.get("method")) == settings(b)
@@ -159,16 +164,16 @@ def changed_settings(old: dict, new: dict) -> dict[str, tuple]:
 
 def settings(config: dict, trusted: Optional[str] = None) -> dict:
     """A TrainConfig dict as one flat dict of run and method settings, every one of them
-    (defaults filled in: older run folders lack the newer ones), without the device.
+    (defaults filled in: older run folders lack the newer ones), without WHERE_IT_RUNS.
 
     A method that is code named by a file (``path.py:Class``) is imported only when it
     is ``trusted`` (the method the person at the keyboard gave); otherwise the dict is
     returned as it is, unresolved, so it compares as a different run."""
     method = config.get("method", TrainConfig.method)
     if is_code_target(method) and method != trusted and trusted is not None:
-        return {k: v for k, v in config.items() if k != "device"}
+        return {k: v for k, v in config.items() if k not in WHERE_IT_RUNS}
     cfg = resolve(TrainConfig.from_dict(config), strict=False)
-    return {k: v for k, v in cfg.to_dict().items() if k != "device"}
+    return {k: v for k, v in cfg.to_dict().items() if k not in WHERE_IT_RUNS}
 
 
 def _truncate_log(path: Path, keep_steps: int) -> None:

@@ -1,15 +1,21 @@
-"""Where and how a run computes: device, precision (bf16 autocast where the hardware has
-it), CPU threads. No state: each function reads the machine or its arguments."""
+"""Where and how a run computes, decided once: the ``Runtime`` (device, precision,
+determinism, CPU threads) is made at the edge (``train``, ``probe_run``, a benchmark) and
+handed down; everything that depends on the device asks it instead of testing
+``device.type`` itself. The same code path runs on CPU in the tests."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass
+from typing import Iterable, Optional
 
 import torch
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str | torch.device) -> torch.device:
+    if isinstance(name, torch.device):
+        return name
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -26,11 +32,19 @@ def native_bf16_cpu() -> bool:
         return False
 
 
+def native_bf16_gpu(device: torch.device) -> bool:
+    """Whether the GPU has bf16 arithmetic (compute capability 8.0, Ampere, and later); older
+    ones emulate it, slower than fp32."""
+    return torch.cuda.get_device_capability(device) >= (8, 0)
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """'bf16' or 'fp32': what ``precision`` ('auto', 'bf16', 'fp32') means on this device."""
+    """'bf16' or 'fp32': what ``precision`` ('auto', 'bf16', 'fp32') means on this device
+    (auto: bf16 where the hardware computes it natively)."""
     if precision != "auto":
         return precision
-    return "bf16" if device.type == "cuda" or native_bf16_cpu() else "fp32"
+    native = native_bf16_gpu(device) if device.type == "cuda" else native_bf16_cpu()
+    return "bf16" if native else "fp32"
 
 
 def autocast(precision: str, device: torch.device):
@@ -51,3 +65,76 @@ def set_threads() -> int:
     n = int(os.environ.get("COMM_DIAG_THREADS", usable_cores()))
     torch.set_num_threads(n)
     return n
+
+
+# steps between two read-backs of the loss terms on a GPU (train's sync_every); on CPU every step
+GPU_SYNC_EVERY = 50
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """One run's device, precision ('bf16' or 'fp32', resolved) and determinism."""
+
+    device: torch.device
+    precision: str
+    deterministic: bool = False
+
+    @classmethod
+    def create(cls, device: str | torch.device = "auto", precision: str = "auto",
+               deterministic: bool = False) -> "Runtime":
+        dev = resolve_device(device)
+        return cls(dev, resolve_precision(precision, dev), deterministic)
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.device.type == "cuda"
+
+    @property
+    def sync_every(self) -> int:
+        """How many steps the loss terms stay on the device between read-backs (1 on CPU:
+        a read-back costs nothing there)."""
+        return GPU_SYNC_EVERY if self.on_gpu else 1
+
+    def activate(self) -> "Runtime":
+        """Process-wide settings for this run: CPU threads; on a GPU cuDNN's autotuner
+        (every step has the same shapes), or, ``deterministic``, deterministic algorithms
+        only (bit-identical reruns and resumes, somewhat slower)."""
+        if not self.on_gpu:
+            set_threads()
+        else:
+            torch.backends.cudnn.benchmark = not self.deterministic
+        if self.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what cuBLAS needs to be deterministic
+            torch.backends.cudnn.deterministic = True
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        return self
+
+    def autocast(self):
+        """The training forward's autocast context (a fresh one: enter it every step)."""
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def generator(self, seed: int) -> torch.Generator:
+        """A generator on this device, seeded: every random draw of a run comes from one."""
+        return torch.Generator(device=self.device).manual_seed(seed)
+
+    def optimizer(self, groups: Iterable[dict], lr: float, weight_decay: float,
+                  capturable: bool = False) -> torch.optim.AdamW:
+        """AdamW; on a GPU the fused kernel (one launch for every parameter, no host read of
+        the step count), ``capturable`` for a step recorded in a CUDA graph."""
+        extra = {"fused": True} if self.on_gpu else {}
+        if capturable and self.on_gpu:
+            extra["capturable"] = True
+        return torch.optim.AdamW(list(groups), lr=torch.tensor(lr, device=self.device) if capturable and self.on_gpu
+                                 else lr, weight_decay=weight_decay, **extra)
+
+    def describe(self) -> dict:
+        return {"device": str(self.device), "precision": self.precision, "deterministic": self.deterministic,
+                **({"gpu": torch.cuda.get_device_name(self.device)} if self.on_gpu else {})}
+
+
+def runtime_for(config: dict, device: Optional[str] = None) -> Runtime:
+    """The runtime of a recorded run on this machine (``device`` overrides its setting)."""
+    return Runtime.create(device or config.get("device", "auto"), config.get("precision", "auto"),
+                          bool(config.get("deterministic", False)))

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +32,8 @@ from .config import TrainConfig
 from .methods import METHODS, Method, as_batch, preflight, resolve
 from .run_folder import (CHECKPOINTS, CONFIG, LOG, TrainingError, _atomic_save, _truncate_log, build_model,
                          changed_settings, check_belongs, checkpoint_path, load_checkpoint, read_config, run_config)
-from .runtime import autocast, resolve_device, resolve_precision, set_threads
-
-CUDA_SYNC_EVERY = 50  # steps between two read-backs of the loss terms on a GPU (train's sync_every)
+from .runtime import Runtime
+from .step import TrainStep
 
 
 @dataclass(frozen=True)
@@ -137,24 +137,25 @@ def _resume_state(out: Path, meta: dict, device: torch.device) -> dict:
     return state
 
 
-def _method_step(forward, xs, fns, method: str, epoch: int, step: int) -> dict:
-    """The method's training step, its failures (an exception, a SystemExit, a result that
-    is not a dict of scalar tensors with 'loss') as one TrainingError naming the method."""
-    where = f"at epoch {epoch}, step {step + 1}; the last finished epoch is kept"
+def _has_unused(model: torch.nn.Module) -> bool:
+    """Whether some parameters take no part in the method's loss (DDP must look for them)."""
+    return bool(getattr(model, "unused_parameters", False))
+
+
+def _record(step_fn: TrainStep, xs, where: str):
+    """The step as a CUDA graph (comm.cuda_graph), or None, after one line saying why it
+    trains eagerly instead (the weights are the same either way)."""
+    from . import cuda_graph
+
     try:
-        terms = forward(xs, fns)
-    except KeyboardInterrupt:
+        return cuda_graph.GraphedStep(step_fn, xs)
+    except TrainingError:
         raise
-    except (Exception, SystemExit) as e:  # a plugin's sys.exit() must not end the run as a success
-        raise TrainingError(f"method {method}: step() raised {type(e).__name__}: {e} {where}") from None
-    if not isinstance(terms, dict) or not isinstance(terms.get("loss"), torch.Tensor):
-        got = type(terms).__name__ if not isinstance(terms, dict) else f"a dict with keys {sorted(terms)}"
-        raise TrainingError(f"method {method}: step() must return a dict of scalar tensors with 'loss', got {got} "
-                            f"{where}")
-    bad = [k for k, v in terms.items() if not isinstance(v, torch.Tensor) or v.numel() != 1]
-    if bad:
-        raise TrainingError(f"method {method}: step()[{bad[0]!r}] is not a scalar tensor {where}")
-    return terms
+    except Exception as e:  # a kernel that cannot be recorded: the eager step is the same step
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        print(f"note: the training step of {step_fn.method} could not be recorded as a CUDA graph ({first}); "
+              f"it trains eagerly", file=sys.stderr, flush=True)
+        return None
 
 
 def train(
@@ -199,12 +200,11 @@ def train(
     try:
         # rank 0 writes the run folder and holds it for the whole run (comm_diag.outputs)
         with claim(out, "run") if dist.rank() == 0 else contextlib.nullcontext(Path(out)) as out:
-            device = gpu or resolve_device(cfg.device)
-            if sync_every is None:
-                sync_every = 1 if device.type == "cpu" else CUDA_SYNC_EVERY
+            runtime = Runtime.create(gpu or cfg.device, cfg.precision, cfg.deterministic).activate()
+            sync_every = runtime.sync_every if sync_every is None else sync_every
             if sync_every < 1:
                 raise ValueError(f"sync_every must be >= 1 step, got {sync_every}")
-            return _train(cfg, ds, out, resume, on_step if dist.rank() == 0 else None, log_every, device,
+            return _train(cfg, ds, out, resume, on_step if dist.rank() == 0 else None, log_every, runtime,
                           sync_every, compile)
     finally:
         if joined:
@@ -212,13 +212,10 @@ def train(
 
 
 def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, log_every: int,
-           device: torch.device, sync_every: int, compile: Optional[str] = None) -> Path:
+           runtime: Runtime, sync_every: int, compile: Optional[str] = None) -> Path:
     rank, world = dist.rank(), dist.world_size()
     main = rank == 0
-    if device.type == "cpu":
-        set_threads()
-    else:  # every step has the same shapes: let cuDNN pick its fastest convolutions once
-        torch.backends.cudnn.benchmark = True
+    device = runtime.device
     ckdir = out / CHECKPOINTS
     last = checkpoint_path(out)
     meta = run_config(cfg, ds)
@@ -228,10 +225,14 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
     model = build_model(cfg, device, ds.n_modalities)
     if compile:
         compile_modules(model, compile)
-    if world > 1 and device.type == "cuda":
+    if world > 1 and runtime.on_gpu:
         # batch statistics over all processes' samples, as in one process (SyncBatchNorm has no CPU kernel)
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    graphed = cfg.cuda_graph and runtime.on_gpu and world == 1 and getattr(model, "graph_safe", False)
+    if cfg.cuda_graph and runtime.on_gpu and main and not graphed:
+        why = "data-parallel" if world > 1 else f"the method does not declare graph_safe"
+        print(f"note: {cfg.method} trains with eager steps ({why}), not a CUDA graph", file=sys.stderr, flush=True)
+    opt = runtime.optimizer(param_groups(model, cfg), cfg.lr, cfg.weight_decay, capturable=graphed)
     start_epoch = 0
     if resume:
         state = _resume_state(out, meta, device)
@@ -252,7 +253,7 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
     if main:
         ckdir.mkdir(parents=True, exist_ok=True)
         write_file(out / CONFIG, json.dumps(
-            {**meta, "processes": world, "precision_used": resolve_precision(cfg.precision, device),
+            {**meta, "processes": world, "precision_used": runtime.precision, "runtime": runtime.describe(),
              "compiled": compile or None}, indent=2))
         if start_epoch == 0:
             _atomic_save({"model": model.state_dict(), "epoch": 0, "run": meta.get("run_id")}, checkpoint_path(out, 0))
@@ -260,13 +261,16 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
     modalities = device_modalities(ds, "train", device)
     steps_per_epoch = n_pairs // global_batch
     augs = augmenters(model, cfg)
-    # DDP averages the gradients; the losses gather the negatives of every process
-    forward = torch.nn.parallel.DistributedDataParallel(model) \
+    # DDP averages the gradients; the losses gather the negatives of every process. Parameters a
+    # method leaves out of its loss (Cross+Self's projections with cross_term="heads") get no
+    # gradient, which DDP must be told to expect.
+    forward = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=_has_unused(model)) \
         if world > 1 else model.step
+    step_fn = TrainStep(model, opt, runtime, augs, cfg.method, forward)
+    graph = None  # recorded at the first step (comm.cuda_graph), when it can be
     log_path = out / LOG
     if main:
         _truncate_log(log_path, start_epoch * steps_per_epoch)
-    amp = autocast(cfg.precision, device)  # resolved once; the context is re-entered every step
 
     # O_NOFOLLOW: appended to only as a file of the run's own (no_links checked it; this closes the race)
     log_file = os.fdopen(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644), "a",
@@ -305,28 +309,24 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
             t0 = time.perf_counter()
             for step in range(steps_per_epoch):
                 gstep = (epoch - 1) * steps_per_epoch + step
-                for group in opt.param_groups:
-                    group["lr"] = lr_at(cfg, gstep, steps_per_epoch)
+                lr = lr_at(cfg, gstep, steps_per_epoch)
                 model.progress = gstep / (cfg.epochs * steps_per_epoch)
                 # this process's share of the global batch (all of it in one process)
                 start = step * global_batch + rank * cfg.batch_size
                 idx = perm[start:start + cfg.batch_size]
                 xs = [images[index[idx]].float() / 255.0 for images, index in modalities]  # n x Bx3xHxW
-                gen = torch.Generator(device=device).manual_seed(cfg.seed * 7_919_993 + gstep + rank * 1_000_000_007)
-                fns = [lambda x, a=a: a(x, gen) for a in augs]
-                model.generator = gen  # a method's own extra views draw from it too (Method.generator)
-                with amp:
-                    out_terms = _method_step(forward, xs, fns, cfg.method, epoch, step)
-                loss = out_terms["loss"]
-                terms = torch.stack([v.detach().float() for v in out_terms.values()])  # (T,), stays on the device
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                with torch.no_grad():
-                    model.after_step()  # a momentum teacher's EMA step (Method.after_step)
+                seed = cfg.seed * 7_919_993 + gstep + rank * 1_000_000_007  # every draw of the step comes from it
+                where = f"at epoch {epoch}, step {step + 1}; the last finished epoch is kept"
+                if graphed and graph is None:
+                    graph = _record(step_fn, xs, where)
+                    graphed = graph is not None
+                if graph is not None:
+                    names, terms = graph(xs, seed, lr)
+                else:
+                    names, terms = step_fn(xs, runtime.generator(seed), lr, where)
                 pending.append((step, gstep, time.perf_counter(), terms))
                 if len(pending) >= sync_every or step + 1 == steps_per_epoch:
-                    flush(epoch, list(out_terms), t0)
+                    flush(epoch, names, t0)
             log_file.flush()
             if main:
                 state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "config": meta,

@@ -19,16 +19,22 @@ def test_the_device_check_runs_in_tiny_mode_and_records_every_part(tmp_path):
     record = json.loads((out / "device_check.json").read_text())
     assert record["mode"] == "tiny" and record["preset"] == "smoke"
     parts = record["parts"]
+    assert not any("error" in p for p in parts.values()), {k: p.get("error") for k, p in parts.items()}
+    paths = parts["gpu_paths"]  # the torch probe backend on the device of the check (CPU here)
+    assert paths["mlp_train_accuracy"] > 0.9 and paths["logistic_max_gradient"] < 1e-8
     single = {r["method"]: r for r in parts["throughput"]["single"]}
     assert set(single) == {"comm", "cross", "cross_self"} and all(r["pairs_per_s"] > 0 for r in single.values())
-    assert 0 < single["comm"]["aug_share"] < 1
-    assert parts["throughput"]["comm_sharing_the_device"][0]["runs"] == 2
+    assert 0 < single["comm"]["aug_share"] < 1 and single["comm"]["eager_because"] == "not asked"
+    assert parts["throughput"]["comm_in_one_process"][0]["runs"] == 2
+    assert parts["data"]["probe_pairs"] > 0
     probes = parts["probes"]
     assert probes["torch"]["seconds"] > 0 and probes["torch"]["probes"] == probes["sklearn"]["probes"] > 0
     assert probes["torch"]["balanced_accuracy"].keys() == probes["sklearn"]["balanced_accuracy"].keys()
     fig = parts["figure4"]
-    assert fig["exit_code"] == 0 and fig["epochs"] == 1
+    assert fig["epochs"] == 1 and {int(r["epoch"]) for r in fig["curve"]} == {0, 1}
     tasks = {r["task"] for r in fig["summary"]}
     assert {"redundancy", "uniqueness1", "synergy"} <= tasks
     assert (out / "figure4" / "figure4.png").stat().st_size > 10_000 and (out / "figure4" / "report.md").is_file()
     assert not any(p.suffix == ".npy" for p in out.rglob("*"))  # no dataset comes back with the figures
+    files = [p for p in out.rglob("*") if p.is_file()]  # what the device tool brings back: <= 8, one folder deep
+    assert len(files) <= 8 and all(len(p.relative_to(out).parts) <= 2 for p in files)

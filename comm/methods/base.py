@@ -64,6 +64,13 @@ class Method(nn.Module):
     # functions draw from: draw any randomness of a view of your own (an extra crop) from it,
     # so that a stopped and resumed run ends with the same weights (set by the loop each step)
     generator: Optional[torch.Generator] = None
+    # on a GPU, record the step once as a CUDA graph and replay it (comm.cuda_graph): declare
+    # it only if step() reads no Python state that changes between steps (``progress``, a
+    # counter), draws every random number from the augment functions or ``generator``, and
+    # never reads a value back (``.item()``, ``if tensor``)
+    graph_safe: bool = False
+    # some parameters take no part in the loss (data-parallel training then looks for them)
+    unused_parameters: bool = False
 
     def __init__(self, cfg: TrainConfig, n_modalities: int = 2):
         super().__init__()

@@ -45,6 +45,7 @@ class CoMM(Method):
 
     Settings = CoMMSettings
     default_augment = Augment("all")
+    graph_safe = True
 
     def __init__(self, cfg: TrainConfig, n_modalities: int = 2):
         super().__init__(cfg, n_modalities)

@@ -27,6 +27,7 @@ class Cross(Method):
     """
 
     default_augment = Augment("crop", crop_scale=(0.5, 1.0))  # no settings: CLIP's scale is learnt
+    graph_safe = True
 
     def __init__(self, cfg: TrainConfig, n_modalities: int = 2):
         super().__init__(cfg, n_modalities)
@@ -90,6 +91,12 @@ class CrossSelf(Cross):
 
     def fuse(self, encoded: Sequence[Tensor]) -> dict[str, Tensor]:
         return concatenated(encoded)
+
+    @property
+    def unused_parameters(self) -> bool:
+        """With ``cross_term="heads"`` CLIP's projections and logit scale take no part in the
+        loss (data-parallel training must expect no gradient for them)."""
+        return self.settings.cross_term == "heads"
 
     def step(self, xs: Sequence[Tensor], augment: Sequence[AugmentFn]) -> dict[str, Tensor]:
         s, first, out, self_total = self.settings, [], {}, 0.0

@@ -46,6 +46,8 @@ class InfMasking(CoMM):
     representation is CoMM's: Z and each Z_i, unmasked.
     """
 
+    graph_safe = False  # its masking weight grows with self.progress and its masks use the global generator
+
     Settings = InfMaskingSettings
 
     def __init__(self, cfg: TrainConfig, n_modalities: int = 2):

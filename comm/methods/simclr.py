@@ -29,6 +29,7 @@ class LateFusionSimCLR(Method):
 
     Settings = HeadSettings
     default_augment = Augment("all")  # SimCLR's set; --aug1/--aug2 (and every preset) override it
+    graph_safe = True
 
     def __init__(self, cfg: TrainConfig, n_modalities: int = 2):
         super().__init__(cfg, n_modalities)

@@ -74,7 +74,7 @@ def test_train__bad_sizes_and_choices(tmp_path, tiny_dataset):
         train(TrainConfig().replace(**{**TINY_CFG, "method": "byol"}), tiny_dataset, tmp_path / "c")
 
 
-def test_precision__bf16_and_fp32_train_and_are_recorded(tmp_path, tiny_dataset):
+def test_precision__bf16_and_fp32_train_and_are_recorded(tmp_path, tiny_dataset, monkeypatch):
     cfg = TrainConfig().replace(**{**TINY_CFG, "epochs": 1})
     logs = {}
     for precision in ("bf16", "fp32"):
@@ -84,7 +84,10 @@ def test_precision__bf16_and_fp32_train_and_are_recorded(tmp_path, tiny_dataset)
         assert all(torch.isfinite(torch.tensor(logs[precision])))
     assert logs["bf16"] != logs["fp32"]  # the autocast reached the forward
     assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if native_bf16_cpu() else "fp32")
-    assert resolve_precision("auto", torch.device("cuda")) == "bf16"
+    # a GPU computes bf16 natively from compute capability 8.0 (Ampere); older ones emulate it
+    for capability, expected in (((7, 0), "fp32"), ((8, 0), "bf16"), ((9, 0), "bf16")):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
+        assert resolve_precision("auto", torch.device("cuda")) == expected
     with pytest.raises(ValueError, match="unknown precision 'fp16'; choose from auto, bf16, fp32"):
         TrainConfig(precision="fp16").validate()
 
