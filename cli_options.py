@@ -32,7 +32,7 @@ def parse_synergy_attrs(text: str) -> tuple[str, str]:
 
 def settings_options(cls: type, skip: tuple[str, ...] = (), shown: Callable[[Any], object] = lambda f: f.default):
     """A command taking ``**settings`` gets one ``--option`` per field of the config dataclass
-    ``cls`` (but ``skip`` and bools), typed and documented by the field itself (its type, its
+    ``cls`` (but ``skip``; a bool as ``--name/--no-name``), typed and documented by the field itself (its type, its
     help, ``[shown(field)]``); the command receives the options given, never a None."""
     hints = typing.get_type_hints(cls)
 
@@ -42,10 +42,11 @@ def settings_options(cls: type, skip: tuple[str, ...] = (), shown: Callable[[Any
         extra = []
         for f in dataclasses.fields(cls):
             kind = next((t for t in typing.get_args(hints[f.name]) if t is not type(None)), hints[f.name])
-            if f.name in skip or "help" not in f.metadata or kind is bool:
+            if f.name in skip or f.name in sig.parameters or "help" not in f.metadata:  # a command's own option wins
                 continue
             default = shown(f)
-            option = typer.Option(help=f"{f.metadata['help']}{'' if default is None else f' [{default}]'}.",
+            flags = (f"--{f.name.replace('_', '-')}/--no-{f.name.replace('_', '-')}",) if kind is bool else ()
+            option = typer.Option(*flags, help=f"{f.metadata['help']}{'' if default is None else f' [{default}]'}.",
                                   show_default=False)
             extra.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None,
                                            annotation=Annotated[Optional[kind], option]))

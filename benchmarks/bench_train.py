@@ -41,11 +41,13 @@ class Trainer:
     images: ``step(i)`` trains step i with train's seed derivation and learning rate."""
 
     def __init__(self, preset_name: str, method: str, runtime: Runtime, graph: bool = False, compile: bool = False,
-                 seed: int = 0):
+                 seed: int = 0, channels_last: bool = False):
         self.cfg = cfg = preset(preset_name).replace(method=method, seed=seed)
         self.runtime = runtime
         torch.manual_seed(seed)
         self.model = model = build_method(cfg).to(runtime.device)
+        self.layout = torch.channels_last if channels_last else torch.contiguous_format
+        model.to(memory_format=self.layout)
         if compile:
             compile_modules(model)
         self.graph_asked = graph
@@ -62,7 +64,8 @@ class Trainer:
     def batch(self, i: int) -> list[torch.Tensor]:
         b = self.cfg.batch_size
         idx = torch.arange(i * b, (i + 1) * b, device=self.runtime.device) % 10_000
-        return [self.images[ix[idx]].float() / 255.0 for ix in self.index]  # n x Bx3xHxW
+        return [(self.images[ix[idx]].float() / 255.0).contiguous(memory_format=self.layout)
+                for ix in self.index]  # n x Bx3xHxW
 
     def step(self, i: int) -> torch.Tensor:
         xs, seed, lr = self.batch(i), self.cfg.seed * 7_919_993 + i, lr_at(self.cfg, i, 157)
@@ -74,12 +77,12 @@ class Trainer:
 
 
 def bench(preset_name: str, method: str, steps: int, runtime: Runtime, graph: bool = False, compile: bool = False,
-          stages: bool = True) -> dict:
+          stages: bool = True, channels_last: bool = False) -> dict:
     """pairs/s of ``steps`` training steps (after 3 warm-up steps), timed around the whole
     loop (one synchronisation at each end). ``stages``: the input pipeline's share, timed
     apart (batching alone, augmentation alone, over as many batches), so the step itself
     is timed exactly as it trains."""
-    t = Trainer(preset_name, method, runtime, graph, compile)
+    t = Trainer(preset_name, method, runtime, graph, compile, channels_last=channels_last)
     for i in range(3):
         t.step(i)
     _sync(runtime)
@@ -107,10 +110,11 @@ def bench(preset_name: str, method: str, steps: int, runtime: Runtime, graph: bo
     return out
 
 
-def in_one_process(k: int, preset_name: str, method: str, steps: int, runtime: Runtime, graph: bool = True) -> dict:
+def in_one_process(k: int, preset_name: str, method: str, steps: int, runtime: Runtime, graph: bool = True,
+                   channels_last: bool = False) -> dict:
     """K runs (seeds 0..K-1) trained in this process, their steps interleaved, each on a CUDA
     stream of its own on a GPU: the summed pairs/s."""
-    trainers = [Trainer(preset_name, method, runtime, graph, seed=s) for s in range(k)]
+    trainers = [Trainer(preset_name, method, runtime, graph, seed=s, channels_last=channels_last) for s in range(k)]
     streams = [torch.cuda.Stream(device=runtime.device) if runtime.on_gpu else None for _ in trainers]
 
     def round_(i: int) -> None:

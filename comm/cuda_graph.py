@@ -76,6 +76,9 @@ class GraphedStep:
         self.gen = torch.Generator(device=dev)
         self.graph = torch.cuda.CUDAGraph()
         self.graph.register_generator_state(self.gen)
+        # a capture stream of its own: cuBLAS keeps a workspace per stream, and graphs recorded
+        # on one shared stream would share it when replayed side by side on several streams
+        self.stream = torch.cuda.Stream(device=dev)
         with preserved(step.model, step.opt):
             side = torch.cuda.Stream(device=dev)
             side.wait_stream(torch.cuda.current_stream(dev))
@@ -86,7 +89,7 @@ class GraphedStep:
             torch.cuda.current_stream(dev).wait_stream(side)
             step.opt.zero_grad(set_to_none=True)
             self.gen.manual_seed(0)
-            with torch.cuda.graph(self.graph):
+            with torch.cuda.graph(self.graph, stream=self.stream):
                 self.names, self.terms = step.run(self.inputs, self.gen)
 
     def __call__(self, xs: Sequence[Tensor], seed: int, lr: float) -> tuple[list[str], Tensor]:

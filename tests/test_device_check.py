@@ -25,7 +25,7 @@ def test_the_device_check_runs_in_tiny_mode_and_records_every_part(tmp_path):
     single = {r["method"]: r for r in parts["throughput"]["single"]}
     assert set(single) == {"comm", "cross", "cross_self"} and all(r["pairs_per_s"] > 0 for r in single.values())
     assert 0 < single["comm"]["aug_share"] < 1 and single["comm"]["eager_because"] == "not asked"
-    assert parts["throughput"]["comm_in_one_process"][0]["runs"] == 2
+    assert parts["shared_device"]["comm_in_one_process"][0]["runs"] == 2
     assert parts["data"]["probe_pairs"] > 0
     probes = parts["probes"]
     assert probes["torch"]["seconds"] > 0 and probes["torch"]["probes"] == probes["sklearn"]["probes"] > 0
