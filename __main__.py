@@ -1,5 +1,5 @@
 """``python -m comm_diag``: the ``comm-diag`` command."""
 
-from comm_diag.cli import app
+from comm_diag.cli import run
 
-app(prog_name="comm-diag")
+run()

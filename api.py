@@ -83,12 +83,17 @@ def train(data: Path | str, out: Optional[Path | str] = None, *, method: str = "
     """``comm-diag train``: ``method`` on the dataset's train pairs, in ``out`` [runs/METHOD-seedS].
     ``settings``: run settings (epochs, lr, seed, device, ...) and the method's own (as ``--set``);
     ``nproc`` > 1: data-parallel processes (torchrun), the batch size per process."""
-    from comm_diag.comm.config import preset as preset_config
+    from comm_diag.comm.config import DERIVED, preset as preset_config
     from comm_diag.comm.methods import resolve
     from comm_diag.comm.methods.plugins import label_of, normalize_target
     from comm_diag.comm.parallel import train_parallel
     from comm_diag.comm.train import train as train_run
 
+    if not isinstance(method, str) or not method:
+        raise ValueError(f"method must be a method's name or path/to/file.py:Class, got {method!r}")
+    derived = sorted(set(settings) & set(DERIVED))
+    if derived:
+        raise ValueError(f"{derived[0]} is not a setting: {DERIVED[derived[0]]}")
     method = normalize_target(method)
     cfg = resolve(preset_config(preset).replace(method=method, **settings))
     out = Path(out) if out is not None else Path("runs") / f"{label_of(method)}-seed{cfg.seed}"
@@ -161,6 +166,8 @@ def check(target: str, out: Optional[Path | str] = None, *, data: Sequence[Path 
 
     if isinstance(controls, str):
         controls = [c.strip() for c in controls.split(",") if c.strip()] if controls != "none" else []
+    if epochs is not None and "epochs" in (settings or {}):
+        raise ValueError(f"--epochs {epochs} and --set epochs={settings['epochs']} both set epochs: give it once")
     suffix = "-dose" if dose else ""
     out = Path("check-out") / (label_of(normalize_target(target)) + suffix) if out is None else out
     return checking.check(target, out, controls=_distinct("controls", controls, empty_ok=True),
@@ -172,7 +179,16 @@ def check(target: str, out: Optional[Path | str] = None, *, data: Sequence[Path 
 
 def _executor(executor: str, workers: int, options: dict) -> dict:
     """The executor's options: ``workers`` for the local one, the rest (address,
-    cpus_per_run, gpus_per_run) for Ray; a misspelt one is refused by the pipeline."""
+    cpus_per_run, gpus_per_run) for Ray; a misspelt one is refused by the pipeline, a value
+    out of range here, before any dataset or sweep.json is written."""
+    import math
+
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ValueError(f"--workers must be an integer >= 0 (0: automatic), got {workers!r}")
+    for name in ("cpus_per_run", "gpus_per_run"):
+        value = options.get(name)
+        if value is not None and (not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0):
+            raise ValueError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value!r}")
     merged = {"workers": workers, **options} if executor == "local" else dict(options)
     check_options(executor, merged)  # e.g. preset_name=...: TypeError naming the valid ones
     return merged

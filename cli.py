@@ -55,6 +55,26 @@ def user_errors() -> Iterator[None]:
              f"COMM_DIAG_DEBUG=1 shows the traceback; please report it)")
 
 
+def run() -> None:
+    """The ``comm-diag`` entry point: the Typer app, then an exit that no thread a plugin
+    started can hold up (a non-daemon thread would keep the process alive after its work,
+    with the command's result already printed)."""
+    import sys
+    import threading
+
+    try:
+        app(prog_name="comm-diag")
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if others:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def _version(value: bool) -> None:
     if value:
         console.print(f"comm-diag {tg.__version__}")
@@ -75,10 +95,15 @@ def terminate_as_interrupt() -> None:
     import threading
 
     def interrupt(signum, frame):
+        # once: a second Ctrl-C (or SIGTERM) while the first one's clean-up runs would
+        # interrupt the clean-up itself and print its traceback from wherever it landed
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise KeyboardInterrupt
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, interrupt)
+        signal.signal(signal.SIGINT, interrupt)
 
 
 # ----------------------------------------------------------------------------- generate / info
@@ -403,4 +428,4 @@ def methods() -> None:
 
 
 if __name__ == "__main__":
-    app()
+    run()

@@ -93,9 +93,13 @@ def executor_options(executor: str, workers: int, address: Optional[str], cpus: 
     if executor not in EXECUTORS:
         raise UserError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
     if executor == "local":
-        if address is not None:
-            raise UserError("--address is for --executor ray")
+        # a Ray option with the local executor would be silently ignored: refused instead
+        if address is not None or (cpus, gpus) != (1.0, 0.0):
+            raise UserError("--address, --cpus-per-run and --gpus-per-run are for --executor ray "
+                            "(the local executor takes --workers)")
         return {"executor": executor, "workers": workers}
+    if workers != 0:
+        raise UserError("--workers is for the local executor (Ray takes --cpus-per-run and --gpus-per-run)")
     return {"executor": executor, "address": address, "cpus_per_run": cpus, "gpus_per_run": gpus}
 
 

@@ -11,7 +11,8 @@ from comm_diag.trifeature_gen.spec import DatasetSpec, DictConfig, check_seed, s
 
 PRECISIONS = ("auto", "bf16", "fp32")
 # fields a run records but a user does not set, and where they come from
-DERIVED = {"image_size": "it is read from the dataset (generate data with --size N)"}
+DERIVED = {"image_size": "it is read from the dataset (generate data with --size N)",
+           "preset": "it names the preset the run starts from: give it with --preset"}
 SCHEDULES = ("cosine", "constant")
 
 
@@ -91,6 +92,8 @@ class TrainConfig(DictConfig):
                 raise ValueError(f"--set takes KEY=VALUE (a run setting or one of the method's settings); got {item!r}")
             if key in DERIVED:
                 raise ValueError(f"{key} is not a setting: {DERIVED[key]}")
+            if key in out:  # one source of truth: no silent winner between two --set of one key
+                raise ValueError(f"--set {key} is given twice ({key}={out[key]!r} and {item!r}): give it once")
             out[key] = cls.parse_value(key, text) if key in run else text
         return out
 

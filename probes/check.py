@@ -132,6 +132,8 @@ def check_study(target: str, controls: Sequence[str] = CONTROLS, dose: Sequence[
     run = {k: v for k, v in settings.items() if k in TrainConfig.__dataclass_fields__}
     if "method" in run:
         raise ValueError("settings cannot change the method: it is the check's target")
+    if "seed" in run:
+        raise ValueError("settings cannot set the seed: a check's seeds are --seeds (seeds=...), for every method")
     if dose:
         if settings:
             raise ValueError("settings are for a check of R, U and S; a dose check runs the preset as it is")

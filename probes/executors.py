@@ -24,10 +24,35 @@ _EVENTS = None  # the worker's queue to the parent process (set by _worker_init)
 STEP_EVERY_S = 0.5  # a worker reports training progress at most this often
 
 
-def _worker_init(threads: int, events=None) -> None:
+def gpu_of_worker(index: int, visible: Sequence[str]) -> Optional[str]:
+    """The GPU a worker trains on: workers take the visible GPUs in turn (worker i the
+    (i mod n)-th), so K workers on a machine of n GPUs spread over all of them."""
+    return visible[index % len(visible)] if visible else None
+
+
+def _die_with_parent() -> None:
+    """Linux: this process gets SIGTERM when its parent dies (a `kill -9` of the command
+    must not leave its workers training into the run folders)."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
+def _worker_init(threads: int, events=None, counter=None, gpus: Sequence[str] = ()) -> None:
+    global _EVENTS
+    _die_with_parent()
+    if counter is not None and gpus:
+        with counter.get_lock():
+            index, counter.value = counter.value, counter.value + 1
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu_of_worker(index, gpus)  # before this process touches CUDA
     import torch
 
-    global _EVENTS
     torch.set_num_threads(threads)
     os.environ["COMM_DIAG_THREADS"] = str(threads)  # comm_diag.comm.runtime.set_threads honours it
     _EVENTS = events
@@ -75,6 +100,36 @@ def auto_workers(jobs: Sequence[RunJob]) -> int:
     return max(1, min(usable_cores(), len(todo)))
 
 
+def unguarded_main() -> Optional[str]:
+    """Why worker processes cannot be started from here, or None. A spawned worker imports
+    the ``__main__`` script again, running its top-level code: called from a script's top
+    level outside ``if __name__ == "__main__":`` (the README's example pasted into a file),
+    every worker would run the whole script again; from ``python -`` there is no file to
+    import at all."""
+    import ast
+    import inspect
+    import sys
+
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or path is None:  # a notebook or an interactive session: nothing to re-run
+        return None
+    frame = next((f for f in inspect.stack(0) if f.frame.f_globals is vars(main) and f.function == "<module>"), None)
+    if frame is None:  # called from a function: the script's own guard (or none) decides, not this call
+        return None
+    if not os.path.isfile(path):
+        return f"the script comes from {path}, which a worker process cannot import"
+    try:
+        tree = ast.parse(open(path).read())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.If) and "__name__" in ast.unparse(node.test) and "__main__" in ast.unparse(node.test) \
+                and node.lineno <= frame.lineno <= (node.end_lineno or node.lineno):
+            return None
+    return f"{path} calls comm-diag outside `if __name__ == \"__main__\":`, so worker processes would run it again"
+
+
 def run_local(jobs: Sequence[RunJob], hooks: Hooks, workers: int = 0) -> list[str]:
     """``workers`` = 1: in this process, with step-level progress; 0: ``auto_workers``. More: that many
     spawned processes sharing the cores (torch threads = cores // workers each),
@@ -83,6 +138,10 @@ def run_local(jobs: Sequence[RunJob], hooks: Hooks, workers: int = 0) -> list[st
         raise ValueError(f"--workers must be >= 0 (0: automatic), got {workers}")
     if workers == 0:
         workers = auto_workers(jobs)
+    why = unguarded_main() if workers > 1 else None
+    if why:
+        hooks.on_stage(f"note: runs in this process, one at a time: {why}")
+        workers = 1
     if workers == 1:
         done = []
         for job in jobs:
@@ -94,7 +153,11 @@ def run_local(jobs: Sequence[RunJob], hooks: Hooks, workers: int = 0) -> list[st
     hooks.on_stage(f"{len(jobs)} runs on {workers} worker processes, {threads} thread(s) each")
     ctx = get_context("spawn")
     events = ctx.Queue()
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(threads, events)) as pool:
+    gpus = _visible_gpus()
+    if len(gpus) > 1:
+        hooks.on_stage(f"the workers take the {len(gpus)} GPUs in turn")
+    init = (threads, events, ctx.Value("i", 0), gpus)
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=init) as pool:
         futures = {pool.submit(_execute_quietly, job): job for job in jobs}
         try:
             pending = set(futures)
@@ -113,6 +176,16 @@ def run_local(jobs: Sequence[RunJob], hooks: Hooks, workers: int = 0) -> list[st
         finally:
             _relay(events, hooks)
     return [job.run for job in jobs]
+
+
+def _visible_gpus() -> list[str]:
+    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES names them (none without CUDA)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    named = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    return named or [str(i) for i in range(torch.cuda.device_count())]
 
 
 RAY_HINT = "the ray executor needs Ray: pip install -e '.[ray]' (or pip install 'ray>=2.9')"

@@ -20,8 +20,9 @@ import comm_diag.trifeature_gen as tg
 from comm_diag.comm.methods import Method
 from comm_diag.trifeature_gen.io import file_sha256
 from comm_diag.outputs import OutputError, no_links, safe_cell, write_file
+from comm_diag.comm.runtime import runtime_for
 from comm_diag.comm.run_folder import (PROBES_BY_EPOCH, PROBES_CSV, PROBES_JSON, checkpoint_digest, data_fingerprint,
-                                      load_run, saved_epochs)
+                                      load_run, read_config, saved_epochs)
 
 from .backends import backend_for
 from .features import extract
@@ -65,18 +66,19 @@ def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("line
     train_f, test_f = extract(model, ds, "probe_train"), extract(model, ds, "test")
     train_y, test_y = task_labels(ds, "probe_train"), task_labels(ds, "test")
     truth = ground_truth_bits(ds, "test")
-    rows = []
     wanted = [(probe, task, rep) for rep in train_f if representations is None or rep in representations
               for task in tasks for probe in probes]
     wanted += [a for a in also if a not in wanted and a[2] in train_f]
-    for probe, task, rep in wanted:
-        rng = np.random.default_rng([seed, TASKS.index(task), list(PROBES).index(probe)])
+
+    def fit(probe: str, task: str, rep: str) -> dict:
+        rng = np.random.default_rng([seed, TASKS.index(task), list(PROBES).index(probe)])  # its own: order-free
         s = PROBES[probe]((train_f[rep], test_f[rep]), (train_y[task], test_y[task]), rng, backend=fitter)
         bits = s.get("bits")
-        rows.append({"task": task, "probe": probe, "representation": rep,
-                     "balanced_accuracy": s["balanced_accuracy"], "auroc": s.get("auroc"), "bits": bits,
-                     "bits_fraction": bits / truth[task] if bits is not None and truth.get(task) else None})
-    return rows
+        return {"task": task, "probe": probe, "representation": rep,
+                "balanced_accuracy": s["balanced_accuracy"], "auroc": s.get("auroc"), "bits": bits,
+                "bits_fraction": bits / truth[task] if bits is not None and truth.get(task) else None}
+
+    return [fit(*w) for w in wanted]
 
 
 def _resolve_data(run: Path, meta: dict, data: Optional[tg.Dataset | Path | str]) -> tg.Dataset:
@@ -123,7 +125,7 @@ def write_csv(path: Path, rows: Iterable[dict], columns: Sequence[str]) -> None:
 def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None,
               probes: Sequence[str] = ("linear",), tasks: Sequence[str] = TASKS,
               representations: Optional[Sequence[str]] = None, also: Also = (), every: int = 0,
-              label: Optional[str] = None, device: str = "cpu",
+              label: Optional[str] = None, device: Optional[str] = None,
               on_model: Optional[Callable[[str], None]] = None, allow_unfinished: bool = False,
               method: Optional[str] = None, backend: str = "auto") -> list[dict]:
     """Probe the run's last epoch and its initialisation (method ``<label>@init``);
@@ -134,12 +136,18 @@ def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None
     (its probes.json then records the epoch, and ``report`` refuses it). ``method``: the
     run's method as the caller gives it, needed when it is code (``run_folder.load_run``).
     ``backend``: where the probes are fitted (``probe_model``). probes.json records the run's
-    identity, the digest of the weights it probed and the backend."""
+    identity, the digest of the weights it probed and the backend. ``device``: where the
+    model is loaded and (backend auto) probed; None: where the run trained, as its config
+    says (``auto`` there is this machine's GPU if it has one), so ``comm-diag probe`` and a
+    study probe a run the same way."""
     run = Path(run)
     if every < 0:
         raise ProbeError(f"every must be >= 0 epochs, got {every}")
     try:
         no_links(run, "run folder")  # probes.csv or checkpoints/ as a link would lead a write or a read outside
+        if device is None:
+            recorded = read_config(run)
+            device = str(runtime_for(recorded["train"] if recorded else {}).device)
         model, meta = load_run(run, device=device, method=method)
     except (FileNotFoundError, OutputError) as e:
         raise ProbeError(str(e)) from None

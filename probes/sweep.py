@@ -108,6 +108,9 @@ class RunJob:
         return self.config["seed"]
 
 
+MAX_SEEDS = 1000  # a typo such as 0-100000 would plan 200,002 trainings
+
+
 def parse_seeds(text: str) -> list[int]:
     """'0,1,2' or '0-2' -> [0, 1, 2]; ValueError with one sentence otherwise."""
     try:
@@ -116,11 +119,18 @@ def parse_seeds(text: str) -> list[int]:
             part = part.strip()
             if "-" in part[1:]:
                 a, b = part.split("-", 1)
+                if int(b) - int(a) >= MAX_SEEDS:  # before the list is built: '0-10**9' would fill the memory
+                    raise OverflowError
                 seeds += list(range(int(a), int(b) + 1))
             else:
                 seeds.append(int(part))
     except ValueError:
         raise ValueError(f"seeds must look like 0,1,2 or 0-2, got {text!r}") from None
+    except OverflowError:
+        seeds = [0] * (MAX_SEEDS + 1)
+    if len(seeds) > MAX_SEEDS:
+        raise ValueError(f"--seeds {text} plans more than {MAX_SEEDS} seeds (each a training of every method): "
+                         f"give at most {MAX_SEEDS}")
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise ValueError(f"seeds must be distinct non-negative integers, got {text!r}")
     return seeds

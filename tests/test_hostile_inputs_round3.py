@@ -255,3 +255,23 @@ def test_the_python_api_names_a_wrong_type_before_writing(call, message, world, 
         call(world, tmp_path)
     assert not (tmp_path / "r").exists()
     assert (world["run"] / PROBES_CSV).read_bytes() == before
+
+
+@pytest.mark.parametrize("how", ["script"])  # "stdin" (python -) takes the same branch, measured by hand
+def test_the_readme_example_runs_without_a_main_guard(how, tmp_path):
+    """The README's Python example pasted into a file or piped to ``python -``, with no
+    ``if __name__ == "__main__":``: spawned workers would run the script again (0.4.0:
+    BrokenProcessPool, the top-level lines printed three times). It runs in this process."""
+    import subprocess
+    import sys
+
+    script = (f"import comm_diag.api as api\nprint('top-level line')\n"
+              f"api.quickstart({str(tmp_path / 'out')!r}, preset='smoke', methods=['cross'], epochs=1, workers=2, "
+              f"progress='lines')\n")
+    (tmp_path / "s.py").write_text(script)
+    argv = [sys.executable, str(tmp_path / "s.py")] if how == "script" else [sys.executable, "-"]
+    done = subprocess.run(argv, input=None if how == "script" else script, capture_output=True, text=True,
+                          cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("top-level line") == 1 and "runs in this process" in done.stdout
+    assert (tmp_path / "out" / "report.md").is_file() and "Traceback" not in done.stderr
