@@ -213,12 +213,37 @@ def figure4(preset_name: str, root: Path, out: Path, seconds_left: float, epoch_
             "summary": summary, "curve": by_epoch}
 
 
+def fidelity_study(preset_name: str, root: Path, out: Path, seconds_left: float, epoch_s: float, probe_s: float,
+                   tiny: bool) -> dict:
+    """``ablate fidelity`` (docs/fidelity.md) on the data part's datasets, four runs (two
+    variants x two datasets), two at a time, with the epochs that fit."""
+    from comm_diag.probes.ablation import run_study
+
+    every = 1 if tiny else 5
+    per_epoch = 2 * (epoch_s + probe_s / every)  # four runs, two at a time
+    epochs = 1 if tiny else int(max(1, min(PAPER_EPOCHS, (0.85 * seconds_left - 4 * probe_s) // max(per_epoch, 1e-9))))
+    folder = root / "fidelity"
+    data = [root / "datasets" / "data" / kind for kind in ("unbiased", "synergy")]
+    t = time.perf_counter()
+    result = run_study("fidelity", folder, preset_name=preset_name, seeds=[0], epochs=epochs, every=every,
+                       data=data, workers=2, progress="lines")
+    dest = out / "fidelity"
+    dest.mkdir(exist_ok=True)
+    for name in ("report.md", "summary.csv", "learning_curves.png"):
+        if (folder / name).is_file():
+            shutil.copyfile(folder / name, dest / name)
+    return {"epochs": epochs, "every": every, "wall_s": round(time.perf_counter() - t, 1),
+            "lead": result.get("lead", []), "expectations": [[t_, ok] for t_, ok in result.get("expectations", [])]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, type=Path, help="where the figures go (created)")
     ap.add_argument("--tiny", action="store_true", help="smoke preset on CPU, about a minute")
     ap.add_argument("--budget-s", type=float, default=480.0, help="wall seconds for the whole check")
     ap.add_argument("--work", type=Path, help="scratch folder for datasets and runs [default: a new temporary one]")
+    ap.add_argument("--study", choices=("figure4", "fidelity"), default="figure4",
+                    help="what the training part runs: Figure 4 (CoMM) or the fidelity study (docs/fidelity.md)")
     args = ap.parse_args()
     t0 = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -243,8 +268,8 @@ def main() -> None:
     rate = max((r["pairs_per_s"] for r in comm), default=100.0) / 2  # two runs share the device
     epoch_s = made["probe_pairs"] / rate  # train pairs = probe pairs in the presets
     probe_s = pt.get("torch", {}).get("seconds", 30.0)
-    record.part("figure4", figure4, name, work, args.out, left() - (0 if args.tiny else 30), epoch_s, probe_s,
-                args.tiny)
+    record.part(args.study, figure4 if args.study == "figure4" else fidelity_study, name, work, args.out,
+                left() - (0 if args.tiny else 30), epoch_s, probe_s, args.tiny)
     record.part("shared_device", shared_device, runtime, name, steps, [2] if args.tiny else [2, 6])
     record.data["wall_s"] = round(time.perf_counter() - t0, 1)
     record.save()

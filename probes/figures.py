@@ -81,10 +81,12 @@ def figure4(rows: list[dict], path: Path) -> Path:
     return path
 
 
-def learning_curves(frames: Sequence, path: Path, probe: str = "linear") -> Optional[Path]:
+def learning_curves(frames: Sequence, path: Path, probe: str = "linear",
+                    reference: Sequence[dict] = ()) -> Optional[Path]:
     """Probe accuracy against epochs (pandas frames of probes_by_epoch.csv), one panel per
     task, one line per method (mean over seeds; band: 95% CI when there are several),
-    chance dashed; None when no run was probed during training."""
+    chance dashed, ``reference`` (rows {task, epoch, balanced_accuracy}: the authors'
+    published curve) dotted black; None when no run was probed during training."""
     if not frames:
         return None
     plt = _plt()
@@ -101,6 +103,10 @@ def learning_curves(frames: Sequence, path: Path, probe: str = "linear") -> Opti
                     hue_order=sorted(set(df["method"])), palette="deep", kind="line", marker="o", height=2.6, aspect=1.0, facet_kws={"ylim": (0, 100)})
     for ax, task in zip(g.axes.flat, tasks):
         ax.axhline(chance(task), color="grey", linestyle="--", linewidth=1, label="chance")
+        ref = sorted((r["epoch"], r["balanced_accuracy"]) for r in reference if r["task"] == task)
+        if ref:
+            ax.plot(*zip(*ref), color="black", linestyle=":", marker="x", markersize=4, linewidth=1.2,
+                    label="CoMM as published")
         ax.set_title(f"{short_name(task)}: {task}", fontsize=9)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")

@@ -25,6 +25,7 @@ from comm_diag.comm.run_folder import (PROBES_BY_EPOCH, PROBES_CSV, PROBES_JSON,
 
 from .figures import figure4, learning_curves
 from .html_page import html_page, md_cell
+from .published import METHOD, fidelity, fidelity_line, published_curve
 from .suite import PROBE_COLUMNS, REQUIRED_COLUMNS, write_csv
 from .tasks import INTERACTIONS, TASKS, chance, get_task
 from .verdict import RULE, Verdict, over_seeds, verdict, with_interval
@@ -250,8 +251,9 @@ def summarize(runs: Sequence[Path]) -> dict:
     if not any(not r["method"].endswith("@init") for r in rows):
         raise ReportError("the runs hold no probe results of a trained model")
     recoverable = {m: v["S"] for m, v in verdicts(rows, probe="mlp").items() if "S" in v}
+    presets = sorted({_run_meta(r)["train"].get("preset", "cpu") for r in runs})
     return {"rows": rows, "notes": notes, "verdicts": verdicts(rows), "recoverable": recoverable,
-            "epochs": epoch_rows(runs), "runs": len(runs)}
+            "epochs": epoch_rows(runs), "runs": len(runs), "presets": presets}
 
 
 def levels_of(result: dict, method: str) -> dict:
@@ -318,8 +320,13 @@ def render(result: dict, out: Path | str, title: str = "comm-diag report", lead:
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "summary.csv", result["rows"], PROBE_COLUMNS)
     figures = [figure4(result["rows"], out / "figure4.png").name]
+    # runs of the paper preset are compared with the authors' published curve (probes/published.py)
+    paper = result.get("presets") == ["paper"] and any(r["method"] == METHOD for r in result["epochs"])
+    reference = published_curve() if paper else ()
+    if paper:
+        lead = [fidelity_line(fidelity(result["epochs"])), "", *lead]
     curves = learning_curves([pd.DataFrame(result["epochs"])] if result["epochs"] else [],
-                             out / "learning_curves.png")
+                             out / "learning_curves.png", reference=reference)
     figures += [curves.name] if curves else []
     text = "\n".join(markdown_lines(result, title, lead, tail, figures)) + "\n"
     write_file(out / "report.md", text)

@@ -27,12 +27,21 @@ class Measured:
 
     verdicts: dict[str, dict[str, Verdict]]
     curve_mean: dict[str, dict[str, Optional[float]]]
+    epochs: tuple = ()  # the rows probed during training (probes_by_epoch.csv)
 
     def mean(self, variant: str, k: str) -> float:
         return self.verdicts[variant][k].mean
 
     def captured(self, variant: str, k: str) -> bool:
         return self.verdicts[variant][k].verdict == "captured"
+
+    def follows_published(self, variant: str) -> bool:
+        """The variant's curve is within FOLLOWS_WITHIN points of the authors' published CoMM
+        curve at every compared epoch (and at least one epoch was compared)."""
+        from .published import FOLLOWS_WITHIN, fidelity
+
+        rows = fidelity(self.epochs, method=variant)
+        return bool(rows) and all(abs(r["difference"]) <= FOLLOWS_WITHIN for r in rows)
 
 
 @dataclass(frozen=True)

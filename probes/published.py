@@ -1,0 +1,53 @@
+"""The authors' published learning curve of CoMM (probes/published_curve.csv) and how far a
+measured curve is from it: the fidelity line of a report of ``paper``-preset runs."""
+
+from __future__ import annotations
+
+import csv
+import io
+from importlib import resources
+from typing import Sequence
+
+FOLLOWS_WITHIN = 3.0  # points of balanced accuracy: "follows the published curve"
+METHOD = "comm"  # the published curve is CoMM's
+
+
+def published_curve() -> list[dict]:
+    """Rows {task, epoch, balanced_accuracy, reading_error} of the CSV (its comment line says
+    where they come from)."""
+    text = resources.files(__package__).joinpath("published_curve.csv").read_text()
+    body = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+    return [{"task": r["task"], "epoch": int(r["epoch"]), "balanced_accuracy": float(r["balanced_accuracy"]),
+             "reading_error": float(r["reading_error"])} for r in csv.DictReader(io.StringIO(body))]
+
+
+def fidelity(epoch_rows: Sequence[dict], method: str = METHOD) -> list[dict]:
+    """At each published (task, epoch) the method's curve was probed at: the measured mean over
+    seeds (linear probe, fused representation), the published value and their difference."""
+    out = []
+    for ref in published_curve():
+        got = [r["balanced_accuracy"] for r in epoch_rows
+               if r["method"] == method and r["task"] == ref["task"] and int(r["epoch"]) == ref["epoch"]
+               and r["probe"] == "linear" and r["representation"] == "fused"]
+        if got:
+            mean = sum(got) / len(got)
+            out.append({**ref, "measured": mean, "difference": mean - ref["balanced_accuracy"]})
+    return out
+
+
+def fidelity_line(rows: Sequence[dict]) -> str:
+    """One sentence: does the measured curve follow the published one (within FOLLOWS_WITHIN
+    points at every compared epoch), or how far is it."""
+    if not rows:
+        return ("Fidelity: no probed epoch of this report matches an epoch of the published curve "
+                "(probe every 5 epochs, e.g. `--every 5`).")
+    worst = max(rows, key=lambda r: abs(r["difference"]))
+    held = all(abs(r["difference"]) <= FOLLOWS_WITHIN for r in rows)
+    parts = ", ".join(f"{r['task']} ep {r['epoch']}: {r['measured']:.1f} vs {r['balanced_accuracy']:g}"
+                      for r in rows)
+    verdict = (f"follows the published curve within {FOLLOWS_WITHIN:g} points at every compared epoch"
+               if held else f"does not follow it: the largest gap is {worst['difference']:+.1f} points "
+                            f"({worst['task']}, epoch {worst['epoch']})")
+    return (f"Fidelity to the authors' published CoMM curve (linear probe, fused representation; the "
+            f"published values read off the paper's figure to about ±1 point; our probe is class-weighted, "
+            f"theirs is not): CoMM {verdict}. {parts}.")

@@ -1,0 +1,70 @@
+"""The authors' published CoMM curve as data, and the fidelity line of paper-preset reports."""
+
+from __future__ import annotations
+
+import pytest
+
+from comm_diag.comm.config import TrainConfig
+from comm_diag.comm.train import train
+from comm_diag.probes.published import FOLLOWS_WITHIN, fidelity, fidelity_line, published_curve
+from comm_diag.probes.report import render, summarize
+from comm_diag.probes.suite import probe_run
+
+
+def test_the_published_curve_is_the_papers():
+    curve = {(r["task"], r["epoch"]): r["balanced_accuracy"] for r in published_curve()}
+    assert curve[("uniqueness1", 10)] == 69 and curve[("uniqueness1", 100)] == 87.6
+    assert curve[("synergy", 15)] == 56 and curve[("redundancy", 15)] == 98.6
+    assert {t for t, _ in curve} == {"redundancy", "uniqueness1", "synergy"}
+    assert all(r["reading_error"] == 1 for r in published_curve())
+
+
+def _row(task, epoch, score, method="comm"):
+    return {"method": method, "task": task, "epoch": epoch, "probe": "linear", "representation": "fused",
+            "balanced_accuracy": score}
+
+
+def test_the_fidelity_line_says_whether_the_curve_follows_and_by_how_much():
+    near = [_row("uniqueness1", 10, 69 + FOLLOWS_WITHIN - 0.5), _row("synergy", 10, 56 - 1.0),
+            _row("uniqueness1", 10, 69.0, method="cross")]  # another method is not compared
+    rows = fidelity(near)
+    assert [(r["task"], r["epoch"]) for r in rows] == [("uniqueness1", 10), ("synergy", 10)]
+    assert "follows the published curve within 3 points" in fidelity_line(rows)
+    far = fidelity([_row("uniqueness1", 10, 62.46), _row("uniqueness1", 7, 10.0)])  # epoch 7 is not published
+    line = fidelity_line(far)
+    assert len(far) == 1 and "does not follow it: the largest gap is -6.5 points (uniqueness1, epoch 10)" in line
+    assert "no probed epoch" in fidelity_line([])
+
+
+@pytest.mark.parametrize("preset_name, compared", [("paper", True), ("cpu", False)])
+def test_a_paper_preset_report_opens_with_the_fidelity_line(preset_name, compared, tmp_path, tiny_dataset):
+    run = train(TrainConfig(d=32, epochs=1, batch_size=64, preset=preset_name,
+                            method_settings={"proj_hidden": 64, "proj_dim": 32}), tiny_dataset, tmp_path / "r")
+    probe_run(run, every=1)
+    result = summarize([run])
+    assert result["presets"] == [preset_name]
+    render(result, tmp_path / "rep")
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert ("published curve" in text.split("comm-diag 0")[0]) == compared  # the lead, before the version line
+    assert (tmp_path / "rep" / "learning_curves.png").stat().st_size > 10_000
+
+
+def test_the_fidelity_study_runs_at_a_tiny_size(tmp_path):
+    """``ablate fidelity`` end to end on CPU (smoke preset, one epoch): both variants trained on
+    both datasets, the report opens with a fidelity line per variant, and the expectation that
+    the preset follows the published curve is recorded (it cannot hold here: no published epoch
+    was probed)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from comm_diag.cli import app
+
+    r = CliRunner().invoke(app, ["ablate", "fidelity", "--preset", "smoke", "--epochs", "1", "--every", "1",
+                                 "--out", str(tmp_path / "f")])
+    assert r.exit_code == 0, r.output
+    text = (tmp_path / "f" / "report.md").read_text()
+    assert "## Fidelity to the published curve" in text and "**bf16**" in text and "**preset**" in text
+    record = json.loads((tmp_path / "f" / "expectations.json").read_text())
+    assert record["methods"] == ["preset", "bf16"]
+    assert [e["held"] for e in record["expectations"]] == [False]
