@@ -30,8 +30,9 @@ def fail(msg: str) -> None:
 
 
 @contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn the library's input errors into one line and exit 1, never a traceback."""
+def user_errors(writes: bool = True) -> Iterator[None]:
+    """Turn the library's input errors into one line and exit 1, never a traceback
+    (``writes``: the command writes files, so an I/O failure says none was left half-written)."""
     from comm_diag.comm.run_folder import TrainingError
 
     try:
@@ -43,7 +44,7 @@ def user_errors() -> Iterator[None]:
     except OSError as e:  # a full disk, a read-only folder, a path under a file: the system's reason
         where = f" ({e.filename})" if getattr(e, "filename", None) else ""
         reason = e.strerror or f"{e} (is the disk full?)"  # numpy's short writes carry no errno
-        fail(f"input/output failed: {reason}{where}; nothing half-written was kept")
+        fail(f"input/output failed: {reason}{where}" + ("; nothing half-written was kept" if writes else ""))
     except KeyboardInterrupt:
         fail("interrupted")
     except RecursionError:
@@ -135,7 +136,7 @@ def generate(
 @app.command()
 def info(data: Annotated[Path, typer.Argument(help="A dataset folder written by `comm-diag generate`.")]) -> None:
     """Counts, roles, mapping, PID table and synergy positive rates of a dataset."""
-    with user_errors():
+    with user_errors(writes=False):
         from comm_diag import tables
 
         for table in tables.dataset(tg.load(data).manifest):  # every hash, array and pair index checked

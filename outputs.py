@@ -54,8 +54,14 @@ class OutputError(ValueError):
 
 
 def resolved(out: Path | str) -> Path:
-    """The real path the rules apply to: ``~`` expanded, relative made absolute, links followed."""
-    return Path(out).expanduser().resolve()
+    """The real path the rules apply to: ``~`` expanded, relative made absolute, links followed
+    (OutputError for a loop of links, or a name too long for the file system)."""
+    try:
+        return Path(out).expanduser().resolve()
+    except RuntimeError:  # Python < 3.13 reports a symlink loop so
+        raise OutputError(f"{out} is a loop of symbolic links: choose another --out") from None
+    except OSError as e:
+        raise OutputError(f"{out}: {e.strerror}") from None
 
 
 def kind_of(folder: Path | str) -> Optional[str]:
@@ -249,8 +255,19 @@ def safe_cell(value):
 LOCK_MARK = b"comm-diag lock\n"  # the content of a lock file comm-diag created
 
 
+def _side_name(out: Path) -> str:
+    """The name comm-diag's files beside ``out`` (lock, partial folder, replaced dataset) are
+    made from: ``out``'s own, or for a long one (a file name has at most 255 bytes, and these
+    add up to 25) its first 180 characters and a digest of the whole."""
+    import hashlib
+
+    if len(out.name.encode()) <= 200:
+        return out.name
+    return out.name[:180] + "-" + hashlib.sha256(out.name.encode()).hexdigest()[:12]
+
+
 def lock_path(out: Path) -> Path:
-    return out.parent / f".{out.name}.lock"
+    return out.parent / f".{_side_name(out)}.lock"
 
 
 def partial_folder(out: Path) -> Path:
@@ -258,14 +275,14 @@ def partial_folder(out: Path) -> Path:
     marked as comm-diag's so that a later writer may clear it if this one is killed."""
     import tempfile
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{_side_name(out)}.partial-", dir=out.parent))
     (tmp / PARTIAL_MARKER).touch()
     return tmp
 
 
 def old_folder(out: Path) -> Path:
     """Where a replaced dataset waits between the two renames of a replacement."""
-    return out.with_name(f".{out.name}.old")
+    return out.with_name(f".{_side_name(out)}.old")
 
 
 def clear_leftovers(out: Path) -> None:
@@ -274,7 +291,7 @@ def clear_leftovers(out: Path) -> None:
     replacement was cut before the new one was in place)."""
     import glob
 
-    for p in out.parent.glob(f".{glob.escape(out.name)}.partial-*"):
+    for p in out.parent.glob(f".{glob.escape(_side_name(out))}.partial-*"):
         if p.is_dir() and not p.is_symlink() and (p / PARTIAL_MARKER).is_file():
             shutil.rmtree(p, ignore_errors=True)
     old = old_folder(out)
@@ -304,7 +321,7 @@ def replace_folder(tmp: Path, out: Path) -> None:
 
 
 @contextlib.contextmanager
-def exclusive(path: Path) -> Iterator[None]:
+def exclusive(path: Path, what: Optional[Path] = None) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``path``, or OutputError at once if another process
     holds it.
 
@@ -329,7 +346,7 @@ def exclusive(path: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise OutputError(f"{path.parent / path.name[1:-5]} is being written by another comm-diag process; "
+            raise OutputError(f"{what or path} is being written by another comm-diag process; "
                               f"wait for it to finish or choose another --out") from None
         try:
             if os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
@@ -358,6 +375,6 @@ def claim(out: Path | str, kind: str, *, force: bool = False, reuse: bool = True
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(f"cannot create {out.parent}: {e.strerror}") from None
-    with exclusive(lock_path(out)):
+    with exclusive(lock_path(out), out):
         clear_leftovers(out)
         yield check(out, kind, force=force, reuse=reuse)  # again, now that nobody else writes it

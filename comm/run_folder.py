@@ -240,7 +240,8 @@ def saved_epochs(run: Path | str) -> list[int]:
     """The epochs RUN/checkpoints holds weights for; other names there are never read."""
     folder = Path(run) / CHECKPOINTS
     found = (CHECKPOINT_NAME.fullmatch(p.name) for p in folder.iterdir()) if folder.is_dir() else ()
-    return sorted(int(m.group(1)) for m in found if m)
+    # only the name comm-diag writes for the epoch: a stray epoch_0001.pt is not epoch 1's
+    return sorted(int(m.group(1)) for m in found if m and m.group(0) == checkpoint_path(run, int(m.group(1))).name)
 
 
 def checkpoint_digest(run: Path | str, epoch: int) -> str:

@@ -131,7 +131,11 @@ def _resume_state(out: Path, meta: dict, device: torch.device) -> dict:
                             + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in differ.items())
                             + "); resume with the same options or choose another --out")
     if recorded.get("data", {}).get("fingerprint") != meta["data"]["fingerprint"]:
-        raise TrainingError(f"--resume: {out} was trained on another dataset ({recorded.get('data', {}).get('path')})")
+        then = recorded.get("data", {}).get("path")
+        same_place = then == meta["data"]["path"]
+        raise TrainingError(f"--resume: {out} was trained on another dataset "
+                            + (f"at this same path ({then}: its files changed since, e.g. it was generated again)"
+                               if same_place else f"({then})"))
     legacy = state.get("run") is None and "run_id" not in recorded  # written by 0.2/0.3: no identity to check
     check_belongs(state, {} if legacy else meta, last)
     return state

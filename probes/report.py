@@ -130,13 +130,16 @@ def _run_meta(run: Path) -> dict:
 
 def _read_rows(run: Path) -> tuple[list[dict], bool]:
     meta = _run_meta(run)
-    with open(run / PROBES_CSV, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = PROBE_FILE_COLUMNS - set(reader.fieldnames or ())
-        if missing:
-            raise ReportError(f"{run}/probes.csv lacks the columns {', '.join(sorted(missing))}: "
-                              f"probe the run again (comm-diag probe {run})")
-        rows = list(reader)
+    try:  # utf-8-sig: a byte-order mark (a spreadsheet's save) is not part of the first column's name
+        with open(run / PROBES_CSV, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            missing = PROBE_FILE_COLUMNS - set(reader.fieldnames or ())
+            if missing:
+                raise ReportError(f"{run}/probes.csv lacks the columns {', '.join(sorted(missing))}: "
+                                  f"probe the run again (comm-diag probe {run})")
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise ReportError(f"{run}/probes.csv is not a text table ({type(e).__name__}): probe the run again") from None
     try:
         for r in rows:
             r["seed"] = int(r["seed"])
@@ -223,7 +226,7 @@ def epoch_rows(runs: Sequence[Path]) -> list[dict]:
         path = run / PROBES_BY_EPOCH
         if path.is_file():
             try:
-                with open(path, newline="") as f:
+                with open(path, newline="", encoding="utf-8-sig") as f:
                     reader = csv.DictReader(f)
                     missing = {"epoch", *PROBE_FILE_COLUMNS} - set(reader.fieldnames or ())
                     rows = list(reader)
@@ -232,7 +235,7 @@ def epoch_rows(runs: Sequence[Path]) -> list[dict]:
                                           f"again with --every")
                     typed = [{**r, "epoch": int(r["epoch"]), "balanced_accuracy": float(r["balanced_accuracy"])}
                              for r in rows]
-            except (ValueError, UnicodeDecodeError) as e:
+            except (ValueError, UnicodeDecodeError, csv.Error) as e:
                 if isinstance(e, ReportError):
                     raise
                 raise ReportError(f"{path} holds a value that is not a number ({e}): probe the run again") from None

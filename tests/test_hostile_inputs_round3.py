@@ -39,6 +39,11 @@ def _sentinel(t: Path) -> Path:
     return t / "SENTINEL"
 
 
+def sentinel_free_probe_ok(w, t) -> bool:
+    """The stray file was never read as epoch 1's weights: the run was probed at its real epoch."""
+    return json.loads((t / "run" / PROBES_JSON).read_text())["epoch"] == 1 and intact(w, t)
+
+
 def sentinel_kept(w, t) -> bool:
     return (t / "SENTINEL").read_text() == SENTINEL_TEXT and intact(w, t)
 
@@ -138,6 +143,51 @@ def _edited_unhashed(w, t):
     return run
 
 
+def _dataset_edit(edit):
+    """A copy of the dataset with its manifest (or a file of it) edited and every hash rewritten
+    to match: the reader must catch the shape, not only the digest."""
+    def make(w, t):
+        ds = t / "ds"
+        shutil.copytree(w["data"], ds)
+        manifest = json.loads((ds / "manifest.json").read_text())
+        edit(ds, manifest)
+        for rel in manifest["sha256"]:
+            manifest["sha256"][rel] = file_sha256(ds / rel)
+        (ds / "manifest.json").write_text(json.dumps(manifest))
+        return ds
+    return make
+
+
+def _bom(run: Path) -> Path:
+    """probes.csv saved with a byte-order mark (as a spreadsheet saves it), its digest rewritten."""
+    (run / PROBES_CSV).write_bytes(b"\xef\xbb\xbf" + (run / PROBES_CSV).read_bytes())
+    record = json.loads((run / PROBES_JSON).read_text())
+    record["sha256"][PROBES_CSV] = file_sha256(run / PROBES_CSV)
+    (run / PROBES_JSON).write_text(json.dumps(record))
+    return run
+
+
+def _binary_probes(w, t):
+    run = _bom(_run_copy(w, t))
+    (run / PROBES_CSV).write_bytes(bytes(range(256)) * 4)
+    record = json.loads((run / PROBES_JSON).read_text())
+    record["sha256"][PROBES_CSV] = file_sha256(run / PROBES_CSV)
+    (run / PROBES_JSON).write_text(json.dumps(record))
+    return run
+
+
+def _stray_checkpoint(w, t):
+    run = _run_copy(w, t)
+    (run / "checkpoints" / "epoch_0001.pt").write_bytes(b"not a checkpoint")
+    return run
+
+
+def _loop(w, t):
+    os.symlink(t / "a", t / "b")
+    os.symlink(t / "b", t / "a")
+    return t / "a"
+
+
 MAKERS = {
     "link-tmp": _link_tmp,
     "link-json": _link_json,
@@ -155,6 +205,20 @@ MAKERS = {
     "deep-config": _deep("config.json"),
     "deep-probes-json": _deep(PROBES_JSON),
     "by-epoch-no-score": _by_epoch_without_score,
+    "pid-wrong-shape": _dataset_edit(lambda ds, m: m.update(pid={"test": "x"})),
+    "counts-wrong-shape": _dataset_edit(lambda ds, m: m.update(counts={"x": 1})),
+    "mapping-three": _dataset_edit(lambda ds, m: m.update(mapping=m["mapping"][:3])),
+    "test-pairs-header-only": _dataset_edit(lambda ds, m: (ds / "pairs" / "test.csv").write_text(
+        (ds / "pairs" / "test.csv").read_text().splitlines()[0] + "\n")),
+    "loop": _loop,
+    "bom-probes": lambda w, t: _rewrite_probes(_run_copy(w, t), lambda rows: rows) and _bom(t / "run"),
+    "binary-probes": _binary_probes,
+    "bom-pairs": _dataset_edit(lambda ds, m: (ds / "pairs" / "test.csv").write_bytes(
+        b"\xef\xbb\xbf" + (ds / "pairs" / "test.csv").read_bytes())),
+    "bad-label": _dataset_edit(lambda ds, m: (ds / "images" / "test.csv").write_text(
+        (ds / "images" / "test.csv").read_text().replace("red", "scarlet", 1))),
+    "stray-checkpoint": _stray_checkpoint,
+    "plugin-folder": lambda w, t: (t / "pkg").mkdir() or t / "pkg",
 }
 
 
@@ -207,6 +271,28 @@ CASES_3 = [
     ("probe-deep-config", ["probe", "{make:deep-config}"], 1, "nested too deeply", intact),
     ("report-deep-probes-json", ["report", "{make:deep-probes-json}", "--out", "{t}/rep"], 1, "damaged",
      absent("rep")),
+    ("info-pid-wrong-shape", ["info", "{make:pid-wrong-shape}"], 1, "its pid.test must map tasks", intact),
+    ("info-counts-wrong-shape", ["info", "{make:counts-wrong-shape}"], 1, "its counts.images must map", intact),
+    ("probe-mapping-of-three", ["probe", "{run}", "--data", "{make:mapping-three}"], 1,
+     "mapping is not a one-to-one map", intact),
+    ("probe-test-pairs-header-only", ["probe", "{run}", "--data", "{make:test-pairs-header-only}"], 1,
+     "pairs/test.csv holds no pair", intact),
+    ("generate-out-is-a-link-loop", ["generate", *TINY, "--out", "{make:loop}"], 1, "is a loop of symbolic links",
+     intact),
+    ("report-out-is-a-link-loop", ["report", "{run}", "--out", "{make:loop}"], 1, "is a loop of symbolic links",
+     intact),
+    ("generate-name-of-250-characters", ["generate", *TINY, "--out", "{t}/" + "n" * 250], 0, "",
+     lambda w, t: (t / ("n" * 250) / "manifest.json").is_file()),
+    ("report-reads-a-byte-order-mark", ["report", "{make:bom-probes}", "--out", "{t}/rep"], 0, "report",
+     lambda w, t: (t / "rep" / "report.md").is_file()),
+    ("report-binary-probes-csv", ["report", "{make:binary-probes}", "--out", "{t}/rep"], 1,
+     "probes.csv is not a text table", absent("rep")),
+    ("info-pairs-with-a-byte-order-mark", ["info", "{make:bom-pairs}"], 0, "mapping", intact),
+    ("info-unknown-colour", ["info", "{make:bad-label}"], 1, "'scarlet' is not a color", intact),
+    ("probe-stray-checkpoint-name", ["probe", "{make:stray-checkpoint}"], 0, "", sentinel_free_probe_ok),
+    ("train-plugin-path-is-a-folder", ["train", "--data", "{data}", "--preset", "smoke", "--method",
+                                       "{make:plugin-folder}:Cls", "--out", "{t}/r"], 1, "is a folder: name the file",
+     absent("r")),
     ("report-by-epoch-without-score", ["report", "{make:by-epoch-no-score}", "--out", "{t}/rep"], 1,
      "lacks the columns balanced_accuracy", absent("rep")),
 ]

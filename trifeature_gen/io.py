@@ -276,7 +276,33 @@ def read_manifest(root: Path | str) -> dict:
             raise DatasetError(f"{path} is damaged: its {key!r} entry is missing or not a {kind.__name__}")
     if not all(isinstance(v, str) for v in manifest["sha256"].values()):
         raise DatasetError(f"{path} is damaged: its 'sha256' entry must map file names to digests")
+    shape_error = _manifest_shape_error(manifest)
+    if shape_error:
+        raise DatasetError(f"{path} is damaged: {shape_error}")
     return manifest
+
+
+PID_ATOMS = ("entropy", "mutual_information", "redundant", "unique1", "unique2", "synergistic")
+
+
+def _manifest_shape_error(m: dict) -> Optional[str]:
+    """What is wrong with the shape of the entries readers index into (counts, pid, mapping),
+    or None: a manifest whose hashes were rewritten must still fail as one line, not as a
+    KeyError deep in a reader."""
+    def number(x) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+    c = m["counts"]
+    for key in ("images", "pairs", "synergy_positive_rate"):
+        if not isinstance(c.get(key), dict) or not all(isinstance(k, str) and number(v) for k, v in c[key].items()):
+            return f"its counts.{key} must map names to numbers"
+    for split, tasks in m["pid"].items():
+        if not isinstance(tasks, dict) or not all(
+                isinstance(v, dict) and all(number(v.get(a)) for a in PID_ATOMS) for v in tasks.values()):
+            return f"its pid.{split} must map tasks to their {', '.join(PID_ATOMS)} (numbers)"
+    if not all(isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in m["mapping"]):
+        return "its mapping must be a list of [source value, target value] pairs"
+    return None
 
 
 def verify(root: Path | str, manifest: Optional[dict] = None) -> dict:
@@ -297,13 +323,22 @@ def verify(root: Path | str, manifest: Optional[dict] = None) -> dict:
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:  # a byte-order mark is not part of a name
         return list(csv.DictReader(f))
 
 
 def _codes(rows: list[dict[str, str]], suffix: str = "") -> np.ndarray:
-    return np.array([[FACTOR_VALUES[n].index(r[n + suffix]) for n in FACTOR_NAMES] for r in rows],
-                    dtype=np.int64).reshape(-1, 3)
+    out = []
+    for r in rows:
+        codes = []
+        for n in FACTOR_NAMES:
+            value = r[n + suffix]
+            if value not in FACTOR_VALUES[n]:
+                raise ValueError(f"{value!r} is not a {n} (column {n + suffix}; one of "
+                                 f"{', '.join(FACTOR_VALUES[n])})")
+            codes.append(FACTOR_VALUES[n].index(value))
+        out.append(codes)
+    return np.array(out, dtype=np.int64).reshape(-1, 3)
 
 
 def load(root: Path | str, *, check_hashes: bool = True) -> Dataset:
@@ -330,6 +365,8 @@ def load(root: Path | str, *, check_hashes: bool = True) -> Dataset:
         pairs = {}
         for name in PAIR_SETS:
             rows = _read_csv(root / "pairs" / f"{name}.csv")
+            if not rows:
+                raise DatasetError(f"{root}: pairs/{name}.csv holds no pair: the dataset is damaged")
             i1 = np.array([int(r["i1"]) for r in rows], dtype=np.int64)
             i2 = np.array([int(r["i2"]) for r in rows], dtype=np.int64)
             n_images = len(images[SPLIT_OF[name]])
@@ -344,6 +381,10 @@ def load(root: Path | str, *, check_hashes: bool = True) -> Dataset:
         raise DatasetError(f"{root}: cannot read the dataset ({e})") from None
     try:
         mapping = np.array([FACTOR_VALUES[spec.synergy_tgt].index(b) for _, b in manifest["mapping"]], dtype=np.int64)
-    except (ValueError, TypeError) as e:
-        raise DatasetError(f"{root}: the manifest's mapping is damaged ({e})") from None
+    except (ValueError, TypeError):
+        raise DatasetError(f"{root}: the manifest's mapping names a value that is not a {spec.synergy_tgt}: "
+                           f"it is damaged") from None
+    if sorted(mapping.tolist()) != list(range(len(FACTOR_VALUES[spec.synergy_src]))):
+        raise DatasetError(f"{root}: the manifest's mapping is not a one-to-one map of the "
+                           f"{len(FACTOR_VALUES[spec.synergy_src])} {spec.synergy_src} values: it is damaged")
     return Dataset(root, spec, images, factors, pairs, mapping, manifest)

@@ -87,6 +87,10 @@ def import_target(target: str, builtins: Sequence[str] = ()) -> type:
                 raise PluginError(f"{where}: no such file")
             module = _import_file(path.resolve())
         else:
+            if "/" in where or Path(where).expanduser().exists():  # a path, not a module name
+                what = "a folder" if Path(where).expanduser().is_dir() else "not a .py file"
+                raise PluginError(f"{where} is {what}: name the file that defines the class, "
+                                  f"path/to/file.py:{cls_name}")
             module = importlib.import_module(where)
     except PluginError:
         raise
