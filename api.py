@@ -13,6 +13,7 @@ The command line (``cli.py``) parses its options and calls these.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -106,17 +107,29 @@ def train(data: Path | str, out: Optional[Path | str] = None, *, method: str = "
 
 def probe(run: Path | str, *, data: Optional[Path | str] = None, probe: str | Sequence[str] = "linear",
           every: int = 0, allow_unfinished: bool = False, method: Optional[str] = None, backend: str = "auto",
-          on_model: Optional[Callable[[str], None]] = None) -> list[dict]:
+          on_model: Optional[Callable[[str], None]] = None, progress: str = "auto",
+          hooks: Optional[Hooks] = None) -> list[dict]:
     """``comm-diag probe``: the run's last epoch and its random-init control; the probes.csv rows.
-    ``on_model(name)`` is told which model (the run, its init) is probed next."""
+    ``on_model(name)`` is told which model (the run, its init) is probed next (so are the
+    progress lines and ``hooks.on_stage``)."""
     probes = _distinct("probe", [p.strip() for p in probe.split(",")] if isinstance(probe, str) else probe)
-    return probe_run(run, data=data, probes=probes, every=every, allow_unfinished=allow_unfinished, method=method,
-                     backend=backend, on_model=on_model)
+    with progress_hooks(progress, also=hooks) as drawn:
+        def told(name: str) -> None:
+            drawn.on_stage(f"probing {name}")
+            if on_model is not None:
+                on_model(name)
+
+        return probe_run(run, data=data, probes=probes, every=every, allow_unfinished=allow_unfinished,
+                         method=method, backend=backend, on_model=told)
 
 
-def report(runs: Sequence[Path | str], out: Path | str = "report", *, mix_datasets: bool = False) -> dict:
+def report(runs: Sequence[Path | str], out: Path | str = "report", *, mix_datasets: bool = False,
+           progress: str = "auto", hooks: Optional[Hooks] = None) -> dict:
     """``comm-diag report``: report.md, report.html, summary.csv and the figures of probed runs."""
-    return write_report(_distinct("runs", runs), out, mix_datasets=mix_datasets)
+    runs = _distinct("runs", runs)
+    with progress_hooks(progress, also=hooks) as drawn:
+        drawn.on_stage(f"report of {len(runs)} path(s) into {out}")
+        return write_report(runs, out, mix_datasets=mix_datasets)
 
 
 def quickstart(out: Path | str = "comm-diag-out", *, preset: str = "cpu", seeds: Seeds = "0",
@@ -126,7 +139,7 @@ def quickstart(out: Path | str = "comm-diag-out", *, preset: str = "cpu", seeds:
     """``comm-diag quickstart``: the paper's Figure 4 end to end (data, training, probes, report)."""
     return experiment.quickstart(out, methods=_distinct("methods", methods), preset_name=preset, seeds=_seeds(seeds), epochs=epochs,
                                  every=every, hooks=hooks, progress=progress, executor=executor,
-                                 **_executor(executor, workers, executor_options))
+                                 **_executor(executor, workers, executor_options, quickstart))
 
 
 def ablate(study: str, out: Optional[Path | str] = None, *, data: Sequence[Path | str] = (), preset: str = "cpu",
@@ -142,7 +155,8 @@ def ablate(study: str, out: Optional[Path | str] = None, *, data: Sequence[Path 
                               interactions=_distinct("interaction", interaction), levels=levels,
                               methods=_distinct("methods", methods), preset_name=preset, seeds=_seeds(seeds),
                               data=list(data), epochs=epochs, every=every, extra=extra, only=only, hooks=hooks,
-                              progress=progress, executor=executor, **_executor(executor, workers, executor_options))
+                              progress=progress, executor=executor,
+                              **_executor(executor, workers, executor_options, ablate))
 
 
 def calibrate(out: Path | str = "calibrate-out", *, data: Optional[Path | str] = None, preset: str = "cpu",
@@ -174,10 +188,10 @@ def check(target: str, out: Optional[Path | str] = None, *, data: Sequence[Path 
                           dose=_distinct("dose", dose, empty_ok=True), levels=levels,
                           settings=dict(settings or {}), preset_name=preset, seeds=_seeds(seeds), data=list(data),
                           epochs=epochs, hooks=hooks, progress=progress, executor=executor,
-                          **_executor(executor, workers, executor_options))
+                          **_executor(executor, workers, executor_options, check))
 
 
-def _executor(executor: str, workers: int, options: dict) -> dict:
+def _executor(executor: str, workers: int, options: dict, caller: Callable) -> dict:
     """The executor's options: ``workers`` for the local one, the rest (address,
     cpus_per_run, gpus_per_run) for Ray; a misspelt one is refused by the pipeline, a value
     out of range here, before any dataset or sweep.json is written."""
@@ -190,7 +204,9 @@ def _executor(executor: str, workers: int, options: dict) -> dict:
         if value is not None and (not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0):
             raise ValueError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value!r}")
     merged = {"workers": workers, **options} if executor == "local" else dict(options)
-    check_options(executor, merged)  # e.g. preset_name=...: TypeError naming the valid ones
+    # e.g. method=[...] for methods=[...]: TypeError naming every keyword the caller takes
+    own = [n for n, p in inspect.signature(caller).parameters.items() if p.kind is p.KEYWORD_ONLY]
+    check_options(executor, merged, also=own)
     return merged
 
 

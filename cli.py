@@ -204,7 +204,7 @@ def probe(
     with user_errors():
         rows = api.probe(run, data=data, probe=probe_kind, every=1 if every_epoch else every,
                          allow_unfinished=allow_unfinished, method=method, backend=backend,
-                         on_model=lambda m: err.print(f"probing {m}"))
+                         on_model=lambda m: err.print(f"probing {m}"), progress="off")
         console.print(tables.probe_rows(rows))
         console.print(f"wrote {run / 'probes.csv'}")
 
@@ -220,7 +220,7 @@ def report(
     from comm_diag import api, tables
 
     with user_errors():
-        console.print(tables.verdicts(api.report(runs, out, mix_datasets=mix_datasets)))
+        console.print(tables.verdicts(api.report(runs, out, mix_datasets=mix_datasets, progress="off")))
         console.print(f"wrote {out / 'report.md'} and {out / 'report.html'}")
 
 

@@ -237,16 +237,15 @@ def dose_figure(table: list[dict], path: Path) -> Path:
     in bits, one line per method (95% interval bars over seeds), its random-init floor
     dashed in its colour, the ceiling dashed black, the known-answer reference dotted; the
     levels label the top axis."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import seaborn as sns
+
+    from .figures import new_figure
 
     names = list(dict.fromkeys(r["interaction"] for r in table))
     methods = [m for m in dict.fromkeys(r["method"] for r in table) if m != REFERENCE]
     colours = dict(zip(methods, sns.color_palette("deep", len(methods))))
-    fig, axes = plt.subplots(2, len(names), figsize=(max(6.4, 4.6 * len(names)), 6.6), squeeze=False, sharex="col")
+    fig = new_figure(figsize=(max(6.4, 4.6 * len(names)), 6.6))
+    axes = fig.subplots(2, len(names), squeeze=False, sharex="col")
     for col, name in enumerate(names):
         rows = [r for r in table if r["interaction"] == name]
         top, bottom = axes[0, col], axes[1, col]
@@ -286,7 +285,6 @@ def dose_figure(table: list[dict], path: Path) -> Path:
                  "(dashed in colour: the same architecture at random initialisation)", fontsize=9)
     fig.tight_layout(rect=(0, 0.09, 1, 0.95))
     write_file(path, lambda p: fig.savefig(p, dpi=150))
-    plt.close(fig)
     return path
 
 

@@ -255,7 +255,7 @@ def check_options(executor: str, options: dict, also: Sequence[str] = ()) -> Non
     """TypeError naming a misspelt or foreign option and the valid ones (``also``: the
     caller's own), as the CLI refuses an unknown flag: a silently ignored option would
     run something else than what was asked."""
-    valid = (*also, *executor_options(executor))
+    valid = tuple(dict.fromkeys((*also, *executor_options(executor))))  # each name once
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise TypeError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "

@@ -16,13 +16,13 @@ from .verdict import verdict
 S_RECOVERABLE = "S recoverable\n(MLP)"  # the MLP probe's synergy group
 
 
-def _plt():
-    import matplotlib
+def new_figure(**kwargs):
+    """A matplotlib Figure that belongs to nobody's pyplot: no backend is chosen or changed
+    (0.4 switched the process to Agg, and a notebook's plt.show() afterwards showed nothing),
+    nothing is left open; ``fig.savefig`` renders it."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(**kwargs)
 
 
 def _groups(rows: list[dict]) -> list[tuple[str, str, str]]:
@@ -41,14 +41,14 @@ def figure4(rows: list[dict], path: Path) -> Path:
     MLP probe) and method, the mean balanced accuracy over seeds (error bar: sd), the same
     architecture at random initialisation as a marker on its bar, the verdict line
     max(chance, init) + 5 as a short black line over it, and chance dashed."""
-    plt = _plt()
     import seaborn as sns
 
     groups = _groups(rows)
     methods = sorted({r["method"] for r in rows if not r["method"].endswith("@init")})
     colours = dict(zip(methods, sns.color_palette("deep", len(methods))))
     width = 0.8 / max(1, len(methods))
-    fig, ax = plt.subplots(figsize=(3.0 + 0.5 * len(groups) * max(2, len(methods)), 3.8))
+    fig = new_figure(figsize=(3.0 + 0.5 * len(groups) * max(2, len(methods)), 3.8))
+    ax = fig.subplots()
 
     def scores(method: str, task: str, probe: str) -> list[float]:
         return [r["balanced_accuracy"] for r in rows if r["method"] == method and r["task"] == task
@@ -77,7 +77,6 @@ def figure4(rows: list[dict], path: Path) -> Path:
     ax.set_title("fused representation: linear probe (R, U, S fused) and MLP probe (S recoverable)", fontsize=8)
     fig.tight_layout()
     write_file(path, lambda p: fig.savefig(p, dpi=150))
-    plt.close(fig)
     return path
 
 
@@ -89,7 +88,6 @@ def learning_curves(frames: Sequence, path: Path, probe: str = "linear",
     published curve) dotted black; None when no run was probed during training."""
     if not frames:
         return None
-    plt = _plt()
     import pandas as pd
     import seaborn as sns
     from matplotlib.ticker import MaxNLocator
@@ -99,22 +97,30 @@ def learning_curves(frames: Sequence, path: Path, probe: str = "linear",
     tasks = [t for t in TASKS if t in set(df["task"])]
     if not tasks:
         return None
-    g = sns.relplot(df, x="epoch", y="balanced_accuracy", hue="method", col="task", col_order=tasks,
-                    hue_order=sorted(set(df["method"])), palette="deep", kind="line", marker="o", height=2.6, aspect=1.0, facet_kws={"ylim": (0, 100)})
-    for ax, task in zip(g.axes.flat, tasks):
+    methods = sorted(set(df["method"]))
+    fig = new_figure(figsize=(2.8 * len(tasks) + 1.8, 3.0))
+    axes = fig.subplots(1, len(tasks), sharey=True, squeeze=False)[0]
+    for ax, task in zip(axes, tasks):
+        sns.lineplot(df[df["task"] == task], x="epoch", y="balanced_accuracy", hue="method", hue_order=methods,
+                     palette="deep", marker="o", ax=ax, legend=ax is axes[0])
         ax.axhline(chance(task), color="grey", linestyle="--", linewidth=1, label="chance")
         ref = sorted((r["epoch"], r["balanced_accuracy"]) for r in reference if r["task"] == task)
         if ref:
             ax.plot(*zip(*ref), color="black", linestyle=":", marker="x", markersize=4, linewidth=1.2,
                     label="CoMM as published")
+        ax.set_ylim(0, 100)
         ax.set_title(f"{short_name(task)}: {task}", fontsize=9)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
-    g.set_ylabels(f"balanced accuracy (%), {probe} probe")
-    handles, labels = g.axes.flat[0].get_legend_handles_labels()
-    if g.legend is not None:
-        g.legend.remove()
-    g.figure.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
-    write_file(path, lambda p: g.savefig(p, dpi=120, bbox_inches="tight"))
-    plt.close(g.figure)
+        ax.set_ylabel(f"balanced accuracy (%), {probe} probe" if ax is axes[0] else "")
+    seen: dict = {}  # one legend for the figure: every line of every panel, once
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, h)
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    fig.legend(list(seen.values()), list(seen), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
+               frameon=False)
+    fig.tight_layout()
+    write_file(path, lambda p: fig.savefig(p, dpi=120, bbox_inches="tight"))
     return path

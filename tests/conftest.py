@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import comm_diag.trifeature_gen as tg
+
+# Under pytest-xdist (-n K) the cores are shared between the K workers: each trains with its
+# share (comm.runtime.set_threads honours COMM_DIAG_THREADS), as a sweep's worker processes do.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    from comm_diag.comm.runtime import usable_cores
+
+    os.environ.setdefault("COMM_DIAG_THREADS",
+                          str(max(1, usable_cores() // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
 
 TINY = dict(size=32, train_pairs=256, probe_pairs=256, test_pairs=128)
 

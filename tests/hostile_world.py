@@ -50,6 +50,9 @@ def damaged_copy(world: dict, tmp: Path, what: str) -> Path:
                 w = csv.DictWriter(f, fieldnames=[k for k in rows[0] if k != "auroc"], extrasaction="ignore")
                 w.writeheader()
                 w.writerows(rows)
+            record = json.loads((run / "probes.json").read_text())
+            record.pop("sha256")  # as a probes.json of 0.4 or earlier, which recorded no table digest
+            (run / "probes.json").write_text(json.dumps(record))
         elif what == "run:truncated-checkpoint":
             p = run / "checkpoints" / "last.pt"
             p.write_bytes(p.read_bytes()[:200])

@@ -361,3 +361,19 @@ def test_the_readme_example_runs_without_a_main_guard(how, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("top-level line") == 1 and "runs in this process" in done.stdout
     assert (tmp_path / "out" / "report.md").is_file() and "Traceback" not in done.stderr
+
+
+def test_every_api_function_takes_progress_and_names_every_valid_keyword():
+    """The README promises ``progress=`` everywhere; a misspelt keyword lists the function's own
+    keywords, not only its executor's (0.4: "valid options with executor='local': workers")."""
+    import inspect
+
+    for name in api.__all__:
+        fn = getattr(api, name)
+        if callable(fn) and not isinstance(fn, type):
+            assert "progress" in inspect.signature(fn).parameters, name
+    for fn, first in ((api.quickstart, ("out",)), (api.ablate, ("loss", "out")), (api.check, ("comm", "out"))):
+        with pytest.raises(TypeError) as e:
+            fn(*first, preset="smoke", misspelt=1)
+        own = [n for n, p in inspect.signature(fn).parameters.items() if p.kind is p.KEYWORD_ONLY]
+        assert "unknown option 'misspelt'" in str(e.value) and all(n in str(e.value) for n in own), str(e.value)

@@ -32,6 +32,11 @@ try:
          "--out", "gen2"])
 except SystemExit as e:
     print("exit", e.code)""",
+    # the user's own plot after comm-diag drew its figures: the notebook's backend is untouched
+    """import matplotlib, matplotlib.pyplot as plt
+print("backend:", matplotlib.get_backend())
+plt.plot([0, 1], [1, 0])
+plt.show()""",
 ]
 
 
@@ -63,4 +68,6 @@ def test_notebook_shows_light_progress_lines_and_no_control_frames(tmp_path):
     assert "rendering:" in "".join(texts[2]) and "wrote gen" in "".join(texts[2])
     assert "wrote gen2" in "".join(texts[3]) and "exit 0" in "".join(texts[3])
     assert (tmp_path / "qs" / "report.html").is_file()
+    assert "inline" in "".join(texts[4]).lower()  # comm-diag never switched the backend to Agg
+    assert any(o.output_type == "display_data" and "image/png" in o.data for o in nb.cells[4].outputs)
     assert len(json.dumps(nbformat.v4.upgrade(nb))) < 60_000  # the saved notebook stays small
