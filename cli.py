@@ -25,7 +25,10 @@ err = Console(stderr=True)
 
 
 def fail(msg: str) -> None:
-    err.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)  # one line, never wrapped
+    from rich.markup import escape
+
+    # escaped: a message quoting a path or a library's text ("[/__w/...]") is not markup
+    err.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)  # one line, never wrapped
     raise typer.Exit(code=1)
 
 
@@ -179,6 +182,10 @@ def train(
             api.train(data, out, method=method, preset=preset_name, resume=resume,
                       compile=compile_, nproc=nproc, **given)
         except KeyboardInterrupt:
+            from comm_diag.comm.run_folder import checkpoint_path
+
+            if not checkpoint_path(out, 0).is_file():  # stopped before the run folder held anything to resume
+                raise UserError(f"interrupted before training began; nothing to resume in {out}")
             raise UserError(f"interrupted; the last finished epoch is kept: resume with --resume --out {out}")
         console.print(f"trained {label}{f' on {nproc} processes' if nproc > 1 else ''}: {out}")
 

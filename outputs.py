@@ -135,7 +135,10 @@ def check(out: Path | str, kind: str, *, force: bool = False, reuse: bool = True
         if kind == "dataset":
             _check_replaceable(out)
         return out
-    what = f"a comm-diag {found}" if found else "files that comm-diag did not write"
+    inner = sorted({k for c in out.iterdir() if c.is_dir() and not c.is_symlink() and (k := kind_of(c))}) \
+        if found is None else []
+    what = f"a comm-diag {found}" if found else \
+        (f"comm-diag {'s, '.join(inner)}s in its subfolders" if inner else "files that comm-diag did not write")
     if found == kind:
         raise OutputError(f"{out} already holds {_a(kind)}; pass --force to replace it or choose another --out")
     raise OutputError(f"{out} holds {what}, not {_a(kind)} (hidden files count): choose another --out"

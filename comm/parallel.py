@@ -44,9 +44,13 @@ def train_parallel(cfg: TrainConfig, data: tg.Dataset | Path | str, out: Path | 
         job = write_job(cfg, ds, out, Path(tmp) / "job.json", resume=resume)
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
                "-m", __name__, str(job)]
-        code = subprocess.run(cmd, env=env).returncode
-    if code != 0:
-        raise TrainingError(f"a training process failed (exit code {code}; its message is above); "
+        # the workers' progress passes through; torchrun's own report of a failed worker (a
+        # multi-page traceback of the launcher) is left out: the worker's one line says why
+        done = subprocess.run(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        ours = [line[line.index("error (rank"):] for line in done.stderr.splitlines() if "error (rank" in line]
+        reason = "; ".join(ours) if ours else " / ".join(done.stderr.strip().splitlines()[-3:])
+        raise TrainingError(f"a training process failed (exit code {done.returncode}: {reason}); "
                             f"finished epochs are kept: resume to continue")
     return Path(out)
 

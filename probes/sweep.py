@@ -23,7 +23,7 @@ import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import TrainConfig, preset_data
 from comm_diag.comm.methods import resolve
 from comm_diag.outputs import claim as claim_output, read_json, write_file
-from comm_diag.comm.run_folder import PROBES_CSV, checkpoint_path, data_fingerprint, read_config, same_config, saved_epochs, settings
+from comm_diag.comm.run_folder import PROBES_BY_EPOCH, PROBES_CSV, checkpoint_path, data_fingerprint, read_config, same_config, saved_epochs, settings
 from comm_diag.comm.train import StepInfo, train
 
 from .suite import probe_run
@@ -183,7 +183,9 @@ def given_datasets(paths: Sequence[Path | str]) -> dict[str, tg.Dataset]:
         return {"all": dss[0]}
     kinds = sorted(ds.spec.synergy for ds in dss)
     if len(dss) != 2 or kinds != [False, True]:
-        raise ValueError("give --data once (every task is probed on it) or twice: an unbiased and a synergy dataset")
+        got = ", ".join(f"{p} ({'synergy-biased' if ds.spec.synergy else 'unbiased'})" for p, ds in zip(paths, dss))
+        raise ValueError(f"give --data once (every task is probed on it) or twice, one unbiased and one "
+                         f"synergy-biased dataset; got {got}")
     return {("synergy" if ds.spec.synergy else "unbiased"): ds for ds in dss}
 
 
@@ -268,9 +270,13 @@ def _trained_epochs(run: Path, cfg: TrainConfig) -> list[int]:
 
 
 def is_done(job: RunJob) -> bool:
-    """Trained to its last epoch and probed (ValueError if its folder holds another run)."""
+    """Trained to its last epoch and probed, with its learning curve when the job asks for one
+    (a finished run rerun with --every is probed again; ValueError if its folder holds
+    another run)."""
     cfg = TrainConfig.from_dict(job.config)
-    return cfg.epochs in _trained_epochs(Path(job.run), cfg) and (Path(job.run) / PROBES_CSV).is_file()
+    run = Path(job.run)
+    curve = not job.every or (run / PROBES_BY_EPOCH).is_file()
+    return cfg.epochs in _trained_epochs(run, cfg) and (run / PROBES_CSV).is_file() and curve
 
 
 def execute(job: RunJob, hooks: Optional[Hooks] = None) -> str:

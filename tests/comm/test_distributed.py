@@ -154,3 +154,4 @@ def test_a_failed_rank_ends_the_run_with_a_message(tmp_path, tiny_dataset):
              "--method", f"{tmp_path / 'm.py'}:FailsOnRank1", "--out", tmp_path / "run", timeout=240)
     assert r.returncode == 1
     assert "rank 1 fails on purpose" in r.stderr and "a training process failed" in r.stderr
+    assert "Traceback" not in r.stderr  # torchrun's own report of the failure is left out
