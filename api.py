@@ -86,7 +86,8 @@ def train(data: Path | str, out: Optional[Path | str] = None, *, method: str = "
     ``nproc`` > 1: data-parallel processes (torchrun), the batch size per process."""
     from comm_diag.comm.config import DERIVED, preset as preset_config
     from comm_diag.comm.methods import resolve
-    from comm_diag.comm.methods.plugins import label_of, normalize_target
+    from comm_diag.comm.methods.plugins import normalize_target
+    from comm_diag.comm.methods.registry import label_of
     from comm_diag.comm.parallel import train_parallel
     from comm_diag.comm.train import train as train_run
 
@@ -176,7 +177,8 @@ def check(target: str, out: Optional[Path | str] = None, *, data: Sequence[Path 
     """``comm-diag check``: does ``target`` capture R, U and S beside the controls? (With
     ``dose``: its dose-response curves.) ``settings``: your method's own settings and run
     settings (``--set``); run settings apply to the controls too (one budget for all)."""
-    from comm_diag.comm.methods.plugins import label_of, normalize_target
+    from comm_diag.comm.methods.plugins import normalize_target
+    from comm_diag.comm.methods.registry import label_of
 
     if isinstance(controls, str):
         controls = [c.strip() for c in controls.split(",") if c.strip()] if controls != "none" else []

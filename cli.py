@@ -169,7 +169,8 @@ def train(
 ) -> None:
     """Train a method on a dataset's train pairs (checkpoint every epoch, resumable)."""
     from comm_diag import api
-    from comm_diag.comm.methods.plugins import label_of, normalize_target
+    from comm_diag.comm.methods.plugins import normalize_target
+    from comm_diag.comm.methods.registry import label_of
 
     with user_errors():
         given = TrainConfig.merge_given({**settings, "fusion": fusion, "temperature": temperature}, set_ or ())
@@ -365,7 +366,8 @@ def check(
 ) -> None:
     """Does your SSL method capture redundancy, uniqueness and synergy? Trains it beside the references."""
     from comm_diag import api, tables
-    from comm_diag.comm.methods.plugins import label_of, normalize_target
+    from comm_diag.comm.methods.plugins import normalize_target
+    from comm_diag.comm.methods.registry import label_of
     from comm_diag.probes.check import REQUIRE_EXIT, parse_require, unmet
     from comm_diag.probes.tasks import NAMES
 

@@ -298,15 +298,19 @@ def clear_leftovers(out: Path) -> None:
         if p.is_dir() and not p.is_symlink() and (p / PARTIAL_MARKER).is_file():
             shutil.rmtree(p, ignore_errors=True)
     old = old_folder(out)
+    why = None
     if old.is_dir() and not old.is_symlink() and kind_of(old) == "dataset":
         if not out.exists():
             os.replace(old, out)  # cut between the renames: the old dataset is all there is
         else:
-            with contextlib.suppress(OSError):
+            try:
                 remove_dataset(old)
+            except OSError as e:  # a read-only dataset that was replaced: comm-diag's, but not removable
+                why = f"{old} is a dataset comm-diag replaced but could not delete ({e.strerror}): " \
+                      f"make it writable (chmod -R u+w) or remove it, and run the command again"
     if old.exists() or old.is_symlink():
-        raise OutputError(f"{old} is in the way of replacing {out} and is not comm-diag's to delete: "
-                          f"move it away and run the command again")
+        raise OutputError(why or f"{old} is in the way of replacing {out} and is not comm-diag's to delete: "
+                                 f"move it away and run the command again")
 
 
 def replace_folder(tmp: Path, out: Path) -> None:

@@ -17,7 +17,8 @@ import numpy as np
 
 from comm_diag.comm.config import TrainConfig
 from comm_diag.comm.methods import METHODS, load_class
-from comm_diag.comm.methods.plugins import label_of, normalize_target
+from comm_diag.comm.methods.plugins import normalize_target
+from comm_diag.comm.methods.registry import label_of
 
 from . import pipeline
 from .dose import LEVELS, dose_study

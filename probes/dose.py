@@ -32,7 +32,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 import comm_diag.trifeature_gen as tg
-from comm_diag.comm.methods.plugins import label_of
+from comm_diag.comm.methods.registry import label_of
 from comm_diag.trifeature_gen.factors import factor_index
 from comm_diag.trifeature_gen.pid import attribute_information, attribute_law
 

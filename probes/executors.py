@@ -170,8 +170,11 @@ def run_local(jobs: Sequence[RunJob], hooks: Hooks, workers: int = 0) -> list[st
                     if hooks.on_done:
                         hooks.on_done(futures[f])
         except BaseException:
-            for f in futures:
-                f.cancel()
+            # queued runs are cancelled by the executor itself: cancelling its futures from here
+            # raced its manager thread (InvalidStateError tracebacks after "error: interrupted");
+            # running runs end as their worker does (Ctrl-C reaches the workers too; a SIGTERM
+            # to this process alone lets them finish their run; a kill -9 ends them with it)
+            pool.shutdown(wait=False, cancel_futures=True)
             raise
         finally:
             _relay(events, hooks)

@@ -218,7 +218,10 @@ def _recorded(path: Path, method: str) -> dict:
         raise ValueError(f"{path} is not a comm-diag experiment record")
     old.pop("package_version", None)
     if "train_config" in old:  # settings added since that folder was written take their defaults
-        old["train_config"] = settings(old["train_config"], trusted=method)
+        try:
+            old["train_config"] = settings(old["train_config"], trusted=method)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{path} is damaged: {e}") from None
     return old
 
 

@@ -211,6 +211,8 @@ MAKERS = {
     "test-pairs-header-only": _dataset_edit(lambda ds, m: (ds / "pairs" / "test.csv").write_text(
         (ds / "pairs" / "test.csv").read_text().splitlines()[0] + "\n")),
     "loop": _loop,
+    "sweep-nan-epochs": lambda w, t: (t / "q").mkdir() or (t / "q" / "sweep.json").write_text(
+        '{"experiment": "quickstart", "name": "smoke", "train_config": {"epochs": NaN}, "data": {}}') and t / "q",
     "bom-probes": lambda w, t: _rewrite_probes(_run_copy(w, t), lambda rows: rows) and _bom(t / "run"),
     "binary-probes": _binary_probes,
     "bom-pairs": _dataset_edit(lambda ds, m: (ds / "pairs" / "test.csv").write_bytes(
@@ -293,6 +295,9 @@ CASES_3 = [
     ("train-plugin-path-is-a-folder", ["train", "--data", "{data}", "--preset", "smoke", "--method",
                                        "{make:plugin-folder}:Cls", "--out", "{t}/r"], 1, "is a folder: name the file",
      absent("r")),
+    ("quickstart-sweep-json-nan-epochs", ["quickstart", "--preset", "smoke", "--methods", "cross", "--out",
+                                          "{make:sweep-nan-epochs}"], 1, "sweep.json is damaged: epochs must be",
+     lambda w, t: sorted(p.name for p in (t / "q").iterdir()) == ["sweep.json"]),
     ("report-by-epoch-without-score", ["report", "{make:by-epoch-no-score}", "--out", "{t}/rep"], 1,
      "lacks the columns balanced_accuracy", absent("rep")),
 ]
@@ -388,3 +393,33 @@ def test_a_users_class_named_like_a_built_in_is_never_reported_as_it(tmp_path):
     study, label = check_study(f"{tmp_path / 'plugs.py'}:cross", controls=["cross"])
     assert label == "plugs.cross" and [v.name for v in study.variants] == ["plugs.cross", "cross"]
     assert check_study(f"{tmp_path / 'plugs.py'}:comm", controls=[])[1] == "plugs.comm"
+
+
+def test_sigterm_during_a_two_worker_quickstart_is_one_line_and_stops_the_workers(tmp_path):
+    """0.4.0 printed a thread traceback (InvalidStateError: CANCELLED) before "error:
+    interrupted": the queued runs are now cancelled by the executor itself, and the command
+    ends with one line once its running runs are done."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "comm_diag.cli", "quickstart", "--preset", "smoke", "--methods",
+                             "cross", "--workers", "2", "--out", str(tmp_path / "q")], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.monotonic()
+    # both workers are training (a worker still starting up when its parent ends can print its
+    # own start-up traceback: a narrower case, left out)
+    while len(list((tmp_path / "q").glob("runs/*/checkpoints/epoch_000.pt"))) < 2:
+        assert proc.poll() is None and time.monotonic() - t0 < 300, "the command ended before training"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "error: interrupted" in stderr, stderr
+    assert "Traceback" not in stderr and "InvalidStateError" not in stderr, stderr
+    def files():
+        return {(p, p.stat().st_mtime_ns) for p in (tmp_path / "q" / "runs").rglob("*") if p.is_file()}
+
+    before = files()
+    time.sleep(3)
+    assert files() == before, "worker processes went on writing after the command ended"

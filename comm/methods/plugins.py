@@ -147,16 +147,15 @@ def require_given(recorded: str, given: Optional[str], source: str) -> None:
                       f"named by a file it reads: if you trust that code, give it yourself with --method {recorded}")
 
 
-def label_of(target: str) -> str:
-    """A short name for reports: the class name of a 'where:Class' target; a class named like a
-    built-in method (a user's ``comm``) is prefixed with its file or module (``plugs.comm``),
-    so that it is never reported as, or collides with, the built-in."""
+def label_of(target: str, builtins: Sequence[str] = ()) -> str:
+    """A short name for reports: the class name of a 'where:Class' target; a class named like
+    one of ``builtins`` (a user's ``comm``) is prefixed with its file or module
+    (``plugs.comm``), so that it is never reported as, or collides with, the built-in.
+    ``registry.label_of`` passes the built-in names."""
     if ":" not in target:
         return target
-    from .registry import METHODS
-
     where, cls = target.rsplit(":", 1)
-    if cls.lower() in {m.lower() for m in METHODS}:
+    if cls.lower() in {m.lower() for m in builtins}:
         stem = Path(where).stem if where.endswith(".py") else where.rsplit(".", 1)[-1]
         return f"{stem}.{cls}"
     return cls

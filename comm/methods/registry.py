@@ -7,12 +7,17 @@ from .base import Method
 from .comm_model import CoMM
 from .cross import Cross, CrossSelf
 from .infmasking import InfMasking
-from .plugins import import_target
+from .plugins import import_target, label_of as _label_of
 from .simclr import LateFusionSimCLR
 from ..config import PRESETS, TrainConfig
 
 METHODS: dict[str, type[Method]] = {"comm": CoMM, "cross": Cross, "cross_self": CrossSelf,
                                     "infmasking": InfMasking, "simclr": LateFusionSimCLR}
+
+
+def label_of(target: str) -> str:
+    """A method's name in reports (``plugins.label_of`` against the built-in names)."""
+    return _label_of(target, tuple(METHODS))
 
 
 def load_class(name: str) -> type[Method]:
