@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterator, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -14,6 +13,7 @@ import comm_diag.trifeature_gen as tg
 from comm_diag.cli_options import (AddressOpt, CpusOpt, DataOpt, EpochsOpt, ExecutorOpt, GpusOpt, PresetOpt, SeedsOpt,
                                    UserError, WorkersOpt, comma_list, cpu_preset_value, executor_options,
                                    parse_synergy_attrs, settings_options)
+from comm_diag.cli_errors import err, terminate_as_interrupt, user_errors
 from comm_diag.comm.config import TrainConfig
 
 
@@ -21,42 +21,6 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                   help="Which multimodal interactions does a self-supervised method learn? "
                        "Controlled bimodal Trifeature experiments (CoMM, ICLR 2025).")
 console = Console()
-err = Console(stderr=True)
-
-
-def fail(msg: str) -> None:
-    from rich.markup import escape
-
-    # escaped: a message quoting a path or a library's text ("[/__w/...]") is not markup
-    err.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)  # one line, never wrapped
-    raise typer.Exit(code=1)
-
-
-@contextlib.contextmanager
-def user_errors(writes: bool = True) -> Iterator[None]:
-    """Turn the library's input errors into one line and exit 1, never a traceback
-    (``writes``: the command writes files, so an I/O failure says none was left half-written)."""
-    from comm_diag.comm.run_folder import TrainingError
-
-    try:
-        yield
-    except (UserError, ValueError, FileExistsError, FileNotFoundError, TrainingError) as e:
-        fail(str(e))
-    except MemoryError:
-        fail("out of memory: use a smaller --size, --views, --batch-size or fewer pairs")
-    except OSError as e:  # a full disk, a read-only folder, a path under a file: the system's reason
-        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
-        reason = e.strerror or f"{e} (is the disk full?)"  # numpy's short writes carry no errno
-        fail(f"input/output failed: {reason}{where}" + ("; nothing half-written was kept" if writes else ""))
-    except KeyboardInterrupt:
-        fail("interrupted")
-    except RecursionError:
-        fail("an input is nested too deeply to read (a damaged or hostile JSON file)")
-    except Exception as e:  # a bug, or an input no check foresaw: still one line, the traceback on request
-        if os.environ.get("COMM_DIAG_DEBUG"):
-            raise
-        fail(f"unexpected {type(e).__name__}: {e} (a comm-diag bug or an input it does not check; "
-             f"COMM_DIAG_DEBUG=1 shows the traceback; please report it)")
 
 
 def run() -> None:
@@ -89,25 +53,6 @@ def _version(value: bool) -> None:
 def main(version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
                                                          help="Print the version and exit.")] = None) -> None:
     terminate_as_interrupt()
-
-
-def terminate_as_interrupt() -> None:
-    """SIGTERM (``kill``, a job scheduler's stop) ends a command as Ctrl-C does: its
-    ``finally`` blocks run, so lock files and temporary folders go with it and the
-    last finished epoch is kept; the default handler would end the process on the spot."""
-    import signal
-    import threading
-
-    def interrupt(signum, frame):
-        # once: a second Ctrl-C (or SIGTERM) while the first one's clean-up runs would
-        # interrupt the clean-up itself and print its traceback from wherever it landed
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, interrupt)
-        signal.signal(signal.SIGINT, interrupt)
 
 
 # ----------------------------------------------------------------------------- generate / info

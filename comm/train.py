@@ -234,7 +234,7 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     graphed = cfg.cuda_graph and runtime.on_gpu and world == 1 and getattr(model, "graph_safe", False)
     if cfg.cuda_graph and runtime.on_gpu and main and not graphed:
-        why = "data-parallel" if world > 1 else f"the method does not declare graph_safe"
+        why = "data-parallel" if world > 1 else "the method does not declare graph_safe"
         print(f"note: {cfg.method} trains with eager steps ({why}), not a CUDA graph", file=sys.stderr, flush=True)
     opt = runtime.optimizer(param_groups(model, cfg), cfg.lr, cfg.weight_decay, capturable=graphed)
     start_epoch = 0

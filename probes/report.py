@@ -9,19 +9,18 @@ report says so).
 from __future__ import annotations
 
 import csv
-import math
 import json
+import math
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
 import comm_diag.trifeature_gen as tg
-from comm_diag.trifeature_gen.io import file_sha256
-from comm_diag.outputs import OutputError, read_json, check as check_output, claim, no_links, write_file
-
 from comm_diag.comm.run_folder import (PROBES_BY_EPOCH, PROBES_CSV, PROBES_JSON, TrainingError, checkpoint_digest,
                                       read_config)
+from comm_diag.outputs import OutputError, check as check_output, claim, no_links, read_json, write_file
+from comm_diag.trifeature_gen.io import file_sha256
 
 from .figures import figure4, learning_curves
 from .html_page import html_page, md_cell

@@ -18,11 +18,11 @@ import numpy as np
 
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.methods import Method
-from comm_diag.trifeature_gen.io import file_sha256
-from comm_diag.outputs import OutputError, no_links, safe_cell, write_file
-from comm_diag.comm.runtime import runtime_for
 from comm_diag.comm.run_folder import (PROBES_BY_EPOCH, PROBES_CSV, PROBES_JSON, checkpoint_digest, data_fingerprint,
                                       load_run, read_config, saved_epochs)
+from comm_diag.comm.runtime import runtime_for
+from comm_diag.outputs import OutputError, no_links, safe_cell, write_file
+from comm_diag.trifeature_gen.io import file_sha256
 
 from .backends import backend_for
 from .features import extract

@@ -86,6 +86,17 @@ def damaged_copy(world: dict, tmp: Path, what: str) -> Path:
     return ds
 
 
+def fill(arg: str, world: dict, tmp: Path, makers: dict) -> str:
+    """A table row's argument with its placeholders filled: ``{make:NAME}`` by what
+    ``makers[NAME](world, tmp)`` builds, the rest from the world and ``{t}`` (the test's folder)."""
+    if "{make:" in arg:
+        start = arg.index("{make:")
+        end = arg.index("}", start)
+        made = makers[arg[start + len("{make:"):end]](world, tmp)
+        return arg[:start] + str(made) + arg[end + 1:]
+    return arg.format(t=tmp, **world)
+
+
 def absent(*keys):
     return lambda w, t: all(not (t / k).exists() for k in keys)
 

@@ -21,7 +21,7 @@ from comm_diag.comm.config import preset
 from comm_diag.comm.train import train
 from comm_diag.probes.suite import probe_run
 
-from hostile_world import EVIL_MODULE, PLUGIN, TINY, EvilPickle, absent, intact
+from hostile_world import EVIL_MODULE, PLUGIN, TINY, EvilPickle, absent, fill, intact
 from test_hostile_inputs import CASES
 
 runner = CliRunner()
@@ -335,19 +335,10 @@ CASES_2 = [
 ]
 
 
-def fill2(arg: str, world: dict, tmp: Path) -> str:
-    if "{make:" in arg:
-        start = arg.index("{make:")
-        end = arg.index("}", start)
-        made = MAKERS[arg[start + len("{make:"):end]](world, tmp)
-        return arg[:start] + str(made) + arg[end + 1:]
-    return arg.format(t=tmp, **world)
-
-
 @pytest.mark.parametrize("case", CASES_2, ids=[c[0] for c in CASES_2])
 def test_hostile_input_round2__exit_message_and_disk(case, world2, tmp_path):
     _, argv, code, message, disk = case
-    r = runner.invoke(app, [fill2(a, world2, tmp_path) for a in argv])
+    r = runner.invoke(app, [fill(a, world2, tmp_path, MAKERS) for a in argv])
     out = r.output.replace("\n", " ")
     assert r.exit_code == code, r.output
     assert message in out and ("error:" in r.output) == (code == 1), r.output

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("trifeature_gen", "comm", "probes")
 LAYER = {"comm_diag": 0, "comm_diag.outputs": 0, "comm_diag.trifeature_gen": 1, "comm_diag.comm": 2,
          "comm_diag.probes": 3, "comm_diag.api": 4, "comm_diag.tables": 4,
-         "comm_diag.cli_options": 5, "comm_diag.cli": 5}
+         "comm_diag.cli_options": 5, "comm_diag.cli_errors": 5, "comm_diag.cli": 5}
 
 
 def module_name(path: Path) -> str:
@@ -19,7 +19,8 @@ def module_name(path: Path) -> str:
 
 
 def sources() -> dict[str, Path]:
-    files = [ROOT / f for f in ("__init__.py", "cli.py", "cli_options.py", "outputs.py", "api.py", "tables.py")]
+    files = [ROOT / f for f in ("__init__.py", "cli.py", "cli_options.py", "cli_errors.py", "outputs.py", "api.py",
+                                "tables.py")]
     files += [p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")]
     return {module_name(p): p for p in files}
 

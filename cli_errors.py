@@ -1,0 +1,69 @@
+"""How a ``comm-diag`` command ends: one ``error:`` line and exit 1 for anything a user's input
+can cause (never a traceback), and SIGTERM or a second Ctrl-C handled as one interrupt."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator
+
+import typer
+from rich.console import Console
+
+from comm_diag.cli_options import UserError
+
+err = Console(stderr=True)
+
+
+def fail(msg: str) -> None:
+    from rich.markup import escape
+
+    # escaped: a message quoting a path or a library's text ("[/__w/...]") is not markup
+    err.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)  # one line, never wrapped
+    raise typer.Exit(code=1)
+
+
+@contextlib.contextmanager
+def user_errors(writes: bool = True) -> Iterator[None]:
+    """Turn the library's input errors into one line and exit 1, never a traceback
+    (``writes``: the command writes files, so an I/O failure says none was left half-written)."""
+    from comm_diag.comm.run_folder import TrainingError
+
+    try:
+        yield
+    except (UserError, ValueError, FileExistsError, FileNotFoundError, TrainingError) as e:
+        fail(str(e))
+    except MemoryError:
+        fail("out of memory: use a smaller --size, --views, --batch-size or fewer pairs")
+    except OSError as e:  # a full disk, a read-only folder, a path under a file: the system's reason
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        reason = e.strerror or f"{e} (is the disk full?)"  # numpy's short writes carry no errno
+        fail(f"input/output failed: {reason}{where}" + ("; nothing half-written was kept" if writes else ""))
+    except KeyboardInterrupt:
+        fail("interrupted")
+    except RecursionError:
+        fail("an input is nested too deeply to read (a damaged or hostile JSON file)")
+    except Exception as e:  # a bug, or an input no check foresaw: still one line, the traceback on request
+        if os.environ.get("COMM_DIAG_DEBUG"):
+            raise
+        fail(f"unexpected {type(e).__name__}: {e} (a comm-diag bug or an input it does not check; "
+             f"COMM_DIAG_DEBUG=1 shows the traceback; please report it)")
+
+
+def terminate_as_interrupt() -> None:
+    """SIGTERM (``kill``, a job scheduler's stop) ends a command as Ctrl-C does: its
+    ``finally`` blocks run, so lock files and temporary folders go with it and the
+    last finished epoch is kept; the default handler would end the process on the spot."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        # once: a second Ctrl-C (or SIGTERM) while the first one's clean-up runs would
+        # interrupt the clean-up itself and print its traceback from wherever it landed
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+        signal.signal(signal.SIGINT, interrupt)
