@@ -49,9 +49,9 @@ def test_a_paper_preset_report_opens_with_the_fidelity_line(preset_name, compare
     assert (tmp_path / "rep" / "learning_curves.png").stat().st_size > 10_000
 
 
-def test_the_fidelity_study_runs_at_a_tiny_size(tmp_path):
-    """``ablate fidelity`` end to end on CPU (smoke preset, one epoch): both variants trained on
-    both datasets, the report opens with a fidelity line per variant, and the expectation that
+def test_the_fidelity_study_runs_at_a_tiny_size(tmp_path, tiny_dataset):
+    """``ablate fidelity`` end to end on CPU (smoke preset, one epoch, one dataset for every
+    task): both variants trained, the report opens with a fidelity line per variant, and the expectation that
     the preset follows the published curve is recorded (it cannot hold here: no published epoch
     was probed)."""
     import json
@@ -61,7 +61,7 @@ def test_the_fidelity_study_runs_at_a_tiny_size(tmp_path):
     from comm_diag.cli import app
 
     r = CliRunner().invoke(app, ["ablate", "fidelity", "--preset", "smoke", "--epochs", "1", "--every", "1",
-                                 "--out", str(tmp_path / "f")])
+                                 "--data", str(tiny_dataset.root), "--out", str(tmp_path / "f")])
     assert r.exit_code == 0, r.output
     text = (tmp_path / "f" / "report.md").read_text()
     assert "## Fidelity to the published curve" in text and "**bf16**" in text and "**preset**" in text
