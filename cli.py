@@ -140,7 +140,9 @@ def train(
 def probe(
     run: Annotated[Path, typer.Argument(help="A run folder written by `comm-diag train`.")],
     data: Annotated[Optional[Path], typer.Option(help="Dataset to probe on [default: the run's].")] = None,
-    probe_kind: Annotated[str, typer.Option("--probe", help="linear, mlp, or linear,mlp.")] = "linear",
+    probe_kind: Annotated[str, typer.Option("--probe", help="Comma list of probes: linear, mlp, linear_unweighted, "
+                                                      "authors (the authors' protocol: cropped probe images, "
+                                                      "unweighted, their C search).")] = "linear",
     every_epoch: Annotated[bool, typer.Option("--every-epoch", help="Probe every saved epoch too.")] = False,
     every: Annotated[int, typer.Option(help="Probe every K-th saved epoch too (learning curves).")] = 0,
     allow_unfinished: Annotated[bool, typer.Option("--allow-unfinished", help="Probe a run that has not reached "

@@ -164,4 +164,8 @@ def linear_unweighted_probe(features: Pair, labels: Pair, rng: np.random.Generat
     return {**_scores(yte, clf.predict(xte), clf.predict_proba(xte), clf.classes_, None), "C": best}
 
 
-PROBES: dict[str, Probe] = {"linear": linear_probe, "mlp": mlp_probe, "linear_unweighted": linear_unweighted_probe}
+PROBES: dict[str, Probe] = {"linear": linear_probe, "mlp": mlp_probe, "linear_unweighted": linear_unweighted_probe,
+                            # the authors' protocol: their probe on features of randomly cropped images
+                            # (probes.suite extracts those for it), reported under its own name
+                            "authors": linear_unweighted_probe}
+AUTHORS_CROP = (0.5, 1.0)  # RandomResizedCrop's scale on probe and test images in the authors' code

@@ -1,14 +1,18 @@
-"""Frozen-representation extraction for the probe sets, batched, no augmentation."""
+"""Frozen-representation extraction for the probe sets, batched: no augmentation, or (the
+authors' probe protocol) one seeded random resized crop of every image."""
 
 from __future__ import annotations
 
-from typing import Iterator
+import zlib
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
 
 import comm_diag.trifeature_gen as tg
+from comm_diag.comm.augment import Augment
 from comm_diag.comm.methods import Method, as_batch
+
 
 def _batches(n: int, size: int) -> Iterator[slice]:
     for s in range(0, n, size):
@@ -31,8 +35,13 @@ def _weights_digest(model: torch.nn.Module) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def extract(model: Method, ds: tg.Dataset, pair_set: str, batch_size: int = 512) -> dict[str, np.ndarray]:
+def extract(model: Method, ds: tg.Dataset, pair_set: str, batch_size: int = 512,
+            crop: Optional[tuple[float, float]] = None) -> dict[str, np.ndarray]:
     """Representations of every pair of a set: name ("fused", "modality1"...) -> PxD float32.
+
+    ``crop`` (scale range): every image is first randomly resized-cropped (the authors' probe
+    protocol: RandomResizedCrop(scale 0.5-1) on probe and test images), once per image, from
+    a generator seeded by the pair set and the modality.
 
     Methods that split ``features`` into ``encode``/``fuse`` get every image
     encoded once, then fused per pair; others are called on batches of pairs.
@@ -46,6 +55,13 @@ def extract(model: Method, ds: tg.Dataset, pair_set: str, batch_size: int = 512)
     model.eval()
     dev = model.device
     sources = [ds.modality(pair_set, i) for i in range(ds.n_modalities)]  # (images, index) per modality
+    if crop is not None:  # the images cropped once each, then encoded like the others
+        cropper = Augment("crop", crop_scale=crop)
+        gens = [torch.Generator(device=dev).manual_seed(zlib.crc32(f"{pair_set}:{i}".encode()))
+                for i in range(len(sources))]
+        sources = [(np.concatenate([(cropper(as_batch(imgs[s], dev), gens[i]) * 255).round().byte()
+                                    .permute(0, 2, 3, 1).cpu().numpy() for s in _batches(len(imgs), batch_size)]),
+                    index) for i, (imgs, index) in enumerate(sources)]
     out: dict[str, list[np.ndarray]] = {}
     try:
         encoded = [torch.cat([_call(name, "encode", model.encode, i, as_batch(imgs[s], dev))

@@ -23,15 +23,18 @@ def published_curve() -> list[dict]:
 
 def fidelity(epoch_rows: Sequence[dict], method: str = METHOD) -> list[dict]:
     """At each published (task, epoch) the method's curve was probed at: the measured mean over
-    seeds (linear probe, fused representation), the published value and their difference."""
+    seeds on the fused representation, the published value and their difference. The
+    authors' own probe protocol (probe "authors") is compared when the runs were probed with
+    it, else comm-diag's linear probe; each row says which ("probe")."""
+    probe = "authors" if any(r["probe"] == "authors" and r["method"] == method for r in epoch_rows) else "linear"
     out = []
     for ref in published_curve():
         got = [r["balanced_accuracy"] for r in epoch_rows
                if r["method"] == method and r["task"] == ref["task"] and int(r["epoch"]) == ref["epoch"]
-               and r["probe"] == "linear" and r["representation"] == "fused"]
+               and r["probe"] == probe and r["representation"] == "fused"]
         if got:
             mean = sum(got) / len(got)
-            out.append({**ref, "measured": mean, "difference": mean - ref["balanced_accuracy"]})
+            out.append({**ref, "measured": mean, "difference": mean - ref["balanced_accuracy"], "probe": probe})
     return out
 
 
@@ -48,6 +51,8 @@ def fidelity_line(rows: Sequence[dict]) -> str:
     verdict = (f"follows the published curve within {FOLLOWS_WITHIN:g} points at every compared epoch"
                if held else f"does not follow it: the largest gap is {worst['difference']:+.1f} points "
                             f"({worst['task']}, epoch {worst['epoch']})")
-    return (f"Fidelity to the authors' published CoMM curve (linear probe, fused representation; the "
-            f"published values read off the paper's figure to about ±1 point; our probe is class-weighted, "
-            f"theirs is not): CoMM {verdict}. {parts}.")
+    which = ("the authors' probe protocol (unweighted, cropped probe images, their C search)"
+             if rows[0]["probe"] == "authors" else
+             "comm-diag's linear probe (class-weighted; theirs is not: `--probe linear,authors` adds theirs)")
+    return (f"Fidelity to the authors' published CoMM curve (fused representation, {which}; the "
+            f"published values read off the paper's figure to about ±1 point): CoMM {verdict}. {parts}.")

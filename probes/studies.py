@@ -95,6 +95,7 @@ FIDELITY = Study(
                     f"compared epoch", lambda m: m.follows_published("preset")),
     ),
     every=5,
+    probes=("linear", "authors"),  # ours, and the authors' protocol the published curve was read with
     lead=_fidelity_lead,
 )
 

@@ -26,7 +26,7 @@ from comm_diag.trifeature_gen.io import file_sha256
 
 from .backends import backend_for
 from .features import extract
-from .classifiers import PROBES
+from .classifiers import AUTHORS_CROP, PROBES
 from .tasks import TASKS, ground_truth_bits, task_labels
 
 # bits: the probe's lower bound on I(Z; T); bits_fraction: bits / the exact bits of the task's own
@@ -64,6 +64,8 @@ def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("line
             raise ProbeError(f"the {what} {twice[0]!r} is given twice")
     fitter = backend_for(backend, model.device)
     train_f, test_f = extract(model, ds, "probe_train"), extract(model, ds, "test")
+    if "authors" in [*probes, *(a[0] for a in also)]:  # their probe reads features of cropped images
+        cropped = {s: extract(model, ds, s, crop=AUTHORS_CROP) for s in ("probe_train", "test")}
     train_y, test_y = task_labels(ds, "probe_train"), task_labels(ds, "test")
     truth = ground_truth_bits(ds, "test")
     wanted = [(probe, task, rep) for rep in train_f if representations is None or rep in representations
@@ -72,7 +74,8 @@ def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("line
 
     def fit(probe: str, task: str, rep: str) -> dict:
         rng = np.random.default_rng([seed, TASKS.index(task), list(PROBES).index(probe)])  # its own: order-free
-        s = PROBES[probe]((train_f[rep], test_f[rep]), (train_y[task], test_y[task]), rng, backend=fitter)
+        tr, te = (cropped["probe_train"], cropped["test"]) if probe == "authors" else (train_f, test_f)
+        s = PROBES[probe]((tr[rep], te[rep]), (train_y[task], test_y[task]), rng, backend=fitter)
         bits = s.get("bits")
         return {"task": task, "probe": probe, "representation": rep,
                 "balanced_accuracy": s["balanced_accuracy"], "auroc": s.get("auroc"), "bits": bits,

@@ -68,3 +68,27 @@ def test_the_fidelity_study_runs_at_a_tiny_size(tmp_path, tiny_dataset):
     record = json.loads((tmp_path / "f" / "expectations.json").read_text())
     assert record["methods"] == ["preset", "bf16"]
     assert [e["held"] for e in record["expectations"]] == [False]
+
+
+def test_the_authors_probe_protocol_reads_cropped_images_and_is_reported_as_such(tiny_dataset):
+    """``--probe authors``: their probe (unweighted, raw features, C in 1e-6..1e6 on 60/40) on
+    features of images randomly resized-cropped (scale 0.5-1) once each, seeded: the same
+    numbers twice, other features than the uncropped ones, rows under the probe's own name,
+    and the fidelity line then compares that protocol."""
+    import numpy as np
+    import torch
+
+    from comm_diag.comm.methods import build_method
+    from comm_diag.probes.features import extract
+    from comm_diag.probes.suite import probe_model
+
+    torch.manual_seed(0)
+    model = build_method(TrainConfig(d=32, image_size=32, method_settings={"proj_hidden": 32, "proj_dim": 16}))
+    plain = extract(model, tiny_dataset, "test")["fused"]
+    a, b = (extract(model, tiny_dataset, "test", crop=(0.5, 1.0))["fused"] for _ in range(2))
+    assert np.array_equal(a, b) and not np.allclose(a, plain)
+    rows = probe_model(model, tiny_dataset, probes=("linear", "authors"), tasks=("redundancy",),
+                       representations=("fused",))
+    assert [r["probe"] for r in rows] == ["linear", "authors"] and rows[0] != rows[1]
+    curve = [{**r, "method": "comm", "epoch": 5} for r in rows]
+    assert fidelity(curve)[0]["probe"] == "authors" and "the authors' probe protocol" in fidelity_line(fidelity(curve))
