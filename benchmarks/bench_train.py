@@ -159,7 +159,10 @@ def main() -> None:
     ap.add_argument("--precision", default="auto", help="auto, bf16 or fp32 (as TrainConfig.precision)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model's modules (as train --compile)")
     ap.add_argument("--graph", action="store_true", help="replay the step as a CUDA graph (as train on a GPU)")
+    ap.add_argument("--channels-last", action="store_true", help="channels-last memory for the model and batches")
     ap.add_argument("--concurrent", default="", help="comma list of K: also time K runs at once on the device")
+    ap.add_argument("--in-process", default="", help="comma list of K: also time K runs in this process, "
+                                                     "their steps interleaved on K CUDA streams")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     args = ap.parse_args()
     runtime = Runtime.create(args.device, args.precision).activate()
@@ -168,7 +171,7 @@ def main() -> None:
     print(f"{'preset':8} {'method':11} {'pairs/s':>9} {'step ms':>9} {'batching':>9} {'augment':>9} {'graph':>6}")
     for p in args.presets.split(","):
         for m in args.methods.split(","):
-            r = bench(p, m, args.steps, runtime, args.graph, args.compile)
+            r = bench(p, m, args.steps, runtime, args.graph, args.compile, channels_last=args.channels_last)
             figures["single"].append({"preset": p, "method": m, **r})
             print(f"{p:8} {m:11} {r['pairs_per_s']:9.1f} {r['step_ms']:9.1f} {100 * r['batch_share']:8.1f}% "
                   f"{100 * r['aug_share']:8.1f}% {str(r['graph']):>6}")
@@ -179,6 +182,12 @@ def main() -> None:
                 figures["concurrent"].append({"preset": p, "method": m, **r})
                 print(f"{p:8} {m:11} {k} runs at once: {r['pairs_per_s']:9.1f} pairs/s in all, "
                       f"slowest run {r['slowest_run']:.1f}")
+    for k in [int(k) for k in args.in_process.split(",") if k]:
+        for p in args.presets.split(","):
+            for m in args.methods.split(","):
+                r = in_one_process(k, p, m, args.steps, runtime, args.graph, args.channels_last)
+                figures["concurrent"].append({"preset": p, "method": m, "in_one_process": True, **r})
+                print(f"{p:8} {m:11} {k} runs in this process: {r['pairs_per_s']:9.1f} pairs/s in all")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({**figures, "steps": args.steps, "compile": args.compile, "graph": args.graph}, f, indent=2)
