@@ -135,6 +135,9 @@ class Runtime:
 
 
 def runtime_for(config: dict, device: Optional[str] = None) -> Runtime:
-    """The runtime of a recorded run on this machine (``device`` overrides its setting)."""
-    return Runtime.create(device or config.get("device", "auto"), config.get("precision", "auto"),
-                          bool(config.get("deterministic", False)))
+    """The runtime of a recorded run on this machine (``device`` overrides its setting; a run
+    trained with ``cuda`` is read on the CPU of a machine without a GPU)."""
+    recorded = config.get("device", "auto")
+    if recorded == "cuda" and not torch.cuda.is_available():
+        recorded = "cpu"
+    return Runtime.create(device or recorded, config.get("precision", "auto"), bool(config.get("deterministic", False)))

@@ -152,3 +152,19 @@ def test_the_torch_backend_fits_where_its_device_is(device):
     torch_fit.logistic_objective(w, b, xt, yt, torch_fit.class_weights(yt, 4),
                                  torch.tensor([0.1, 1.0], dtype=torch.float64, device=device)).backward()
     assert w.grad.abs().max() < 1e-8 and b.grad.abs().max() < 1e-8
+
+
+def test_a_run_trained_on_a_gpu_is_probed_on_a_machine_without_one(tmp_path, tiny_dataset, monkeypatch):
+    """``probe`` loads a run where its config says it trained; a run of ``--device cuda``
+    received on a machine without CUDA is read on the CPU, not refused."""
+    from comm_diag.comm.runtime import runtime_for
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert runtime_for({"device": "cuda"}).device.type == "cpu"
+    run = train(TrainConfig(d=32, epochs=1, batch_size=64, image_size=32, device="cpu",
+                            method_settings={"proj_hidden": 64, "proj_dim": 32}), tiny_dataset, tmp_path / "r")
+    meta = json.loads((run / "config.json").read_text())
+    meta["train"]["device"] = "cuda"  # as written by a GPU run (the device is outside the run's identity)
+    (run / "config.json").write_text(json.dumps(meta))
+    rows = probe_run(run, tasks=("redundancy",))
+    assert rows and json.loads((run / "probes.json").read_text())["backend"] == "sklearn"
