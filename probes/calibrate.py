@@ -32,9 +32,10 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 import comm_diag.trifeature_gen as tg
-
+from comm_diag.comm.runtime import resolve_device
 from comm_diag.outputs import claim, safe_cell, write_file
 
+from .backends import backend_for
 from .classifiers import PROBES
 from .progress import progress as progress_hooks
 from .sweep import Hooks, dataset_spec, ensure_dataset
@@ -107,11 +108,14 @@ def _expected_held(expected: Optional[bool], outcome: str) -> bool:
 
 
 def calibrate(ds: tg.Dataset, references: Optional[list[str]] = None, seeds: Sequence[int] = (0, 1, 2),
-              on_reference: Optional[Callable[[str], None]] = None) -> list[dict]:
+              on_reference: Optional[Callable[[str], None]] = None, backend: str = "auto") -> list[dict]:
     """Rows {reference, level, task, probe, balanced_accuracy (mean over seeds), ci95, seeds, bits,
     bits_fraction, control, line, verdict, expected, ok} for every reference and level, probed
     on (probe_train, test) once per seed (a seed draws the probes' splits, the label
-    permutation and the pixel projection) and judged by the methods' verdict rule."""
+    permutation and the pixel projection) and judged by the methods' verdict rule. ``backend``:
+    where the probes are fitted, as a study's runs are (auto: torch on this machine's GPU,
+    scikit-learn without one)."""
+    fitter = backend_for(backend, resolve_device("auto"))
     truth = ground_truth_bits(ds, "test")
     train_y, test_y = task_labels(ds, "probe_train"), task_labels(ds, "test")
     rows = []
@@ -128,7 +132,7 @@ def calibrate(ds: tg.Dataset, references: Optional[list[str]] = None, seeds: Seq
                 ytr = np.random.default_rng([seed, 1]).permutation(train_y[task]) if ref.shuffle_labels \
                     else train_y[task]
                 rng = np.random.default_rng([seed, TASKS.index(task), list(PROBES).index(probe)])
-                scores[level].append(PROBES[probe]((xtr, xte), (ytr, test_y[task]), rng))
+                scores[level].append(PROBES[probe]((xtr, xte), (ytr, test_y[task]), rng, backend=fitter))
         for level, (task, probe) in LEVELS.items():
             accs = [s["balanced_accuracy"] for s in scores[level]]
             v = verdict(accs, [], chance(task))  # no training, so no random-init control: chance
@@ -176,5 +180,6 @@ def _calibration(out: Path, data: Optional[Path | str], preset_name: str, seeds:
         write_file(out / "calibration.csv", text.getvalue())
         write_file(out / "calibration.json", json.dumps({
             "package_version": tg.__version__, "data": str(ds.root), "seeds": list(seeds), "rule": RULE,
+            "backend": backend_for("auto", resolve_device("auto")).name,
             "rows": rows}, indent=2))
     return rows

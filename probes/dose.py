@@ -33,11 +33,12 @@ import numpy as np
 
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.methods.registry import label_of
+from comm_diag.comm.runtime import resolve_device
+from comm_diag.outputs import write_file
 from comm_diag.trifeature_gen.factors import factor_index
 from comm_diag.trifeature_gen.pid import attribute_information, attribute_law
 
-from comm_diag.outputs import write_file
-
+from .backends import backend_for
 from .classifiers import PROBES
 from .html_page import md_cell
 from .study import Expectation, Study
@@ -160,7 +161,9 @@ def _reference_rows(dose: Dose, name: str, ds: tg.Dataset, level: float, dose_bi
     a1, a2 = dose.attributes(ds.spec)
     xtr, xte = dose.reference(ds, "probe_train", a1, a2), dose.reference(ds, "test", a1, a2)
     ytr, yte = task_labels(ds, "probe_train")[dose.task], task_labels(ds, "test")[dose.task]
-    s = PROBES["linear"]((xtr, xte), (ytr, yte), np.random.default_rng([0, 7]))
+    # fitted where the study's runs are probed (auto: torch on this machine's GPU, else scikit-learn)
+    s = PROBES["linear"]((xtr, xte), (ytr, yte), np.random.default_rng([0, 7]),
+                         backend=backend_for("auto", resolve_device("auto")))
     v = verdict([s["balanced_accuracy"]], [], chance(dose.task, ds.spec))
     return {"method": REFERENCE, "interaction": name, "task": dose.task, "setting": dose.setting, "level": level,
             "dose_bits": dose_bits, "balanced_accuracy": v.mean, "ci95": 0.0, "seeds": 1, "bits": s["bits"],
