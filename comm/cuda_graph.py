@@ -51,14 +51,15 @@ def preserved(model: torch.nn.Module, opt: torch.optim.Optimizer) -> Iterator[No
                         v.copy_(before[id(v)]) if id(v) in before else v.zero_()
 
 
-def unsafe_reason(step: TrainStep, world: int) -> Optional[str]:
-    """Why this step cannot be recorded, or None."""
-    if not step.runtime.on_gpu:
+def unsafe_reason(model: torch.nn.Module, runtime, world: int) -> Optional[str]:
+    """Why the training step of ``model`` cannot be recorded on this runtime, or None (asked
+    before the optimiser is made: a recorded step needs a capturable one)."""
+    if not runtime.on_gpu:
         return "not on a GPU"
     if world > 1:
         return "data-parallel training"
-    if not getattr(step.model, "graph_safe", False):
-        return f"the method {step.method} does not declare graph_safe = True"
+    if not getattr(model, "graph_safe", False):
+        return f"the method {type(model).__name__} does not declare graph_safe = True"
     if not hasattr(torch.cuda.CUDAGraph, "register_generator_state"):
         return f"torch {torch.__version__} cannot register a generator with a CUDA graph"
     return None

@@ -33,6 +33,7 @@ from .methods import METHODS, Method, as_batch, preflight, resolve
 from .run_folder import (CHECKPOINTS, CONFIG, LOG, TrainingError, _atomic_save, _truncate_log, build_model,
                          changed_settings, check_belongs, checkpoint_path, load_checkpoint, read_config, run_config)
 from .runtime import Runtime
+from .cuda_graph import GraphedStep, unsafe_reason
 from .step import TrainStep
 
 
@@ -159,10 +160,8 @@ def _has_unused(model: torch.nn.Module) -> bool:
 def _record(step_fn: TrainStep, xs, where: str):
     """The step as a CUDA graph (comm.cuda_graph), or None, after one line saying why it
     trains eagerly instead (the weights are the same either way)."""
-    from . import cuda_graph
-
     try:
-        return cuda_graph.GraphedStep(step_fn, xs)
+        return GraphedStep(step_fn, xs)
     except TrainingError:
         raise
     except Exception as e:  # a kernel that cannot be recorded: the eager step is the same step
@@ -242,10 +241,11 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
     if world > 1 and runtime.on_gpu:
         # batch statistics over all processes' samples, as in one process (SyncBatchNorm has no CPU kernel)
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    graphed = cfg.cuda_graph and runtime.on_gpu and world == 1 and getattr(model, "graph_safe", False)
+    why_eager = unsafe_reason(model, runtime, world) if cfg.cuda_graph else "--no-cuda-graph"
+    graphed = why_eager is None
     if cfg.cuda_graph and runtime.on_gpu and main and not graphed:
-        why = "data-parallel" if world > 1 else "the method does not declare graph_safe"
-        print(f"note: {cfg.method} trains with eager steps ({why}), not a CUDA graph", file=sys.stderr, flush=True)
+        print(f"note: {cfg.method} trains with eager steps ({why_eager}), not a CUDA graph", file=sys.stderr,
+              flush=True)
     opt = runtime.optimizer(param_groups(model, cfg), cfg.lr, cfg.weight_decay, capturable=graphed)
     start_epoch = 0
     if resume:
