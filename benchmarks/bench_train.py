@@ -26,7 +26,7 @@ from comm_diag.comm.config import preset
 from comm_diag.comm.cuda_graph import GraphedStep, unsafe_reason
 from comm_diag.comm.methods import build_method
 from comm_diag.comm.runtime import Runtime, usable_cores
-from comm_diag.comm.step import TrainStep
+from comm_diag.comm.step import TrainStep, step_seed
 from comm_diag.comm.train import augmenters, compile_modules, lr_at, param_groups
 
 
@@ -68,7 +68,7 @@ class Trainer:
                 for ix in self.index]  # n x Bx3xHxW
 
     def step(self, i: int) -> torch.Tensor:
-        xs, seed, lr = self.batch(i), self.cfg.seed * 7_919_993 + i, lr_at(self.cfg, i, 157)
+        xs, seed, lr = self.batch(i), step_seed(self.cfg.seed, i), lr_at(self.cfg, i, 157)
         if self.graph_asked and self.why_eager is None and self.graph is None:
             self.graph = GraphedStep(self.step_fn, xs)
         if self.graph is not None:

@@ -18,6 +18,12 @@ from .run_folder import TrainingError
 from .runtime import Runtime
 
 
+def step_seed(run_seed: int, global_step: int, rank: int = 0) -> int:
+    """The seed of every random draw of one training step (augmentations, a method's own
+    views): a function of (run seed, step, process) alone, so a resumed run draws the same."""
+    return run_seed * 7_919_993 + global_step + rank * 1_000_000_007
+
+
 def method_terms(forward: Callable, xs, fns, method: str, where: str = "") -> dict[str, Tensor]:
     """The method's training step, its failures (an exception, a SystemExit, a result that
     is not a dict of scalar tensors with 'loss') as one TrainingError naming the method."""

@@ -34,7 +34,7 @@ from .run_folder import (CHECKPOINTS, CONFIG, LOG, TrainingError, _atomic_save, 
                          changed_settings, check_belongs, checkpoint_path, load_checkpoint, read_config, run_config)
 from .runtime import Runtime
 from .cuda_graph import GraphedStep, unsafe_reason
-from .step import TrainStep
+from .step import TrainStep, step_seed
 
 
 @dataclass(frozen=True)
@@ -329,7 +329,7 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
                 start = step * global_batch + rank * cfg.batch_size
                 idx = perm[start:start + cfg.batch_size]
                 xs = [images[index[idx]].float() / 255.0 for images, index in modalities]  # n x Bx3xHxW
-                seed = cfg.seed * 7_919_993 + gstep + rank * 1_000_000_007  # every draw of the step comes from it
+                seed = step_seed(cfg.seed, gstep, rank)
                 where = f"at epoch {epoch}, step {step + 1}; the last finished epoch is kept"
                 if graphed and graph is None:
                     graph = _record(step_fn, xs, where)
