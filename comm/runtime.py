@@ -59,10 +59,16 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def core_share() -> int:
+    """The cores this process's work may take: COMM_DIAG_THREADS where its parent shares the
+    cores between processes (a sweep's workers, data-parallel ranks, pytest-xdist's workers),
+    else every core it may run on."""
+    return max(1, int(os.environ.get("COMM_DIAG_THREADS", usable_cores())))
+
+
 def set_threads() -> int:
-    """Use every core this process may run on, or COMM_DIAG_THREADS where a sweep
-    shares the cores between worker processes."""
-    n = int(os.environ.get("COMM_DIAG_THREADS", usable_cores()))
+    """Use this process's share of the cores (``core_share``)."""
+    n = core_share()
     torch.set_num_threads(n)
     return n
 

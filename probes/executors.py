@@ -15,7 +15,7 @@ from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from typing import Callable, Optional, Sequence
 
-from comm_diag.comm.runtime import resolve_device, usable_cores
+from comm_diag.comm.runtime import core_share, resolve_device
 
 from .sweep import Hooks, RunJob, execute, is_done
 
@@ -91,13 +91,14 @@ def _relay(events, hooks: Hooks) -> None:
 
 
 def auto_workers(jobs: Sequence[RunJob]) -> int:
-    """One worker per core, at most one per unfinished run, when training on CPU: two
-    one-thread processes trained ~1.2x more pairs/s than one two-thread process on 2
-    cores (README, Benchmarks). One worker when a GPU trains (runs would share it)."""
+    """One worker per core of this process's share (``core_share``), at most one per
+    unfinished run, when training on CPU: two one-thread processes trained ~1.2x more
+    pairs/s than one two-thread process on 2 cores (docs/benchmarks.md). One worker when a
+    GPU trains (runs would share it)."""
     todo = [j for j in jobs if not is_done(j)]
     if not todo or any(resolve_device(j.config.get("device", "auto")).type != "cpu" for j in todo):
         return 1
-    return max(1, min(usable_cores(), len(todo)))
+    return max(1, min(core_share(), len(todo)))
 
 
 def unguarded_main() -> Optional[str]:
@@ -149,7 +150,7 @@ def run_local(jobs: Sequence[RunJob], hooks: Hooks, workers: int = 0) -> list[st
             if hooks.on_done:
                 hooks.on_done(job)
         return done
-    threads = max(1, usable_cores() // workers)
+    threads = max(1, core_share() // workers)
     hooks.on_stage(f"{len(jobs)} runs on {workers} worker processes, {threads} thread(s) each")
     ctx = get_context("spawn")
     events = ctx.Queue()
