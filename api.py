@@ -19,8 +19,9 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import preset_data
+from comm_diag.comm.methods.registry import DEFAULT_METHODS
 
-from .probes import ablation, calibrate as calibration, check as checking, experiment
+from .probes import ablation, calibrate as calibration, check as checking, experiment, tensorboard as board
 from .probes.check import CONTROLS
 from .probes.executors import check_options
 from .probes.progress import progress as progress_hooks
@@ -80,10 +81,11 @@ def generate(out: Optional[Path | str] = None, *, preset: Optional[str] = None, 
 
 def train(data: Path | str, out: Optional[Path | str] = None, *, method: str = "comm", preset: str = "cpu",
           resume: bool = False, compile: bool = False, nproc: int = 1, progress: str = "auto",
-          hooks: Optional[Hooks] = None, **settings: Any) -> Path:
+          hooks: Optional[Hooks] = None, tensorboard: bool = False, **settings: Any) -> Path:
     """``comm-diag train``: ``method`` on the dataset's train pairs, in ``out`` [runs/METHOD-seedS].
     ``settings``: run settings (epochs, lr, seed, device, ...) and the method's own (as ``--set``);
-    ``nproc`` > 1: data-parallel processes (torchrun), the batch size per process."""
+    ``nproc`` > 1: data-parallel processes (torchrun), the batch size per process;
+    ``tensorboard``: the run's loss terms, lr and throughput also in RUN/tensorboard/."""
     from comm_diag.comm.config import DERIVED, preset as preset_config
     from comm_diag.comm.methods import resolve
     from comm_diag.comm.methods.plugins import normalize_target
@@ -98,12 +100,18 @@ def train(data: Path | str, out: Optional[Path | str] = None, *, method: str = "
         raise ValueError(f"{derived[0]} is not a setting: {DERIVED[derived[0]]}")
     method = normalize_target(method)
     cfg = resolve(preset_config(preset).replace(method=method, **settings))
+    if tensorboard:
+        board.writer_class()  # tensorboardX missing: one line before any byte
     out = Path(out) if out is not None else Path("runs") / f"{label_of(method)}-seed{cfg.seed}"
     if nproc > 1:
-        return train_parallel(cfg, tg.load(data), out, nproc, resume=resume)
-    with progress_hooks(progress, also=hooks, label=f"train {label_of(method)}") as drawn:
-        return train_run(cfg, tg.load(data), out, resume=resume, on_step=drawn.on_step,
-                         compile="inductor" if compile else None)
+        run = train_parallel(cfg, tg.load(data), out, nproc, resume=resume)
+    else:
+        with progress_hooks(progress, also=hooks, label=f"train {label_of(method)}") as drawn:
+            run = train_run(cfg, tg.load(data), out, resume=resume, on_step=drawn.on_step,
+                            compile="inductor" if compile else None)
+    if tensorboard:
+        board.export(run)
+    return run
 
 
 def probe(run: Path | str, *, data: Optional[Path | str] = None, probe: str | Sequence[str] = "linear",
@@ -134,12 +142,15 @@ def report(runs: Sequence[Path | str], out: Path | str = "report", *, mix_datase
 
 
 def quickstart(out: Path | str = "comm-diag-out", *, preset: str = "cpu", seeds: Seeds = "0",
-               epochs: Optional[int] = None, every: int = 0, methods: Sequence[str] = experiment.METHODS_DEFAULT,
+               epochs: Optional[int] = None, every: int = 0, methods: Sequence[str] = DEFAULT_METHODS,
                workers: int = 0, executor: str = "local", progress: str = "auto", hooks: Optional[Hooks] = None,
-               **executor_options: Any) -> dict:
-    """``comm-diag quickstart``: the paper's Figure 4 end to end (data, training, probes, report)."""
-    return experiment.quickstart(out, methods=_distinct("methods", methods), preset_name=preset, seeds=_seeds(seeds), epochs=epochs,
-                                 every=every, hooks=hooks, progress=progress, executor=executor,
+               tensorboard: bool = False, **executor_options: Any) -> dict:
+    """``comm-diag quickstart``: the paper's Figure 4 end to end (data, training, probes, report).
+    ``methods``: built-ins or your own (path/to/file.py:Class), as ``check`` takes them;
+    ``tensorboard``: every run's curves also in RUN/tensorboard/ (``tensorboard --logdir OUT``)."""
+    return experiment.quickstart(out, methods=_distinct("methods", methods), preset_name=preset,
+                                 seeds=_seeds(seeds), epochs=epochs, every=every, hooks=hooks, progress=progress,
+                                 executor=executor, tensorboard=tensorboard,
                                  **_executor(executor, workers, executor_options, quickstart))
 
 
@@ -148,7 +159,7 @@ def ablate(study: str, out: Optional[Path | str] = None, *, data: Sequence[Path 
            only: Optional[int] = None, interaction: Optional[Sequence[str]] = None,
            levels: Optional[Sequence[float] | str] = None, methods: Optional[Sequence[str]] = None,
            workers: int = 0, executor: str = "local", progress: str = "auto", hooks: Optional[Hooks] = None,
-           **executor_options: Any) -> dict:
+           tensorboard: bool = False, **executor_options: Any) -> dict:
     """``comm-diag ablate``: a study of ``studies.STUDIES`` in ``out`` [ablations/STUDY];
     ``interaction``, ``levels`` and ``methods`` are the dose study's (defaults: synergy,
     0-1 in quarters, CoMM / Cross / Cross+Self)."""
@@ -156,7 +167,7 @@ def ablate(study: str, out: Optional[Path | str] = None, *, data: Sequence[Path 
                               interactions=_distinct("interaction", interaction), levels=levels,
                               methods=_distinct("methods", methods), preset_name=preset, seeds=_seeds(seeds),
                               data=list(data), epochs=epochs, every=every, extra=extra, only=only, hooks=hooks,
-                              progress=progress, executor=executor,
+                              progress=progress, executor=executor, tensorboard=tensorboard,
                               **_executor(executor, workers, executor_options, ablate))
 
 
@@ -173,7 +184,8 @@ def check(target: str, out: Optional[Path | str] = None, *, data: Sequence[Path 
           seeds: Seeds = "0", epochs: Optional[int] = None, controls: Sequence[str] = CONTROLS,
           settings: Optional[Mapping[str, Any]] = None, dose: Sequence[str] = (),
           levels: Optional[Sequence[float] | str] = None, workers: int = 0, executor: str = "local",
-          progress: str = "auto", hooks: Optional[Hooks] = None, **executor_options: Any) -> dict:
+          progress: str = "auto", hooks: Optional[Hooks] = None, tensorboard: bool = False,
+          **executor_options: Any) -> dict:
     """``comm-diag check``: does ``target`` capture R, U and S beside the controls? (With
     ``dose``: its dose-response curves.) ``settings``: your method's own settings and run
     settings (``--set``); run settings apply to the controls too (one budget for all)."""
@@ -189,7 +201,7 @@ def check(target: str, out: Optional[Path | str] = None, *, data: Sequence[Path 
     return checking.check(target, out, controls=_distinct("controls", controls, empty_ok=True),
                           dose=_distinct("dose", dose, empty_ok=True), levels=levels,
                           settings=dict(settings or {}), preset_name=preset, seeds=_seeds(seeds), data=list(data),
-                          epochs=epochs, hooks=hooks, progress=progress, executor=executor,
+                          epochs=epochs, hooks=hooks, progress=progress, executor=executor, tensorboard=tensorboard,
                           **_executor(executor, workers, executor_options, check))
 
 

@@ -11,10 +11,12 @@ from rich.console import Console
 
 import comm_diag.trifeature_gen as tg
 from comm_diag.cli_options import (AddressOpt, CpusOpt, DataOpt, EpochsOpt, ExecutorOpt, GpusOpt, PresetOpt, SeedsOpt,
-                                   UserError, WorkersOpt, comma_list, cpu_preset_value, executor_options,
+                                   TensorBoardOpt, UserError, WorkersOpt, comma_list, cpu_preset_value,
+                                   executor_options,
                                    parse_synergy_attrs, settings_options)
 from comm_diag.cli_errors import err, terminate_as_interrupt, user_errors
 from comm_diag.comm.config import TrainConfig
+from comm_diag.comm.methods.registry import DEFAULT_METHODS
 
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -57,7 +59,14 @@ def main(version: Annotated[Optional[bool], typer.Option("--version", callback=_
 
 # ----------------------------------------------------------------------------- generate / info
 
-@app.command()
+def examples(*lines: str) -> str:
+    """A command's --help epilog: example command lines, kept as written (click's \\b)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+@app.command(epilog=examples("comm-diag generate --preset smoke --out data/smoke",
+                             "comm-diag generate --synergy --size 64 --out data/synergy-64",
+                             "comm-diag generate --synergy --synergy-attrs shape:color --png"))
 @settings_options(tg.DatasetSpec, skip=("synergy_src", "synergy_tgt"))
 def generate(
     out: Annotated[Optional[Path], typer.Option(help="Output folder [default: data/trifeature-SIZE[-synergy]].")] = None,
@@ -78,7 +87,7 @@ def generate(
             settings["synergy_src"], settings["synergy_tgt"] = parse_synergy_attrs(synergy_attrs)
         written = api.generate(out, preset=preset_name, synergy=synergy, png=png, force=force, **settings,
                                warn=lambda m: err.print(f"[yellow]warning:[/] {m}", highlight=False, soft_wrap=True))
-        console.print(f"wrote {out or written}", highlight=False)  # the folder as the user named it
+        console.print(f"wrote {out or written}", highlight=False, soft_wrap=True)  # as the user named it
 
 
 @app.command()
@@ -110,6 +119,7 @@ def train(
                                                                  "(repeatable), e.g. --set proj_dim=128.")] = None,
     compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model's modules (same weights; "
                                                              "a minute or more of compiling first).")] = False,
+    tensorboard: TensorBoardOpt = False,
     **settings: Any,
 ) -> None:
     """Train a method on a dataset's train pairs (checkpoint every epoch, resumable)."""
@@ -126,14 +136,14 @@ def train(
             raise UserError(f"--nproc must be >= 1, got {nproc}")
         try:
             api.train(data, out, method=method, preset=preset_name, resume=resume,
-                      compile=compile_, nproc=nproc, **given)
+                      compile=compile_, nproc=nproc, tensorboard=tensorboard, **given)
         except KeyboardInterrupt:
             from comm_diag.comm.run_folder import checkpoint_path
 
             if not checkpoint_path(out, 0).is_file():  # stopped before the run folder held anything to resume
                 raise UserError(f"interrupted before training began; nothing to resume in {out}")
             raise UserError(f"interrupted; the last finished epoch is kept: resume with --resume --out {out}")
-        console.print(f"trained {label}{f' on {nproc} processes' if nproc > 1 else ''}: {out}")
+        console.print(f"trained {label}{f' on {nproc} processes' if nproc > 1 else ''}: {out}", soft_wrap=True)
 
 
 @app.command()
@@ -161,7 +171,7 @@ def probe(
                          allow_unfinished=allow_unfinished, method=method, backend=backend,
                          on_model=lambda m: err.print(f"probing {m}"), progress="off")
         console.print(tables.probe_rows(rows))
-        console.print(f"wrote {run / 'probes.csv'}")
+        console.print(f"wrote {run / 'probes.csv'}", soft_wrap=True)
 
 
 @app.command()
@@ -176,7 +186,7 @@ def report(
 
     with user_errors():
         console.print(tables.verdicts(api.report(runs, out, mix_datasets=mix_datasets, progress="off")))
-        console.print(f"wrote {out / 'report.md'} and {out / 'report.html'}")
+        console.print(f"wrote {out / 'report.md'} and {out / 'report.html'}", soft_wrap=True)
 
 
 # ----------------------------------------------------------------------------- sweeps: quickstart / ablate / check
@@ -184,7 +194,7 @@ def report(
 def _run_study(out: Path, call: Callable[[], dict], table: Optional[Callable[[dict], object]] = None) -> dict:
     """The body the sweep commands share: ``call()`` (the command's library function, which
     draws its own progress), one line on interruption, then the study's table (or
-    ``table(result)``), its expectations, the timing."""
+    ``table(result)``), its expectations, its lead in words (quickstart's conclusion), the timing."""
     import time
 
     from comm_diag import tables
@@ -194,21 +204,27 @@ def _run_study(out: Path, call: Callable[[], dict], table: Optional[Callable[[di
         result = call()
     except KeyboardInterrupt:
         raise UserError("interrupted; finished epochs and runs are kept: run the same command again to resume") from None
-    for part in [(table or tables.study)(result), *tables.expectations(result)]:
+    said = tables.lead(result) if table is None else []  # check prints its own conclusion
+    for part in [(table or tables.study)(result), *tables.expectations(result), *said]:
         console.print(part, highlight=False)
-    console.print(f"done in {time.perf_counter() - t0:.0f} s; report: {out / 'report.md'}")
+    console.print(f"done in {time.perf_counter() - t0:.0f} s; report: {out / 'report.md'}", soft_wrap=True)
     return result
 
 
-@app.command()
+@app.command(epilog=examples("comm-diag quickstart --preset smoke           # the plumbing, under a minute",
+                             "comm-diag quickstart                          # the cpu preset: a real answer",
+                             "comm-diag quickstart --seeds 0,1,2 --every 5  # intervals and learning curves",
+                             "comm-diag quickstart --preset smoke --methods comm,examples/clip_concat.py:ClipConcat"))
 def quickstart(
     out: Annotated[Path, typer.Option(help="Output folder (data, runs, report).")] = Path("comm-diag-out"),
     preset_name: PresetOpt = "cpu",
     seeds: SeedsOpt = "0",
     epochs: EpochsOpt = None,
     every: Annotated[int, typer.Option(help="Also probe every K epochs: learning curves in the report.")] = 0,
-    methods: Annotated[str, typer.Option(help="Comma list of built-in methods (`comm-diag methods` lists them).")]
-    = "comm,cross,cross_self",
+    methods: Annotated[str, typer.Option(help="Comma list of methods: built-ins (`comm-diag methods` lists them) "
+                                              "or your own (path/to/file.py:ClassName, package.module:ClassName).")]
+    = ",".join(DEFAULT_METHODS),
+    tensorboard: TensorBoardOpt = False,
     workers: WorkersOpt = 0,
     executor: ExecutorOpt = "local",
     address: AddressOpt = None,
@@ -217,20 +233,23 @@ def quickstart(
 ) -> None:
     """The paper's two experiments end to end: data, CoMM / Cross / Cross+Self, probes, report.
 
-    Six trainings a seed (each method on the unbiased and on the synergy-biased pairs). With
-    the cpu preset one seed took 499 s on 2 cores with bf16 (0.3.0; README, "What the main
-    job shows"); smoke runs in about a minute; paper needs a GPU.
+    Six trainings a seed (each method on the unbiased and on the synergy-biased pairs). The
+    README's "Start here" gives the measured times: smoke 35 s on 2 cores, cpu 8 to 22
+    minutes a seed by the CPU; paper needs a GPU.
     """
     from comm_diag import api
 
     with user_errors():
         _run_study(out, lambda: api.quickstart(out, preset=preset_name, seeds=seeds, epochs=epochs, every=every,
-                                               methods=comma_list(methods) or [],
+                                               methods=comma_list(methods) or [], tensorboard=tensorboard,
                                                **executor_options(executor, workers, address, cpus_per_run,
                                                                   gpus_per_run)))
 
 
-@app.command()
+@app.command(epilog=examples("comm-diag ablate --list-studies",
+                             "comm-diag ablate loss --preset smoke --list   # the runs it would train",
+                             "comm-diag ablate fusion --seeds 0,1,2",
+                             "comm-diag ablate dose --interaction synergy --levels 0,0.5,1 --methods comm,cross"))
 def ablate(
     study: Annotated[str, typer.Argument(help="Study name (--list-studies shows them all).", show_default=False)] = "",
     out: Annotated[Optional[Path], typer.Option(help="Study folder [default: ablations/STUDY].")] = None,
@@ -250,6 +269,7 @@ def ablate(
         help="dose: the strengths (probabilities in the training pairs) [default: 0,0.25,0.5,0.75,1].")] = None,
     methods: Annotated[Optional[str], typer.Option(
         help="dose: built-in methods, a comma list [default: comm,cross,cross_self].")] = None,
+    tensorboard: TensorBoardOpt = False,
     workers: WorkersOpt = 0,
     executor: ExecutorOpt = "local",
     address: AddressOpt = None,
@@ -279,11 +299,15 @@ def ablate(
             console.print(tables.plan(f"study {study}: {spec.description}", plan))
             return
         _run_study(out, lambda: api.ablate(study, out, preset=preset_name, **params, **settings,
+                                           tensorboard=tensorboard,
                                            **executor_options(executor, workers, address, cpus_per_run,
                                                               gpus_per_run)))
 
 
-@app.command()
+@app.command(epilog=examples("comm-diag check examples/clip_concat.py:ClipConcat --preset smoke",
+                             "comm-diag check my_ssl.py:MyMethod --set temperature=0.2 --seeds 0,1,2",
+                             "comm-diag check my_ssl.py:MyMethod --controls comm --require synergy",
+                             "comm-diag check my_ssl.py:MyMethod --dose synergy"))
 def check(
     target: Annotated[str, typer.Argument(help="Your method: path/to/file.py:ClassName, package.module:ClassName, "
                                                "or a name from `comm-diag methods`.", show_default=False)],
@@ -294,7 +318,7 @@ def check(
     epochs: EpochsOpt = None,
     controls: Annotated[str, typer.Option(help="Built-in methods trained beside yours with the same budget (comma "
                                                "list), or 'none' (the random-init floor is always measured).")]
-    = "comm,cross,cross_self",
+    = ",".join(DEFAULT_METHODS),
     no_controls: Annotated[bool, typer.Option("--no-controls", help="Same as --controls none.")] = False,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="KEY=VALUE (repeatable): one of your method's "
                                                                  "Settings, or a run setting of every method.")] = None,
@@ -305,6 +329,7 @@ def check(
              "beside the controls' (`comm-diag ablate dose`).")] = None,
     levels: Annotated[Optional[str], typer.Option(
         help="With --dose: the strengths in the training pairs [default: 0,0.25,0.5,0.75,1].")] = None,
+    tensorboard: TensorBoardOpt = False,
     workers: WorkersOpt = 0,
     executor: ExecutorOpt = "local",
     address: AddressOpt = None,
@@ -323,14 +348,14 @@ def check(
         if required and dose:
             raise UserError("--require reads the check's three verdicts; a dose check has one per level: "
                             "read its curve (dose.csv)")
-        if no_controls and controls != "comm,cross,cross_self":
+        if no_controls and controls != ",".join(DEFAULT_METHODS):
             raise UserError("--no-controls and --controls contradict each other: give one")
         label = label_of(normalize_target(target))
         out = out or Path("check-out") / (label + ("-dose" if dose else ""))
         result = _run_study(out, lambda: api.check(
             target, out, data=data or (), preset=preset_name, seeds=seeds, epochs=epochs,
             controls="none" if no_controls else controls, settings=TrainConfig.parse_settings(set_ or ()),
-            dose=comma_list(dose) or (), levels=levels,
+            dose=comma_list(dose) or (), levels=levels, tensorboard=tensorboard,
             **executor_options(executor, workers, address, cpus_per_run, gpus_per_run)),
             table=None if dose else lambda r: tables.check(r, label))
         console.print(result["conclusion"], highlight=False)
@@ -368,7 +393,8 @@ def calibrate(
             raise UserError("interrupted: run the same command again") from None
     console.print(tables.calibration(rows, n_seeds))
     bad = [r for r in rows if not r["ok"]]
-    console.print(f"{len(rows) - len(bad)} of {len(rows)} verdicts as expected; wrote {out / 'calibration.csv'}")
+    console.print(f"{len(rows) - len(bad)} of {len(rows)} verdicts as expected; wrote {out / 'calibration.csv'}",
+                  soft_wrap=True)
     if bad:
         err.print("[bold red]calibration mismatch:[/] " + "; ".join(f"{r['reference']} {r['level']}: "
                   f"{r['verdict']}" for r in bad), highlight=False, soft_wrap=True)

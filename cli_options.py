@@ -78,6 +78,9 @@ PresetOpt = Annotated[str, typer.Option("--preset", help="smoke (32 px, 1 epoch:
 EpochsOpt = Annotated[Optional[int], typer.Option(help="Override the preset's epochs.")]
 WorkersOpt = Annotated[int, typer.Option(help="Runs in parallel worker processes (local executor); 0: one per "
                                                "core, at most one per run, on CPU, and 1 when a GPU trains.")]
+TensorBoardOpt = Annotated[bool, typer.Option("--tensorboard", help=(
+    "Also write each run's loss terms, lr, throughput and probe curves as TensorBoard events (RUN/tensorboard/; "
+    "pip install -e '.[tensorboard]')."))]
 ExecutorOpt = Annotated[str, typer.Option(help="Where runs execute: local or ray (pip install -e '.[ray]').")]
 AddressOpt = Annotated[Optional[str], typer.Option(help="Ray cluster address [default: a local Ray instance].")]
 DataOpt = Annotated[Optional[list[Path]], typer.Option(

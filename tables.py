@@ -11,15 +11,65 @@ from typing import Iterable
 
 from rich import table as rich_table
 
+from comm_diag.comm.methods.registry import display_name
+from comm_diag.probes.conclusions import plumbing_only
 from comm_diag.probes.report import levels_of
-from comm_diag.probes.tasks import INTERACTIONS, NAMES, chance
-from comm_diag.probes.verdict import over_seeds, with_interval
+from comm_diag.probes.tasks import INTERACTIONS, NAMES
+from comm_diag.probes.verdict import MARGIN, over_seeds, with_interval
 
 
 class Table(rich_table.Table):
+    """A rich table whose cells break between words: in a terminal too narrow for it, each
+    column is made as wide as the longest word of its cells (then of its header) while there
+    is room, so 'redundancy' or 'inconclusive' moves whole to the next line instead of being
+    cut; only a word that cannot fit folds."""
+
     def add_column(self, *args, **kwargs) -> None:
         kwargs.setdefault("overflow", "fold")
         super().add_column(*args, **kwargs)
+        self.columns[-1].header_word = _longest_word(args[0] if args else "")
+        self.columns[-1].cell_word = 0
+
+    def add_row(self, *cells, **kwargs) -> None:
+        super().add_row(*cells, **kwargs)
+        for column, cell in zip(self.columns, cells):  # add_row makes the columns of a header-less table
+            column.cell_word = max(getattr(column, "cell_word", 0), _longest_word(cell))
+            column.header_word = getattr(column, "header_word", 0)
+
+    def _calculate_column_widths(self, console, options) -> list[int]:
+        """rich's widths when the table fits; else every column gets one character, then the
+        columns the longest word of their cells, shortest first while there is room, then of
+        their headers, then the narrowest columns their full width while there is room, then
+        what is left one character at a time to the column furthest from its full width
+        (rich's own last resort narrows every column evenly, cutting words)."""
+        natural = [self._measure_column(console, options, c).maximum for c in self.columns]
+        if sum(natural) <= options.max_width:
+            return super()._calculate_column_widths(console, options)
+        pads = [self._get_padding_width(c._index) for c in self.columns]
+        widths = [p + 1 for p in pads]
+        room = options.max_width - sum(widths)
+        for word in ("cell_word", "header_word"):
+            for i in sorted(range(len(widths)), key=lambda i: getattr(self.columns[i], word)):
+                extra = getattr(self.columns[i], word) + pads[i] - widths[i]
+                if 0 < extra <= room:
+                    widths[i], room = widths[i] + extra, room - extra
+        for i in sorted(range(len(widths)), key=lambda i: natural[i]):  # narrow columns whole, as rich does
+            if 0 < natural[i] - widths[i] <= room:
+                widths[i], room = natural[i], room - (natural[i] - widths[i])
+        while room > 0 and any(w < n for w, n in zip(widths, natural)):
+            i = max(range(len(widths)), key=lambda i: natural[i] - widths[i])
+            widths[i], room = widths[i] + 1, room - 1
+        return widths
+
+
+def _longest_word(cell) -> int:
+    """The width of the longest word of a cell (markup stripped), 0 for anything not text."""
+    from rich.text import Text
+
+    if not isinstance(cell, (str, Text)):
+        return 0
+    plain = Text.from_markup(cell).plain if isinstance(cell, str) else cell.plain
+    return max((len(w) for w in plain.split()), default=0)
 
 
 def _table(title: str, columns: Iterable[str], right: Iterable[str] = (), **kwargs) -> Table:
@@ -71,13 +121,19 @@ def probe_rows(rows: list[dict]) -> Table:
 def verdicts(result: dict) -> Table:
     """A study's or a report's verdicts per method: R, U, S fused, S recoverable."""
     t = _table("fused representation, balanced accuracy % \\[max(chance, random init)]: R, U and S fused "
-               "(linear probe); S recoverable (MLP probe)", ("method", "R", "U", "S fused", "S recoverable"),
+               "(linear probe); S recoverable (MLP probe)" + _plumbing(result), ("method", "R", "U", "S fused",
+                                                                            "S recoverable"),
                right=("R", "U", "S fused", "S recoverable"))
     for m in result["verdicts"]:
         both = levels_of(result, m)
-        t.add_row(m, *(f"{both[k].mean:.1f} [{both[k].control:.1f}] {both[k].verdict}" if k in both else "-"
-                       for k in ("R", "U", "S", "S+")))
+        t.add_row(display_name(m), *(f"{both[k].mean:.1f} [{both[k].control:.1f}] {both[k].verdict}" if k in both
+                                     else "-" for k in ("R", "U", "S", "S+")))
     return t
+
+
+def _plumbing(result: dict) -> str:
+    """A table title's warning when its verdicts come from the smoke preset."""
+    return " - smoke preset: a plumbing check, not a measurement" if plumbing_only(result.get("presets", [])) else ""
 
 
 def dose(result: dict) -> Table:
@@ -108,15 +164,22 @@ def check(result: dict, label: str) -> Table:
     """``comm-diag check``: the user's method against its controls, per interaction."""
     ver = result["verdicts"]
     others = [m for m in ver if m != label]
-    cols = ("", f"{label} (95% CI)", "random init", "chance", *others, "verdict")
-    t = _table("linear probe, fused representation, balanced accuracy %", cols, right=cols[1:])
-    for k, task in INTERACTIONS.items():
+    seeds = max((v.n_seeds for v in ver.get(label, {}).values()), default=1)
+    cols = ("", f"{label} (95% CI)" if seeds > 1 else label, "line", *map(display_name, others), "verdict")
+    t = _table("linear probe, fused representation, balanced accuracy %; line: max(chance, random init) + "
+               f"{MARGIN:g}" + _plumbing(result), cols, right=cols[1:-1])
+    for k in INTERACTIONS:
         v = ver.get(label, {}).get(k)
         if v is not None:
-            t.add_row(NAMES[k], with_interval(v.mean, v.ci95, v.n_seeds), "-" if v.init is None else f"{v.init:.1f}",
-                      f"{chance(task):.0f}", *(f"{ver[m][k].mean:.1f}" if k in ver[m] else "-" for m in others),
-                      v.verdict)
+            t.add_row(NAMES[k], with_interval(v.mean, v.ci95, v.n_seeds), f"{v.threshold:.1f}",
+                      *(f"{ver[m][k].mean:.1f}" if k in ver[m] else "-" for m in others), v.verdict)
     return t
+
+
+def lead(result: dict) -> list[str]:
+    """A study's opening paragraphs in words (quickstart's conclusion), as the terminal shows
+    them: the report's lead without its headings and markdown emphasis."""
+    return [line.replace("**", "") for line in result.get("lead", []) if line and not line.startswith("#")]
 
 
 def calibration(rows: list[dict], n_seeds: int) -> Table:
@@ -152,7 +215,8 @@ def plan(title: str, rows: list[dict]) -> Table:
 
 def summary(cls: type) -> str:
     """A method's one-paragraph description: the first paragraph of its docstring."""
-    return " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+    first = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+    return first[:-1] + "." if first.endswith(":") else first  # a paragraph that introduces a formula
 
 
 def own_settings(cls: type) -> str:

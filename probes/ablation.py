@@ -12,8 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
+from comm_diag.comm.methods.registry import DEFAULT_METHODS
+
 from . import pipeline
-from .dose import LEVELS, METHODS_DEFAULT, dose_study
+from .dose import LEVELS, dose_study
 from .pipeline import StudySettings
 from .studies import get_study
 from .study import Study
@@ -30,7 +32,7 @@ def study_named(name: str, *, interactions: Optional[Sequence[str]] = None,
             raise ValueError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for the dose study, "
                              f"not for {name!r}")
         return get_study(name)
-    return dose_study(interactions or ("synergy",), LEVELS if levels is None else levels, methods or METHODS_DEFAULT)
+    return dose_study(interactions or ("synergy",), LEVELS if levels is None else levels, methods or DEFAULT_METHODS)
 
 
 def study_jobs(study: Study, out: Path, **settings) -> list[pipeline.RunJob]:

@@ -36,10 +36,10 @@ from comm_diag.comm.runtime import resolve_device
 from comm_diag.outputs import claim, safe_cell, write_file
 
 from .backends import backend_for
-from .classifiers import PROBES
+from .classifiers import PROBES, probe_rng
 from .progress import progress as progress_hooks
 from .sweep import Hooks, dataset_spec, ensure_dataset
-from .tasks import INTERACTIONS, TASKS, chance, ground_truth_bits, task_labels
+from .tasks import INTERACTIONS, chance, ground_truth_bits, task_labels
 from .verdict import RULE, verdict
 
 # each interaction read as in the reports (its reported task), synergy at both levels
@@ -131,7 +131,7 @@ def calibrate(ds: tg.Dataset, references: Optional[list[str]] = None, seeds: Seq
             for level, (task, probe) in LEVELS.items():
                 ytr = np.random.default_rng([seed, 1]).permutation(train_y[task]) if ref.shuffle_labels \
                     else train_y[task]
-                rng = np.random.default_rng([seed, TASKS.index(task), list(PROBES).index(probe)])
+                rng = probe_rng(seed, task, probe)
                 scores[level].append(PROBES[probe]((xtr, xte), (ytr, test_y[task]), rng, backend=fitter))
         for level, (task, probe) in LEVELS.items():
             accs = [s["balanced_accuracy"] for s in scores[level]]

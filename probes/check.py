@@ -18,16 +18,19 @@ import numpy as np
 from comm_diag.comm.config import TrainConfig
 from comm_diag.comm.methods import METHODS, load_class
 from comm_diag.comm.methods.plugins import normalize_target
-from comm_diag.comm.methods.registry import label_of
+from comm_diag.comm.methods.registry import DEFAULT_METHODS, label_of
+
+from comm_diag.comm.runtime import resolve_device
 
 from . import pipeline
+from .conclusions import next_step, plumbing_note
 from .dose import LEVELS, dose_study
 from .study import Study
 from .sweep import Hooks, Variant
 from .tasks import NAMES
 from .verdict import Verdict
 
-CONTROLS = ("comm", "cross", "cross_self")
+CONTROLS = DEFAULT_METHODS  # check's name for them
 REQUIRE_EXIT = 3  # exit code when a --require'd interaction is not captured
 
 
@@ -45,10 +48,12 @@ def parse_require(text: Optional[str]) -> list[str]:
 
 
 def conclusion(label: str, ver: dict[str, dict[str, Verdict]], syn_by_rep: dict[str, float],
-               recoverable: Optional[dict[str, Verdict]] = None) -> str:
+               recoverable: Optional[dict[str, Verdict]] = None,
+               advice: str = "raise --epochs or add seeds (--seeds 0,1,2)") -> str:
     """One paragraph in plain words from the verdicts of the user's method and of CoMM, with
     synergy at both levels: fused into the representation (linear probe) and recoverable
-    from it (MLP probe), ``recoverable`` holding the latter's verdict per method."""
+    from it (MLP probe), ``recoverable`` holding the latter's verdict per method; ``advice``:
+    the next budget to try where this one was too small to tell (``conclusions.next_step``)."""
     mine = ver[label]
     got = [NAMES[k] for k in "RUS" if k in mine and mine[k].verdict == "captured"]
     missed = [NAMES[k] for k in "RUS" if k in mine and mine[k].verdict == "not captured"]
@@ -96,7 +101,7 @@ def conclusion(label: str, ver: dict[str, dict[str, Verdict]], syn_by_rep: dict[
                             f"does not make it learn what the two modalities say only together.")
             elif ref is not None:
                 text.append(f"CoMM did not capture synergy with this budget either ({ref.mean:.1f}): the "
-                            f"budget is too small to tell; raise --epochs or use --preset paper.")
+                            f"budget is too small to tell; {advice}.")
     return " ".join(text)
 
 
@@ -110,9 +115,13 @@ def synergy_alone(result: dict, label: str) -> dict[str, float]:
     return {rep: float(np.mean(v)) for rep, v in alone.items()}
 
 
-def conclusion_of(result: dict, label: str) -> str:
-    """``conclusion`` from a study's result (``report.summarize``) for the method ``label``."""
-    return conclusion(label, result["verdicts"], synergy_alone(result, label), result["recoverable"])
+def conclusion_of(result: dict, label: str, plumbing: bool = True) -> str:
+    """``conclusion`` from a study's result (``report.summarize``) for the method ``label``,
+    ending with the plumbing warning of a smoke budget (``plumbing``: the report has its own)."""
+    presets = result.get("presets", [])
+    said = conclusion(label, result["verdicts"], synergy_alone(result, label), result["recoverable"],
+                      next_step(presets, gpu=resolve_device("auto").type == "cuda"))
+    return " ".join([said, *[line.replace("**", "") for line in plumbing_note(presets) if plumbing]])
 
 
 def check_study(target: str, controls: Sequence[str] = CONTROLS, dose: Sequence[str] = (),
@@ -148,7 +157,8 @@ def check_study(target: str, controls: Sequence[str] = CONTROLS, dose: Sequence[
         Variant(m, {**run, "method": m}) for m in controls if m != method]
     study = Study(name=method, kind="check", title=f"check {label}", record="check.json",
                   description=f"{label} beside {', '.join(controls) or 'no control'}", variants=tuple(variants),
-                  preflight=method, lead=lambda result: ["## Conclusion", "", conclusion_of(result, label)])
+                  preflight=method,
+                  lead=lambda result: ["## Conclusion", "", conclusion_of(result, label, plumbing=False)])
     return study, label
 
 

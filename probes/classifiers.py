@@ -14,6 +14,7 @@ published numbers and that collapse.
 from __future__ import annotations
 
 import functools
+import zlib
 from typing import Callable, Optional
 
 import numpy as np
@@ -31,6 +32,12 @@ C_GRID = (0.1, 1.0, 10.0)
 HOLDOUT = 0.25  # fraction of probe_train held out to choose C
 SWEEP_MAX = 4000  # the C sweep fits on at most this many samples (fits dominate probe time)
 SKLEARN = SklearnBackend()  # the default backend: the numbers of every earlier version
+
+
+def probe_rng(seed: int, task: str, probe: str) -> np.random.Generator:
+    """The random generator of one probe fit, keyed by the task's and the probe's names (not
+    their positions: a task added before synergy leaves synergy's numbers as they were)."""
+    return np.random.default_rng([seed, zlib.crc32(task.encode()), zlib.crc32(probe.encode())])
 
 
 def _seed(rng: np.random.Generator) -> int:

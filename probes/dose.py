@@ -32,7 +32,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 import comm_diag.trifeature_gen as tg
-from comm_diag.comm.methods.registry import label_of
+from comm_diag.comm.methods.registry import DEFAULT_METHODS, display_name, label_of
 from comm_diag.comm.runtime import resolve_device
 from comm_diag.outputs import write_file
 from comm_diag.trifeature_gen.factors import factor_index
@@ -49,7 +49,6 @@ from .tasks import NAMES, chance, ground_truth_bits, task_labels
 from .verdict import MARGIN, verdict, with_interval
 
 LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
-METHODS_DEFAULT = ("comm", "cross", "cross_self")
 
 
 def _conditional(spec: tg.DatasetSpec, mapping: np.ndarray, attr1: str, attr2: str) -> np.ndarray:
@@ -123,7 +122,7 @@ def arm_name(label: str, interaction: str, level: float) -> str:
 
 
 def dose_study(interactions: Sequence[str] = ("synergy",), levels: Sequence[float] = LEVELS,
-               methods: Sequence[str] = METHODS_DEFAULT, **study_fields) -> Study:
+               methods: Sequence[str] = DEFAULT_METHODS, **study_fields) -> Study:
     """Every method at every level of every interaction: one variant each, trained on the
     level's own dataset (of the interaction's kind only). ``methods``: built-in names or
     plugin targets; ``study_fields``: other ``Study`` fields (check's name, kind, preflight)."""
@@ -240,13 +239,11 @@ def dose_figure(table: list[dict], path: Path) -> Path:
     in bits, one line per method (95% interval bars over seeds), its random-init floor
     dashed in its colour, the ceiling dashed black, the known-answer reference dotted; the
     levels label the top axis."""
-    import seaborn as sns
-
-    from .figures import new_figure
+    from .figures import method_colours, new_figure, save
 
     names = list(dict.fromkeys(r["interaction"] for r in table))
     methods = [m for m in dict.fromkeys(r["method"] for r in table) if m != REFERENCE]
-    colours = dict(zip(methods, sns.color_palette("deep", len(methods))))
+    colours = method_colours(methods)
     fig = new_figure(figsize=(max(6.4, 4.6 * len(names)), 6.6))
     axes = fig.subplots(2, len(names), squeeze=False, sharex="col")
     for col, name in enumerate(names):
@@ -258,7 +255,7 @@ def dose_figure(table: list[dict], path: Path) -> Path:
                 continue
             x = [r["dose_bits"] for r in arm]
             style = {"color": "k", "linestyle": ":", "marker": "s", "label": "known-answer reference"} \
-                if m == REFERENCE else {"color": colours[m], "marker": "o", "label": m}
+                if m == REFERENCE else {"color": colours[m], "marker": "o", "label": display_name(m)}
             top.plot(x, [r["bits"] for r in arm], **style)
             bottom.errorbar(x, [r["balanced_accuracy"] for r in arm], yerr=[r["ci95"] for r in arm], capsize=2,
                             **style)
@@ -287,8 +284,7 @@ def dose_figure(table: list[dict], path: Path) -> Path:
     fig.suptitle("linear probe on the fused representation, unbiased test pairs\n"
                  "(dashed in colour: the same architecture at random initialisation)", fontsize=9)
     fig.tight_layout(rect=(0, 0.09, 1, 0.95))
-    write_file(path, lambda p: fig.savefig(p, dpi=150))
-    return path
+    return save(fig, path, dpi=150)
 
 
 def write_dose(table: list[dict], out: Path) -> dict:

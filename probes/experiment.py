@@ -11,30 +11,37 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-from comm_diag.comm.methods import METHODS
+from comm_diag.comm.methods.plugins import normalize_target
+from comm_diag.comm.methods.registry import DEFAULT_METHODS, METHODS, label_of, load_class
+
+from comm_diag.comm.runtime import resolve_device
 
 from . import pipeline
+from .conclusions import overview
 from .pipeline import StudySettings
 from .study import Study
 from .sweep import Hooks, Variant
 
-METHODS_DEFAULT = ("comm", "cross", "cross_self")
-
-
-def quickstart_study(methods: Sequence[str] = METHODS_DEFAULT, preset_name: str = "cpu") -> Study:
-    """Every method on the preset's two datasets, nothing expected: the paper's Figure 4."""
+def quickstart_study(methods: Sequence[str] = DEFAULT_METHODS, preset_name: str = "cpu") -> Study:
+    """Every method on the preset's two datasets, nothing expected: the paper's Figure 4.
+    ``methods``: built-in names or plugin targets (``path/file.py:Class``, ``module:Class``,
+    an installed entry point), each loaded here, before any work; a plugin is tried for one
+    step on real pairs first, as ``check`` does, and labelled by its class's name."""
     if isinstance(methods, str) or not methods:
-        raise ValueError(f"name at least one method (a list such as ['comm', 'cross']; --methods comm,cross); "
-                         f"choose from {', '.join(METHODS)}")
-    for m in methods:
-        if m not in METHODS:
-            raise ValueError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
+        raise ValueError("name at least one method (a list such as ['comm', 'cross']; --methods comm,cross); "
+                         "`comm-diag methods` lists the built-ins")
+    targets = [normalize_target(m) for m in methods]
+    for m in targets:
+        load_class(m)  # an unknown name or a broken plugin fails here, named
+    plugins = [m for m in targets if m not in METHODS]
     return Study(name=preset_name, kind="quickstart", title="quickstart", record="quickstart.json",
                  description="the paper's two experiments (Figure 4)",
-                 variants=tuple(Variant(m, {"method": m}) for m in methods))
+                 variants=tuple(Variant(label_of(m), {"method": m}) for m in targets),
+                 preflight=plugins[0] if plugins else None,
+                 lead=lambda result: overview(result, gpu=resolve_device("auto").type == "cuda"))
 
 
-def quickstart(out: Path | str = "comm-diag-out", *, methods: Sequence[str] = METHODS_DEFAULT,
+def quickstart(out: Path | str = "comm-diag-out", *, methods: Sequence[str] = DEFAULT_METHODS,
                hooks: Optional[Hooks] = None, executor: str = "local", **options) -> dict:
     """Run both experiments for every method and seed, then write OUT/report.md,
     OUT/summary.csv and OUT/figure4.png; with ``every=k`` every run is also probed every k

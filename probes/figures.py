@@ -1,5 +1,6 @@
 """The report's figures: Figure 4 (what each method captured, with the verdict line) and the
-learning curves. Labels come from the tasks (R, U1, U2, S), never from column names."""
+learning curves. Labels come from the tasks (R, U1, U2, S), never from column names; methods
+are shown by their display names, each in one colour in every figure of every report."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from comm_diag.comm.methods.registry import DISPLAY_NAMES, display_name
 from comm_diag.outputs import write_file
 
 from .tasks import TASKS, chance, interaction_of, short_name
@@ -23,6 +25,27 @@ def new_figure(**kwargs):
     from matplotlib.figure import Figure
 
     return Figure(**kwargs)
+
+
+def method_colours(labels: Sequence[str]) -> dict:
+    """label -> its colour, the same in every figure: a built-in always takes its own colour of
+    seaborn's "deep" palette (CoMM blue, Cross orange, Cross+Self green, ...), any other label
+    (a plugin, a study's variant) the remaining ones in the order of its name."""
+    import seaborn as sns
+
+    palette = sns.color_palette("deep", 10)
+    builtin = {name: palette[i] for i, name in enumerate(DISPLAY_NAMES)}
+    rest = palette[len(builtin):] + palette[:len(builtin)]  # beyond five others, colours repeat
+    others = sorted({label for label in labels if label not in builtin})
+    return {label: builtin.get(label) or rest[others.index(label) % len(rest)] for label in labels}
+
+
+def save(fig, path: Path, **kwargs) -> Path:
+    """``fig`` as ``path`` (PNG) and beside it as SVG (vector, for a paper): both written
+    through ``write_file``. Returns ``path``."""
+    for target in (path, path.with_suffix(".svg")):
+        write_file(target, lambda p: fig.savefig(p, format=target.suffix[1:], **kwargs))
+    return path
 
 
 def _groups(rows: list[dict]) -> list[tuple[str, str, str]]:
@@ -41,11 +64,9 @@ def figure4(rows: list[dict], path: Path) -> Path:
     MLP probe) and method, the mean balanced accuracy over seeds (error bar: sd), the same
     architecture at random initialisation as a marker on its bar, the verdict line
     max(chance, init) + 5 as a short black line over it, and chance dashed."""
-    import seaborn as sns
-
     groups = _groups(rows)
     methods = sorted({r["method"] for r in rows if not r["method"].endswith("@init")})
-    colours = dict(zip(methods, sns.color_palette("deep", len(methods))))
+    colours = method_colours(methods)
     width = 0.8 / max(1, len(methods))
     fig = new_figure(figsize=(3.0 + 0.5 * len(groups) * max(2, len(methods)), 3.8))
     ax = fig.subplots()
@@ -59,12 +80,17 @@ def figure4(rows: list[dict], path: Path) -> Path:
             if not s:
                 continue
             x = g - 0.4 + width * (i + 0.5)
+            name = display_name(m)
             ax.bar(x, np.mean(s), width * 0.92, yerr=np.std(s) if len(s) > 1 else None, capsize=2,
-                   color=colours[m], label=m if g == 0 or m not in ax.get_legend_handles_labels()[1] else None)
+                   color=colours[m], label=name if name not in ax.get_legend_handles_labels()[1] else None)
             init = scores(f"{m}@init", task, probe)
             v = verdict(s, init, chance(task))
             ax.hlines(v.threshold, x - width * 0.46, x + width * 0.46, colors="k", linewidth=1.6,
                       label="verdict line: max(chance, init) + 5" if g == 0 and i == 0 else None)
+            if v.verdict == "captured":  # above the bar and its error bar
+                ax.plot(x, min(98.0, np.mean(s) + (np.std(s) if len(s) > 1 else 0) + 3), marker="*",
+                        markersize=6, color="k", linestyle="none",
+                        label="captured" if "captured" not in ax.get_legend_handles_labels()[1] else None)
             if init:
                 ax.plot(x, np.mean(init), marker="D", markersize=4, markerfacecolor="white", markeredgecolor="k",
                         linestyle="none", label="random init" if g == 0 and i == 0 else None)
@@ -76,8 +102,7 @@ def figure4(rows: list[dict], path: Path) -> Path:
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     ax.set_title("fused representation: linear probe (R, U, S fused) and MLP probe (S recoverable)", fontsize=8)
     fig.tight_layout()
-    write_file(path, lambda p: fig.savefig(p, dpi=150))
-    return path
+    return save(fig, path, dpi=150)
 
 
 def learning_curves(frames: Sequence, path: Path, probe: str = "linear",
@@ -98,11 +123,15 @@ def learning_curves(frames: Sequence, path: Path, probe: str = "linear",
     if not tasks:
         return None
     methods = sorted(set(df["method"]))
-    fig = new_figure(figsize=(2.8 * len(tasks) + 1.8, 3.0))
+    palette = {display_name(m): c for m, c in method_colours(methods).items()}
+    df = df.assign(method=df["method"].map(display_name))
+    # constrained layout keeps the legend next to the panels (tight_layout left a wide gap)
+    fig = new_figure(figsize=(2.9 * len(tasks) + 1.6, 3.4), layout="constrained")
     axes = fig.subplots(1, len(tasks), sharey=True, squeeze=False)[0]
     for ax, task in zip(axes, tasks):
-        sns.lineplot(df[df["task"] == task], x="epoch", y="balanced_accuracy", hue="method", hue_order=methods,
-                     palette="deep", marker="o", ax=ax, legend=ax is axes[0])
+        sns.lineplot(df[df["task"] == task], x="epoch", y="balanced_accuracy", hue="method",
+                     hue_order=[display_name(m) for m in methods], palette=palette, marker="o", ax=ax,
+                     legend=ax is axes[0])
         ax.axhline(chance(task), color="grey", linestyle="--", linewidth=1, label="chance")
         ref = sorted((r["epoch"], r["balanced_accuracy"]) for r in reference if r["task"] == task)
         if ref:
@@ -119,8 +148,5 @@ def learning_curves(frames: Sequence, path: Path, probe: str = "linear",
             seen.setdefault(lab, h)
         if ax.get_legend() is not None:
             ax.get_legend().remove()
-    fig.legend(list(seen.values()), list(seen), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
-               frameon=False)
-    fig.tight_layout()
-    write_file(path, lambda p: fig.savefig(p, dpi=120, bbox_inches="tight"))
-    return path
+    fig.legend(list(seen.values()), list(seen), loc="outside right center", fontsize=8, frameon=False)
+    return save(fig, path, dpi=120)

@@ -1,5 +1,7 @@
 """report.html: the report as one self-contained page a browser opens (figures inline, tables
-sortable by clicking a column's header), converted from report.md by Python-Markdown."""
+sortable by clicking a column's header, which shows the order it sorts by; verdicts coloured;
+tables that wrap their cells instead of hiding columns on a narrow screen), converted from
+report.md by Python-Markdown."""
 
 from __future__ import annotations
 
@@ -12,10 +14,17 @@ CSS = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 72rem; margin: 2rem auto;
        padding: 0 1rem; color: #1d1d1f; }
 h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; margin: 1rem 0; font-size: 13px; display: block; overflow-x: auto; }
-th, td { border: 1px solid #d0d0d0; padding: 0.25rem 0.5rem; text-align: right; white-space: nowrap; }
-th { background: #f3f3f5; cursor: pointer; } th:first-child, td:first-child { text-align: left; }
+table { border-collapse: collapse; margin: 1rem 0; font-size: 13px; width: 100%; }
+th, td { border: 1px solid #d0d0d0; padding: 0.25rem 0.4rem; text-align: right; overflow-wrap: break-word; }
+th { background: #f3f3f5; cursor: pointer; user-select: none; } th:first-child, td:first-child { text-align: left; }
+th::after { content: " \\2195"; color: #aaa; } th[aria-sort="ascending"]::after { content: " \\25B2"; color: #333; }
+th[aria-sort="descending"]::after { content: " \\25BC"; color: #333; }
 tr:nth-child(even) td { background: #fafafa; }
+td.captured { background: #dcf2dc !important; color: #135e13; }
+td.not-captured { background: #f8dede !important; color: #8a1c1c; }
+td.inconclusive { background: #fbf0cf !important; color: #6b5200; }
+@media (max-width: 760px) { body { margin: 1rem auto; } table { font-size: 11px; }
+  th, td { padding: 0.2rem 0.25rem; } }
 img { max-width: 100%; height: auto; display: block; margin: 1rem 0; }
 code { background: #f3f3f5; padding: 0 0.2rem; border-radius: 3px; }
 """
@@ -25,10 +34,11 @@ SORT_JS = """
 document.querySelectorAll("table").forEach(function (table) {
   table.querySelectorAll("th").forEach(function (th, col) {
     th.addEventListener("click", function () {
-      var body = table.tBodies[0], rows = Array.from(body.rows), up = th.dataset.up !== "1";
+      var body = table.tBodies[0], rows = Array.from(body.rows), up = th.getAttribute("aria-sort") !== "ascending";
       var key = function (r) { var t = r.cells[col].innerText, n = parseFloat(t); return isNaN(n) ? t : n; };
       rows.sort(function (a, b) { var x = key(a), y = key(b); return (x > y ? 1 : x < y ? -1 : 0) * (up ? 1 : -1); });
-      th.dataset.up = up ? "1" : "0";
+      table.querySelectorAll("th").forEach(function (other) { other.removeAttribute("aria-sort"); });
+      th.setAttribute("aria-sort", up ? "ascending" : "descending");
       rows.forEach(function (r) { body.appendChild(r); });
     });
   });
@@ -44,6 +54,15 @@ def _inline_images(body: str, folder: Path) -> str:
             return f'src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode("ascii")}"'
         return m.group(0)
     return re.sub(r'src="([^"]+)"', inline, body)
+
+
+VERDICT_CELL = re.compile(r"<td>(captured|not captured|inconclusive)</td>")
+
+
+def _coloured_verdicts(body: str) -> str:
+    """A cell that is a verdict gets its class (green captured, red not captured, amber
+    inconclusive); its text stays, for a reader without colour."""
+    return VERDICT_CELL.sub(lambda m: f'<td class="{m.group(1).replace(" ", "-")}">{m.group(1)}</td>', body)
 
 
 def _safe_links(body: str) -> str:
@@ -66,7 +85,7 @@ def html_page(markdown_text: str, folder: Path, title: str) -> str:
     # (a '<script>' in probes.csv is shown, escaped, not run). Python-Markdown's documented way.
     md.preprocessors.deregister("html_block")
     md.inlinePatterns.deregister("html")
-    body = _inline_images(_safe_links(md.convert(markdown_text)), folder)
+    body = _coloured_verdicts(_inline_images(_safe_links(md.convert(markdown_text)), folder))
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f"<title>{html.escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}\n"

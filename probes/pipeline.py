@@ -34,6 +34,7 @@ from .report import render, summarize
 from .study import Measured, Study, check_expectations
 from .sweep import Hooks, RunJob, dataset_spec, experiment, folders, given_datasets, plan, variant_datasets
 from .tasks import INTERACTIONS
+from .tensorboard import writer_class
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class StudySettings:
     epochs: Optional[int] = None  # None: the preset's
     every: Optional[int] = None  # probe every k-th epoch; None: the study's
     data_overrides: dict = field(default_factory=dict)  # DatasetSpec fields changed from the preset's
+    tensorboard: bool = False  # each run's curves also as TensorBoard events (RUN/tensorboard/)
 
     def base(self) -> TrainConfig:
         return preset(self.preset_name).replace(epochs=self.epochs)
@@ -81,7 +83,10 @@ def study_jobs(study: Study, out: Path, settings: StudySettings,
                              f"own data, so it cannot run on a dataset given with --data")
         if v.data:
             dataset_spec(settings.preset_name, False, **{**settings.data_overrides, **v.data}).validate()
-    return plan(settings.base(), variants, settings.seeds, kinds, out, every=every, probes=study.probes)
+    if settings.tensorboard:
+        writer_class()  # tensorboardX missing: one line before any byte
+    return plan(settings.base(), variants, settings.seeds, kinds, out, every=every, probes=study.probes,
+                tensorboard=settings.tensorboard)
 
 
 def describe_plan(study: Study, out: Path, settings: StudySettings) -> list[dict]:
@@ -169,7 +174,9 @@ def run(study: Study, out: Path | str, settings: StudySettings = StudySettings()
         write_file(out / study.record, json.dumps({
             "study": study.name, "experiment": study.kind, "package_version": tg.__version__,
             "preset": settings.preset_name, "seeds": list(settings.seeds),
-            "methods": [v.name for v in variants], "train_config": base.to_dict(),
+            "methods": [v.name for v in variants], "preset_config": base.to_dict(),
+            # each variant's resolved settings (its first run's): a check's records the user's method's
+            "configs": {j.label: j.config for j in reversed(jobs)},
             "runs": [str(r) for r in runs],
             "expectations": [{"text": t, "held": ok} for t, ok in expectations]}, indent=2))
     return {**result, "lead": lead, "expectations": expectations,

@@ -17,11 +17,13 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 import comm_diag.trifeature_gen as tg
+from comm_diag.comm.methods.registry import display_name
 from comm_diag.comm.run_folder import (PROBES_BY_EPOCH, PROBES_CSV, PROBES_JSON, TrainingError, checkpoint_digest,
                                       read_config)
 from comm_diag.outputs import OutputError, check as check_output, claim, no_links, read_json, write_file
 from comm_diag.trifeature_gen.io import file_sha256
 
+from .conclusions import plumbing_note
 from .figures import figure4, learning_curves
 from .html_page import html_page, md_cell
 from .published import METHOD, fidelity, fidelity_line, published_curve
@@ -214,6 +216,28 @@ def verdicts(rows: list[dict], probe: str = "linear", representation: str = "fus
     return out
 
 
+SUMMARY_COLUMNS = (*PROBE_COLUMNS, "line", "verdict")  # summary.csv: every row with its verdict
+
+
+def with_verdicts(rows: list[dict]) -> list[dict]:
+    """Every row with the verdict of its (method, task, probe, representation) over seeds
+    and that verdict's line, max(chance, random init) + margin (``verdict.RULE``); a
+    random-initialisation row (``METHOD@init``) is a control and gets neither."""
+    groups: dict[tuple, list[float]] = {}
+    for r in rows:
+        groups.setdefault((r["method"], r["task"], r["probe"], r["representation"]), []).append(r["balanced_accuracy"])
+    out = []
+    for r in rows:
+        if r["method"].endswith("@init"):
+            out.append({**r, "line": None, "verdict": ""})
+            continue
+        v = verdict(groups[r["method"], r["task"], r["probe"], r["representation"]],
+                    groups.get((f"{r['method']}@init", r["task"], r["probe"], r["representation"]), []),
+                    chance(r["task"]))
+        out.append({**r, "line": v.threshold, "verdict": v.verdict})
+    return out
+
+
 def _fmt(v: Verdict) -> str:
     return with_interval(v.mean, v.std, v.n_seeds)
 
@@ -254,8 +278,9 @@ def summarize(runs: Sequence[Path]) -> dict:
         raise ReportError("the runs hold no probe results of a trained model")
     recoverable = {m: v["S"] for m, v in verdicts(rows, probe="mlp").items() if "S" in v}
     presets = sorted({_run_meta(r)["train"].get("preset", "cpu") for r in runs})
+    train_epochs = sorted({_run_meta(r)["train"]["epochs"] for r in runs})
     return {"rows": rows, "notes": notes, "verdicts": verdicts(rows), "recoverable": recoverable,
-            "epochs": epoch_rows(runs), "runs": len(runs), "presets": presets}
+            "epochs": epoch_rows(runs), "runs": len(runs), "presets": presets, "train_epochs": train_epochs}
 
 
 def levels_of(result: dict, method: str) -> dict:
@@ -271,7 +296,8 @@ def markdown_lines(result: dict, title: str, lead: Sequence[str] = (), tail: Seq
     expectations and sections), the verdict rule and ``figures`` (file names)."""
     rows, ver, notes = result["rows"], result["verdicts"], result["notes"]
     n = max((v.n_seeds for vs in ver.values() for v in vs.values()), default=1)
-    lines = [f"# {title}", "", *([*lead, ""] if lead else []),
+    smoke = plumbing_note(result.get("presets", []))
+    lines = [f"# {title}", "", *([*smoke, ""] if smoke else []), *([*lead, ""] if lead else []),
              f"comm-diag {tg.__version__}. Runs: {result['runs']}.", "",
              "Linear probe (class-weighted logistic regression) on the fused representation, balanced "
              f"accuracy in % on the unbiased test pairs ({'mean ± std ' + over_seeds(n) if n > 1 else 'one seed'}). "
@@ -286,7 +312,7 @@ def markdown_lines(result: dict, title: str, lead: Sequence[str] = (), tail: Seq
         cells = [f"{_fmt(both[k])} [{both[k].control:.1f}]" if k in both else "–" for k in ("R", "U", "S", "S+")]
         verd = [both[k].verdict if k in both else "–" for k in ("R", "U", "S", "S+")]
         seeds = max((v.n_seeds for v in vs.values()), default=0)
-        lines.append(f"| {md_cell(m)} | {' | '.join(cells)} | {' | '.join(verd)} | {seeds} | "
+        lines.append(f"| {md_cell(display_name(m))} | {' | '.join(cells)} | {' | '.join(verd)} | {seeds} | "
                      f"{md_cell(notes.get(m, ''))} |")
     lines += ["", SYNERGY_LEVELS]
     syn = [r for r in rows if r["task"] == "synergy" and r["probe"] == "linear" and r["auroc"] is not None
@@ -302,12 +328,13 @@ def markdown_lines(result: dict, title: str, lead: Sequence[str] = (), tail: Seq
                 s = [r for r in syn if r["method"] == m and r["representation"] == rep]
                 cell.append(f"{np.mean([r['balanced_accuracy'] for r in s]):.1f} / "
                             f"{np.mean([r['auroc'] for r in s]):.1f}" if s else "–")
-            lines.append(f"| {md_cell(m)} | {' | '.join(cell)} |")
+            lines.append(f"| {md_cell(display_name(m))} | {' | '.join(cell)} |")
     lines += information_panel(rows, n_seeds=n)
     lines += [*([""] + list(tail) if tail else []), "", f"Verdict rule: {RULE}"]
     for name in figures:
         lines += ["", f"![{Path(name).stem.replace('_', ' ')}]({name})"]
-    lines += ["", "All scores: `summary.csv` (columns " + ",".join(PROBE_COLUMNS) + ")."]
+    lines += ["", "All scores: `summary.csv` (columns " + ",".join(SUMMARY_COLUMNS) + "; line and verdict: the rule "
+              "above applied to that row's method, task, probe and representation over seeds)."]
     return lines
 
 
@@ -320,7 +347,7 @@ def render(result: dict, out: Path | str, title: str = "comm-diag report", lead:
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(out / "summary.csv", result["rows"], PROBE_COLUMNS)
+    write_csv(out / "summary.csv", with_verdicts(result["rows"]), SUMMARY_COLUMNS)
     figures = [figure4(result["rows"], out / "figure4.png").name]
     # runs of the paper preset are compared with the authors' published curve (probes/published.py)
     paper = result.get("presets") == ["paper"] and any(r["method"] == METHOD for r in result["epochs"])
@@ -377,7 +404,7 @@ def information_panel(rows: list[dict], probe: str = "linear", representation: s
             frac = [r["bits_fraction"] for r in sel if r.get("bits_fraction") is not None]
             cells.append(f"{np.mean([r['bits'] for r in sel]):.2f} [{100 * np.mean(frac):.0f}%]" if sel and frac
                          else (f"{np.mean([r['bits'] for r in sel]):.2f}" if sel else "–"))
-        lines.append(f"| {md_cell(m)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {md_cell(display_name(m))} | " + " | ".join(cells) + " |")
     return lines
 
 

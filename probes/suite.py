@@ -18,6 +18,7 @@ import numpy as np
 
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.methods import Method
+from comm_diag.comm.methods.registry import label_of
 from comm_diag.comm.run_folder import (PROBES_BY_EPOCH, PROBES_CSV, PROBES_JSON, checkpoint_digest, data_fingerprint,
                                       load_run, read_config, saved_epochs)
 from comm_diag.comm.runtime import runtime_for
@@ -26,7 +27,7 @@ from comm_diag.trifeature_gen.io import file_sha256
 
 from .backends import backend_for
 from .features import extract
-from .classifiers import AUTHORS_CROP, PROBES
+from .classifiers import AUTHORS_CROP, PROBES, probe_rng
 from .tasks import TASKS, ground_truth_bits, task_labels
 
 # bits: the probe's lower bound on I(Z; T); bits_fraction: bits / the exact bits of the task's own
@@ -73,7 +74,7 @@ def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("line
     wanted += [a for a in also if a not in wanted and a[2] in train_f]
 
     def fit(probe: str, task: str, rep: str) -> dict:
-        rng = np.random.default_rng([seed, TASKS.index(task), list(PROBES).index(probe)])  # its own: order-free
+        rng = probe_rng(seed, task, probe)  # its own: order-free
         tr, te = (cropped["probe_train"], cropped["test"]) if probe == "authors" else (train_f, test_f)
         s = PROBES[probe]((tr[rep], te[rep]), (train_y[task], test_y[task]), rng, backend=fitter)
         bits = s.get("bits")
@@ -159,7 +160,7 @@ def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None
                          f"Finish it with `comm-diag train --resume`, or pass --allow-unfinished to probe it as it is")
     ds = _resolve_data(run, meta, data)
     cfg = meta["train"]
-    name, seed = label or cfg["method"], cfg["seed"]
+    name, seed = label or label_of(cfg["method"]), cfg["seed"]  # a plugin by its class's name, never its path
     epochs = saved_epochs(run)
     wanted = sorted({0, epochs[-1], *(e for e in epochs if every and e % every == 0)})
     by_epoch = []

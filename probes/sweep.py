@@ -26,6 +26,7 @@ from comm_diag.outputs import claim as claim_output, read_json, write_file
 from comm_diag.comm.run_folder import PROBES_BY_EPOCH, PROBES_CSV, checkpoint_path, data_fingerprint, read_config, same_config, saved_epochs, settings
 from comm_diag.comm.train import StepInfo, train
 
+from . import tensorboard
 from .suite import probe_run
 from .tasks import tasks_after
 
@@ -102,6 +103,7 @@ class RunJob:
     run: str  # run folder
     every: int = 0  # also probe every k-th saved epoch (learning curves); 0: init and last only
     probes: tuple[str, ...] = ("linear",)
+    tensorboard: bool = False  # also export RUN/tensorboard/ once it is probed (``probes.tensorboard``)
 
     @property
     def seed(self) -> int:
@@ -190,7 +192,7 @@ def given_datasets(paths: Sequence[Path | str]) -> dict[str, tg.Dataset]:
 
 
 def plan(base: TrainConfig, variants: Sequence[Variant], seeds: Sequence[int], data: dict[str, Path | str],
-         out: Path, every: int = 0, probes: Sequence[str] = ("linear",)) -> list[RunJob]:
+         out: Path, every: int = 0, probes: Sequence[str] = ("linear",), tensorboard: bool = False) -> list[RunJob]:
     """Every (seed, variant, dataset) run, in the order they execute (seed-major, so the
     first seed of every variant finishes first). ``data``: kind -> dataset folder."""
     jobs = []
@@ -204,7 +206,8 @@ def plan(base: TrainConfig, variants: Sequence[Variant], seeds: Sequence[int], d
             for kind, path in own.items():
                 name = f"{v.name}-{kind}-seed{seed}" if kind != "all" else f"{v.name}-seed{seed}"
                 jobs.append(RunJob(name=name, label=v.name, config=cfg.to_dict(), data=str(path), kind=kind,
-                                   run=str(out / "runs" / name), every=every, probes=tuple(probes)))
+                                   run=str(out / "runs" / name), every=every, probes=tuple(probes),
+                                   tensorboard=tensorboard))
     return jobs
 
 
@@ -287,6 +290,8 @@ def execute(job: RunJob, hooks: Optional[Hooks] = None) -> str:
     hooks = hooks or Hooks()
     if is_done(job):
         hooks.on_stage(f"{job.name}: done already, skipped")
+        if job.tensorboard and not (Path(job.run) / tensorboard.FOLDER).is_dir():
+            tensorboard.export(job.run)
         return job.run
     cfg = TrainConfig.from_dict(job.config)
     run = Path(job.run)
@@ -300,6 +305,8 @@ def execute(job: RunJob, hooks: Optional[Hooks] = None) -> str:
     probe_run(run, data=ds, label=job.label, every=job.every, probes=job.probes, tasks=TASKS_OF[job.kind],
               representations=REPRESENTATIONS_OF[job.kind], also=ALSO_OF[job.kind],
               device=cfg.device, method=cfg.method)  # features on the training device
+    if job.tensorboard:
+        tensorboard.export(run)
     return job.run
 
 

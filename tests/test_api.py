@@ -3,6 +3,7 @@ the functions refuse what the command refuses: a misspelt argument, an unknown s
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -24,17 +25,23 @@ def readme_block() -> str:
 
 def test_readme_from_python_block_runs_as_written(tmp_path):
     (tmp_path / "examples").mkdir()
-    shutil.copy(ROOT / "examples" / "late_fusion_simclr.py", tmp_path / "examples")
+    shutil.copy(ROOT / "examples" / "clip_concat.py", tmp_path / "examples")
     r = subprocess.run([sys.executable, "-c", readme_block()], cwd=tmp_path, capture_output=True, text=True,
                        timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "cross {'R':" in r.stdout and "LateFusionSimCLR" in r.stdout and "cross: " in r.stdout
+    assert "cross {'R':" in r.stdout and "ClipConcat" in r.stdout and "cross: " in r.stdout
     for f in ("nb-out/report.html", "nb-check/report.md", "nb-dose/dose.csv", "nb-run/probes.csv",
               "nb-report/report.html"):
         assert (tmp_path / f).is_file(), f
-    # the check's setting reached the user's method, not the defaults
-    assert '"temperature": 0.2' in next((tmp_path / "nb-check" / "runs").glob("LateFusionSimCLR-unbiased-*/config.json")
+    # the check's setting reached the user's method, not the defaults, and check.json says so
+    assert '"temperature": 0.2' in next((tmp_path / "nb-check" / "runs").glob("ClipConcat-unbiased-*/config.json")
                                          ).read_text().replace("'", '"')
+    record = json.loads((tmp_path / "nb-check" / "check.json").read_text())
+    assert record["configs"]["ClipConcat"]["method"].endswith("clip_concat.py:ClipConcat")
+    mine = record["configs"]["ClipConcat"]
+    assert (mine["dim"], mine["temperature"]) == (64, 0.2) and "proj_dim" not in mine  # its settings, no one else's
+    # tensorboard=True: every run of the check has its events
+    assert all((run / "tensorboard").is_dir() for run in (tmp_path / "nb-check" / "runs").iterdir())
 
 
 def test_api_refuses_misspelt_arguments_and_unknown_settings(tmp_path):
@@ -46,8 +53,10 @@ def test_api_refuses_misspelt_arguments_and_unknown_settings(tmp_path):
         cd.check("cross", tmp_path / "c", preset="smoke", worker=2)
     with pytest.raises(TypeError, match="unknown dataset setting 'sizes'; valid: "):
         cd.generate(tmp_path / "g", sizes=32)
-    with pytest.raises(ValueError, match="does not use"):
+    with pytest.raises(ValueError, match="does not use") as refused:
         cd.check("cross", tmp_path / "c", preset="smoke", controls=[], settings={"proj_dim": 8})
+    listed = str(refused.value).split("a run setting: ")[1].split(", ")
+    assert "epochs" in listed and not {"image_size", "preset", "method"} & set(listed)  # never settable
     with pytest.raises(ValueError, match="unknown preset 'tiny'"):
         cd.generate(tmp_path / "g", preset="tiny")
     assert not any(tmp_path.iterdir())  # refused before any byte

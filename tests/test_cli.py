@@ -174,16 +174,35 @@ def test_cli__probe_and_report_bad_input(tmp_path):
     assert r.exit_code == 1 and "seeds must look like" in r.output
 
 
-def test_cli__quickstart_smoke_end_to_end_and_rerun_skips(tmp_path):
+def test_cli__quickstart_smoke_end_to_end_and_rerun_skips(tmp_path, monkeypatch):
+    """A plugin beside built-ins, as check takes it; the report opens by saying that smoke
+    verdicts are a plumbing check, then concludes in words with advice for this machine."""
+    from pathlib import Path
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # the example's relative path, as a user gives it
     out = tmp_path / "q"
-    r = run("quickstart", "--preset", "smoke", "--out", out)
+    methods = "comm,cross,examples/clip_concat.py:ClipConcat"
+    r = run("quickstart", "--preset", "smoke", "--out", out, "--methods", methods)
     assert r.exit_code == 0, r.output
+    assert "ClipConcat: one trial step" in r.output and "plumbing check" in " ".join(r.output.split())
     rows = list(csv.DictReader(open(out / "summary.csv")))
-    assert {r["method"] for r in rows} == {"comm", "cross", "cross_self", "comm@init", "cross@init",
-                                          "cross_self@init"}
-    assert (out / "figure4.png").is_file() and (out / "report.md").is_file()
-    r = run("quickstart", "--preset", "smoke", "--out", out)
+    assert {r["method"] for r in rows} == {"comm", "cross", "ClipConcat", "comm@init", "cross@init",
+                                          "ClipConcat@init"}
+    assert {r["verdict"] for r in rows if "@" not in r["method"]} <= {"captured", "not captured", "inconclusive"}
+    assert (out / "figure4.png").is_file() and (out / "figure4.svg").is_file()
+    report = (out / "report.md").read_text()
+    head = report.split("Verdict rule")[0]
+    assert head.index("plumbing check") < head.index("## Conclusion") < head.index("| CoMM |")
+    conclusion = head.split("## Conclusion")[1].split("comm-diag 0")[0]
+    for name in ("CoMM", "Cross", "ClipConcat"):  # one sentence each, whatever a smoke run captured
+        assert f"{name} captures " in conclusion or f"{name} does not capture " in conclusion, name
+    assert "smoke preset, 1 epoch, one seed" in conclusion and "run --preset cpu" in conclusion
+    record = json.loads((out / "quickstart.json").read_text())
+    assert record["configs"]["ClipConcat"]["method"].endswith("examples/clip_concat.py:ClipConcat")
+    r = run("quickstart", "--preset", "smoke", "--out", out, "--methods", methods)
     assert r.exit_code == 0 and r.output.count("skipped") == 6
+    r = run("quickstart", "--preset", "smoke", "--out", tmp_path / "bad", "--methods", "comm,nowhere.py:X")
+    assert r.exit_code == 1 and "no such file" in r.output and not (tmp_path / "bad").exists()
 
 
 # ----------------------------------------------------------------------------- ablate

@@ -282,7 +282,8 @@ CASES_2 = [
     ("probe-plugin-run-other-method", ["probe", "{make:plugin-run}", "--method", f"{P}:Features3D"], 1,
      "give it yourself with --method", intact),
     ("probe-plugin-run-with-method", ["probe", "{make:plugin-run}", "--method", f"{P}:Good"], 0, "wrote",
-     lambda w, t: (t / "run" / "probes.csv").is_file()),
+     # labelled by its class's name, never by the path of its file
+     lambda w, t: {r["method"] for r in csv.DictReader(open(t / "run" / "probes.csv"))} == {"Good", "Good@init"}),
     # --- 3. results that are what they say: identities where parts meet
     ("probe-extra-checkpoint", ["probe", "{make:extra-checkpoint}"], 1, "past the run's 1 epochs", intact),
     ("probe-foreign-checkpoint", ["probe", "{make:foreign-checkpoint}"], 1, "not written by this run", intact),

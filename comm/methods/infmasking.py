@@ -38,7 +38,9 @@ class InfMasking(CoMM):
     is replaced by a learnable mask token before the fusion block. The fused embedding of
     one view is contrasted with the Gaussian moments (mean and covariance) of the other
     view's T masked embeddings, the covariance weighed by lambda = mask_lambda x the
-    fraction of training done (it grows linearly):
+    fraction of training done (it grows linearly).
+
+    The loss:
 
         L = L_CoMM + 1/2 [ L_G(Z', {Z''_t}) + L_G(Z'', {Z'_t}) ]     (L_G: losses.gaussian_masked_loss)
 

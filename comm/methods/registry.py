@@ -13,6 +13,18 @@ from ..config import PRESETS, TrainConfig
 
 METHODS: dict[str, type[Method]] = {"comm": CoMM, "cross": Cross, "cross_self": CrossSelf,
                                     "infmasking": InfMasking, "simclr": LateFusionSimCLR}
+# the methods of the paper's Figure 4: quickstart's methods, check's controls, the dose study's arms
+DEFAULT_METHODS = ("comm", "cross", "cross_self")
+# how figures and reports name the built-ins; a plugin is shown by its label (its class's name)
+DISPLAY_NAMES = {"comm": "CoMM", "cross": "Cross", "cross_self": "Cross+Self", "infmasking": "InfMasking",
+                 "simclr": "SimCLR"}
+
+
+def display_name(label: str) -> str:
+    """A method's label in figures and report tables: 'cross_self' -> 'Cross+Self',
+    'comm@init' -> 'CoMM@init'; anything else (a plugin, a study's variant) as it is."""
+    base, at, rest = label.partition("@")
+    return DISPLAY_NAMES.get(base, base) + at + rest
 
 
 def label_of(target: str) -> str:

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 from comm_diag.trifeature_gen.spec import DictConfig
 
-from ..config import TrainConfig, check_finite
+from ..config import DERIVED, TrainConfig, check_finite
 from ..losses import NCE
 
 
@@ -37,7 +37,8 @@ class MethodSettings(DictConfig):
         if extra and strict:
             has = f"its own settings are {', '.join(names)}" if names else "it has no settings of its own"
             raise ValueError(f"method {method!r} does not use {', '.join(extra)} ({has}); --set takes KEY=VALUE with "
-                             f"KEY one of those or a run setting: {', '.join(TrainConfig().run_settings())}")
+                             f"KEY one of those or a run setting: "
+                             f"{', '.join(k for k in TrainConfig().run_settings() if k not in (*DERIVED, 'method'))}")
         kept = {k: cls.parse_value(k, v) if isinstance(v, str) else v for k, v in given.items() if k in names}
         check_finite(kept)
         return cls.from_dict(kept)

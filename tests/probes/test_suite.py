@@ -44,10 +44,18 @@ def test_report__summary_figure_and_verdicts(probed_runs, tmp_path):
     result = write_report(find_runs([root]), tmp_path / "rep")
     assert (tmp_path / "rep" / "figure4.png").stat().st_size > 1000
     assert (tmp_path / "rep" / "learning_curves.png").is_file()
+    for figure in ("figure4.svg", "learning_curves.svg"):  # vector copies for a paper
+        assert (tmp_path / "rep" / figure).read_text().lstrip().startswith("<?xml")
     md = (tmp_path / "rep" / "report.md").read_text()
-    assert "| comm |" in md and "Verdict rule" in md
+    assert "| CoMM |" in md and "| Cross |" in md and "Verdict rule" in md  # display names
     rows = list(csv.DictReader(open(tmp_path / "rep" / "summary.csv")))
-    assert tuple(rows[0]) == PROBE_COLUMNS
+    assert tuple(rows[0]) == (*PROBE_COLUMNS, "line", "verdict")
+    # each row's verdict is the report's: the fused linear R of each method, and none for a control
+    for m, v in result["verdicts"].items():
+        row = next(r for r in rows if r["method"] == m and r["task"] == "redundancy" and r["probe"] == "linear"
+                   and r["representation"] == "fused")
+        assert row["verdict"] == v["R"].verdict and float(row["line"]) == pytest.approx(v["R"].threshold, abs=1e-4)
+    assert all(r["verdict"] == "" and r["line"] == "" for r in rows if r["method"].endswith("@init"))
     # R and U from unbiased trainings, S from synergy trainings
     assert result["notes"]["comm"].startswith("R, U from unbiased")
     assert set(result["verdicts"]["cross"]) == {"R", "U", "S"}
@@ -90,8 +98,14 @@ def test_report__html_page_holds_the_report_with_its_figures_inline(probed_runs,
     page.feed((tmp_path / "rep" / "report.html").read_text())
     assert page.title == "my report" and page.tags[0] == "html" and "script" in page.tags
     assert len(page.images) == 2 and all(src.startswith("data:image/png;base64,") for src in page.images)
-    assert "verdict S fused" in page.headers and "comm" in page.cells and "cross" in page.cells
+    assert "verdict S fused" in page.headers and "CoMM" in page.cells and "Cross" in page.cells
     assert page.tags.count("table") >= 3  # the verdicts, synergy by representation, bits
+    # every verdict cell coloured by its class; tables wrap (no nowrap) and shrink under 760 px
+    html_text = (tmp_path / "rep" / "report.html").read_text()
+    verdict_cells = [c for c in page.cells if c in ("captured", "not captured", "inconclusive")]
+    assert verdict_cells and html_text.count('<td class="') == len(verdict_cells)
+    assert "nowrap" not in html_text and "@media (max-width: 760px)" in html_text
+    assert 'th[aria-sort="ascending"]::after' in html_text  # the sort indicator
 
 
 def test_probe_run__errors(tmp_path, tiny_dataset):
@@ -105,3 +119,27 @@ def test_probe_run__restricts_tasks_and_representations(probed_runs):
     assert {r["task"] for r in rows} == {"synergy"}
     assert {r["representation"] for r in rows} == {"fused", "modality2"}
     assert all(r["auroc"] is not None for r in rows)
+
+
+def test_a_task_added_before_synergy_leaves_synergys_probe_numbers(tiny_dataset, tmp_path, monkeypatch):
+    """The probes' generator is keyed by the task's name: 0.5 keyed it by the task's position,
+    and a task added before synergy moved synergy's random-init control (53.67 -> 54.54)."""
+    import comm_diag.trifeature_gen.tasks as T
+    from comm_diag.comm.config import preset
+    from comm_diag.comm.train import train
+
+    run = train(preset("smoke").replace(epochs=1), tiny_dataset, tmp_path / "run")
+
+    def synergy_rows():
+        rows = probe_run(run, probes=("mlp",), tasks=("synergy",), representations=("fused",))
+        return sorted((r["method"], r["balanced_accuracy"], r["bits"]) for r in rows)
+    before = synergy_rows()
+    tasks = dict(T.TASKS)
+    first = T.Task("shape2", "R", "redundant", T._attribute("shared", 2), T._values("shared"), "unbiased",
+                   reported=False)
+    monkeypatch.setattr(T, "TASKS", {"shape2": first, **tasks})  # as an edit of tasks.py would: every copy
+    import sys
+    for name, module in list(sys.modules.items()):
+        if name.startswith("comm_diag.probes") and getattr(module, "TASKS", None) == tuple(tasks):
+            monkeypatch.setattr(module, "TASKS", tuple(T.TASKS))
+    assert synergy_rows() == before

@@ -1,0 +1,77 @@
+"""A run's curves as TensorBoard event files (``--tensorboard``; the optional extra
+``pip install -e ".[tensorboard]"``, tensorboardX): RUN/tensorboard/ holds every loss term,
+the learning rate and the throughput per step (from log.csv) and, per probed epoch, each
+probe's balanced accuracy and bits (from probes_by_epoch.csv, or probes.csv at the last
+epoch). ``tensorboard --logdir OUT`` then shows every run of a study side by side.
+
+The events are written from the run's own files once it is trained and probed, so a run
+stopped and resumed exports the same curves, and exporting again replaces them.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import tempfile
+from pathlib import Path
+
+from comm_diag.comm.run_folder import LOG, PROBES_BY_EPOCH, PROBES_CSV, read_config
+from comm_diag.outputs import no_links
+
+FOLDER = "tensorboard"
+NOT_TERMS = {"epoch", "step", "global_step", "lr", "pairs_per_s"}  # log.csv's columns that are not loss terms
+
+
+class TensorBoardMissing(ImportError):
+    """tensorboardX is not installed."""
+
+
+def writer_class():
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:
+        raise TensorBoardMissing("--tensorboard needs tensorboardX: pip install -e \".[tensorboard]\" "
+                                 "(or pip install tensorboardX)") from None
+    return SummaryWriter
+
+
+def _rows(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        return list(csv.DictReader(f))
+
+
+def export(run: Path | str) -> Path:
+    """Write RUN/tensorboard/ from the run's log and probe tables (replacing an older export);
+    returns the folder. Tags: ``loss/<term>``, ``train/lr``, ``train/pairs_per_s`` (x: the
+    global step), ``probe/<probe>/<representation>/<task>`` in % and ``bits/...`` (x: epoch)."""
+    SummaryWriter = writer_class()
+    run = Path(run)
+    no_links(run, "run folder")  # the export is written inside it
+    epochs = read_config(run)["train"]["epochs"]
+    probed = _rows(run / PROBES_BY_EPOCH) or [{**r, "epoch": epochs} for r in _rows(run / PROBES_CSV)]
+    staging = Path(tempfile.mkdtemp(prefix=f".{FOLDER}.", dir=run))  # complete before it takes the name
+    try:
+        with SummaryWriter(logdir=str(staging), flush_secs=3600) as w:
+            for r in _rows(run / LOG):
+                step = int(r["global_step"])
+                for term in (k for k in r if k not in NOT_TERMS and r[k] not in ("", None)):
+                    w.add_scalar(f"loss/{term}", float(r[term]), step)
+                w.add_scalar("train/lr", float(r["lr"]), step)
+                w.add_scalar("train/pairs_per_s", float(r["pairs_per_s"]), step)
+            for r in probed:
+                if r["method"].endswith("@init"):
+                    continue  # the control is a horizontal line: it is in probes.csv
+                tag = f"{r['probe']}/{r['representation']}/{r['task']}"
+                w.add_scalar(f"probe/{tag}", float(r["balanced_accuracy"]), int(r["epoch"]))
+                if r.get("bits"):
+                    w.add_scalar(f"bits/{tag}", float(r["bits"]), int(r["epoch"]))
+        target = run / FOLDER
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return run / FOLDER
