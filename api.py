@@ -21,13 +21,13 @@ import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import preset_data
 from comm_diag.comm.methods.registry import DEFAULT_METHODS
 
-from .probes import ablation, calibrate as calibration, check as checking, experiment, tensorboard as board
-from .probes.check import CONTROLS
-from .probes.executors import check_options
-from .probes.progress import progress as progress_hooks
-from .probes.report import report as write_report
-from .probes.suite import probe_run
-from .probes.sweep import Hooks, parse_seeds
+from comm_diag.probes import ablation, calibrate as calibration, check as checking, experiment, tensorboard as board
+from comm_diag.probes.check import CONTROLS
+from comm_diag.probes.executors import check_options
+from comm_diag.probes.progress import progress as progress_hooks
+from comm_diag.probes.report import report as write_report
+from comm_diag.probes.suite import probe_run
+from comm_diag.probes.sweep import Hooks, parse_seeds
 
 Seeds = str | int | Sequence[int]
 
@@ -64,7 +64,7 @@ def generate(out: Optional[Path | str] = None, *, preset: Optional[str] = None, 
     share_prob, synergy_prob, train_pairs, ...); ``preset``: start from a training preset's
     data (its image size and pair counts); ``warn`` receives each clamp (more pairs asked
     than allowed). A folder that may not receive it is refused before any work."""
-    from .outputs import check
+    from comm_diag.outputs import check
 
     names = {f for f in tg.DatasetSpec.__dataclass_fields__ if f != "synergy"}
     unknown = sorted(set(settings) - names)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
@@ -11,10 +10,9 @@ from rich.console import Console
 
 import comm_diag.trifeature_gen as tg
 from comm_diag.cli_options import (AddressOpt, CpusOpt, DataOpt, EpochsOpt, ExecutorOpt, GpusOpt, PresetOpt, SeedsOpt,
-                                   TensorBoardOpt, UserError, WorkersOpt, comma_list, cpu_preset_value,
-                                   executor_options,
-                                   parse_synergy_attrs, settings_options)
-from comm_diag.cli_errors import err, terminate_as_interrupt, user_errors
+                                   TensorBoardOpt, UserError, WorkersOpt, comma_list, cpu_preset_value, examples,
+                                   executor_options, parse_synergy_attrs, settings_options)
+from comm_diag.cli_errors import err, run_to_the_end, terminate_as_interrupt, user_errors
 from comm_diag.comm.config import TrainConfig
 from comm_diag.comm.methods.registry import DEFAULT_METHODS
 
@@ -26,23 +24,8 @@ console = Console()
 
 
 def run() -> None:
-    """The ``comm-diag`` entry point: the Typer app, then an exit that no thread a plugin
-    started can hold up (a non-daemon thread would keep the process alive after its work,
-    with the command's result already printed)."""
-    import sys
-    import threading
-
-    try:
-        app(prog_name="comm-diag")
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
-    if others:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
+    """The ``comm-diag`` entry point (``cli_errors.run_to_the_end``)."""
+    run_to_the_end(app, "comm-diag")
 
 
 def _version(value: bool) -> None:
@@ -58,11 +41,6 @@ def main(version: Annotated[Optional[bool], typer.Option("--version", callback=_
 
 
 # ----------------------------------------------------------------------------- generate / info
-
-def examples(*lines: str) -> str:
-    """A command's --help epilog: example command lines, kept as written (click's \\b)."""
-    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
-
 
 @app.command(epilog=examples("comm-diag generate --preset smoke --out data/smoke",
                              "comm-diag generate --synergy --size 64 --out data/synergy-64",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from typing import Iterator
 
 import typer
@@ -67,3 +68,22 @@ def terminate_as_interrupt() -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, interrupt)
         signal.signal(signal.SIGINT, interrupt)
+
+
+def run_to_the_end(app, name: str) -> None:
+    """Run the Typer ``app``, then exit in a way no thread a plugin started can hold up (a
+    non-daemon thread would keep the process alive after its work, with the command's result
+    already printed)."""
+    import threading
+
+    try:
+        app(prog_name=name)
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if others:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

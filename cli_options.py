@@ -110,3 +110,8 @@ def comma_list(text: Optional[str]) -> Optional[list[str]]:
     """'a,b' -> ['a', 'b']; None (not given) -> None; '' (given empty) -> [] (refused where a
     name is needed, never taken as "not given")."""
     return None if text is None else [x.strip() for x in text.split(",") if x.strip()]
+
+
+def examples(*lines: str) -> str:
+    """A command's --help epilog: example command lines, kept as written (click's \\b)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)

@@ -13,7 +13,7 @@ from rich import table as rich_table
 
 from comm_diag.comm.methods.registry import display_name
 from comm_diag.probes.conclusions import plumbing_only
-from comm_diag.probes.report import levels_of
+from comm_diag.probes.readouts import levels_of, select, table_readouts
 from comm_diag.probes.tasks import INTERACTIONS, NAMES
 from comm_diag.probes.verdict import MARGIN, over_seeds, with_interval
 
@@ -112,22 +112,23 @@ def probe_rows(rows: list[dict]) -> Table:
     t = _table("balanced accuracy (%), fused representation", ["method", *tasks], right=tasks)
     for m in dict.fromkeys(r["method"] for r in rows):
         for pr in sorted({r["probe"] for r in rows}):
-            cells = {r["task"]: r["balanced_accuracy"] for r in rows
-                     if r["method"] == m and r["representation"] == "fused" and r["probe"] == pr}
+            cells = {r["task"]: r["balanced_accuracy"] for r in select(rows, method=m, representation="fused",
+                                                                        probe=pr)}
             t.add_row(f"{m} ({pr})", *(f"{cells[k]:.1f}" if k in cells else "-" for k in tasks))
     return t
 
 
 def verdicts(result: dict) -> Table:
-    """A study's or a report's verdicts per method: R, U, S fused, S recoverable."""
-    t = _table("fused representation, balanced accuracy % \\[max(chance, random init)]: R, U and S fused "
-               "(linear probe); S recoverable (MLP probe)" + _plumbing(result), ("method", "R", "U", "S fused",
-                                                                            "S recoverable"),
-               right=("R", "U", "S fused", "S recoverable"))
+    """A study's or a report's verdicts per method, one column per readout it has
+    (``probes.readouts``: R, U, U2, S fused, S recoverable, and any task added)."""
+    columns = table_readouts(result)
+    labels = [c.label for c in columns]
+    t = _table("fused representation, balanced accuracy % \\[max(chance, random init)]: linear probe; S "
+               "recoverable: MLP probe" + _plumbing(result), ("method", *labels), right=labels)
     for m in result["verdicts"]:
         both = levels_of(result, m)
-        t.add_row(display_name(m), *(f"{both[k].mean:.1f} [{both[k].control:.1f}] {both[k].verdict}" if k in both
-                                     else "-" for k in ("R", "U", "S", "S+")))
+        t.add_row(display_name(m), *(f"{both[c.key].mean:.1f} [{both[c.key].control:.1f}] {both[c.key].verdict}"
+                                     if c.key in both else "-" for c in columns))
     return t
 
 

@@ -128,8 +128,8 @@ class TrainConfig(DictConfig):
 
     def validate(self) -> "TrainConfig":
         """The run-level settings (``comm.methods.resolve`` checks the method's too)."""
-        from .augment import parse_policy
-        from .encoders import ENCODERS
+        from comm_diag.comm.augment import parse_policy
+        from comm_diag.comm.encoders import ENCODERS
 
         self.check_types(self.run_settings())  # epochs=1.5, seed=True, lr='0.1' from Python: named, not a TypeError later
         if self.encoder not in ENCODERS:

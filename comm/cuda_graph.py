@@ -25,7 +25,7 @@ from typing import Iterator, Optional, Sequence
 import torch
 from torch import Tensor
 
-from .step import TrainStep
+from comm_diag.comm.step import TrainStep
 
 WARMUP_STEPS = 3
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .distributed import gather, offset
+from comm_diag.comm.distributed import gather, offset
 
 
 def _check_pair(a: Tensor, b: Tensor) -> None:

@@ -18,11 +18,11 @@ import torch
 
 import comm_diag.trifeature_gen as tg
 
-from .config import TrainConfig
-from .methods import resolve
-from .run_folder import TrainingError
-from .runtime import usable_cores
-from .train import fit_to_data, train
+from comm_diag.comm.config import TrainConfig
+from comm_diag.comm.methods import resolve
+from comm_diag.comm.run_folder import TrainingError
+from comm_diag.comm.runtime import usable_cores
+from comm_diag.comm.train import fit_to_data, train
 
 
 def train_parallel(cfg: TrainConfig, data: tg.Dataset | Path | str, out: Path | str, nproc: int, *,

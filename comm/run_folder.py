@@ -27,10 +27,10 @@ import comm_diag.trifeature_gen as tg
 from comm_diag.outputs import read_json, write_file
 from comm_diag.trifeature_gen.io import file_sha256
 
-from .config import TrainConfig
-from .methods import Method, build_method, resolve
-from .methods.plugins import is_code_target, require_given
-from .runtime import resolve_device
+from comm_diag.comm.config import TrainConfig
+from comm_diag.comm.methods import Method, build_method, resolve
+from comm_diag.comm.methods.plugins import is_code_target, require_given
+from comm_diag.comm.runtime import resolve_device
 
 CONFIG = "config.json"
 LOG = "log.csv"

@@ -13,9 +13,9 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import Tensor
 
-from .augment import Augment
-from .run_folder import TrainingError
-from .runtime import Runtime
+from comm_diag.comm.augment import Augment
+from comm_diag.comm.run_folder import TrainingError
+from comm_diag.comm.runtime import Runtime
 
 
 def step_seed(run_seed: int, global_step: int, rank: int = 0) -> int:

@@ -25,16 +25,17 @@ import torch
 
 import comm_diag.trifeature_gen as tg
 
-from ..outputs import claim, no_links, write_file
-from . import distributed as dist
-from .augment import Augment
-from .config import TrainConfig
-from .methods import METHODS, Method, as_batch, preflight, resolve
-from .run_folder import (CHECKPOINTS, CONFIG, LOG, TrainingError, _atomic_save, _truncate_log, build_model,
-                         changed_settings, check_belongs, checkpoint_path, load_checkpoint, read_config, run_config)
-from .runtime import Runtime
-from .cuda_graph import GraphedStep, unsafe_reason
-from .step import TrainStep, step_seed
+from comm_diag.outputs import claim, no_links, write_file
+from comm_diag.comm import distributed as dist
+from comm_diag.comm.augment import Augment
+from comm_diag.comm.config import TrainConfig
+from comm_diag.comm.methods import METHODS, Method, as_batch, preflight, resolve
+from comm_diag.comm.run_folder import (CHECKPOINTS, CONFIG, LOG, TrainingError, _atomic_save, _truncate_log,
+                                       build_model, changed_settings, check_belongs, checkpoint_path, load_checkpoint,
+                                       read_config, run_config)
+from comm_diag.comm.runtime import Runtime
+from comm_diag.comm.cuda_graph import GraphedStep, unsafe_reason
+from comm_diag.comm.step import TrainStep, step_seed
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,12 @@ from typing import Optional, Sequence
 
 from comm_diag.comm.methods.registry import DEFAULT_METHODS
 
-from . import pipeline
-from .dose import LEVELS, dose_study
-from .pipeline import StudySettings
-from .studies import get_study
-from .study import Study
-from .sweep import Hooks, RunJob
+from comm_diag.probes import pipeline
+from comm_diag.probes.dose import LEVELS, dose_study
+from comm_diag.probes.pipeline import StudySettings
+from comm_diag.probes.studies import get_study
+from comm_diag.probes.study import Study
+from comm_diag.probes.sweep import Hooks, RunJob
 
 
 def study_named(name: str, *, interactions: Optional[Sequence[str]] = None,

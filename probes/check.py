@@ -22,13 +22,14 @@ from comm_diag.comm.methods.registry import DEFAULT_METHODS, label_of
 
 from comm_diag.comm.runtime import resolve_device
 
-from . import pipeline
-from .conclusions import next_step, plumbing_note
-from .dose import LEVELS, dose_study
-from .study import Study
-from .sweep import Hooks, Variant
-from .tasks import NAMES
-from .verdict import Verdict
+from comm_diag.probes import pipeline
+from comm_diag.probes.conclusions import next_step, plumbing_note
+from comm_diag.probes.dose import LEVELS, dose_study
+from comm_diag.probes.readouts import select
+from comm_diag.probes.study import Study
+from comm_diag.probes.sweep import Hooks, Variant
+from comm_diag.probes.tasks import NAMES
+from comm_diag.probes.verdict import Verdict
 
 CONTROLS = DEFAULT_METHODS  # check's name for them
 REQUIRE_EXIT = 3  # exit code when a --require'd interaction is not captured
@@ -107,12 +108,10 @@ def conclusion(label: str, ver: dict[str, dict[str, Verdict]], syn_by_rep: dict[
 
 def synergy_alone(result: dict, label: str) -> dict[str, float]:
     """modality1 / modality2 -> the method's mean synergy (linear probe) from each modality alone."""
-    alone: dict[str, list[float]] = {}
-    for r in result["rows"]:
-        if r["method"] == label and r["task"] == "synergy" and r["probe"] == "linear" \
-                and r["representation"] in ("modality1", "modality2"):
-            alone.setdefault(r["representation"], []).append(r["balanced_accuracy"])
-    return {rep: float(np.mean(v)) for rep, v in alone.items()}
+    alone = {rep: [r["balanced_accuracy"] for r in select(result["rows"], method=label, task="synergy",
+                                                          probe="linear", representation=rep)]
+             for rep in ("modality1", "modality2")}
+    return {rep: float(np.mean(v)) for rep, v in alone.items() if v}
 
 
 def conclusion_of(result: dict, label: str, plumbing: bool = True) -> str:

@@ -38,15 +38,16 @@ from comm_diag.outputs import write_file
 from comm_diag.trifeature_gen.factors import factor_index
 from comm_diag.trifeature_gen.pid import attribute_information, attribute_law
 
-from .backends import backend_for
-from .classifiers import PROBES
-from .html_page import md_cell
-from .study import Expectation, Study
+from comm_diag.probes.backends import backend_for
+from comm_diag.probes.classifiers import PROBES
+from comm_diag.probes.html_page import md_cell
+from comm_diag.probes.readouts import select
+from comm_diag.probes.study import Expectation, Study
 
-from .suite import write_csv
-from .sweep import Variant
-from .tasks import NAMES, chance, ground_truth_bits, task_labels
-from .verdict import MARGIN, verdict, with_interval
+from comm_diag.probes.suite import write_csv
+from comm_diag.probes.sweep import Variant
+from comm_diag.probes.tasks import NAMES, chance, ground_truth_bits, task_labels
+from comm_diag.probes.verdict import MARGIN, verdict, with_interval
 
 LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -191,8 +192,8 @@ def dose_table(rows: list[dict], datasets: dict[str, tg.Dataset], doses: dict[st
             _, dose_bits, ceiling = levels[level]
 
             def pick(lab: str, key: str) -> list[float]:
-                return [r[key] for r in rows if r["method"] == lab and r["task"] == dose.task and r["probe"] == probe
-                        and r["representation"] == representation and r.get(key) is not None]
+                return [r[key] for r in select(rows, method=lab, task=dose.task, probe=probe,
+                                               representation=representation) if r.get(key) is not None]
             scores = pick(label, "balanced_accuracy")
             if not scores:
                 continue  # not run yet (--only) or not probed
@@ -239,7 +240,7 @@ def dose_figure(table: list[dict], path: Path) -> Path:
     in bits, one line per method (95% interval bars over seeds), its random-init floor
     dashed in its colour, the ceiling dashed black, the known-answer reference dotted; the
     levels label the top axis."""
-    from .figures import method_colours, new_figure, save
+    from comm_diag.probes.figures import method_colours, new_figure, save
 
     names = list(dict.fromkeys(r["interaction"] for r in table))
     methods = [m for m in dict.fromkeys(r["method"] for r in table) if m != REFERENCE]

@@ -16,11 +16,11 @@ from comm_diag.comm.methods.registry import DEFAULT_METHODS, METHODS, label_of, 
 
 from comm_diag.comm.runtime import resolve_device
 
-from . import pipeline
-from .conclusions import overview
-from .pipeline import StudySettings
-from .study import Study
-from .sweep import Hooks, Variant
+from comm_diag.probes import pipeline
+from comm_diag.probes.conclusions import overview
+from comm_diag.probes.pipeline import StudySettings
+from comm_diag.probes.study import Study
+from comm_diag.probes.sweep import Hooks, Variant
 
 def quickstart_study(methods: Sequence[str] = DEFAULT_METHODS, preset_name: str = "cpu") -> Study:
     """Every method on the preset's two datasets, nothing expected: the paper's Figure 4.

@@ -12,8 +12,9 @@ import numpy as np
 from comm_diag.comm.methods.registry import DISPLAY_NAMES, display_name
 from comm_diag.outputs import write_file
 
-from .tasks import TASKS, chance, interaction_of, short_name
-from .verdict import verdict
+from comm_diag.probes.readouts import select
+from comm_diag.probes.tasks import TASKS, chance, interaction_of, short_name
+from comm_diag.probes.verdict import verdict
 
 S_RECOVERABLE = "S recoverable\n(MLP)"  # the MLP probe's synergy group
 
@@ -72,8 +73,8 @@ def figure4(rows: list[dict], path: Path) -> Path:
     ax = fig.subplots()
 
     def scores(method: str, task: str, probe: str) -> list[float]:
-        return [r["balanced_accuracy"] for r in rows if r["method"] == method and r["task"] == task
-                and r["probe"] == probe and r["representation"] == "fused"]
+        return [r["balanced_accuracy"] for r in select(rows, method=method, task=task, probe=probe,
+                                                       representation="fused")]
     for g, (label, task, probe) in enumerate(groups):
         for i, m in enumerate(methods):
             s = scores(m, task, probe)

@@ -27,14 +27,16 @@ from comm_diag.comm.methods import as_batch, preflight, resolve
 from comm_diag.comm.run_folder import PROBES_CSV
 from comm_diag.outputs import write_file
 
-from .executors import check_options, run_jobs
-from .html_page import md_cell
-from .progress import progress as progress_hooks
-from .report import render, summarize
-from .study import Measured, Study, check_expectations
-from .sweep import Hooks, RunJob, dataset_spec, experiment, folders, given_datasets, plan, variant_datasets
-from .tasks import INTERACTIONS
-from .tensorboard import writer_class
+from comm_diag.probes.executors import check_options, run_jobs
+from comm_diag.probes.html_page import md_cell
+from comm_diag.probes.progress import progress as progress_hooks
+from comm_diag.probes.readouts import select
+from comm_diag.probes.report import render, summarize
+from comm_diag.probes.study import Measured, Study, check_expectations
+from comm_diag.probes.sweep import (Hooks, RunJob, dataset_spec, experiment, folders, given_datasets, plan,
+                                    variant_datasets)
+from comm_diag.probes.tasks import INTERACTIONS
+from comm_diag.probes.tensorboard import writer_class
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ def describe_plan(study: Study, out: Path, settings: StudySettings) -> list[dict
     return rows
 
 
-def select(jobs: list[RunJob], only: Optional[int]) -> list[RunJob]:
+def only_run(jobs: list[RunJob], only: Optional[int]) -> list[RunJob]:
     if only is None:
         return jobs
     if not 0 <= only < len(jobs):
@@ -116,8 +118,8 @@ def curve_means(epoch_rows: Sequence[dict]) -> dict[str, dict[str, Optional[floa
     """label -> R/U/S -> mean linear-probe accuracy (fused) over probed epochs >= 1 and seeds
     (``report.summarize``'s "epochs" rows)."""
     acc: dict[str, dict[str, list[float]]] = {}
-    for r in epoch_rows:
-        if r["epoch"] >= 1 and r["probe"] == "linear" and r["representation"] == "fused":
+    for r in select(epoch_rows, probe="linear", representation="fused"):
+        if r["epoch"] >= 1:
             acc.setdefault(r["method"], {}).setdefault(r["task"], []).append(r["balanced_accuracy"])
     return {m: {k: float(np.mean(t[task])) if task in t else None for k, task in INTERACTIONS.items()}
             for m, t in acc.items()}
@@ -147,7 +149,7 @@ def run(study: Study, out: Path | str, settings: StudySettings = StudySettings()
     hooks = hooks or Hooks()
     out = Path(out)
     given = given_datasets(settings.data) if settings.data else None
-    select(study_jobs(study, out, settings, given), settings.only)  # bad settings or --only: before any byte
+    only_run(study_jobs(study, out, settings, given), settings.only)  # bad settings or --only: before any byte
     base = settings.base()
     if study.preflight:
         size = next(iter(given.values())).spec.size if given else base.image_size
@@ -160,7 +162,7 @@ def run(study: Study, out: Path | str, settings: StudySettings = StudySettings()
         own = variant_datasets(out, settings.preset_name, variants, hooks, settings.data_overrides)
         trained_on = {v.name: own[v.data_folder] if v.data else datasets for v in variants}
         jobs = study_jobs(study, out, settings, datasets)
-        run_jobs(select(jobs, settings.only), hooks, executor, **executor_options)
+        run_jobs(only_run(jobs, settings.only), hooks, executor, **executor_options)
         hooks.on_stage("report")
         runs = [Path(j.run) for j in jobs if (Path(j.run) / PROBES_CSV).is_file()]
         result = summarize(runs)  # summarize -> the study's reading of it -> render

@@ -8,6 +8,8 @@ import io
 from importlib import resources
 from typing import Sequence
 
+from comm_diag.probes.readouts import select
+
 FOLLOWS_WITHIN = 3.0  # points of balanced accuracy: "follows the published curve"
 METHOD = "comm"  # the published curve is CoMM's
 
@@ -26,12 +28,11 @@ def fidelity(epoch_rows: Sequence[dict], method: str = METHOD) -> list[dict]:
     seeds on the fused representation, the published value and their difference. The
     authors' own probe protocol (probe "authors") is compared when the runs were probed with
     it, else comm-diag's linear probe; each row says which ("probe")."""
-    probe = "authors" if any(r["probe"] == "authors" and r["method"] == method for r in epoch_rows) else "linear"
+    probe = "authors" if select(epoch_rows, probe="authors", method=method) else "linear"
     out = []
     for ref in published_curve():
-        got = [r["balanced_accuracy"] for r in epoch_rows
-               if r["method"] == method and r["task"] == ref["task"] and int(r["epoch"]) == ref["epoch"]
-               and r["probe"] == probe and r["representation"] == "fused"]
+        got = [r["balanced_accuracy"] for r in select(epoch_rows, method=method, task=ref["task"], probe=probe,
+                                                      representation="fused") if int(r["epoch"]) == ref["epoch"]]
         if got:
             mean = sum(got) / len(got)
             out.append({**ref, "measured": mean, "difference": mean - ref["balanced_accuracy"], "probe": probe})

@@ -19,17 +19,18 @@ import numpy as np
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.methods.registry import display_name
 from comm_diag.comm.run_folder import (PROBES_BY_EPOCH, PROBES_CSV, PROBES_JSON, TrainingError, checkpoint_digest,
-                                      read_config)
+                                       read_config)
 from comm_diag.outputs import OutputError, check as check_output, claim, no_links, read_json, write_file
 from comm_diag.trifeature_gen.io import file_sha256
 
-from .conclusions import plumbing_note
-from .figures import figure4, learning_curves
-from .html_page import html_page, md_cell
-from .published import METHOD, fidelity, fidelity_line, published_curve
-from .suite import PROBE_COLUMNS, REQUIRED_COLUMNS, write_csv
-from .tasks import INTERACTIONS, TASKS, chance, get_task
-from .verdict import RULE, Verdict, over_seeds, verdict, with_interval
+from comm_diag.probes.conclusions import plumbing_note
+from comm_diag.probes.figures import figure4, learning_curves
+from comm_diag.probes.html_page import html_page, md_cell
+from comm_diag.probes.published import METHOD, fidelity, fidelity_line, published_curve
+from comm_diag.probes.suite import PROBE_COLUMNS, REQUIRED_COLUMNS, write_csv
+from comm_diag.probes.readouts import levels_of, select, table_readouts, verdicts, with_verdicts
+from comm_diag.probes.tasks import TASKS, get_task
+from comm_diag.probes.verdict import RULE, Verdict, over_seeds, with_interval
 
 
 
@@ -200,42 +201,7 @@ def summary_rows(runs: Sequence[Path]) -> tuple[list[dict], dict[str, str]]:
     return out, notes
 
 
-def verdicts(rows: list[dict], probe: str = "linear", representation: str = "fused") -> dict[str, dict[str, Verdict]]:
-    """method -> interaction (R, U, S) -> Verdict, from the fused representation."""
-    def scores(method: str, task: str) -> list[float]:
-        return [r["balanced_accuracy"] for r in rows if r["method"] == method and r["task"] == task
-                and r["probe"] == probe and r["representation"] == representation]
-    methods = sorted({r["method"] for r in rows if not r["method"].endswith("@init")})
-    out = {}
-    for m in methods:
-        out[m] = {}
-        for key, task in INTERACTIONS.items():
-            s = scores(m, task)
-            if s:
-                out[m][key] = verdict(s, scores(f"{m}@init", task), chance(task))
-    return out
-
-
 SUMMARY_COLUMNS = (*PROBE_COLUMNS, "line", "verdict")  # summary.csv: every row with its verdict
-
-
-def with_verdicts(rows: list[dict]) -> list[dict]:
-    """Every row with the verdict of its (method, task, probe, representation) over seeds
-    and that verdict's line, max(chance, random init) + margin (``verdict.RULE``); a
-    random-initialisation row (``METHOD@init``) is a control and gets neither."""
-    groups: dict[tuple, list[float]] = {}
-    for r in rows:
-        groups.setdefault((r["method"], r["task"], r["probe"], r["representation"]), []).append(r["balanced_accuracy"])
-    out = []
-    for r in rows:
-        if r["method"].endswith("@init"):
-            out.append({**r, "line": None, "verdict": ""})
-            continue
-        v = verdict(groups[r["method"], r["task"], r["probe"], r["representation"]],
-                    groups.get((f"{r['method']}@init", r["task"], r["probe"], r["representation"]), []),
-                    chance(r["task"]))
-        out.append({**r, "line": v.threshold, "verdict": v.verdict})
-    return out
 
 
 def _fmt(v: Verdict) -> str:
@@ -276,17 +242,11 @@ def summarize(runs: Sequence[Path]) -> dict:
     rows, notes = summary_rows(runs)
     if not any(not r["method"].endswith("@init") for r in rows):
         raise ReportError("the runs hold no probe results of a trained model")
-    recoverable = {m: v["S"] for m, v in verdicts(rows, probe="mlp").items() if "S" in v}
+    recoverable = {m: v["S"] for m, v in verdicts(rows, probe="mlp").items() if "S" in v}  # the S+ readout
     presets = sorted({_run_meta(r)["train"].get("preset", "cpu") for r in runs})
     train_epochs = sorted({_run_meta(r)["train"]["epochs"] for r in runs})
     return {"rows": rows, "notes": notes, "verdicts": verdicts(rows), "recoverable": recoverable,
             "epochs": epoch_rows(runs), "runs": len(runs), "presets": presets, "train_epochs": train_epochs}
-
-
-def levels_of(result: dict, method: str) -> dict:
-    """The method's verdicts by level: R, U, S (fused, linear probe) and S+ (recoverable, MLP)."""
-    rec = result.get("recoverable", {})
-    return {**result["verdicts"][method], **({"S+": rec[method]} if method in rec else {})}
 
 
 def markdown_lines(result: dict, title: str, lead: Sequence[str] = (), tail: Sequence[str] = (),
@@ -297,20 +257,21 @@ def markdown_lines(result: dict, title: str, lead: Sequence[str] = (), tail: Seq
     rows, ver, notes = result["rows"], result["verdicts"], result["notes"]
     n = max((v.n_seeds for vs in ver.values() for v in vs.values()), default=1)
     smoke = plumbing_note(result.get("presets", []))
+    columns = table_readouts(result)
     lines = [f"# {title}", "", *([*smoke, ""] if smoke else []), *([*lead, ""] if lead else []),
              f"comm-diag {tg.__version__}. Runs: {result['runs']}.", "",
              "Linear probe (class-weighted logistic regression) on the fused representation, balanced "
              f"accuracy in % on the unbiased test pairs ({'mean ± std ' + over_seeds(n) if n > 1 else 'one seed'}). "
-             "R: shape (shared), U: texture of x1, S: synergy label, fused into the representation. "
-             "S recoverable: the same synergy label read by an MLP probe (one hidden layer) on the same "
-             "representation. In brackets: max(chance, the same architecture at random initialisation).", "",
-             "| method | R | U | S (fused, linear) | S recoverable (MLP) | verdict R | verdict U | verdict S fused | "
-             "verdict S recoverable | seeds | source |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "R: shape (shared), U: texture of x1, U2: texture of x2, S: synergy label, fused into the "
+             "representation. S recoverable: the same synergy label read by an MLP probe (one hidden layer) on "
+             "the same representation. In brackets: max(chance, the same architecture at random initialisation).",
+             "", "| method | " + " | ".join(c.label for c in columns) + " | "
+             + " | ".join(f"verdict {c.label}" for c in columns) + " | seeds | source |",
+             "|---|" + "---|" * (2 * len(columns) + 2)]
     for m, vs in ver.items():
         both = levels_of(result, m)
-        cells = [f"{_fmt(both[k])} [{both[k].control:.1f}]" if k in both else "–" for k in ("R", "U", "S", "S+")]
-        verd = [both[k].verdict if k in both else "–" for k in ("R", "U", "S", "S+")]
+        cells = [f"{_fmt(both[c.key])} [{both[c.key].control:.1f}]" if c.key in both else "–" for c in columns]
+        verd = [both[c.key].verdict if c.key in both else "–" for c in columns]
         seeds = max((v.n_seeds for v in vs.values()), default=0)
         lines.append(f"| {md_cell(display_name(m))} | {' | '.join(cells)} | {' | '.join(verd)} | {seeds} | "
                      f"{md_cell(notes.get(m, ''))} |")
@@ -325,7 +286,7 @@ def markdown_lines(result: dict, title: str, lead: Sequence[str] = (), tail: Seq
         for m in sorted({r["method"] for r in syn}):
             cell = []
             for rep in ("fused", "modality1", "modality2"):
-                s = [r for r in syn if r["method"] == m and r["representation"] == rep]
+                s = select(syn, method=m, representation=rep)
                 cell.append(f"{np.mean([r['balanced_accuracy'] for r in s]):.1f} / "
                             f"{np.mean([r['auroc'] for r in s]):.1f}" if s else "–")
             lines.append(f"| {md_cell(display_name(m))} | {' | '.join(cell)} |")
@@ -400,7 +361,7 @@ def information_panel(rows: list[dict], probe: str = "linear", representation: s
     for m in sorted({r["method"] for r in keep}):
         cells = []
         for t in tasks:
-            sel = [r for r in keep if r["method"] == m and r["task"] == t]
+            sel = select(keep, method=m, task=t)
             frac = [r["bits_fraction"] for r in sel if r.get("bits_fraction") is not None]
             cells.append(f"{np.mean([r['bits'] for r in sel]):.2f} [{100 * np.mean(frac):.0f}%]" if sel and frac
                          else (f"{np.mean([r['bits'] for r in sel]):.2f}" if sel else "–"))

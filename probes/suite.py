@@ -20,15 +20,15 @@ import comm_diag.trifeature_gen as tg
 from comm_diag.comm.methods import Method
 from comm_diag.comm.methods.registry import label_of
 from comm_diag.comm.run_folder import (PROBES_BY_EPOCH, PROBES_CSV, PROBES_JSON, checkpoint_digest, data_fingerprint,
-                                      load_run, read_config, saved_epochs)
+                                       load_run, read_config, saved_epochs)
 from comm_diag.comm.runtime import runtime_for
 from comm_diag.outputs import OutputError, no_links, safe_cell, write_file
 from comm_diag.trifeature_gen.io import file_sha256
 
-from .backends import backend_for
-from .features import extract
-from .classifiers import AUTHORS_CROP, PROBES, probe_rng
-from .tasks import TASKS, ground_truth_bits, task_labels
+from comm_diag.probes.backends import backend_for
+from comm_diag.probes.features import extract
+from comm_diag.probes.classifiers import AUTHORS_CROP, PROBES, probe_rng
+from comm_diag.probes.tasks import TASKS, ground_truth_bits, task_labels
 
 # bits: the probe's lower bound on I(Z; T); bits_fraction: bits / the exact bits of the task's own
 # interaction (redundant, unique or synergistic) in the test law. Added in 0.2; readers accept files without them.

@@ -23,12 +23,13 @@ import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import TrainConfig, preset_data
 from comm_diag.comm.methods import resolve
 from comm_diag.outputs import claim as claim_output, read_json, write_file
-from comm_diag.comm.run_folder import PROBES_BY_EPOCH, PROBES_CSV, checkpoint_path, data_fingerprint, read_config, same_config, saved_epochs, settings
+from comm_diag.comm.run_folder import (PROBES_BY_EPOCH, PROBES_CSV, checkpoint_path, data_fingerprint, read_config,
+                                       same_config, saved_epochs, settings)
 from comm_diag.comm.train import StepInfo, train
 
-from . import tensorboard
-from .suite import probe_run
-from .tasks import tasks_after
+from comm_diag.probes import tensorboard
+from comm_diag.probes.suite import probe_run
+from comm_diag.probes.tasks import tasks_after
 
 # What a run on each kind of data measures (each task declares the data it is read after),
 # and where: R and U on the fused representation, S also on each modality alone (synergy

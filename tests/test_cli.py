@@ -271,9 +271,10 @@ def test_cli__check_example_method_with_controls(tmp_path, tiny_dataset, tiny_sy
     report = (out / "report.md").read_text()
     assert "## Conclusion" in report and "LateFusionSimCLR captures" in report and "figure4.png" in report
     # exit code 3 exactly when a required interaction is not captured, per the report's own verdicts
-    line = next(x for x in report.splitlines() if x.startswith("| LateFusionSimCLR |"))
-    verdicts = [c.strip() for c in line.split("|")[6:9]]  # verdict R, U, S (fused)
-    missing = verdicts[0] != "captured" or verdicts[2] != "captured"
+    header = next(x for x in report.splitlines() if x.startswith("| method |")).split("|")
+    line = next(x for x in report.splitlines() if x.startswith("| LateFusionSimCLR |")).split("|")
+    cell = {h.strip(): c.strip() for h, c in zip(header, line)}
+    missing = cell["verdict R"] != "captured" or cell["verdict S fused"] != "captured"
     assert r.exit_code == (3 if missing else 0), r.output
     assert ("required but not captured" in r.output) == missing
 

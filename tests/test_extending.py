@@ -145,7 +145,17 @@ from comm_diag.probes.tasks import task_labels
 same = all((task_labels(ds, s)["redundancy2"] == task_labels(ds, s)["redundancy"]).all() for s in ("probe_train", "test"))
 csv_row = next(r for r in csv.DictReader(open(run / "probes.csv")) if r["task"] == "redundancy2")
 json_row = next(r for r in json.load(open(run / "probes.json"))["rows"] if r["task"] == "redundancy2")
-print(round(pid["redundant"], 3), same, csv_row["balanced_accuracy"], round(json_row["balanced_accuracy"], 4))
+# the verdict tables: the report's and the command's, one column each
+from rich.console import Console
+from comm_diag import tables
+from comm_diag.probes.report import find_runs, write_report
+result = write_report(find_runs([run]), out + "/rep")
+md = open(out + "/rep/report.md").read()
+console = Console(width=200, record=True)
+console.print(tables.verdicts(result))
+in_tables = "R2" in result["verdicts"]["comm"] and "| verdict R2 |" in md and " R2 " in console.export_text()
+print(round(pid["redundant"], 3), same, csv_row["balanced_accuracy"], round(json_row["balanced_accuracy"], 4),
+      in_tables)
 """
 
 
@@ -154,11 +164,12 @@ def test_a_new_task_is_one_entry(tmp_path):
     r = subprocess.run([sys.executable, "-c", textwrap.dedent(NEW_TASK), str(tmp_path)], capture_output=True,
                        text=True, cwd=ROOT, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    redundant, same_labels, in_csv, in_json = r.stdout.split()
+    redundant, same_labels, in_csv, in_json, in_verdict_tables = r.stdout.split()[-5:]
     assert float(redundant) == pytest.approx(np.log2(10), abs=0.01)  # the exact PID: x2's shape is x1's
     # its rule reached the labels: on pairs that always share their shape they are redundancy's
     assert same_labels == "True"
     assert float(in_csv) == pytest.approx(float(in_json), abs=1e-4)  # one score in both probe files
+    assert in_verdict_tables == "True"  # its verdict: a column of report.md's and of the command's tables
 
 
 # ----------------------------------------------------------------------------- a new study
@@ -286,7 +297,7 @@ def test_a_momentum_teacher_method_is_one_file_and_runs_through_check(tmp_path):
     out = tmp_path / "check"
     result = check(f"{ROOT / 'examples' / 'byol.py'}:LateFusionBYOL", out, controls=(), preset_name="smoke",
                    settings={"momentum": 0.5}, progress="off", workers=1)
-    assert set(result["verdicts"]["LateFusionBYOL"]) == {"R", "U", "S"}
+    assert set(result["verdicts"]["LateFusionBYOL"]) == {"R", "U", "U2", "S"}
     assert "LateFusionBYOL" in (out / "report.md").read_text()
     run = out / "runs" / "LateFusionBYOL-unbiased-seed0"
     assert json.loads((run / "config.json").read_text())["train"]["momentum"] == 0.5  # the method's own setting

@@ -3,7 +3,6 @@ points' options, modalities, what a run records and what a checkpoint may hold."
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -11,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 

@@ -23,14 +23,15 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .. import __version__
-from ..outputs import PARTIAL_MARKER, claim, partial_folder, read_json, replace_folder
-from .factors import FACTOR_NAMES, FACTOR_VALUES
-from .pairs import Images, design_distribution, sample_pairs, split_images, synergy_label, synergy_mapping
-from .pid import pid_table
-from .preview import contact_sheet
-from .render import Trifeature
-from .spec import PAIR_SETS, SPLIT_OF, DatasetSpec
+from comm_diag import __version__
+from comm_diag.outputs import PARTIAL_MARKER, claim, partial_folder, read_json, replace_folder
+from comm_diag.trifeature_gen.factors import FACTOR_NAMES, FACTOR_VALUES
+from comm_diag.trifeature_gen.pairs import (Images, design_distribution, sample_pairs, split_images, synergy_label,
+                                            synergy_mapping)
+from comm_diag.trifeature_gen.pid import pid_table
+from comm_diag.trifeature_gen.preview import contact_sheet
+from comm_diag.trifeature_gen.render import Trifeature
+from comm_diag.trifeature_gen.spec import PAIR_SETS, SPLIT_OF, DatasetSpec
 
 FORMAT = "comm-diag/trifeature-bimodal"
 FORMAT_VERSION = 1

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .factors import FACTOR_SIZES, all_combinations, factor_index
-from .spec import COMBINATIONS, STREAM_MAPPING, STREAM_PAIRS, STREAM_SPLIT, PAIR_SETS, DatasetSpec
+from comm_diag.trifeature_gen.factors import FACTOR_SIZES, all_combinations, factor_index
+from comm_diag.trifeature_gen.spec import (COMBINATIONS, STREAM_MAPPING, STREAM_PAIRS, STREAM_SPLIT, PAIR_SETS,
+                                           DatasetSpec)
 
 
 

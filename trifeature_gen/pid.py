@@ -20,10 +20,10 @@ import warnings
 
 import numpy as np
 
-from .factors import FACTOR_NAMES, FACTOR_SIZES, factor_index
-from .pairs import design_distribution
-from .spec import DatasetSpec
-from .tasks import TASKS, get_task
+from comm_diag.trifeature_gen.factors import FACTOR_NAMES, FACTOR_SIZES, factor_index
+from comm_diag.trifeature_gen.pairs import design_distribution
+from comm_diag.trifeature_gen.spec import DatasetSpec
+from comm_diag.trifeature_gen.tasks import TASKS, get_task
 
 PID_TERMS = ("redundant", "unique1", "unique2", "synergistic")
 _TOL = 1e-10

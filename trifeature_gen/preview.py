@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .factors import FACTOR_VALUES
-from .pairs import Images, synergy_label
-from .spec import SPLIT_OF, DatasetSpec
+from comm_diag.trifeature_gen.factors import FACTOR_VALUES
+from comm_diag.trifeature_gen.pairs import Images, synergy_label
+from comm_diag.trifeature_gen.spec import SPLIT_OF, DatasetSpec
 
 CELL = 96  # px per image on the sheet
 LABEL_H = 22

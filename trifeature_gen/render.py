@@ -15,11 +15,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import shapes as _shapes
-from .factors import BACKGROUND_UINT8, COLOR_UINT8, FACTOR_NAMES, FACTOR_SIZES, TEXTURES
-from .factors import sample_factors as _sample_factors
-from .random import key32, uniform
-from .textures import PATTERNS
+from comm_diag.trifeature_gen import shapes as _shapes
+from comm_diag.trifeature_gen.factors import BACKGROUND_UINT8, COLOR_UINT8, FACTOR_NAMES, FACTOR_SIZES, TEXTURES
+from comm_diag.trifeature_gen.factors import sample_factors as _sample_factors
+from comm_diag.trifeature_gen.random import key32, uniform
+from comm_diag.trifeature_gen.textures import PATTERNS
 
 MIN_SIZE = 32
 REFERENCE_SIZE = 224  # the paper's resolution; geometry below is defined there

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from .factors import SHAPES
+from comm_diag.trifeature_gen.factors import SHAPES
 
 TEMPLATE_PX = 160  # template resolution; above the paper's box (128 px at 224)
 

@@ -8,8 +8,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .factors import FACTOR_NAMES, FACTOR_SIZES
-from .render import check_geometry
+from comm_diag.trifeature_gen.factors import FACTOR_NAMES, FACTOR_SIZES
+from comm_diag.trifeature_gen.render import check_geometry
 
 PAIR_SETS = ("train", "probe_train", "test")
 SPLIT_OF = {"train": "train", "probe_train": "train", "test": "test"}  # the image split each pair set draws from

@@ -10,9 +10,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .factors import FACTOR_SIZES, factor_index
-from .pairs import synergy_label
-from .spec import DatasetSpec
+from comm_diag.trifeature_gen.factors import FACTOR_SIZES, factor_index
+from comm_diag.trifeature_gen.pairs import synergy_label
+from comm_diag.trifeature_gen.spec import DatasetSpec
 
 Label = Callable[[Sequence[np.ndarray], DatasetSpec, np.ndarray], np.ndarray]  # (codes per modality, spec, mapping)
 

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .factors import TEXTURES
+from comm_diag.trifeature_gen.factors import TEXTURES
 
 Pattern = Callable[[torch.Tensor, torch.Tensor, np.ndarray], torch.Tensor]
 

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..augment import Augment
-from ..config import TrainConfig
-from .settings import MethodSettings
+from comm_diag.comm.augment import Augment
+from comm_diag.comm.config import TrainConfig
+from comm_diag.comm.methods.settings import MethodSettings
 
 AugmentFn = Callable[[Tensor], Tensor]
 

@@ -8,13 +8,13 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
-from ..augment import Augment
-from ..config import TrainConfig
-from ..encoders import build_encoder, feature_grid
-from ..fusion import FUSIONS, LatentConverter, MLPHead
-from ..losses import TERM_REDUCTIONS, comm_loss
-from .base import AugmentFn, Method, normalize
-from .settings import HeadSettings, check_choice
+from comm_diag.comm.augment import Augment
+from comm_diag.comm.config import TrainConfig
+from comm_diag.comm.encoders import build_encoder, feature_grid
+from comm_diag.comm.fusion import FUSIONS, LatentConverter, MLPHead
+from comm_diag.comm.losses import TERM_REDUCTIONS, comm_loss
+from comm_diag.comm.methods.base import AugmentFn, Method, normalize
+from comm_diag.comm.methods.settings import HeadSettings, check_choice
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,13 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..augment import Augment
-from ..config import TrainConfig
-from ..encoders import build_encoder
-from ..fusion import MLPHead
-from ..losses import NCE, clip_loss
-from .base import AugmentFn, Method, concatenated, normalize
-from .settings import HeadSettings, check_choice
+from comm_diag.comm.augment import Augment
+from comm_diag.comm.config import TrainConfig
+from comm_diag.comm.encoders import build_encoder
+from comm_diag.comm.fusion import MLPHead
+from comm_diag.comm.losses import NCE, clip_loss
+from comm_diag.comm.methods.base import AugmentFn, Method, concatenated, normalize
+from comm_diag.comm.methods.settings import HeadSettings, check_choice
 
 
 class Cross(Method):

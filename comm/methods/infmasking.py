@@ -10,11 +10,11 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..config import TrainConfig
-from ..fusion import FUSIONS
-from ..losses import gaussian_masked_loss
-from .base import AugmentFn
-from .comm_model import CoMM, CoMMSettings
+from comm_diag.comm.config import TrainConfig
+from comm_diag.comm.fusion import FUSIONS
+from comm_diag.comm.losses import gaussian_masked_loss
+from comm_diag.comm.methods.base import AugmentFn
+from comm_diag.comm.methods.comm_model import CoMM, CoMMSettings
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,9 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..config import TrainConfig
-from .base import Method
-from .settings import MethodSettings
+from comm_diag.comm.config import TrainConfig
+from comm_diag.comm.methods.base import Method
+from comm_diag.comm.methods.settings import MethodSettings
 
 ENTRY_POINT_GROUP = "comm_diag.methods"
 

@@ -7,9 +7,9 @@ from typing import Sequence
 
 import torch
 
-from ..augment import Augment
-from .plugins import PluginError
-from .registry import build_method
+from comm_diag.comm.augment import Augment
+from comm_diag.comm.methods.plugins import PluginError
+from comm_diag.comm.methods.registry import build_method
 
 
 def preflight(cfg, xs: Sequence[torch.Tensor]) -> None:

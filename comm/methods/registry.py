@@ -3,13 +3,13 @@ method, and resolving a config's method settings against the method's ``Settings
 
 from __future__ import annotations
 
-from .base import Method
-from .comm_model import CoMM
-from .cross import Cross, CrossSelf
-from .infmasking import InfMasking
-from .plugins import import_target, label_of as _label_of
-from .simclr import LateFusionSimCLR
-from ..config import PRESETS, TrainConfig
+from comm_diag.comm.methods.base import Method
+from comm_diag.comm.methods.comm_model import CoMM
+from comm_diag.comm.methods.cross import Cross, CrossSelf
+from comm_diag.comm.methods.infmasking import InfMasking
+from comm_diag.comm.methods.plugins import import_target, label_of as _label_of
+from comm_diag.comm.methods.simclr import LateFusionSimCLR
+from comm_diag.comm.config import PRESETS, TrainConfig
 
 METHODS: dict[str, type[Method]] = {"comm": CoMM, "cross": Cross, "cross_self": CrossSelf,
                                     "infmasking": InfMasking, "simclr": LateFusionSimCLR}

@@ -8,8 +8,8 @@ from typing import Any, Mapping
 
 from comm_diag.trifeature_gen.spec import DictConfig
 
-from ..config import DERIVED, TrainConfig, check_finite
-from ..losses import NCE
+from comm_diag.comm.config import DERIVED, TrainConfig, check_finite
+from comm_diag.comm.losses import NCE
 
 
 @dataclass(frozen=True)

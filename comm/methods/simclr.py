@@ -7,13 +7,13 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
-from ..augment import Augment
-from ..config import TrainConfig
-from ..encoders import build_encoder
-from ..fusion import MLPHead
-from ..losses import NCE
-from .base import AugmentFn, Method, concatenated, normalize
-from .settings import HeadSettings
+from comm_diag.comm.augment import Augment
+from comm_diag.comm.config import TrainConfig
+from comm_diag.comm.encoders import build_encoder
+from comm_diag.comm.fusion import MLPHead
+from comm_diag.comm.losses import NCE
+from comm_diag.comm.methods.base import AugmentFn, Method, concatenated, normalize
+from comm_diag.comm.methods.settings import HeadSettings
 
 
 class LateFusionSimCLR(Method):

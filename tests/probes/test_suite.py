@@ -58,7 +58,7 @@ def test_report__summary_figure_and_verdicts(probed_runs, tmp_path):
     assert all(r["verdict"] == "" and r["line"] == "" for r in rows if r["method"].endswith("@init"))
     # R and U from unbiased trainings, S from synergy trainings
     assert result["notes"]["comm"].startswith("R, U from unbiased")
-    assert set(result["verdicts"]["cross"]) == {"R", "U", "S"}
+    assert set(result["verdicts"]["cross"]) == {"R", "U", "U2", "S"}
     # one seed: no interval shown where there is none, and no "over 1 seeds"
     assert "±" not in md.split("Verdict rule")[0].replace("mean ± std", "") and "1 seeds" not in md
     assert "one seed" in md
