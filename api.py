@@ -21,13 +21,22 @@ import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import preset_data
 from comm_diag.comm.methods.registry import DEFAULT_METHODS
 
-from comm_diag.probes import ablation, calibrate as calibration, check as checking, experiment, tensorboard as board
-from comm_diag.probes.check import CONTROLS
-from comm_diag.probes.executors import check_options
-from comm_diag.probes.progress import progress as progress_hooks
-from comm_diag.probes.report import report as write_report
-from comm_diag.probes.suite import probe_run
-from comm_diag.probes.sweep import Hooks, parse_seeds
+from comm_diag.probes.studies import ablation
+
+from comm_diag.probes.studies import calibrate as calibration
+
+from comm_diag.probes.studies import check as checking
+
+from comm_diag.probes.studies import experiment
+
+from comm_diag.probes.report import tensorboard as board
+from comm_diag.probes.studies.check import CONTROLS
+from comm_diag.probes.studies.executors import check_options
+from comm_diag.probes.report.progress import progress as progress_hooks
+from comm_diag.probes.report.render import report as write_report
+from comm_diag.probes.measure.suite import probe_run
+from comm_diag.probes.hooks import Hooks
+from comm_diag.probes.studies.sweep import parse_seeds
 
 Seeds = str | int | Sequence[int]
 

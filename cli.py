@@ -256,10 +256,10 @@ def ablate(
 ) -> None:
     """The paper's ablations (loss, fusion, augment) and the dose-response study: run, resume, report."""
     from comm_diag import api, tables
-    from comm_diag.probes.ablation import study_named
-    from comm_diag.probes.pipeline import StudySettings, describe_plan
-    from comm_diag.probes.studies import STUDIES
-    from comm_diag.probes.sweep import parse_seeds
+    from comm_diag.probes.studies.ablation import study_named
+    from comm_diag.probes.studies.pipeline import StudySettings, describe_plan
+    from comm_diag.probes.studies.registry import STUDIES
+    from comm_diag.probes.studies.sweep import parse_seeds
 
     with user_errors():
         if list_studies:
@@ -318,8 +318,8 @@ def check(
     from comm_diag import api, tables
     from comm_diag.comm.methods.plugins import normalize_target
     from comm_diag.comm.methods.registry import label_of
-    from comm_diag.probes.check import REQUIRE_EXIT, parse_require, unmet
-    from comm_diag.probes.tasks import NAMES
+    from comm_diag.probes.studies.check import REQUIRE_EXIT, parse_require, unmet
+    from comm_diag.probes.measure.tasks import NAMES
 
     with user_errors():
         required = parse_require(require)
@@ -361,7 +361,7 @@ def calibrate(
     """The instrument's own calibration: known-answer representations through the probes and the
     verdict rule; exit 3 if any verdict differs from the known answer."""
     from comm_diag import api, tables
-    from comm_diag.probes.sweep import parse_seeds
+    from comm_diag.probes.studies.sweep import parse_seeds
 
     with user_errors():
         n_seeds = len(parse_seeds(seeds))

@@ -91,7 +91,7 @@ GpusOpt = Annotated[float, typer.Option(help="Ray: GPUs requested per run.")]
 
 
 def executor_options(executor: str, workers: int, address: Optional[str], cpus: float, gpus: float) -> dict:
-    from comm_diag.probes.executors import EXECUTORS
+    from comm_diag.probes.studies.executors import EXECUTORS
 
     if executor not in EXECUTORS:
         raise UserError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")

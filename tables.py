@@ -12,10 +12,10 @@ from typing import Iterable
 from rich import table as rich_table
 
 from comm_diag.comm.methods.registry import display_name
-from comm_diag.probes.conclusions import plumbing_only
-from comm_diag.probes.readouts import levels_of, select, table_readouts
-from comm_diag.probes.tasks import INTERACTIONS, NAMES
-from comm_diag.probes.verdict import MARGIN, over_seeds, with_interval
+from comm_diag.probes.report.conclusions import plumbing_only
+from comm_diag.probes.measure.readouts import levels_of, select, table_readouts
+from comm_diag.probes.measure.tasks import INTERACTIONS, NAMES
+from comm_diag.probes.measure.verdict import MARGIN, over_seeds, with_interval
 
 
 class Table(rich_table.Table):

@@ -20,9 +20,9 @@ from threadpoolctl import threadpool_limits
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import preset
 from comm_diag.comm.methods import build_method
-from comm_diag.probes.features import extract
-from comm_diag.probes.classifiers import PROBES
-from comm_diag.probes.tasks import task_labels
+from comm_diag.probes.measure.features import extract
+from comm_diag.probes.measure.classifiers import PROBES
+from comm_diag.probes.measure.tasks import task_labels
 
 
 def main() -> None:

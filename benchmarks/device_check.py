@@ -51,11 +51,13 @@ from bench_train import Trainer, bench, in_one_process  # noqa: E402
 from comm_diag.comm.config import preset  # noqa: E402
 from comm_diag.comm.methods import build_method  # noqa: E402
 from comm_diag.comm.runtime import Runtime, usable_cores  # noqa: E402
-from comm_diag.probes import experiment, torch_fit  # noqa: E402
-from comm_diag.probes.backends import TorchBackend  # noqa: E402
-from comm_diag.probes.suite import probe_model  # noqa: E402
-from comm_diag.probes.sweep import Hooks, preset_datasets  # noqa: E402
-from comm_diag.probes.tasks import TASKS  # noqa: E402
+from comm_diag.probes.studies import experiment
+from comm_diag.probes.measure import torch_fit  # noqa: E402
+from comm_diag.probes.measure.backends import TorchBackend  # noqa: E402
+from comm_diag.probes.measure.suite import probe_model  # noqa: E402
+from comm_diag.probes.hooks import Hooks
+from comm_diag.probes.studies.sweep import preset_datasets  # noqa: E402
+from comm_diag.probes.measure.tasks import TASKS  # noqa: E402
 
 PAPER_EPOCHS = preset("paper").epochs
 FIGURE_FILES = ("report.md", "summary.csv", "figure4.png", "learning_curves.png")
@@ -217,7 +219,7 @@ def fidelity_study(preset_name: str, root: Path, out: Path, seconds_left: float,
                    tiny: bool) -> dict:
     """``ablate fidelity`` (docs/fidelity.md) on the data part's datasets, four runs (two
     variants x two datasets), two at a time, with the epochs that fit."""
-    from comm_diag.probes.ablation import run_study
+    from comm_diag.probes.studies.ablation import run_study
 
     every = 1 if tiny else 5
     per_epoch = 2 * (epoch_s + probe_s / every)  # four runs, two at a time

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import comm_diag.trifeature_gen as tg
-from comm_diag.probes.ablation import run_study
-from comm_diag.probes.dose import LEVELS, dose_figure, readings
-from comm_diag.probes.sweep import Hooks
+from comm_diag.probes.studies.ablation import run_study
+from comm_diag.probes.studies.dose import LEVELS, dose_figure, readings
+from comm_diag.probes.hooks import Hooks
 
 STUDIES = {"synergy": ("comm", "cross", "cross_self"), "redundancy": ("comm", "cross")}
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import PRESETS, preset, preset_data
 from comm_diag.comm.train import train
-from comm_diag.probes.report import write_report
-from comm_diag.probes.suite import probe_run
-from comm_diag.probes.tasks import task_labels
+from comm_diag.probes.report.render import write_report
+from comm_diag.probes.measure.suite import probe_run
+from comm_diag.probes.measure.tasks import task_labels
 
 
 def main(out: Path, preset_name: str) -> None:

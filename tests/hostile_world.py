@@ -14,7 +14,7 @@ import numpy as np
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import preset
 from comm_diag.comm.train import train
-from comm_diag.probes.suite import probe_run
+from comm_diag.probes.measure.suite import probe_run
 
 TINY = ["--size", "32", "--train-pairs", "64", "--probe-pairs", "64", "--test-pairs", "32"]
 EXAMPLE = str(Path(__file__).resolve().parents[1] / "examples" / "late_fusion_simclr.py") + ":LateFusionSimCLR"

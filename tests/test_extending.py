@@ -7,7 +7,7 @@ Where each lands (what a contributor edits):
 - a fusion for CoMM: one entry in ``comm/fusion.py::FUSIONS``.
 - a task: one entry in ``trifeature_gen/tasks.py::TASKS`` (label rule, classes,
   interaction, PID atom, training data). PID, probes, sweeps and reports follow.
-- a study: one ``Study`` value; one entry in ``probes/studies.py::STUDIES`` makes it a
+- a study: one ``Study`` value; one entry in ``probes/studies/registry.py::STUDIES`` makes it a
   ``comm-diag ablate NAME`` choice.
 - a dataset of n modalities: a ``Dataset`` subclass overriding the interface.
 """
@@ -34,13 +34,14 @@ from comm_diag.comm.methods import METHODS, CoMM, load_class, resolve
 from comm_diag.comm.methods.comm_model import CoMMSettings
 from comm_diag.comm.run_folder import load_run
 from comm_diag.comm.train import train
-from comm_diag.probes import pipeline, studies
-from comm_diag.probes.features import extract
-from comm_diag.probes.suite import probe_run
-from comm_diag.probes.tasks import TASKS
-from comm_diag.probes.pipeline import StudySettings
-from comm_diag.probes.studies import Expectation, Study
-from comm_diag.probes.sweep import Variant
+from comm_diag.probes.studies import pipeline
+from comm_diag.probes.studies import registry as studies
+from comm_diag.probes.measure.features import extract
+from comm_diag.probes.measure.suite import probe_run
+from comm_diag.probes.measure.tasks import TASKS
+from comm_diag.probes.studies.pipeline import StudySettings
+from comm_diag.probes.studies.registry import Expectation, Study
+from comm_diag.probes.studies.sweep import Variant
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -131,8 +132,8 @@ import csv, sys
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import preset
 from comm_diag.comm.train import train
-from comm_diag.probes.suite import probe_run
-from comm_diag.probes.sweep import TASKS_OF
+from comm_diag.probes.measure.suite import probe_run
+from comm_diag.probes.studies.sweep import TASKS_OF
 
 out = sys.argv[1]
 tg.generate(tg.DatasetSpec(size=32, train_pairs=256, probe_pairs=256, test_pairs=128), out + "/data")
@@ -141,14 +142,15 @@ pid = ds.manifest["pid"]["test"]["redundancy2"]
 run = train(preset("smoke").replace(epochs=1), ds, out + "/run")
 probe_run(run, tasks=TASKS_OF["unbiased"], representations=("fused",))
 import json
-from comm_diag.probes.tasks import task_labels
+from comm_diag.probes.measure.tasks import task_labels
 same = all((task_labels(ds, s)["redundancy2"] == task_labels(ds, s)["redundancy"]).all() for s in ("probe_train", "test"))
 csv_row = next(r for r in csv.DictReader(open(run / "probes.csv")) if r["task"] == "redundancy2")
 json_row = next(r for r in json.load(open(run / "probes.json"))["rows"] if r["task"] == "redundancy2")
 # the verdict tables: the report's and the command's, one column each
 from rich.console import Console
 from comm_diag import tables
-from comm_diag.probes.report import find_runs, write_report
+from comm_diag.probes.report.render import write_report
+from comm_diag.probes.report.runs import find_runs
 result = write_report(find_runs([run]), out + "/rep")
 md = open(out + "/rep/report.md").read()
 console = Console(width=200, record=True)
@@ -281,7 +283,7 @@ def test_three_modalities_flow_end_to_end(method, tiny_dataset, tmp_path):
     with pytest.raises(ValueError, match="takes 3 modalities"):
         extract(model, tiny_dataset, "test")
     if method == "comm":  # the known-answer references read every modality (calibration)
-        from comm_diag.probes.calibrate import REFERENCES
+        from comm_diag.probes.studies.calibrate import REFERENCES
 
         assert REFERENCES["factors_concat"].build(three, "test", 0).shape[1] == 90  # 3 x 30 one-hot codes
         assert REFERENCES["factors_outer"].build(three, "test", 0).shape[1] == 3 * 900  # every two modalities
@@ -292,7 +294,7 @@ def test_three_modalities_flow_end_to_end(method, tiny_dataset, tmp_path):
 def test_a_momentum_teacher_method_is_one_file_and_runs_through_check(tmp_path):
     """examples/byol.py: its EMA target moves in ``after_step`` (the loop's hook), never by
     gradients; ``check`` trains, probes and reports it with its own setting changed."""
-    from comm_diag.probes.check import check
+    from comm_diag.probes.studies.check import check
 
     out = tmp_path / "check"
     result = check(f"{ROOT / 'examples' / 'byol.py'}:LateFusionBYOL", out, controls=(), preset_name="smoke",

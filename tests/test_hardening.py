@@ -18,8 +18,8 @@ from comm_diag.comm.config import preset
 from comm_diag.comm.methods import build_method
 from comm_diag.comm.run_folder import TrainingError, load_checkpoint, run_config
 from comm_diag.outputs import OutputError, check, foreign_entries
-from comm_diag.probes.experiment import quickstart
-from comm_diag.probes.features import extract
+from comm_diag.probes.studies.experiment import quickstart
+from comm_diag.probes.measure.features import extract
 
 GEN = ["generate", "--size", "64", "--views", "4"]  # a few seconds of rendering: time to be interrupted
 
@@ -117,7 +117,7 @@ def test_a_checkpoint_holding_code_is_refused_and_not_run(tmp_path):
 
 def test_unbiased_and_synergy_twins_share_the_files_a_probe_reads(tiny_dataset, tiny_synergy_dataset):
     # a synergy run is probed on its unbiased twin only because these files are the same
-    from comm_diag.probes.suite import TWIN_FILES
+    from comm_diag.probes.measure.suite import TWIN_FILES
 
     for f in TWIN_FILES:
         assert tiny_dataset.manifest["sha256"][f] == tiny_synergy_dataset.manifest["sha256"][f], f

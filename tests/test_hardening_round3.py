@@ -69,7 +69,7 @@ def test_every_api_function_takes_progress_and_names_every_valid_keyword():
 def test_a_users_class_named_like_a_built_in_is_never_reported_as_it(tmp_path):
     """``check plugs.py:comm`` concluded about "CoMM"; ``check plugs.py:cross --controls cross``
     collided with its control. A class named like a built-in is labelled with its file."""
-    from comm_diag.probes.check import check_study
+    from comm_diag.probes.studies.check import check_study
 
     (tmp_path / "plugs.py").write_text("from comm_diag.comm.methods import Cross as cross, CoMM as comm\n")
     study, label = check_study(f"{tmp_path / 'plugs.py'}:cross", controls=["cross"])

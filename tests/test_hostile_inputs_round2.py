@@ -19,7 +19,7 @@ import comm_diag.trifeature_gen as tg
 from comm_diag.cli import app
 from comm_diag.comm.config import preset
 from comm_diag.comm.train import train
-from comm_diag.probes.suite import probe_run
+from comm_diag.probes.measure.suite import probe_run
 
 from hostile_world import EVIL_MODULE, PLUGIN, TINY, EvilPickle, absent, fill, intact
 from test_hostile_inputs import CASES
@@ -190,7 +190,7 @@ MAKERS = {
 
 
 def report_folder(w, t):
-    from comm_diag.probes.report import report
+    from comm_diag.probes.report.render import report
 
     report([w["run"]], t / "rep")
     return t / "rep"

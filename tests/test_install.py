@@ -63,7 +63,7 @@ def test_install__beside_jupyter_comm__both_import_and_uninstall_keeps_jupyter(e
 
     both = _run([py, "-c", JUPYTER_COMM_WORKS + "\nimport comm_diag, importlib.util as u\n"
                  "assert comm_diag.__version__\n"
-                 "assert u.find_spec('comm_diag.comm.losses') and u.find_spec('comm_diag.probes.suite')\n"
+                 "assert u.find_spec('comm_diag.comm.losses') and u.find_spec('comm_diag.probes.measure.suite')\n"
                  "assert u.find_spec('cli') is None and u.find_spec('probes') is None\n"], tmp)
     _ok(both)
 

@@ -1,5 +1,6 @@
 """The package's import graph: no circle anywhere (imports inside functions count too), and
-the layers only look down: trifeature_gen <- comm <- probes <- api <- cli."""
+the layers only look down: trifeature_gen <- comm <- probes <- api <- cli, and inside probes/
+hooks <- measure <- report <- studies (measuring knows nothing of how it is shown or run)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("trifeature_gen", "comm", "probes")
 LAYER = {"comm_diag": 0, "comm_diag.outputs": 0, "comm_diag.trifeature_gen": 1, "comm_diag.comm": 2,
-         "comm_diag.probes": 3, "comm_diag.api": 4, "comm_diag.tables": 4,
+         "comm_diag.probes": 3, "comm_diag.probes.hooks": 3.0, "comm_diag.probes.measure": 3.1,
+         "comm_diag.probes.report": 3.2, "comm_diag.probes.studies": 3.3, "comm_diag.api": 4, "comm_diag.tables": 4,
          "comm_diag.cli_options": 5, "comm_diag.cli_errors": 5, "comm_diag.cli": 5}
 
 

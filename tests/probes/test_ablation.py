@@ -6,11 +6,12 @@ import json
 import pytest
 
 from comm_diag.comm.config import preset
-from comm_diag.probes.ablation import run_study, study_jobs
-from comm_diag.probes.executors import run_jobs
-from comm_diag.probes.studies import STUDIES, Measured, check_expectations
-from comm_diag.probes.sweep import Hooks, Variant, parse_seeds, plan
-from comm_diag.probes.verdict import verdict
+from comm_diag.probes.studies.ablation import run_study, study_jobs
+from comm_diag.probes.studies.executors import run_jobs
+from comm_diag.probes.studies.registry import STUDIES, Measured, check_expectations
+from comm_diag.probes.hooks import Hooks
+from comm_diag.probes.studies.sweep import Variant, parse_seeds, plan
+from comm_diag.probes.measure.verdict import verdict
 
 TINY_EPOCHS = dict(preset_name="smoke", epochs=1)
 
@@ -88,7 +89,7 @@ def test_study_runs_probes_and_reports(fusion_study):
     held = json.loads((out / "expectations.json").read_text())["expectations"]
     assert [e["held"] for e in held] == [ok for _, ok in result["expectations"]]
     # the third expectation recomputed from summary.csv alone: U of linear fusion below attention's
-    from comm_diag.probes.tasks import INTERACTIONS
+    from comm_diag.probes.measure.tasks import INTERACTIONS
 
     u = {r["method"]: float(r["balanced_accuracy"]) for r in rows if r["task"] == INTERACTIONS["U"]
          and r["probe"] == "linear" and r["representation"] == "fused"}
@@ -102,7 +103,7 @@ def test_study_runs_probes_and_reports(fusion_study):
 def test_study_rerun_skips_and_folder_is_claimed(fusion_study, tiny_dataset, tiny_synergy_dataset):
     out, _ = fusion_study
     stages = []
-    from comm_diag.probes.sweep import Hooks
+    from comm_diag.probes.hooks import Hooks
 
     run_study("fusion", out, data=_data(tiny_dataset, tiny_synergy_dataset), hooks=Hooks(on_stage=stages.append),
               **TINY_EPOCHS)

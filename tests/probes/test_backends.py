@@ -14,12 +14,12 @@ import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import TrainConfig
 from comm_diag.comm.methods import build_method
 from comm_diag.comm.train import train
-from comm_diag.probes import torch_fit
-from comm_diag.probes.backends import SklearnBackend, TorchBackend, backend_for
-from comm_diag.probes.classifiers import PROBES
-from comm_diag.probes.features import extract
-from comm_diag.probes.suite import probe_run
-from comm_diag.probes.tasks import task_labels
+from comm_diag.probes.measure import torch_fit
+from comm_diag.probes.measure.backends import SklearnBackend, TorchBackend, backend_for
+from comm_diag.probes.measure.classifiers import PROBES
+from comm_diag.probes.measure.features import extract
+from comm_diag.probes.measure.suite import probe_run
+from comm_diag.probes.measure.tasks import task_labels
 
 TASKS = ("redundancy", "uniqueness1", "uniqueness2", "synergy")
 

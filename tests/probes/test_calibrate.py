@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 import comm_diag.trifeature_gen as tg
 from comm_diag.cli import CALIBRATION_MISMATCH_EXIT, app
-from comm_diag.probes.calibrate import REFERENCES, calibrate
+from comm_diag.probes.studies.calibrate import REFERENCES, calibrate
 
 runner = CliRunner()
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from comm_diag.probes.metrics import auroc, balanced_accuracy, entropy_bits, information_bits, mean_ci95
-from comm_diag.probes.classifiers import PROBES
-from comm_diag.probes.tasks import ground_truth_bits, task_labels
+from comm_diag.probes.measure.metrics import auroc, balanced_accuracy, entropy_bits, information_bits, mean_ci95
+from comm_diag.probes.measure.classifiers import PROBES
+from comm_diag.probes.measure.tasks import ground_truth_bits, task_labels
 import comm_diag.trifeature_gen as tg
 
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import comm_diag.trifeature_gen as tg
-from comm_diag.probes import dose as dose_mod
-from comm_diag.probes.ablation import study_jobs, study_named
-from comm_diag.probes.check import check
-from comm_diag.probes.dose import DOSES, REFERENCE, dose_table, parse_levels, readings
+from comm_diag.probes.studies import dose as dose_mod
+from comm_diag.probes.studies.ablation import study_jobs, study_named
+from comm_diag.probes.studies.check import check
+from comm_diag.probes.studies.dose import DOSES, REFERENCE, dose_table, parse_levels, readings
 from comm_diag.trifeature_gen.pairs import synergy_mapping
 from comm_diag.trifeature_gen.pid import attribute_information
 

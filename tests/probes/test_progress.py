@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from comm_diag.comm.train import StepInfo
-from comm_diag.probes.progress import progress, resolve_mode
-from comm_diag.probes.sweep import Hooks
+from comm_diag.probes.report.progress import progress, resolve_mode
+from comm_diag.probes.hooks import Hooks
 
 
 def _steps(epochs: int = 2, per_epoch: int = 3):

@@ -6,9 +6,10 @@ import pytest
 
 from comm_diag.comm.config import TrainConfig
 from comm_diag.comm.train import train
-from comm_diag.probes.published import FOLLOWS_WITHIN, fidelity, fidelity_line, published_curve
-from comm_diag.probes.report import render, summarize
-from comm_diag.probes.suite import probe_run
+from comm_diag.probes.report.published import FOLLOWS_WITHIN, fidelity, fidelity_line, published_curve
+from comm_diag.probes.report.render import render
+from comm_diag.probes.report.summary import summarize
+from comm_diag.probes.measure.suite import probe_run
 
 
 def test_the_published_curve_is_the_papers():
@@ -79,8 +80,8 @@ def test_the_authors_probe_protocol_reads_cropped_images_and_is_reported_as_such
     import torch
 
     from comm_diag.comm.methods import build_method
-    from comm_diag.probes.features import extract
-    from comm_diag.probes.suite import probe_model
+    from comm_diag.probes.measure.features import extract
+    from comm_diag.probes.measure.suite import probe_model
 
     torch.manual_seed(0)
     model = build_method(TrainConfig(d=32, image_size=32, method_settings={"proj_hidden": 32, "proj_dim": 16}))

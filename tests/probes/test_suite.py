@@ -5,8 +5,9 @@ import pytest
 
 from comm_diag.comm.config import TrainConfig
 from comm_diag.comm.train import train
-from comm_diag.probes.report import find_runs, write_report
-from comm_diag.probes.suite import PROBE_COLUMNS, ProbeError, probe_run
+from comm_diag.probes.report.render import write_report
+from comm_diag.probes.report.runs import find_runs
+from comm_diag.probes.measure.suite import PROBE_COLUMNS, ProbeError, probe_run
 
 CFG = dict(image_size=32, d=32, batch_size=64, epochs=1)
 OWN = {"comm": dict(proj_hidden=32, proj_dim=16), "cross": {}}  # each method's own settings

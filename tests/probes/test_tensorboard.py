@@ -45,7 +45,7 @@ def test_tensorboard_holds_every_loss_term_and_probe_curve(tiny_dataset, tmp_pat
     assert len(events["train/pairs_per_s"]) == len(log)
 
     # probed every epoch through a study's job: the probe curves join the loss curves
-    from comm_diag.probes import tensorboard
+    from comm_diag.probes.report import tensorboard
 
     cd.probe(run, every=1, progress="off")
     events = read_events(tensorboard.export(run))

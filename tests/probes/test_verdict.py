@@ -1,4 +1,4 @@
-from comm_diag.probes.verdict import verdict
+from comm_diag.probes.measure.verdict import verdict
 
 
 def test_verdict__clearly_above_both_controls_is_captured():
@@ -30,7 +30,7 @@ def _result(presets, epochs, seeds=1):
 
 
 def test_overview_says_what_each_method_captured_how_sure_and_what_next():
-    from comm_diag.probes.conclusions import next_step, overview, plumbing_note
+    from comm_diag.probes.report.conclusions import next_step, overview, plumbing_note
 
     lines = overview(_result(["cpu"], [6]), gpu=False)
     text = " ".join(lines)

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from comm_diag.probes.dose import dose_study
-from comm_diag.probes.published import FOLLOWS_WITHIN, fidelity, fidelity_line
-from comm_diag.probes.study import Expectation, Measured, Study, check_expectations
-from comm_diag.probes.sweep import Variant
-from comm_diag.probes.verdict import MARGIN
+from comm_diag.probes.studies.dose import dose_study
+from comm_diag.probes.report.published import FOLLOWS_WITHIN, fidelity, fidelity_line
+from comm_diag.probes.studies.study import Expectation, Measured, Study, check_expectations
+from comm_diag.probes.studies.sweep import Variant
+from comm_diag.probes.measure.verdict import MARGIN
 
 
 def _below(m: Measured, a: str, b: str, k: str, by: float = 0.0) -> bool:

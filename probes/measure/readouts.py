@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from comm_diag.probes.tasks import chance, short_name
-from comm_diag.probes.verdict import Verdict, verdict
+from comm_diag.probes.measure.tasks import chance, short_name
+from comm_diag.probes.measure.verdict import Verdict, verdict
 from comm_diag.trifeature_gen import tasks as task_defs
 
 RECOVERABLE = "S+"  # synergy read by the MLP probe: recoverable from the representation

@@ -17,7 +17,9 @@ from typing import Callable, Optional, Sequence
 
 from comm_diag.comm.runtime import core_share, resolve_device
 
-from comm_diag.probes.sweep import Hooks, RunJob, execute, is_done
+from comm_diag.probes.hooks import Hooks
+
+from comm_diag.probes.studies.sweep import RunJob, execute, is_done
 
 
 _EVENTS = None  # the worker's queue to the parent process (set by _worker_init)

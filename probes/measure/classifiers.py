@@ -22,8 +22,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from comm_diag.probes.backends import SklearnBackend
-from comm_diag.probes.metrics import auroc, balanced_accuracy, information_bits
+from comm_diag.probes.measure.backends import SklearnBackend
+from comm_diag.probes.measure.metrics import auroc, balanced_accuracy, information_bits
 
 Pair = tuple[np.ndarray, np.ndarray]
 Probe = Callable[[Pair, Pair, np.random.Generator], dict]

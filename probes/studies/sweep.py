@@ -3,7 +3,7 @@
 Quickstart, ablation studies and ``comm-diag check`` are all a list of ``RunJob``s:
 one training + probing each, in its own folder, skipped when finished and resumed
 when interrupted. Jobs are plain data, so worker processes and Ray tasks run them
-the same way (``comm_diag.probes.executors``).
+the same way (``comm_diag.probes.studies.executors``).
 
 The R/U/S protocol (paper Figure 4): a variant trained on unbiased pairs is probed
 for redundancy and uniqueness, trained on synergy-biased pairs for synergy; given a
@@ -17,7 +17,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import TrainConfig, preset_data
@@ -25,11 +25,12 @@ from comm_diag.comm.methods import resolve
 from comm_diag.outputs import claim as claim_output, read_json, write_file
 from comm_diag.comm.run_folder import (PROBES_BY_EPOCH, PROBES_CSV, checkpoint_path, data_fingerprint, read_config,
                                        same_config, saved_epochs, settings)
-from comm_diag.comm.train import StepInfo, train
+from comm_diag.comm.train import train
 
-from comm_diag.probes import tensorboard
-from comm_diag.probes.suite import probe_run
-from comm_diag.probes.tasks import tasks_after
+from comm_diag.probes.hooks import Hooks
+from comm_diag.probes.report import tensorboard
+from comm_diag.probes.measure.suite import probe_run
+from comm_diag.probes.measure.tasks import tasks_after
 
 # What a run on each kind of data measures (each task declares the data it is read after),
 # and where: R and U on the fused representation, S also on each modality alone (synergy
@@ -42,17 +43,6 @@ REPRESENTATIONS_OF: dict[str, Optional[tuple[str, ...]]] = {"unbiased": ("fused"
 # keeps both attributes lets an MLP compute their agreement without having fused them.
 ALSO_OF: dict[str, tuple[tuple[str, str, str], ...]] = {
     "unbiased": (), "synergy": (("mlp", "synergy", "fused"),), "all": (("mlp", "synergy", "fused"),)}
-
-
-@dataclass
-class Hooks:
-    """Progress callbacks of a long job (the CLI draws bars from them)."""
-
-    on_stage: Callable[[str], None] = lambda msg: None
-    on_generate: Optional[Callable[[int, int], None]] = None
-    on_step: Optional[Callable[[StepInfo], None]] = None
-    on_done: Optional[Callable[["RunJob"], None]] = None  # a job finished (any executor)
-    on_job_step: Optional[Callable[[str, StepInfo], None]] = None  # a step of the named job (worker processes)
 
 
 KINDS = ("unbiased", "synergy")  # the preset's two datasets: R and U are read after the first, S the second

@@ -35,12 +35,13 @@ import comm_diag.trifeature_gen as tg
 from comm_diag.comm.runtime import resolve_device
 from comm_diag.outputs import claim, safe_cell, write_file
 
-from comm_diag.probes.backends import backend_for
-from comm_diag.probes.classifiers import PROBES, probe_rng
-from comm_diag.probes.progress import progress as progress_hooks
-from comm_diag.probes.sweep import Hooks, dataset_spec, ensure_dataset
-from comm_diag.probes.tasks import INTERACTIONS, chance, ground_truth_bits, task_labels
-from comm_diag.probes.verdict import RULE, verdict
+from comm_diag.probes.measure.backends import backend_for
+from comm_diag.probes.measure.classifiers import PROBES, probe_rng
+from comm_diag.probes.report.progress import progress as progress_hooks
+from comm_diag.probes.hooks import Hooks
+from comm_diag.probes.studies.sweep import dataset_spec, ensure_dataset
+from comm_diag.probes.measure.tasks import INTERACTIONS, chance, ground_truth_bits, task_labels
+from comm_diag.probes.measure.verdict import RULE, verdict
 
 # each interaction read as in the reports (its reported task), synergy at both levels
 LEVELS = {"R": (INTERACTIONS["R"], "linear"), "U": (INTERACTIONS["U"], "linear"), "S fused": (INTERACTIONS["S"], "linear"),

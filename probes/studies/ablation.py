@@ -14,12 +14,13 @@ from typing import Optional, Sequence
 
 from comm_diag.comm.methods.registry import DEFAULT_METHODS
 
-from comm_diag.probes import pipeline
-from comm_diag.probes.dose import LEVELS, dose_study
-from comm_diag.probes.pipeline import StudySettings
-from comm_diag.probes.studies import get_study
-from comm_diag.probes.study import Study
-from comm_diag.probes.sweep import Hooks, RunJob
+from comm_diag.probes.studies import pipeline
+from comm_diag.probes.studies.dose import LEVELS, dose_study
+from comm_diag.probes.studies.pipeline import StudySettings
+from comm_diag.probes.studies.registry import get_study
+from comm_diag.probes.studies.study import Study
+from comm_diag.probes.hooks import Hooks
+from comm_diag.probes.studies.sweep import RunJob
 
 
 def study_named(name: str, *, interactions: Optional[Sequence[str]] = None,

@@ -1,4 +1,4 @@
-"""The authors' published learning curve of CoMM (probes/published_curve.csv) and how far a
+"""The authors' published learning curve of CoMM (probes/report/published_curve.csv) and how far a
 measured curve is from it: the fidelity line of a report of ``paper``-preset runs."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import io
 from importlib import resources
 from typing import Sequence
 
-from comm_diag.probes.readouts import select
+from comm_diag.probes.measure.readouts import select
 
 FOLLOWS_WITHIN = 3.0  # points of balanced accuracy: "follows the published curve"
 METHOD = "comm"  # the published curve is CoMM's

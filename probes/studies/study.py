@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from comm_diag.probes.sweep import KINDS, Variant
-from comm_diag.probes.verdict import Verdict
+from comm_diag.probes.studies.sweep import KINDS, Variant
+from comm_diag.probes.measure.verdict import Verdict
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class Measured:
     def follows_published(self, variant: str) -> bool:
         """The variant's curve is within FOLLOWS_WITHIN points of the authors' published CoMM
         curve at every compared epoch (and at least one epoch was compared)."""
-        from comm_diag.probes.published import FOLLOWS_WITHIN, fidelity
+        from comm_diag.probes.report.published import FOLLOWS_WITHIN, fidelity
 
         rows = fidelity(self.epochs, method=variant)
         return bool(rows) and all(abs(r["difference"]) <= FOLLOWS_WITHIN for r in rows)

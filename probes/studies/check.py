@@ -5,7 +5,7 @@ built-in, e.g. InfMasking or late-fusion SimCLR, on request) are trained
 with the same preset, budget and seeds on the preset's two datasets (R and U probed
 after training on unbiased pairs, S after training on synergy-biased pairs, as in
 the paper's Figure 4); every run also gives its random-initialisation floor. The
-verdicts use the rule of ``comm_diag.probes.verdict``; ``conclusion`` puts them in words.
+verdicts use the rule of ``comm_diag.probes.measure.verdict``; ``conclusion`` puts them in words.
 """
 
 from __future__ import annotations
@@ -22,14 +22,15 @@ from comm_diag.comm.methods.registry import DEFAULT_METHODS, label_of
 
 from comm_diag.comm.runtime import resolve_device
 
-from comm_diag.probes import pipeline
-from comm_diag.probes.conclusions import next_step, plumbing_note
-from comm_diag.probes.dose import LEVELS, dose_study
-from comm_diag.probes.readouts import select
-from comm_diag.probes.study import Study
-from comm_diag.probes.sweep import Hooks, Variant
-from comm_diag.probes.tasks import NAMES
-from comm_diag.probes.verdict import Verdict
+from comm_diag.probes.studies import pipeline
+from comm_diag.probes.report.conclusions import next_step, plumbing_note
+from comm_diag.probes.studies.dose import LEVELS, dose_study
+from comm_diag.probes.measure.readouts import select
+from comm_diag.probes.studies.study import Study
+from comm_diag.probes.hooks import Hooks
+from comm_diag.probes.studies.sweep import Variant
+from comm_diag.probes.measure.tasks import NAMES
+from comm_diag.probes.measure.verdict import Verdict
 
 CONTROLS = DEFAULT_METHODS  # check's name for them
 REQUIRE_EXIT = 3  # exit code when a --require'd interaction is not captured

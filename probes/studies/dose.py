@@ -38,16 +38,16 @@ from comm_diag.outputs import write_file
 from comm_diag.trifeature_gen.factors import factor_index
 from comm_diag.trifeature_gen.pid import attribute_information, attribute_law
 
-from comm_diag.probes.backends import backend_for
-from comm_diag.probes.classifiers import PROBES
-from comm_diag.probes.html_page import md_cell
-from comm_diag.probes.readouts import select
-from comm_diag.probes.study import Expectation, Study
+from comm_diag.probes.measure.backends import backend_for
+from comm_diag.probes.measure.classifiers import PROBES
+from comm_diag.probes.report.html_page import md_cell
+from comm_diag.probes.measure.readouts import select
+from comm_diag.probes.studies.study import Expectation, Study
 
-from comm_diag.probes.suite import write_csv
-from comm_diag.probes.sweep import Variant
-from comm_diag.probes.tasks import NAMES, chance, ground_truth_bits, task_labels
-from comm_diag.probes.verdict import MARGIN, verdict, with_interval
+from comm_diag.probes.measure.suite import write_csv
+from comm_diag.probes.studies.sweep import Variant
+from comm_diag.probes.measure.tasks import NAMES, chance, ground_truth_bits, task_labels
+from comm_diag.probes.measure.verdict import MARGIN, verdict, with_interval
 
 LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -240,7 +240,7 @@ def dose_figure(table: list[dict], path: Path) -> Path:
     in bits, one line per method (95% interval bars over seeds), its random-init floor
     dashed in its colour, the ceiling dashed black, the known-answer reference dotted; the
     levels label the top axis."""
-    from comm_diag.probes.figures import method_colours, new_figure, save
+    from comm_diag.probes.report.figures import method_colours, new_figure, save
 
     names = list(dict.fromkeys(r["interaction"] for r in table))
     methods = [m for m in dict.fromkeys(r["method"] for r in table) if m != REFERENCE]

@@ -27,16 +27,18 @@ from comm_diag.comm.methods import as_batch, preflight, resolve
 from comm_diag.comm.run_folder import PROBES_CSV
 from comm_diag.outputs import write_file
 
-from comm_diag.probes.executors import check_options, run_jobs
-from comm_diag.probes.html_page import md_cell
-from comm_diag.probes.progress import progress as progress_hooks
-from comm_diag.probes.readouts import select
-from comm_diag.probes.report import render, summarize
-from comm_diag.probes.study import Measured, Study, check_expectations
-from comm_diag.probes.sweep import (Hooks, RunJob, dataset_spec, experiment, folders, given_datasets, plan,
-                                    variant_datasets)
-from comm_diag.probes.tasks import INTERACTIONS
-from comm_diag.probes.tensorboard import writer_class
+from comm_diag.probes.studies.executors import check_options, run_jobs
+from comm_diag.probes.report.html_page import md_cell
+from comm_diag.probes.report.progress import progress as progress_hooks
+from comm_diag.probes.measure.readouts import select
+from comm_diag.probes.report.render import render
+from comm_diag.probes.report.summary import summarize
+from comm_diag.probes.studies.study import Measured, Study, check_expectations
+from comm_diag.probes.hooks import Hooks
+from comm_diag.probes.studies.sweep import (RunJob, dataset_spec, experiment, folders, given_datasets, plan,
+                                           variant_datasets)
+from comm_diag.probes.measure.tasks import INTERACTIONS
+from comm_diag.probes.report.tensorboard import writer_class
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ import numpy as np
 from comm_diag.comm.methods.registry import DISPLAY_NAMES, display_name
 from comm_diag.outputs import write_file
 
-from comm_diag.probes.readouts import select
-from comm_diag.probes.tasks import TASKS, chance, interaction_of, short_name
-from comm_diag.probes.verdict import verdict
+from comm_diag.probes.measure.readouts import select
+from comm_diag.probes.measure.tasks import TASKS, chance, interaction_of, short_name
+from comm_diag.probes.measure.verdict import verdict
 
 S_RECOVERABLE = "S recoverable\n(MLP)"  # the MLP probe's synergy group
 

@@ -16,11 +16,12 @@ from comm_diag.comm.methods.registry import DEFAULT_METHODS, METHODS, label_of, 
 
 from comm_diag.comm.runtime import resolve_device
 
-from comm_diag.probes import pipeline
-from comm_diag.probes.conclusions import overview
-from comm_diag.probes.pipeline import StudySettings
-from comm_diag.probes.study import Study
-from comm_diag.probes.sweep import Hooks, Variant
+from comm_diag.probes.studies import pipeline
+from comm_diag.probes.report.conclusions import overview
+from comm_diag.probes.studies.pipeline import StudySettings
+from comm_diag.probes.studies.study import Study
+from comm_diag.probes.hooks import Hooks
+from comm_diag.probes.studies.sweep import Variant
 
 def quickstart_study(methods: Sequence[str] = DEFAULT_METHODS, preset_name: str = "cpu") -> Study:
     """Every method on the preset's two datasets, nothing expected: the paper's Figure 4.

@@ -9,8 +9,8 @@ from typing import Sequence
 from comm_diag.comm.config import PRESETS
 from comm_diag.comm.methods.registry import display_name
 
-from comm_diag.probes.tasks import NAMES
-from comm_diag.probes.verdict import over_seeds
+from comm_diag.probes.measure.tasks import NAMES
+from comm_diag.probes.measure.verdict import over_seeds
 
 PLUMBING = ("**The {presets} preset checks that everything runs: its verdicts are a plumbing check, not a "
             "measurement** (tiny images, one epoch, a few hundred pairs). Run the cpu preset "

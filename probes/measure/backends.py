@@ -23,7 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 
-from comm_diag.probes import torch_fit
+from comm_diag.probes.measure import torch_fit
 
 EARLY_STOP_MIN = 2000  # an MLP stops early (on a 10% split) from this many samples; below, it trains to convergence
 

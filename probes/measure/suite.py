@@ -25,10 +25,10 @@ from comm_diag.comm.runtime import runtime_for
 from comm_diag.outputs import OutputError, no_links, safe_cell, write_file
 from comm_diag.trifeature_gen.io import file_sha256
 
-from comm_diag.probes.backends import backend_for
-from comm_diag.probes.features import extract
-from comm_diag.probes.classifiers import AUTHORS_CROP, PROBES, probe_rng
-from comm_diag.probes.tasks import TASKS, ground_truth_bits, task_labels
+from comm_diag.probes.measure.backends import backend_for
+from comm_diag.probes.measure.features import extract
+from comm_diag.probes.measure.classifiers import AUTHORS_CROP, PROBES, probe_rng
+from comm_diag.probes.measure.tasks import TASKS, ground_truth_bits, task_labels
 
 # bits: the probe's lower bound on I(Z; T); bits_fraction: bits / the exact bits of the task's own
 # interaction (redundant, unique or synergistic) in the test law. Added in 0.2; readers accept files without them.

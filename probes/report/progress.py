@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Callable, Iterator, Optional
 
-from comm_diag.probes.sweep import Hooks
+from comm_diag.probes.hooks import Hooks
 
 MODES = ("auto", "bar", "lines", "off")
 

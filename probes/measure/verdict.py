@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from comm_diag.probes.metrics import mean_ci95
+from comm_diag.probes.measure.metrics import mean_ci95
 
 MARGIN = 5.0  # points of balanced accuracy above the better control that count as "clearly above"
 RULE = (f"captured if the 95% confidence interval of the mean over seeds lies entirely above "

@@ -1,0 +1,169 @@
+"""A summarized result (``summary.summarize``) written out: summary.csv, Figure 4, the
+learning curves, report.md and report.html; and ``report``, the command that claims the
+folder, reads the runs and renders them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+import comm_diag.trifeature_gen as tg
+from comm_diag.comm.methods.registry import display_name
+from comm_diag.outputs import check as check_output, claim, write_file
+
+from comm_diag.probes.measure.readouts import levels_of, select, table_readouts, with_verdicts
+from comm_diag.probes.measure.suite import write_csv
+from comm_diag.probes.measure.tasks import TASKS
+from comm_diag.probes.measure.verdict import RULE, Verdict, over_seeds, with_interval
+from comm_diag.probes.report.conclusions import plumbing_note
+from comm_diag.probes.report.figures import figure4, learning_curves
+from comm_diag.probes.report.html_page import html_page, md_cell
+from comm_diag.probes.report.published import METHOD, fidelity, fidelity_line, published_curve
+from comm_diag.probes.report.runs import find_runs, run_meta
+from comm_diag.probes.report.summary import SUMMARY_COLUMNS, summarize
+
+
+def _fmt(v: Verdict) -> str:
+    return with_interval(v.mean, v.std, v.n_seeds)
+
+
+def markdown_lines(result: dict, title: str, lead: Sequence[str] = (), tail: Sequence[str] = (),
+                   figures: Sequence[str] = ()) -> list[str]:
+    """The report as markdown lines (pure): the title, ``lead`` (check's conclusion), the
+    verdict table, synergy by representation, the information panel, ``tail`` (a study's
+    expectations and sections), the verdict rule and ``figures`` (file names)."""
+    rows, ver, notes = result["rows"], result["verdicts"], result["notes"]
+    n = max((v.n_seeds for vs in ver.values() for v in vs.values()), default=1)
+    smoke = plumbing_note(result.get("presets", []))
+    columns = table_readouts(result)
+    lines = [f"# {title}", "", *([*smoke, ""] if smoke else []), *([*lead, ""] if lead else []),
+             f"comm-diag {tg.__version__}. Runs: {result['runs']}.", "",
+             "Linear probe (class-weighted logistic regression) on the fused representation, balanced "
+             f"accuracy in % on the unbiased test pairs ({'mean ± std ' + over_seeds(n) if n > 1 else 'one seed'}). "
+             "R: shape (shared), U: texture of x1, U2: texture of x2, S: synergy label, fused into the "
+             "representation. S recoverable: the same synergy label read by an MLP probe (one hidden layer) on "
+             "the same representation. In brackets: max(chance, the same architecture at random initialisation).",
+             "", "| method | " + " | ".join(c.label for c in columns) + " | "
+             + " | ".join(f"verdict {c.label}" for c in columns) + " | seeds | source |",
+             "|---|" + "---|" * (2 * len(columns) + 2)]
+    for m, vs in ver.items():
+        both = levels_of(result, m)
+        cells = [f"{_fmt(both[c.key])} [{both[c.key].control:.1f}]" if c.key in both else "–" for c in columns]
+        verd = [both[c.key].verdict if c.key in both else "–" for c in columns]
+        seeds = max((v.n_seeds for v in vs.values()), default=0)
+        lines.append(f"| {md_cell(display_name(m))} | {' | '.join(cells)} | {' | '.join(verd)} | {seeds} | "
+                     f"{md_cell(notes.get(m, ''))} |")
+    lines += ["", SYNERGY_LEVELS]
+    syn = [r for r in rows if r["task"] == "synergy" and r["probe"] == "linear" and r["auroc"] is not None
+           and r["representation"] in ("fused", "modality1", "modality2") and not r["method"].endswith("@init")]
+    if syn:
+        lines += ["", f"Synergy by representation (balanced accuracy / AUROC, "
+                  f"{'mean ' + over_seeds(n) if n > 1 else 'one seed'}): "
+                  "a synergy present only in the fused representation is the signature of fusion.", "",
+                  "| method | fused | modality 1 alone | modality 2 alone |", "|---|---|---|---|"]
+        for m in sorted({r["method"] for r in syn}):
+            cell = []
+            for rep in ("fused", "modality1", "modality2"):
+                s = select(syn, method=m, representation=rep)
+                cell.append(f"{np.mean([r['balanced_accuracy'] for r in s]):.1f} / "
+                            f"{np.mean([r['auroc'] for r in s]):.1f}" if s else "–")
+            lines.append(f"| {md_cell(display_name(m))} | {' | '.join(cell)} |")
+    lines += information_panel(rows, n_seeds=n)
+    lines += [*([""] + list(tail) if tail else []), "", f"Verdict rule: {RULE}"]
+    for name in figures:
+        lines += ["", f"![{Path(name).stem.replace('_', ' ')}]({name})"]
+    lines += ["", "All scores: `summary.csv` (columns " + ",".join(SUMMARY_COLUMNS) + "; line and verdict: the rule "
+              "above applied to that row's method, task, probe and representation over seeds)."]
+    return lines
+
+
+def render(result: dict, out: Path | str, title: str = "comm-diag report", lead: Sequence[str] = (),
+           tail: Sequence[str] = ()) -> dict:
+    """Write a summarized result (``summarize``) to ``out``: summary.csv, figure4.png,
+    learning_curves.png (runs probed during training), report.md and report.html (one page,
+    figures inline). Returns ``result``."""
+    import pandas as pd
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / "summary.csv", with_verdicts(result["rows"]), SUMMARY_COLUMNS)
+    figures = [figure4(result["rows"], out / "figure4.png").name]
+    # runs of the paper preset are compared with the authors' published curve (probes/report/published.py)
+    paper = result.get("presets") == ["paper"] and any(r["method"] == METHOD for r in result["epochs"])
+    reference = published_curve() if paper else ()
+    if paper:
+        lead = [fidelity_line(fidelity(result["epochs"])), "", *lead]
+    curves = learning_curves([pd.DataFrame(result["epochs"])] if result["epochs"] else [],
+                             out / "learning_curves.png", reference=reference)
+    figures += [curves.name] if curves else []
+    text = "\n".join(markdown_lines(result, title, lead, tail, figures)) + "\n"
+    write_file(out / "report.md", text)
+    write_file(out / "report.html", html_page(text, out, title))
+    return result
+
+
+def write_report(runs: Sequence[Path], out: Path | str, title: str = "comm-diag report") -> dict:
+    """``render(summarize(runs), out, title)``: the report of some probed runs."""
+    return render(summarize(runs), out, title)
+
+
+SYNERGY_LEVELS = ("Synergy is read at two levels. **Fused into the representation** (the paper's sense): a linear "
+                  "probe on the fused representation separates the synergy label, so the representation itself "
+                  "computed it. **Recoverable from it**: an MLP probe on the same representation separates it, so "
+                  "the information is there but may be computed by the probe (under synergy-biased training "
+                  "texture(x1) predicts colour(x2), so a method that keeps both attributes lets an MLP compute "
+                  "their agreement without having fused anything). Each level gets the same verdict rule against "
+                  "its own random-initialisation control.")
+
+
+def information_panel(rows: list[dict], probe: str = "linear", representation: str = "fused",
+                      n_seeds: int = 1) -> list[str]:
+    """Markdown lines: per method and task, the probe's lower bound on I(Z; T) in bits and the
+    fraction of the task's exact interaction bits (the dataset's PID) it reaches."""
+    keep = [r for r in rows if r["probe"] == probe and r["representation"] == representation
+            and r.get("bits") is not None and not r["method"].endswith("@init")]
+    if not keep:
+        return []
+    tasks = [t for t in TASKS if any(r["task"] == t for r in keep)]
+    exact = {}  # task -> its exact bits, as the probe rows record them (bits / fraction)
+    for r in keep:
+        if r.get("bits_fraction"):
+            exact.setdefault(r["task"], r["bits"] / r["bits_fraction"])
+    known = ", ".join(f"{t} {exact[t]:.3g}" for t in tasks if t in exact)
+    lines = ["", f"Information in bits ({probe} probe, {representation} representation, "
+             f"{'mean ' + over_seeds(n_seeds) if n_seeds > 1 else 'one seed'}): the lower bound I(Z; T) >= "
+             "H(T) - CE(T | Z) from the probe's probabilities calibrated to the label frequencies, and in "
+             "brackets the fraction of the task's exact interaction bits in the test law (the dataset's PID"
+             + (f": {known} bits" if known else "") + ").", "",
+             "| method | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
+    for m in sorted({r["method"] for r in keep}):
+        cells = []
+        for t in tasks:
+            sel = select(keep, method=m, task=t)
+            frac = [r["bits_fraction"] for r in sel if r.get("bits_fraction") is not None]
+            cells.append(f"{np.mean([r['bits'] for r in sel]):.2f} [{100 * np.mean(frac):.0f}%]" if sel and frac
+                         else (f"{np.mean([r['bits'] for r in sel]):.2f}" if sel else "–"))
+        lines.append(f"| {md_cell(display_name(m))} | " + " | ".join(cells) + " |")
+    return lines
+
+
+REPORT_RECORD = "report.json"  # marks a folder as a report (``comm_diag.outputs``)
+
+
+def report(paths: Sequence[Path | str], out: Path | str, *, mix_datasets: bool = False) -> dict:
+    """``comm-diag report``: every probed run at or below ``paths`` into the report folder
+    ``out``, claimed like every output (``comm_diag.outputs``: absent, empty, or a report
+    already; never a user's folder, a run or a dataset), marked by OUT/report.json (the
+    runs it reads, their identities, the package version). Returns ``write_report``'s result."""
+    check_output(out, "report")  # before the runs are read: a refused folder costs nothing
+    runs = find_runs(paths, mix_datasets=mix_datasets)
+    result = summarize(runs)  # every run's probe tables read (or refused) before the folder is claimed
+    with claim(out, "report") as out:
+        out.mkdir(parents=True, exist_ok=True)
+        write_file(out / REPORT_RECORD, json.dumps({
+            "package_version": tg.__version__, "runs": [str(r.resolve()) for r in runs],
+            "run_ids": [run_meta(r).get("run_id") for r in runs]}, indent=2))
+        return render(result, out)

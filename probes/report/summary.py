@@ -1,0 +1,55 @@
+"""A report's reading of some runs, written nowhere: the Figure-4 rows (each task from the
+training it declares, following the paper's Figure 4: redundancy and uniqueness from runs
+trained on unbiased pairs, synergy from runs trained on synergy-biased pairs; a method
+with one kind of run is read from what it has, and the notes say so), the verdicts, and
+the rows probed during training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from comm_diag.probes.measure.readouts import verdicts
+from comm_diag.probes.measure.suite import PROBE_COLUMNS
+from comm_diag.probes.measure.tasks import get_task
+from comm_diag.probes.report.runs import ReportError, epoch_rows, read_rows, run_meta
+
+
+def summary_rows(runs: Sequence[Path]) -> tuple[list[dict], dict[str, str]]:
+    """The Figure-4 rows of all runs (R, U from unbiased trainings, S from synergy
+    trainings when a method has both), and a note per method on where they came from."""
+    by_method: dict[str, dict[bool, list[dict]]] = {}
+    for run in runs:
+        rows, biased = read_rows(run)
+        for r in rows:
+            base = r["method"].removesuffix("@init")
+            by_method.setdefault(base, {}).setdefault(biased, []).append(r)
+    out, notes = [], {}
+    for method, kinds in by_method.items():
+        if True in kinds and False in kinds:  # each task from the training it declares (Figure 4)
+            out += [r for r in kinds[False] if get_task(r["task"]).trained_on == "unbiased"]
+            out += [r for r in kinds[True] if get_task(r["task"]).trained_on == "synergy"]
+            notes[method] = "R, U from unbiased training; S from synergy-biased training"
+        else:
+            biased = next(iter(kinds))
+            out += kinds[biased]
+            notes[method] = f"all tasks from {'synergy-biased' if biased else 'unbiased'} training only"
+    return out, notes
+
+
+SUMMARY_COLUMNS = (*PROBE_COLUMNS, "line", "verdict")  # summary.csv: every row with its verdict
+
+
+def summarize(runs: Sequence[Path]) -> dict:
+    """Everything a report says, read from the runs (nothing written): the Figure-4 rows and
+    where they came from ("rows", "notes"), the verdicts of the linear probe per method and
+    interaction ("verdicts"), of the MLP probe on synergy ("recoverable"), and the rows
+    probed during training ("epochs"). Every run is read (or refused) here."""
+    rows, notes = summary_rows(runs)
+    if not any(not r["method"].endswith("@init") for r in rows):
+        raise ReportError("the runs hold no probe results of a trained model")
+    recoverable = {m: v["S"] for m, v in verdicts(rows, probe="mlp").items() if "S" in v}  # the S+ readout
+    presets = sorted({run_meta(r)["train"].get("preset", "cpu") for r in runs})
+    train_epochs = sorted({run_meta(r)["train"]["epochs"] for r in runs})
+    return {"rows": rows, "notes": notes, "verdicts": verdicts(rows), "recoverable": recoverable,
+            "epochs": epoch_rows(runs), "runs": len(runs), "presets": presets, "train_epochs": train_epochs}
