@@ -27,7 +27,7 @@ from comm_diag.probes.studies import calibrate as calibration
 
 from comm_diag.probes.studies import check as checking
 
-from comm_diag.probes.studies import experiment
+from comm_diag.probes.studies import quickstart as quickstart_study
 
 from comm_diag.probes.report import tensorboard as board
 from comm_diag.probes.studies.check import CONTROLS
@@ -157,7 +157,7 @@ def quickstart(out: Path | str = "comm-diag-out", *, preset: str = "cpu", seeds:
     """``comm-diag quickstart``: the paper's Figure 4 end to end (data, training, probes, report).
     ``methods``: built-ins or your own (path/to/file.py:Class), as ``check`` takes them;
     ``tensorboard``: every run's curves also in RUN/tensorboard/ (``tensorboard --logdir OUT``)."""
-    return experiment.quickstart(out, methods=_distinct("methods", methods), preset_name=preset,
+    return quickstart_study.quickstart(out, methods=_distinct("methods", methods), preset_name=preset,
                                  seeds=_seeds(seeds), epochs=epochs, every=every, hooks=hooks, progress=progress,
                                  executor=executor, tensorboard=tensorboard,
                                  **_executor(executor, workers, executor_options, quickstart))

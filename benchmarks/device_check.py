@@ -51,13 +51,13 @@ from bench_train import Trainer, bench, in_one_process  # noqa: E402
 from comm_diag.comm.config import preset  # noqa: E402
 from comm_diag.comm.methods import build_method  # noqa: E402
 from comm_diag.comm.runtime import Runtime, usable_cores  # noqa: E402
-from comm_diag.probes.studies import experiment
+from comm_diag.probes.studies import quickstart as quickstart_study  # noqa: E402
 from comm_diag.probes.measure import torch_fit  # noqa: E402
 from comm_diag.probes.measure.backends import TorchBackend  # noqa: E402
 from comm_diag.probes.measure.suite import probe_model  # noqa: E402
 from comm_diag.probes.hooks import Hooks
 from comm_diag.probes.studies.sweep import preset_datasets  # noqa: E402
-from comm_diag.probes.measure.tasks import TASKS  # noqa: E402
+from comm_diag.probes.measure.tasks import TASK_NAMES  # noqa: E402
 
 PAPER_EPOCHS = preset("paper").epochs
 FIGURE_FILES = ("report.md", "summary.csv", "figure4.png", "learning_curves.png")
@@ -177,7 +177,7 @@ def probe_time(runtime: Runtime, preset_name: str, root: Path, with_sklearn: boo
     out = {}
     for backend in ("torch", "sklearn") if with_sklearn else ("torch",):
         t = time.perf_counter()
-        rows = probe_model(model, ds, tasks=TASKS, also=(("mlp", "synergy", "fused"),), backend=backend)
+        rows = probe_model(model, ds, tasks=TASK_NAMES, also=(("mlp", "synergy", "fused"),), backend=backend)
         out[backend] = {"seconds": round(time.perf_counter() - t, 1), "probes": len(rows),
                         "balanced_accuracy": {f"{r['probe']}/{r['task']}/{r['representation']}":
                                               round(r["balanced_accuracy"], 2) for r in rows}}
@@ -198,7 +198,7 @@ def figure4(preset_name: str, root: Path, out: Path, seconds_left: float, epoch_
     folder = root / "figure4"
     t = time.perf_counter()
     data = [root / "datasets" / "data" / kind for kind in ("unbiased", "synergy")]  # made by the data part
-    result = experiment.quickstart(folder, methods=["comm"], preset_name=preset_name, seeds=[0], epochs=epochs,
+    result = quickstart_study.quickstart(folder, methods=["comm"], preset_name=preset_name, seeds=[0], epochs=epochs,
                                    every=every, data=data, workers=2, progress="lines")
     wall = time.perf_counter() - t
     summary = list(csv.DictReader(open(folder / "summary.csv"))) if (folder / "summary.csv").is_file() else []

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import comm_diag.trifeature_gen as tg
 from comm_diag.probes.studies.ablation import run_study
-from comm_diag.probes.studies.dose import LEVELS, dose_figure, readings
+from comm_diag.probes.studies.dose import DOSE_LEVELS, dose_figure, readings
 from comm_diag.probes.hooks import Hooks
 
 STUDIES = {"synergy": ("comm", "cross", "cross_self"), "redundancy": ("comm", "cross")}
@@ -29,7 +29,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("comm-diag-dose"), help="study folders (resumable)")
     ap.add_argument("--results", type=Path, default=Path(__file__).parent / "results")
     ap.add_argument("--preset", default="cpu")
-    ap.add_argument("--levels", default=",".join(f"{x:g}" for x in LEVELS))
+    ap.add_argument("--levels", default=",".join(f"{x:g}" for x in DOSE_LEVELS))
     ap.add_argument("--interactions", default="synergy,redundancy")
     ap.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
     args = ap.parse_args()

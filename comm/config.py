@@ -6,7 +6,8 @@ import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping, Optional, Sequence
 
-from comm_diag.trifeature_gen.spec import DatasetSpec, DictConfig, check_seed, setting
+from comm_diag.dict_config import DictConfig, setting
+from comm_diag.trifeature_gen.spec import DatasetSpec, check_seed
 
 
 PRECISIONS = ("auto", "bf16", "fp32")

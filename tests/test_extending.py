@@ -38,7 +38,7 @@ from comm_diag.probes.studies import pipeline
 from comm_diag.probes.studies import registry as studies
 from comm_diag.probes.measure.features import extract
 from comm_diag.probes.measure.suite import probe_run
-from comm_diag.probes.measure.tasks import TASKS
+from comm_diag.probes.measure.tasks import TASK_NAMES
 from comm_diag.probes.studies.pipeline import StudySettings
 from comm_diag.probes.studies.registry import Expectation, Study
 from comm_diag.probes.studies.sweep import Variant
@@ -279,7 +279,7 @@ def test_three_modalities_flow_end_to_end(method, tiny_dataset, tmp_path):
     # representation, the third modality's included; a 2-modality dataset is refused for this model
     rows = probe_run(run, data=three, representations=("fused", "modality3"))
     assert {(r["task"], r["representation"]) for r in rows if r["method"] == method} == \
-        {(t, rep) for t in TASKS for rep in ("fused", "modality3")}
+        {(t, rep) for t in TASK_NAMES for rep in ("fused", "modality3")}
     with pytest.raises(ValueError, match="takes 3 modalities"):
         extract(model, tiny_dataset, "test")
     if method == "comm":  # the known-answer references read every modality (calibration)

@@ -18,7 +18,7 @@ from comm_diag.comm.config import preset
 from comm_diag.comm.methods import build_method
 from comm_diag.comm.run_folder import TrainingError, load_checkpoint, run_config
 from comm_diag.outputs import OutputError, check, foreign_entries
-from comm_diag.probes.studies.experiment import quickstart
+from comm_diag.probes.studies.quickstart import quickstart
 from comm_diag.probes.measure.features import extract
 
 GEN = ["generate", "--size", "64", "--views", "4"]  # a few seconds of rendering: time to be interrupted

@@ -14,7 +14,7 @@ pytest.importorskip("ipykernel")
 
 CELLS = [
     # the library: one quickstart at the smoke size
-    """from comm_diag.probes.studies.experiment import quickstart
+    """from comm_diag.probes.studies.quickstart import quickstart
 result = quickstart("qs", preset_name="smoke", methods=["cross"])
 print("verdicts:", sorted(result["verdicts"]))""",
     # again, with progress off: finished runs are skipped, in silence

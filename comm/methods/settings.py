@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
-from comm_diag.trifeature_gen.spec import DictConfig
+from comm_diag.dict_config import DictConfig
 
 from comm_diag.comm.config import DERIVED, TrainConfig, check_finite
 from comm_diag.comm.losses import NCE

@@ -4,7 +4,7 @@ Every probe score is a row (``suite.PROBE_COLUMNS``: method, seed, task, probe,
 representation, balanced accuracy, ...); ``select`` is the one way outputs pick rows. The
 verdict tables read the declared ``readouts()``: each task through the linear probe on the
 fused representation, keyed by its interaction (R, U, S) when it stands for it and by its
-short name otherwise (U2), plus synergy through the MLP probe (S+, "S recoverable"). They are
+short name otherwise (U2), plus synergy through the MLP probe ("S recoverable"). They are
 derived from ``trifeature_gen.tasks.TASKS``, so a task added there reaches the verdicts too.
 """
 
@@ -17,12 +17,12 @@ from comm_diag.probes.measure.tasks import chance, short_name
 from comm_diag.probes.measure.verdict import Verdict, verdict
 from comm_diag.trifeature_gen import tasks as task_defs
 
-RECOVERABLE = "S+"  # synergy read by the MLP probe: recoverable from the representation
+RECOVERABLE = "S recoverable"  # synergy read by the MLP probe: recoverable from the representation
 
 
 @dataclass(frozen=True)
 class Readout:
-    key: str  # the verdict's key: R, U, S (a task standing for its interaction), U2 (another task), S+
+    key: str  # the verdict's key: R, U, S (a task standing for its interaction), U2 (another task), S recoverable
     task: str
     probe: str  # linear | mlp
     label: str  # its column in the verdict tables
@@ -37,7 +37,13 @@ def readouts() -> tuple[Readout, ...]:
         key = t.interaction if t.reported else short_name(name)
         out.append(Readout(key, name, "linear", f"{key} fused" if t.interaction == "S" else key))
     synergy = task_defs.reported_task("S")
-    return (*out, Readout(RECOVERABLE, synergy, "mlp", "S recoverable"))
+    return (*out, Readout(RECOVERABLE, synergy, "mlp", RECOVERABLE))
+
+
+def reported_readouts() -> tuple[Readout, ...]:
+    """The readouts of the tasks that stand for their interaction (R, U, S fused, S
+    recoverable): what a verdict about an interaction, or a calibration, reads."""
+    return tuple(r for r in readouts() if r.key in (*task_defs.INTERACTION_NAMES, RECOVERABLE))
 
 
 def select(rows: Iterable[dict], **criteria) -> list[dict]:
@@ -63,11 +69,11 @@ def judge(rows: list[dict], method: str, readout: Readout) -> Verdict | None:
 
 def verdicts(rows: list[dict], probe: str = "linear") -> dict[str, dict[str, Verdict]]:
     """method -> readout key -> Verdict, for the readouts of ``probe`` (linear: R, U, U2, S;
-    mlp: S+ under the key S, as ``report.summarize`` keeps it)."""
+    mlp: S recoverable)."""
     methods = sorted({r["method"] for r in rows if not r["method"].endswith("@init")})
     out: dict[str, dict[str, Verdict]] = {}
     for m in methods:
-        judged = {("S" if r.key == RECOVERABLE else r.key): judge(rows, m, r) for r in readouts() if r.probe == probe}
+        judged = {r.key: judge(rows, m, r) for r in readouts() if r.probe == probe}
         out[m] = {k: v for k, v in judged.items() if v is not None}
     return out
 
@@ -87,9 +93,9 @@ def with_verdicts(rows: list[dict]) -> list[dict]:
 
 
 def levels_of(result: dict, method: str) -> dict[str, Verdict]:
-    """The method's verdicts by readout key: R, U, U2, S (fused, linear probe) and S+
-    (recoverable, MLP)."""
-    rec = result.get("recoverable", {})
+    """The method's verdicts by readout key: R, U, U2, S (fused, linear probe) and S
+    recoverable (MLP)."""
+    rec = result.get("s_recoverable", {})
     return {**result["verdicts"][method], **({RECOVERABLE: rec[method]} if method in rec else {})}
 
 

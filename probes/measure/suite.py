@@ -28,7 +28,7 @@ from comm_diag.trifeature_gen.io import file_sha256
 from comm_diag.probes.measure.backends import backend_for
 from comm_diag.probes.measure.features import extract
 from comm_diag.probes.measure.classifiers import AUTHORS_CROP, PROBES, probe_rng
-from comm_diag.probes.measure.tasks import TASKS, ground_truth_bits, task_labels
+from comm_diag.probes.measure.tasks import TASK_NAMES, ground_truth_bits, task_labels
 
 # bits: the probe's lower bound on I(Z; T); bits_fraction: bits / the exact bits of the task's own
 # interaction (redundant, unique or synergistic) in the test law. Added in 0.2; readers accept files without them.
@@ -45,7 +45,7 @@ Also = Sequence[tuple[str, str, str]]  # extra (probe, task, representation) sco
 
 
 def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("linear",),
-                tasks: Sequence[str] = TASKS, representations: Optional[Sequence[str]] = None,
+                tasks: Sequence[str] = TASK_NAMES, representations: Optional[Sequence[str]] = None,
                 also: Also = (), seed: int = 0, backend: str = "auto") -> list[dict]:
     """Scores of one frozen model: rows {task, probe, representation, balanced_accuracy, auroc, bits,
     bits_fraction}: every probe x task x representation, plus the ``also`` triples.
@@ -127,7 +127,7 @@ def write_csv(path: Path, rows: Iterable[dict], columns: Sequence[str]) -> None:
 
 
 def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None,
-              probes: Sequence[str] = ("linear",), tasks: Sequence[str] = TASKS,
+              probes: Sequence[str] = ("linear",), tasks: Sequence[str] = TASK_NAMES,
               representations: Optional[Sequence[str]] = None, also: Also = (), every: int = 0,
               label: Optional[str] = None, device: Optional[str] = None,
               on_model: Optional[Callable[[str], None]] = None, allow_unfinished: bool = False,

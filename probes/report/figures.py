@@ -13,7 +13,7 @@ from comm_diag.comm.methods.registry import DISPLAY_NAMES, display_name
 from comm_diag.outputs import write_file
 
 from comm_diag.probes.measure.readouts import select
-from comm_diag.probes.measure.tasks import TASKS, chance, interaction_of, short_name
+from comm_diag.probes.measure.tasks import TASK_NAMES, chance, interaction_of, short_name
 from comm_diag.probes.measure.verdict import verdict
 
 S_RECOVERABLE = "S recoverable\n(MLP)"  # the MLP probe's synergy group
@@ -53,7 +53,7 @@ def _groups(rows: list[dict]) -> list[tuple[str, str, str]]:
     """(label, task, probe) of each bar group: every task read by the linear probe on the fused
     representation, then synergy read by the MLP probe (recoverable) when it was probed."""
     fused = [r for r in rows if r["representation"] == "fused"]
-    groups = [(short_name(t) + (" fused\n(linear)" if interaction_of(t) == "S" else ""), t, "linear") for t in TASKS
+    groups = [(short_name(t) + (" fused\n(linear)" if interaction_of(t) == "S" else ""), t, "linear") for t in TASK_NAMES
               if any(r["task"] == t and r["probe"] == "linear" for r in fused)]
     if any(r["task"] == "synergy" and r["probe"] == "mlp" for r in fused):
         groups.append((S_RECOVERABLE, "synergy", "mlp"))
@@ -120,7 +120,7 @@ def learning_curves(frames: Sequence, path: Path, probe: str = "linear",
 
     df = pd.concat(frames)
     df = df[(df["probe"] == probe) & (df["representation"] == "fused")]
-    tasks = [t for t in TASKS if t in set(df["task"])]
+    tasks = [t for t in TASK_NAMES if t in set(df["task"])]
     if not tasks:
         return None
     methods = sorted(set(df["method"]))

@@ -16,7 +16,7 @@ from comm_diag.outputs import check as check_output, claim, write_file
 
 from comm_diag.probes.measure.readouts import levels_of, select, table_readouts, with_verdicts
 from comm_diag.probes.measure.suite import write_csv
-from comm_diag.probes.measure.tasks import TASKS
+from comm_diag.probes.measure.tasks import TASK_NAMES
 from comm_diag.probes.measure.verdict import RULE, Verdict, over_seeds, with_interval
 from comm_diag.probes.report.conclusions import plumbing_note
 from comm_diag.probes.report.figures import figure4, learning_curves
@@ -127,7 +127,7 @@ def information_panel(rows: list[dict], probe: str = "linear", representation: s
             and r.get("bits") is not None and not r["method"].endswith("@init")]
     if not keep:
         return []
-    tasks = [t for t in TASKS if any(r["task"] == t for r in keep)]
+    tasks = [t for t in TASK_NAMES if any(r["task"] == t for r in keep)]
     exact = {}  # task -> its exact bits, as the probe rows record them (bits / fraction)
     for r in keep:
         if r.get("bits_fraction"):

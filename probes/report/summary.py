@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from comm_diag.probes.measure.readouts import verdicts
+from comm_diag.probes.measure.readouts import RECOVERABLE, verdicts
 from comm_diag.probes.measure.suite import PROBE_COLUMNS
 from comm_diag.probes.measure.tasks import get_task
 from comm_diag.probes.report.runs import ReportError, epoch_rows, read_rows, run_meta
@@ -43,13 +43,12 @@ SUMMARY_COLUMNS = (*PROBE_COLUMNS, "line", "verdict")  # summary.csv: every row 
 def summarize(runs: Sequence[Path]) -> dict:
     """Everything a report says, read from the runs (nothing written): the Figure-4 rows and
     where they came from ("rows", "notes"), the verdicts of the linear probe per method and
-    interaction ("verdicts"), of the MLP probe on synergy ("recoverable"), and the rows
+    interaction ("verdicts"), of the MLP probe on synergy ("s_recoverable"), and the rows
     probed during training ("epochs"). Every run is read (or refused) here."""
     rows, notes = summary_rows(runs)
     if not any(not r["method"].endswith("@init") for r in rows):
         raise ReportError("the runs hold no probe results of a trained model")
-    recoverable = {m: v["S"] for m, v in verdicts(rows, probe="mlp").items() if "S" in v}  # the S+ readout
     presets = sorted({run_meta(r)["train"].get("preset", "cpu") for r in runs})
     train_epochs = sorted({run_meta(r)["train"]["epochs"] for r in runs})
-    return {"rows": rows, "notes": notes, "verdicts": verdicts(rows), "recoverable": recoverable,
+    return {"rows": rows, "notes": notes, "verdicts": verdicts(rows), "s_recoverable": {m: v[RECOVERABLE] for m, v in verdicts(rows, probe="mlp").items() if v},
             "epochs": epoch_rows(runs), "runs": len(runs), "presets": presets, "train_epochs": train_epochs}

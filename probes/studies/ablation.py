@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 from comm_diag.comm.methods.registry import DEFAULT_METHODS
 
 from comm_diag.probes.studies import pipeline
-from comm_diag.probes.studies.dose import LEVELS, dose_study
+from comm_diag.probes.studies.dose import DOSE_LEVELS, dose_study
 from comm_diag.probes.studies.pipeline import StudySettings
 from comm_diag.probes.studies.registry import get_study
 from comm_diag.probes.studies.study import Study
@@ -33,10 +33,10 @@ def study_named(name: str, *, interactions: Optional[Sequence[str]] = None,
             raise ValueError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for the dose study, "
                              f"not for {name!r}")
         return get_study(name)
-    return dose_study(interactions or ("synergy",), LEVELS if levels is None else levels, methods or DEFAULT_METHODS)
+    return dose_study(interactions or ("synergy",), DOSE_LEVELS if levels is None else levels, methods or DEFAULT_METHODS)
 
 
-def study_jobs(study: Study, out: Path, **settings) -> list[pipeline.RunJob]:
+def planned_jobs(study: Study, out: Path, **settings) -> list[pipeline.RunJob]:
     """The study's runs in execution order (every config resolved); writes nothing.
     ``settings``: ``StudySettings`` fields."""
     return pipeline.study_jobs(study, Path(out), StudySettings(**settings))
@@ -53,4 +53,4 @@ def run_study(name: str, out: Path | str, *, interactions: Optional[Sequence[str
     return pipeline.run_with(study, out, hooks=hooks, executor=executor, **options)
 
 
-__all__ = ["run_study", "study_jobs", "study_named", "RunJob"]
+__all__ = ["planned_jobs", "run_study", "study_named", "RunJob"]

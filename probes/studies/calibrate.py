@@ -40,12 +40,13 @@ from comm_diag.probes.measure.classifiers import PROBES, probe_rng
 from comm_diag.probes.report.progress import progress as progress_hooks
 from comm_diag.probes.hooks import Hooks
 from comm_diag.probes.studies.sweep import dataset_spec, ensure_dataset
-from comm_diag.probes.measure.tasks import INTERACTIONS, chance, ground_truth_bits, task_labels
+from comm_diag.probes.measure.readouts import reported_readouts
+from comm_diag.probes.measure.tasks import chance, ground_truth_bits, task_labels
 from comm_diag.probes.measure.verdict import RULE, verdict
 
-# each interaction read as in the reports (its reported task), synergy at both levels
-LEVELS = {"R": (INTERACTIONS["R"], "linear"), "U": (INTERACTIONS["U"], "linear"), "S fused": (INTERACTIONS["S"], "linear"),
-          "S recoverable": (INTERACTIONS["S"], "mlp")}
+# each interaction read as the reports read it (its reported task), synergy at both levels:
+# label (R, U, S fused, S recoverable) -> (task, probe)
+CALIBRATED = {r.label: (r.task, r.probe) for r in reported_readouts()}
 PROJECTION_DIM = 256
 
 
@@ -126,15 +127,15 @@ def calibrate(ds: tg.Dataset, references: Optional[list[str]] = None, seeds: Seq
         if on_reference:
             on_reference(name)
         ref = REFERENCES[name]
-        scores: dict[str, list[dict]] = {level: [] for level in LEVELS}
+        scores: dict[str, list[dict]] = {level: [] for level in CALIBRATED}
         for seed in seeds:
             xtr, xte = ref.build(ds, "probe_train", seed), ref.build(ds, "test", seed)
-            for level, (task, probe) in LEVELS.items():
+            for level, (task, probe) in CALIBRATED.items():
                 ytr = np.random.default_rng([seed, 1]).permutation(train_y[task]) if ref.shuffle_labels \
                     else train_y[task]
                 rng = probe_rng(seed, task, probe)
                 scores[level].append(PROBES[probe]((xtr, xte), (ytr, test_y[task]), rng, backend=fitter))
-        for level, (task, probe) in LEVELS.items():
+        for level, (task, probe) in CALIBRATED.items():
             accs = [s["balanced_accuracy"] for s in scores[level]]
             v = verdict(accs, [], chance(task))  # no training, so no random-init control: chance
             bits = float(np.mean([s["bits"] for s in scores[level]]))

@@ -24,7 +24,7 @@ from comm_diag.comm.runtime import resolve_device
 
 from comm_diag.probes.studies import pipeline
 from comm_diag.probes.report.conclusions import next_step, plumbing_note
-from comm_diag.probes.studies.dose import LEVELS, dose_study
+from comm_diag.probes.studies.dose import DOSE_LEVELS, dose_study
 from comm_diag.probes.measure.readouts import select
 from comm_diag.probes.studies.study import Study
 from comm_diag.probes.hooks import Hooks
@@ -119,7 +119,7 @@ def conclusion_of(result: dict, label: str, plumbing: bool = True) -> str:
     """``conclusion`` from a study's result (``report.summarize``) for the method ``label``,
     ending with the plumbing warning of a smoke budget (``plumbing``: the report has its own)."""
     presets = result.get("presets", [])
-    said = conclusion(label, result["verdicts"], synergy_alone(result, label), result["recoverable"],
+    said = conclusion(label, result["verdicts"], synergy_alone(result, label), result["s_recoverable"],
                       next_step(presets, gpu=resolve_device("auto").type == "cuda"))
     return " ".join([said, *[line.replace("**", "") for line in plumbing_note(presets) if plumbing]])
 
@@ -147,7 +147,7 @@ def check_study(target: str, controls: Sequence[str] = CONTROLS, dose: Sequence[
     if dose:
         if settings:
             raise ValueError("settings are for a check of R, U and S; a dose check runs the preset as it is")
-        study = dose_study(dose, LEVELS if levels is None else levels,
+        study = dose_study(dose, DOSE_LEVELS if levels is None else levels,
                            [method] + [m for m in controls if m != method], name=f"{method} dose", kind="check",
                            title=f"check {label}: dose-response", record="check.json", preflight=method)
         return study, label

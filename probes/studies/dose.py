@@ -49,7 +49,7 @@ from comm_diag.probes.studies.sweep import Variant
 from comm_diag.probes.measure.tasks import NAMES, chance, ground_truth_bits, task_labels
 from comm_diag.probes.measure.verdict import MARGIN, verdict, with_interval
 
-LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
+DOSE_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def _conditional(spec: tg.DatasetSpec, mapping: np.ndarray, attr1: str, attr2: str) -> np.ndarray:
@@ -122,7 +122,7 @@ def arm_name(label: str, interaction: str, level: float) -> str:
     return f"{label}@{interaction}={level:g}"
 
 
-def dose_study(interactions: Sequence[str] = ("synergy",), levels: Sequence[float] = LEVELS,
+def dose_study(interactions: Sequence[str] = ("synergy",), levels: Sequence[float] = DOSE_LEVELS,
                methods: Sequence[str] = DEFAULT_METHODS, **study_fields) -> Study:
     """Every method at every level of every interaction: one variant each, trained on the
     level's own dataset (of the interaction's kind only). ``methods``: built-in names or

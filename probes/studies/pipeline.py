@@ -6,7 +6,7 @@ optional one-step trial of a method on real pairs, expectations, and report sect
 ``run`` does the same for all of them:
 
     plan every run (every config resolved: bad settings fail before any byte)
-    -> preflight (if the study names a method) -> claim OUT, datasets (``sweep.experiment``)
+    -> preflight (if the study names a method) -> claim OUT, datasets (``sweep.study_folder``)
     -> execute the runs (skipped when done, resumed when interrupted; ``executors``)
     -> compose the report once, in memory, from the runs' probe tables (``report``)
     -> OUT/report.md, summary.csv, figure4.png, and the study's record (JSON).
@@ -35,7 +35,7 @@ from comm_diag.probes.report.render import render
 from comm_diag.probes.report.summary import summarize
 from comm_diag.probes.studies.study import Measured, Study, check_expectations
 from comm_diag.probes.hooks import Hooks
-from comm_diag.probes.studies.sweep import (RunJob, dataset_spec, experiment, folders, given_datasets, plan,
+from comm_diag.probes.studies.sweep import (RunJob, dataset_spec, folders, given_datasets, plan, study_folder,
                                            variant_datasets)
 from comm_diag.probes.measure.tasks import INTERACTIONS
 from comm_diag.probes.report.tensorboard import writer_class
@@ -145,7 +145,7 @@ def expectation_lines(study: Study, checks: list, curves: dict) -> list[str]:
 def run(study: Study, out: Path | str, settings: StudySettings = StudySettings(), *,
         hooks: Optional[Hooks] = None, executor: str = "local", **executor_options) -> dict:
     """Run (or finish) ``study`` in ``out`` and report on every run of it that is done.
-    Returns the report's result (rows, verdicts, recoverable, notes) plus ``lead`` (the
+    Returns the report's result (rows, verdicts, s_recoverable, notes) plus ``lead`` (the
     study's lead lines), ``expectations`` ((sentence, held?) pairs) and ``outputs`` (the
     results of the study's own outputs, e.g. the dose study's "dose" rows and "readings")."""
     hooks = hooks or Hooks()
@@ -158,7 +158,7 @@ def run(study: Study, out: Path | str, settings: StudySettings = StudySettings()
         hooks.on_stage(f"{study.preflight_label}: one trial step and features() on real pairs")
         preflight(base.replace(method=study.preflight, seed=settings.seeds[0], image_size=size),
                   [as_batch(x) for x in tg.trial_pairs(size)])
-    with experiment(out, study.kind, study.name, base, given, settings.preset_name, hooks,
+    with study_folder(out, study.kind, study.name, base, given, settings.preset_name, hooks,
                     settings.data_overrides, kinds=study.preset_kinds(settings.extra)) as datasets:
         variants = study.all_variants(settings.extra)
         own = variant_datasets(out, settings.preset_name, variants, hooks, settings.data_overrides)

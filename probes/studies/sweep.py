@@ -227,10 +227,10 @@ def _mismatch(out: Path, old: dict, new: dict, keys) -> None:
 
 
 @contextlib.contextmanager
-def experiment(out: Path, kind: str, name: str, base: TrainConfig, given: Optional[dict[str, tg.Dataset]],
-               preset_name: str, hooks: Hooks, data_overrides: Optional[dict] = None,
-               kinds: Sequence[str] = KINDS) -> Iterator[dict[str, tg.Dataset]]:
-    """Hold the experiment folder ``out`` for the whole block and yield its datasets.
+def study_folder(out: Path, kind: str, name: str, base: TrainConfig, given: Optional[dict[str, tg.Dataset]],
+                preset_name: str, hooks: Hooks, data_overrides: Optional[dict] = None,
+                kinds: Sequence[str] = KINDS) -> Iterator[dict[str, tg.Dataset]]:
+    """Hold the study folder ``out`` for the whole block and yield its datasets.
 
     ``out`` is claimed exclusively (``comm_diag.outputs``) and marked as this experiment in
     OUT/sweep.json before anything else is written there; another experiment's folder

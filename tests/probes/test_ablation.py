@@ -6,7 +6,7 @@ import json
 import pytest
 
 from comm_diag.comm.config import preset
-from comm_diag.probes.studies.ablation import run_study, study_jobs
+from comm_diag.probes.studies.ablation import planned_jobs, run_study
 from comm_diag.probes.studies.executors import run_jobs
 from comm_diag.probes.studies.registry import STUDIES, Measured, check_expectations
 from comm_diag.probes.hooks import Hooks
@@ -22,7 +22,7 @@ def _data(tiny_dataset, tiny_synergy_dataset):
 
 def test_every_study_expands_to_valid_distinct_runs(tmp_path):
     for study in STUDIES.values():
-        jobs = study_jobs(study, tmp_path, seeds=[0, 1], extra=True)
+        jobs = planned_jobs(study, tmp_path, seeds=[0, 1], extra=True)
         # variants x seeds x the datasets each trains on (both for the paper's ablations, one per dose level)
         assert len(jobs) == sum(len(v.kinds) for v in study.all_variants(True)) * 2
         assert len({j.run for j in jobs}) == len(jobs)

@@ -11,7 +11,7 @@ import pytest
 
 import comm_diag.trifeature_gen as tg
 from comm_diag.probes.studies import dose as dose_mod
-from comm_diag.probes.studies.ablation import study_jobs, study_named
+from comm_diag.probes.studies.ablation import planned_jobs, study_named
 from comm_diag.probes.studies.check import check
 from comm_diag.probes.studies.dose import DOSES, REFERENCE, dose_table, parse_levels, readings
 from comm_diag.trifeature_gen.pairs import synergy_mapping
@@ -105,7 +105,7 @@ def test_readings_name_the_lowest_captured_level_and_the_fraction_of_the_ceiling
 
 def test_dose_study_plan_trains_each_level_on_its_own_dataset(tmp_path):
     study = study_named("dose", interactions=["synergy", "redundancy"], levels="0,1", methods=["cross"])
-    jobs = study_jobs(study, tmp_path, preset_name="smoke", seeds=[0])
+    jobs = planned_jobs(study, tmp_path, preset_name="smoke", seeds=[0])
     assert {(j.label, j.kind) for j in jobs} == {("cross@synergy=0", "synergy"), ("cross@synergy=1", "synergy"),
                                                  ("cross@redundancy=0", "unbiased"), ("cross@redundancy=1", "unbiased")}
     assert len({j.data for j in jobs}) == 4
