@@ -95,7 +95,7 @@ def build_model(cfg: TrainConfig, device: torch.device, n_modalities: int = 2) -
     return build_method(cfg, n_modalities).to(device)
 
 
-def _atomic_save(obj, path: Path) -> None:
+def save_checkpoint(obj, path: Path) -> None:
     """``outputs.write_file``: a reader sees the old file or the new one, a failed write (a
     full disk) leaves neither a half checkpoint nor its temporary file, and a link at the
     path is replaced, never written through."""
@@ -106,7 +106,7 @@ def _atomic_save(obj, path: Path) -> None:
 
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
-    """A checkpoint written by ``_atomic_save``; TrainingError (one line) if it is unreadable.
+    """A checkpoint written by ``save_checkpoint``; TrainingError (one line) if it is unreadable.
 
     Loaded with ``weights_only=True``: a checkpoint may hold only tensors and plain data
     (dicts, lists, numbers, strings), so a received file can never run code when it is
@@ -125,10 +125,17 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
     return state
 
 
+def identity_of(meta: dict) -> Optional[str]:
+    """The run's identity (config.json's run_id), or None for a run in the format of 0.2 and
+    0.3, which carries none (nor do its checkpoints). The one check of a run folder's format:
+    such a run is resumed, probed and reported without the checks an identity allows."""
+    return meta.get("run_id")
+
+
 def check_belongs(state: dict, meta: dict, path: Path, epoch: Optional[int] = None) -> None:
     """TrainingError unless the checkpoint was written by the run of ``meta`` (its identity)
-    at ``epoch``. Runs written before 0.4 carry no identity and are not checked."""
-    if "run_id" in meta and state.get("run") != meta["run_id"]:
+    at ``epoch``. A run without identity (``identity_of``: 0.2/0.3) is not checked."""
+    if identity_of(meta) is not None and state.get("run") != meta["run_id"]:
         raise TrainingError(f"{path} was not written by this run (its identity differs from config.json's): "
                             f"it is not used as this run's weights; remove it or train the run again")
     if epoch is not None and state["epoch"] != epoch:
@@ -176,7 +183,7 @@ def settings(config: dict, trusted: Optional[str] = None) -> dict:
     return {k: v for k, v in cfg.to_dict().items() if k not in WHERE_IT_RUNS}
 
 
-def _truncate_log(path: Path, keep_steps: int) -> None:
+def truncate_log(path: Path, keep_steps: int) -> None:
     """Drop log rows past the checkpoint we resume from (they will be redone)."""
     if not path.is_file():
         return

@@ -30,9 +30,9 @@ from comm_diag.comm import distributed as dist
 from comm_diag.comm.augment import Augment
 from comm_diag.comm.config import TrainConfig
 from comm_diag.comm.methods import METHODS, Method, as_batch, preflight, resolve
-from comm_diag.comm.run_folder import (CHECKPOINTS, CONFIG, LOG, TrainingError, _atomic_save, _truncate_log,
-                                       build_model, changed_settings, check_belongs, checkpoint_path, load_checkpoint,
-                                       read_config, run_config)
+from comm_diag.comm.run_folder import (CHECKPOINTS, CONFIG, LOG, TrainingError, build_model, changed_settings,
+                                       check_belongs, checkpoint_path, identity_of, load_checkpoint, read_config,
+                                       run_config, save_checkpoint, truncate_log)
 from comm_diag.comm.runtime import Runtime
 from comm_diag.comm.cuda_graph import GraphedStep, unsafe_reason
 from comm_diag.comm.step import TrainStep, step_seed
@@ -123,9 +123,10 @@ def compile_modules(model: torch.nn.Module, backend="inductor") -> int:
     return compiled
 
 
-def _resume_state(out: Path, meta: dict, device: torch.device) -> dict:
+def _resume_state(out: Path, meta: dict, device: torch.device) -> tuple[dict, bool]:
     """The checkpoint to resume from: last.pt, or the initialisation (epoch_000.pt) of a
-    run stopped before its first epoch ended; TrainingError if it is not this run's."""
+    run stopped before its first epoch ended, and whether the run carries no identity (the
+    format of 0.2/0.3, ``run_folder.identity_of``); TrainingError if it is not this run's."""
     last = checkpoint_path(out)
     if last.is_file():
         state = load_checkpoint(last, device)
@@ -148,9 +149,9 @@ def _resume_state(out: Path, meta: dict, device: torch.device) -> dict:
         raise TrainingError(f"--resume: {out} was trained on another dataset "
                             + (f"at this same path ({then}: its files changed since, e.g. it was generated again)"
                                if same_place else f"({then})"))
-    legacy = state.get("run") is None and "run_id" not in recorded  # written by 0.2/0.3: no identity to check
+    legacy = state.get("run") is None and identity_of(recorded) is None  # 0.2/0.3: no identity to check
     check_belongs(state, {} if legacy else meta, last)
-    return state
+    return state, legacy
 
 
 def _has_unused(model: torch.nn.Module) -> bool:
@@ -225,18 +226,25 @@ def train(
             dist.shutdown()
 
 
-def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, log_every: int,
-           runtime: Runtime, sync_every: int, compile: Optional[str] = None) -> Path:
-    rank, world = dist.rank(), dist.world_size()
-    main = rank == 0
-    device = runtime.device
-    ckdir = out / CHECKPOINTS
-    last = checkpoint_path(out)
+@dataclass
+class _Prepared:
+    """A run ready for its first step: model and optimiser built (and restored on resume),
+    config.json and the initial weights written."""
+
+    model: Method
+    opt: torch.optim.Optimizer
+    meta: dict  # config.json: resolved settings, data, identity
+    start_epoch: int  # the last finished epoch (0: none)
+    graphed: bool  # whether the step may be recorded as a CUDA graph
+
+
+def _prepare(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, runtime: Runtime,
+             compile: Optional[str]) -> _Prepared:
+    world, main = dist.world_size(), dist.rank() == 0
     meta = run_config(cfg, ds)
     if main and out.is_dir():
         no_links(out, "run folder")  # a link (checkpoints/, log.csv) would lead a write outside the run
-
-    model = build_model(cfg, device, ds.n_modalities)
+    model = build_model(cfg, runtime.device, ds.n_modalities)
     if compile:
         compile_modules(model, compile)
     if world > 1 and runtime.on_gpu:
@@ -250,77 +258,112 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
     opt = runtime.optimizer(param_groups(model, cfg), cfg.lr, cfg.weight_decay, capturable=graphed)
     start_epoch = 0
     if resume:
-        state = _resume_state(out, meta, device)
-        if state.get("run") is None:  # a run of 0.2/0.3: its checkpoints carry no identity, so it stays without one
+        state, legacy = _resume_state(out, meta, runtime.device)
+        if legacy:  # its checkpoints carry no identity, so the resumed run stays without one
             meta.pop("run_id")
         model.load_state_dict(state["model"])
         if "optimizer" in state:  # from the initialisation: a fresh optimiser is its state
             opt.load_state_dict(state["optimizer"])
         start_epoch = state["epoch"]
-    elif last.is_file():
+    elif checkpoint_path(out).is_file():
         raise TrainingError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     dist.barrier()  # every rank has checked the folder before rank 0 writes into it
 
-    global_batch = cfg.batch_size * world
     n_pairs = ds.n_samples("train")
-    if global_batch > n_pairs:
+    if cfg.batch_size * world > n_pairs:
         raise ValueError(f"{world} processes x batch {cfg.batch_size} is more than the {n_pairs} training pairs")
     if main:
-        ckdir.mkdir(parents=True, exist_ok=True)
+        (out / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
         write_file(out / CONFIG, json.dumps(
             {**meta, "processes": world, "precision_used": runtime.precision, "runtime": runtime.describe(),
              "compiled": compile or None}, indent=2))
         if start_epoch == 0:
-            _atomic_save({"model": model.state_dict(), "epoch": 0, "run": meta.get("run_id")}, checkpoint_path(out, 0))
+            save_checkpoint({"model": model.state_dict(), "epoch": 0, "run": identity_of(meta)},
+                            checkpoint_path(out, 0))
+    return _Prepared(model, opt, meta, start_epoch, graphed)
 
-    modalities = device_modalities(ds, "train", device)
+
+class _StepLog:
+    """The loss terms of the steps since the last read-back, kept on the device and read in one
+    host sync every ``sync_every`` steps (a GPU step never waits on a ``.tolist()``): checked
+    for a non-finite loss, written to log.csv (rank 0) and reported to ``on_step``."""
+
+    def __init__(self, out: Path, cfg: TrainConfig, steps_per_epoch: int, start_epoch: int, on_step,
+                 log_every: int, sync_every: int):
+        self.cfg, self.steps_per_epoch, self.on_step = cfg, steps_per_epoch, on_step
+        self.log_every, self.sync_every = log_every, sync_every
+        self.global_batch = cfg.batch_size * dist.world_size()
+        self.ckdir = out / CHECKPOINTS
+        path, main = out / LOG, dist.rank() == 0
+        if main:
+            truncate_log(path, start_epoch * steps_per_epoch)  # the steps after the checkpoint are redone
+        # O_NOFOLLOW: appended to only as a file of the run's own (no_links checked it; this closes the race)
+        self.file = os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644), "a",
+                              newline="") if main else open(os.devnull, "w")
+        self.writer, self.header = csv.writer(self.file), main and path.stat().st_size > 0
+        self.pending: list[tuple[int, int, float, torch.Tensor]] = []  # (step, global step, time, terms)
+
+    def add(self, step: int, gstep: int, terms: torch.Tensor) -> bool:
+        """Keep a step's terms; True when they are due to be read back."""
+        self.pending.append((step, gstep, time.perf_counter(), terms))
+        return len(self.pending) >= self.sync_every or step + 1 == self.steps_per_epoch
+
+    def flush(self, epoch: int, names: list[str], t0: float) -> None:
+        cfg = self.cfg
+        # every rank sees the mean terms, so all stop together on a non-finite loss
+        rows = dist.mean_over_ranks(torch.stack([v for *_, v in self.pending])).tolist()  # one host sync
+        for (step, gstep, t, _), values in zip(self.pending, rows):
+            terms = dict(zip(names, values))
+            if not math.isfinite(terms["loss"]):
+                raise TrainingError(f"the loss became {terms['loss']} at epoch {epoch}, step {step + 1}; "
+                                    f"the last good checkpoint is kept in {self.ckdir}")
+            rate = (step + 1) * self.global_batch / (t - t0)
+            if (step + 1) % self.log_every == 0 or step + 1 == self.steps_per_epoch:
+                if not self.header:
+                    self.writer.writerow(["epoch", "step", "global_step", "lr", *terms, "pairs_per_s"])
+                    self.header = True
+                self.writer.writerow([epoch, step + 1, gstep + 1, f"{lr_at(cfg, gstep, self.steps_per_epoch):.6g}",
+                                      *(f"{v:.6g}" for v in terms.values()), f"{rate:.1f}"])
+            if self.on_step is not None:
+                self.on_step(StepInfo(epoch, step + 1, self.steps_per_epoch, cfg.epochs, gstep + 1, terms["loss"],
+                                      rate))
+        self.pending.clear()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _save_epoch(out: Path, prepared: _Prepared, epoch: int) -> None:
+    """The weights after ``epoch`` (epoch_XXX.pt) and what a resume needs (last.pt, with the
+    optimiser and the config), each written whole or not at all."""
+    model, ident = prepared.model.state_dict(), identity_of(prepared.meta)
+    save_checkpoint({"model": model, "epoch": epoch, "run": ident}, checkpoint_path(out, epoch))
+    save_checkpoint({"model": model, "optimizer": prepared.opt.state_dict(), "epoch": epoch,
+                     "config": prepared.meta, "run": ident}, checkpoint_path(out))
+
+
+def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, log_every: int,
+           runtime: Runtime, sync_every: int, compile: Optional[str] = None) -> Path:
+    rank, world = dist.rank(), dist.world_size()
+    prepared = _prepare(cfg, ds, out, resume, runtime, compile)
+    model, graphed = prepared.model, prepared.graphed
+    n_pairs, global_batch = ds.n_samples("train"), cfg.batch_size * world
     steps_per_epoch = n_pairs // global_batch
-    augs = augmenters(model, cfg)
+    modalities = device_modalities(ds, "train", runtime.device)
     # DDP averages the gradients; the losses gather the negatives of every process. Parameters a
     # method leaves out of its loss (Cross+Self's projections with cross_term="heads") get no
     # gradient, which DDP must be told to expect.
     forward = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=_has_unused(model)) \
         if world > 1 else model.step
-    step_fn = TrainStep(model, opt, runtime, augs, cfg.method, forward)
+    step_fn = TrainStep(model, prepared.opt, runtime, augmenters(model, cfg), cfg.method, forward)
     graph = None  # recorded at the first step (comm.cuda_graph), when it can be
-    log_path = out / LOG
-    if main:
-        _truncate_log(log_path, start_epoch * steps_per_epoch)
-
-    # O_NOFOLLOW: appended to only as a file of the run's own (no_links checked it; this closes the race)
-    log_file = os.fdopen(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644), "a",
-                         newline="") if main else open(os.devnull, "w")
-    writer, header = csv.writer(log_file), main and log_path.stat().st_size > 0
-    # (step, global step, time, terms on the device) since the last read-back: the host reads
-    # the loss terms every sync_every steps, so a GPU step never waits on a .tolist()
-    pending: list[tuple[int, int, float, torch.Tensor]] = []
-
-    def flush(epoch: int, names: list[str], t0: float) -> None:
-        nonlocal header
-        # every rank sees the mean terms, so all stop together on a non-finite loss
-        rows = dist.mean_over_ranks(torch.stack([v for *_, v in pending])).tolist()  # one host sync
-        for (step, gstep, t, _), values in zip(pending, rows):
-            terms = dict(zip(names, values))
-            if not math.isfinite(terms["loss"]):
-                raise TrainingError(f"the loss became {terms['loss']} at epoch {epoch}, step {step + 1}; "
-                                    f"the last good checkpoint is kept in {ckdir}")
-            rate = (step + 1) * global_batch / (t - t0)
-            if (step + 1) % log_every == 0 or step + 1 == steps_per_epoch:
-                if not header:
-                    writer.writerow(["epoch", "step", "global_step", "lr", *terms, "pairs_per_s"])
-                    header = True
-                writer.writerow([epoch, step + 1, gstep + 1, f"{lr_at(cfg, gstep, steps_per_epoch):.6g}",
-                                 *(f"{v:.6g}" for v in terms.values()), f"{rate:.1f}"])
-            if on_step is not None:
-                on_step(StepInfo(epoch, step + 1, steps_per_epoch, cfg.epochs, gstep + 1, terms["loss"], rate))
-        pending.clear()
-
+    log = _StepLog(out, cfg, steps_per_epoch, prepared.start_epoch, on_step, log_every, sync_every)
     try:
-        for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        for epoch in range(prepared.start_epoch + 1, cfg.epochs + 1):
             model.train()
             torch.manual_seed(cfg.seed * 100_003 + epoch)  # any module-level randomness (dropout)
             perm_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-            perm = torch.randperm(n_pairs, generator=perm_gen).to(device)
+            perm = torch.randperm(n_pairs, generator=perm_gen).to(runtime.device)
             t0 = time.perf_counter()
             for step in range(steps_per_epoch):
                 gstep = (epoch - 1) * steps_per_epoch + step
@@ -335,22 +378,13 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
                 if graphed and graph is None:
                     graph = _record(step_fn, xs, where)
                     graphed = graph is not None
-                if graph is not None:
-                    names, terms = graph(xs, seed, lr)
-                else:
-                    names, terms = step_fn(xs, runtime.generator(seed), lr, where)
-                pending.append((step, gstep, time.perf_counter(), terms))
-                if len(pending) >= sync_every or step + 1 == steps_per_epoch:
-                    flush(epoch, names, t0)
-            log_file.flush()
-            if main:
-                state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "config": meta,
-                         "run": meta.get("run_id")}
-                _atomic_save({"model": state["model"], "epoch": epoch, "run": meta.get("run_id")},
-                             checkpoint_path(out, epoch))
-                _atomic_save(state, last)
+                names, terms = graph(xs, seed, lr) if graph is not None else \
+                    step_fn(xs, runtime.generator(seed), lr, where)
+                if log.add(step, gstep, terms):
+                    log.flush(epoch, names, t0)
+            log.file.flush()
+            if rank == 0:
+                _save_epoch(out, prepared, epoch)
     finally:
-        log_file.close()
+        log.close()
     return out
-
-

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from comm_diag.comm.run_folder import (PROBES_BY_EPOCH, PROBES_CSV, PROBES_JSON, TrainingError, checkpoint_digest,
-                                       read_config)
+                                       identity_of, read_config)
 from comm_diag.outputs import OutputError, no_links, read_json
 from comm_diag.trifeature_gen.io import file_sha256
 
@@ -75,7 +75,7 @@ def probed_identity(run: Path) -> Optional[str]:
             raise ValueError
     except (OSError, ValueError):
         raise ReportError(f"{run}/probes.json is missing or damaged: probe the run again") from None
-    ident = meta.get("run_id")
+    ident = identity_of(meta)
     if ident is None:
         return None
     if probed.get("run_id") != ident:
