@@ -58,7 +58,7 @@ class TrainConfig(DictConfig):
                                          "bit-identical weights (slower; on CPU runs are deterministic anyway)")
     cuda_graph: bool = setting(True, "On a GPU, record the training step once as a CUDA graph and replay it "
                                      "(methods that declare graph_safe; the same weights as eager steps)")
-    image_size: int = DatasetSpec.size  # the data's: ``comm.train`` sets it from the dataset, never a user
+    image_size: int = DatasetSpec.size  # the data's, set by ``at_size_of`` alone, never by a user
     preset: str = "cpu"
 
     @classmethod
@@ -193,8 +193,9 @@ PRESETS: dict[str, Preset] = {
     # The paper and the authors' code: 224 px, AlexNet, d=512, batch 64, AdamW at a constant
     # 3e-4 with weight decay 1e-4 off for biases and norms, tau 0.1, 100 epochs; NT-Xent terms
     # (same-view negatives too), averaged; every method's own augmentation (CoMM: SimCLR's set).
-    # The method settings a preset names apply to every method that has them. fp32, as the
-    # authors trained (no autocast): whether bf16 changes the curve is the fidelity study's to say.
+    # The method settings a preset names apply to every method that has them as the package's
+    # own settings (a plugin's own field of the same name keeps its default:
+    # MethodSettings.package_settings). fp32, as the authors trained (no autocast): whether bf16 changes the curve is the fidelity study's to say.
     "paper": Preset(TrainConfig(encoder="alexnet", width=1.0, d=512, batch_size=64, lr=3e-4, weight_decay=1e-4,
                                 aug1=None, aug2=None, crop_min=None, precision="fp32",
                                 epochs=100, warmup_epochs=0.0, schedule="constant", decay_norms_and_biases=False,
@@ -223,9 +224,23 @@ def preset_data(name: str) -> dict[str, Any]:
     return dict(check_preset(name).data)
 
 
+def at_size_of(cfg: TrainConfig, spec: DatasetSpec) -> TrainConfig:
+    """``cfg`` at the image size of data made by ``spec``: the one place a run's image size
+    is set (from its data, never by a user: a preset trains on data of any size)."""
+    return cfg.replace(image_size=spec.size)
+
+
 def preset(name: str) -> TrainConfig:
-    """The training settings of preset ``name``, at the image size of its default data (a
-    model built without data, as the benchmarks do, takes it; a run takes its data's)."""
+    """The run settings of preset ``name``, at the image size of its default data (a model
+    built without data, as the benchmarks do, takes it; a run takes its data's). The
+    preset's method settings are not among them: ``comm.methods.resolve`` gives each method
+    those it declares as the package's settings (``preset_method_settings``)."""
     p = check_preset(name)
-    return p.train.replace(image_size=DatasetSpec(**p.data).size)
+    return at_size_of(replace(p.train, method_settings={}), DatasetSpec(**p.data))
+
+
+def preset_method_settings(name: str) -> dict[str, Any]:
+    """The method settings preset ``name`` sets (the paper's temperature, its NT-Xent terms);
+    none for a name that is not a preset."""
+    return dict(PRESETS[name].train.method_settings) if name in PRESETS else {}
 

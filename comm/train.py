@@ -28,7 +28,7 @@ import comm_diag.trifeature_gen as tg
 from comm_diag.outputs import claim, no_links, write_file
 from comm_diag.comm import distributed as dist
 from comm_diag.comm.augment import Augment
-from comm_diag.comm.config import TrainConfig
+from comm_diag.comm.config import TrainConfig, at_size_of
 from comm_diag.comm.methods import METHODS, Method, as_batch, preflight, resolve
 from comm_diag.comm.run_folder import (CHECKPOINTS, CONFIG, LOG, TrainingError, build_model, changed_settings,
                                        check_belongs, checkpoint_path, identity_of, load_checkpoint, read_config,
@@ -54,7 +54,7 @@ def fit_to_data(cfg: TrainConfig, ds: tg.Dataset) -> TrainConfig:
     any size); ValueError if a batch needs more pairs than the data has."""
     if cfg.batch_size > ds.n_samples("train"):
         raise ValueError(f"batch size {cfg.batch_size} is larger than the {ds.n_samples('train')} training pairs")
-    return cfg.replace(image_size=ds.spec.size)
+    return at_size_of(cfg, ds.spec)
 
 
 def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:

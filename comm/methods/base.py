@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from comm_diag.comm.augment import Augment
-from comm_diag.comm.config import TrainConfig
+from comm_diag.comm.config import TrainConfig, preset_method_settings
 from comm_diag.comm.methods.settings import MethodSettings
 
 AugmentFn = Callable[[Tensor], Tensor]
@@ -78,7 +78,7 @@ class Method(nn.Module):
         self.n_modalities = n_modalities
         # lenient: a config that ``comm.methods.resolve`` has not seen may still carry a
         # preset's settings of other methods
-        self.settings = self.Settings.resolve(cfg.method_settings, strict=False)
+        self.settings = self.Settings.resolve(cfg.method_settings, preset_method_settings(cfg.preset), strict=False)
         self.settings.check(cfg)
 
     def step(self, xs: Sequence[Tensor], augment: Sequence[AugmentFn]) -> dict[str, Tensor]:

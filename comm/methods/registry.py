@@ -9,7 +9,7 @@ from comm_diag.comm.methods.cross import Cross, CrossSelf
 from comm_diag.comm.methods.infmasking import InfMasking
 from comm_diag.comm.methods.plugins import import_target, label_of as _label_of
 from comm_diag.comm.methods.simclr import LateFusionSimCLR
-from comm_diag.comm.config import PRESETS, TrainConfig
+from comm_diag.comm.config import TrainConfig, preset_method_settings
 
 METHODS: dict[str, type[Method]] = {"comm": CoMM, "cross": Cross, "cross_self": CrossSelf,
                                     "infmasking": InfMasking, "simclr": LateFusionSimCLR}
@@ -49,11 +49,11 @@ def resolve(cfg: TrainConfig, strict: bool = True) -> TrainConfig:
     """``cfg`` checked, with ``method_settings`` complete: every setting the method's
     ``Settings`` declares, given or default. A method setting the method does not declare
     is refused (it would be silently ignored), unless the config's preset set it: a
-    preset's setting applies to every method that has it. ``strict=False`` drops such
-    settings instead (config files of 0.1 and 0.2 stored every method's settings)."""
+    preset's setting applies to every method that has it as the package's setting
+    (``MethodSettings.package_settings``). ``strict=False`` drops such settings instead (config files of 0.1 and 0.2 stored every method's settings)."""
     cfg.validate()
     cls = load_class(cfg.method)
-    shared = PRESETS[cfg.preset].train.method_settings if cfg.preset in PRESETS else {}
+    shared = preset_method_settings(cfg.preset)
     settings = cls.Settings.resolve(cfg.method_settings, shared, cfg.method, strict)
     settings.check(cfg)
     return cfg.replace(method_settings=settings.to_dict())

@@ -3,7 +3,7 @@ method (as solo-learn's methods do), apart from the run's settings (``comm.confi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Any, Mapping
 
 from comm_diag.dict_config import DictConfig
@@ -26,12 +26,26 @@ class MethodSettings(DictConfig):
         for checks across the two (e.g. CoMM's d % heads)."""
 
     @classmethod
+    def package_settings(cls) -> set[str]:
+        """The fields this class has from comm-diag's own settings classes (a built-in
+        method's, or ``ContrastiveSettings``' temperature in a plugin that subclasses it):
+        the settings a preset may set. A plugin's own field of the same name is another
+        thing, and keeps its default."""
+        owner: dict[str, type] = {}
+        for klass in reversed(cls.__mro__):  # the most basic dataclass with a field declares it
+            for f in fields(klass) if is_dataclass(klass) else ():
+                owner.setdefault(f.name, klass)
+        return {name for name, klass in owner.items() if klass.__module__.startswith("comm_diag.")}
+
+    @classmethod
     def resolve(cls, given: Mapping[str, Any], shared: Mapping[str, Any] = {}, method: str = "this method",
                 strict: bool = True) -> "MethodSettings":
         """The settings from ``given`` (name -> value; text from ``--set`` is typed by the
-        field), defaults for the rest. A name this class does not declare is refused,
-        unless ``shared`` gives it the same value (a preset's setting applies to every method
-        that has it and to no other), or ``strict`` is False (older config files)."""
+        field), then ``shared`` (a preset's method settings) for the package's settings this
+        class has (``package_settings``) and defaults for the rest. A name this class does not
+        declare is refused, unless ``shared`` gives it the same value (a preset's setting
+        applies to every method that has it and to no other), or ``strict`` is False (older
+        config files)."""
         names = [f.name for f in fields(cls)]
         extra = sorted(k for k, v in given.items() if k not in names and not (k in shared and shared[k] == v))
         if extra and strict:
@@ -40,6 +54,8 @@ class MethodSettings(DictConfig):
                              f"KEY one of those or a run setting: "
                              f"{', '.join(k for k in TrainConfig().run_settings() if k not in (*DERIVED, 'method'))}")
         kept = {k: cls.parse_value(k, v) if isinstance(v, str) else v for k, v in given.items() if k in names}
+        ours = cls.package_settings()
+        kept = {**{k: v for k, v in shared.items() if k in ours}, **kept}
         check_finite(kept)
         return cls.from_dict(kept)
 

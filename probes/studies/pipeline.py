@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 import comm_diag.trifeature_gen as tg
-from comm_diag.comm.config import TrainConfig, preset
+from comm_diag.comm.config import TrainConfig, at_size_of, preset
 from comm_diag.comm.methods import as_batch, preflight, resolve
 from comm_diag.comm.run_folder import PROBES_CSV
 from comm_diag.outputs import write_file
@@ -154,12 +154,13 @@ def run(study: Study, out: Path | str, settings: StudySettings = StudySettings()
     only_run(study_jobs(study, out, settings, given), settings.only)  # bad settings or --only: before any byte
     base = settings.base()
     if study.preflight:
-        size = next(iter(given.values())).spec.size if given else base.image_size
+        spec = next(iter(given.values())).spec if given else dataset_spec(settings.preset_name, False,
+                                                                           **settings.data_overrides)
         hooks.on_stage(f"{study.preflight_label}: one trial step and features() on real pairs")
-        preflight(base.replace(method=study.preflight, seed=settings.seeds[0], image_size=size),
-                  [as_batch(x) for x in tg.trial_pairs(size)])
+        preflight(at_size_of(base.replace(method=study.preflight, seed=settings.seeds[0]), spec),
+                  [as_batch(x) for x in tg.trial_pairs(spec.size)])
     with study_folder(out, study.kind, study.name, base, given, settings.preset_name, hooks,
-                    settings.data_overrides, kinds=study.preset_kinds(settings.extra)) as datasets:
+                      settings.data_overrides, kinds=study.preset_kinds(settings.extra)) as datasets:
         variants = study.all_variants(settings.extra)
         own = variant_datasets(out, settings.preset_name, variants, hooks, settings.data_overrides)
         trained_on = {v.name: own[v.data_folder] if v.data else datasets for v in variants}

@@ -139,3 +139,44 @@ def test_user_method_trains(tmp_path, tiny_dataset):
     rows = list(csv.DictReader(open(run / "log.csv")))
     assert len(rows) == 8 and {"simclr_1", "simclr_2", "loss"} <= set(rows[0])
     assert all(torch.isfinite(torch.tensor(float(r["loss"]))) for r in rows)
+
+
+PRESET_SETTINGS = """
+from dataclasses import dataclass
+from comm_diag.comm.methods.settings import ContrastiveSettings, MethodSettings
+
+@dataclass(frozen=True)
+class OwnSettings(MethodSettings):
+    temperature: float = 0.5  # the plugin's own: not the package's InfoNCE temperature
+
+@dataclass(frozen=True)
+class SharedSettings(ContrastiveSettings):
+    extra: int = 3
+
+class Own(Base):
+    Settings = OwnSettings
+
+class Shared(Base):
+    Settings = SharedSettings
+"""
+
+
+def test_a_preset_sets_a_plugins_setting_only_when_the_plugin_declares_the_packages_own(tmp_path):
+    from comm_diag.comm.methods import resolve
+    from comm_diag.comm.config import preset_method_settings
+
+    path = tmp_path / "plugin_settings.py"
+    path.write_text(HEADER + PRESET_SETTINGS)
+    paper = preset("paper")
+    assert preset_method_settings("paper")["temperature"] == 0.1
+    # a field of the same name that the plugin declares itself keeps the plugin's default
+    assert resolve(paper.replace(method=f"{path}:Own")).method_settings == {"temperature": 0.5}
+    # ... unless the user gives it, whatever the value (the preset's own value included)
+    assert resolve(paper.replace(method=f"{path}:Own", temperature=0.1)).method_settings == {"temperature": 0.1}
+    # the package's temperature, inherited from ContrastiveSettings: the preset's value, as for every built-in
+    shared = resolve(paper.replace(method=f"{path}:Shared")).method_settings
+    assert shared == {"temperature": 0.1, "nce": "nt_xent", "extra": 3}
+    assert resolve(paper.replace(method="simclr")).method_settings["temperature"] == 0.1
+    # the model built from the resolved config holds the same settings
+    model = load_class(f"{path}:Own")(resolve(paper.replace(method=f"{path}:Own", image_size=32)))
+    assert model.settings.temperature == 0.5
