@@ -96,7 +96,6 @@ def train(data: Path | str, out: Optional[Path | str] = None, *, method: str = "
     ``nproc`` > 1: data-parallel processes (torchrun), the batch size per process;
     ``tensorboard``: the run's loss terms, lr and throughput also in RUN/tensorboard/."""
     from comm_diag.comm.config import DERIVED, preset as preset_config
-    from comm_diag.comm.methods import resolve
     from comm_diag.comm.methods.plugins import normalize_target
     from comm_diag.comm.methods.registry import label_of
     from comm_diag.comm.parallel import train_parallel
@@ -108,7 +107,7 @@ def train(data: Path | str, out: Optional[Path | str] = None, *, method: str = "
     if derived:
         raise ValueError(f"{derived[0]} is not a setting: {DERIVED[derived[0]]}")
     method = normalize_target(method)
-    cfg = resolve(preset_config(preset).replace(method=method, **settings))
+    cfg = preset_config(preset).replace(method=method, **settings)  # resolved and checked once, by the training
     if tensorboard:
         board.writer_class()  # tensorboardX missing: one line before any byte
     out = Path(out) if out is not None else Path("runs") / f"{label_of(method)}-seed{cfg.seed}"
