@@ -217,18 +217,18 @@ def figure4(preset_name: str, root: Path, out: Path, seconds_left: float, epoch_
 
 def fidelity_study(preset_name: str, root: Path, out: Path, seconds_left: float, epoch_s: float, probe_s: float,
                    tiny: bool) -> dict:
-    """``ablate fidelity`` (docs/fidelity.md) on the data part's datasets, four runs (two
-    variants x two datasets), two at a time, with the epochs that fit."""
+    """``ablate fidelity`` (docs/fidelity.md), six runs (three variants x two datasets, which
+    the study generates: one variant draws them with the authors' renderer), two at a time,
+    with the epochs that fit."""
     from comm_diag.probes.studies.ablation import run_study
 
     every = 1 if tiny else 5
-    per_epoch = 2 * (epoch_s + probe_s / every)  # four runs, two at a time
-    epochs = 1 if tiny else int(max(1, min(PAPER_EPOCHS, (0.85 * seconds_left - 4 * probe_s) // max(per_epoch, 1e-9))))
+    per_epoch = 3 * (epoch_s + probe_s / every)  # six runs, two at a time
+    epochs = 1 if tiny else int(max(1, min(PAPER_EPOCHS, (0.8 * seconds_left - 6 * probe_s) // max(per_epoch, 1e-9))))
     folder = root / "fidelity"
-    data = [root / "datasets" / "data" / kind for kind in ("unbiased", "synergy")]
     t = time.perf_counter()
     result = run_study("fidelity", folder, preset_name=preset_name, seeds=[0], epochs=epochs, every=every,
-                       data=data, workers=2, progress="lines")
+                       workers=2, progress="lines")
     dest = out / "fidelity"
     dest.mkdir(exist_ok=True)
     for name in ("report.md", "summary.csv", "learning_curves.png"):

@@ -185,7 +185,7 @@ def _write(spec: DatasetSpec, out: Path, png: bool, progress: Optional[Callable[
     pairs, warnings = build_pairs(spec, images, mapping)
     for w in warnings:
         warn(w)
-    renderer = Trifeature(spec.size, period=spec.period)
+    renderer = Trifeature(spec.size, period=spec.period, style=spec.renderer)
     total = sum(len(v) for v in images.values())
 
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from comm_diag.trifeature_gen import shapes as _shapes
 from comm_diag.trifeature_gen.factors import BACKGROUND_UINT8, COLOR_UINT8, FACTOR_NAMES, FACTOR_SIZES, TEXTURES
 from comm_diag.trifeature_gen.factors import sample_factors as _sample_factors
 from comm_diag.trifeature_gen.random import key32, uniform
+from comm_diag.trifeature_gen.authors_textures import AUTHORS_PATTERNS
 from comm_diag.trifeature_gen.textures import PATTERNS
 
 MIN_SIZE = 32
@@ -30,6 +31,9 @@ REFERENCE_PERIOD_PX = 10.0
 # scale at 64 px, as in the CPU prototype of the protocol.
 MIN_PERIOD_PX = REFERENCE_PERIOD_PX * 128 / REFERENCE_SIZE
 MAX_ANGLE_DEG = 45.0
+# comm-diag's renderer, or the authors' (Duplums/CoMM): their texture patterns, a soft
+# (bilinear) shape edge blending the colour with the grey, integer angles
+STYLES = ("comm-diag", "authors")
 
 # Streams of the counter-based generator, one per random quantity of an image.
 _ANGLE, _CX, _CY, _TEX_ANGLE, _TEX_U, _TEX_V, _PIXEL_KEY = range(7)
@@ -75,13 +79,17 @@ class Trifeature:
         size: image side in pixels (>= 32; 64 is the CPU preset, 224 the paper's).
         period: texture period in pixels; default ``texture_period(size)``.
         chunk: images rendered per batch (memory only; never changes the pixels).
+        style: ``STYLES``: comm-diag's patterns and hard shape edge, or the authors'.
     """
 
     factor_names = FACTOR_NAMES
     factors_num_values = FACTOR_SIZES
 
-    def __init__(self, size: int = 64, period: Optional[float] = None, chunk: int = 128):
+    def __init__(self, size: int = 64, period: Optional[float] = None, chunk: int = 128, style: str = "comm-diag"):
         check_geometry(size, period)
+        if style not in STYLES:
+            raise ValueError(f"unknown renderer {style!r}; choose from {', '.join(STYLES)}")
+        self.style = style
         self.size = int(size)
         self.period = float(period) if period is not None else texture_period(self.size)
         self.box = REFERENCE_BOX_PX * self.size / REFERENCE_SIZE
@@ -103,11 +111,16 @@ class Trifeature:
         reach = _shapes.template_radius()[factors[:, 0]] * half_box
         lo, span = reach, np.maximum(self.size - 2 * reach, 0.0)
         deg = np.pi / 180.0
+
+        def angle(stream: int) -> np.ndarray:  # radians in [-45, 45) degrees; whole degrees for the authors'
+            a = (uniform(seed, idx, stream) * 2 - 1) * MAX_ANGLE_DEG
+            return (np.floor(a) if self.style == "authors" else a) * deg
+
         return ImageParams(
-            angle=(uniform(seed, idx, _ANGLE) * 2 - 1) * MAX_ANGLE_DEG * deg,
+            angle=angle(_ANGLE),
             cx=lo + uniform(seed, idx, _CX) * span,
             cy=lo + uniform(seed, idx, _CY) * span,
-            tex_angle=(uniform(seed, idx, _TEX_ANGLE) * 2 - 1) * MAX_ANGLE_DEG * deg,
+            tex_angle=angle(_TEX_ANGLE),
             tex_u=uniform(seed, idx, _TEX_U),
             tex_v=uniform(seed, idx, _TEX_V),
             key=key32(seed, idx, _PIXEL_KEY),
@@ -166,8 +179,7 @@ class Trifeature:
         ys = col(pix.numpy()[None, :, None, None] * bx + off)  # NxSx1x2
         grid = xs + ys  # NxSxSx2 (x along W, y along H)
         tmpl = _shapes.templates()[torch.from_numpy(factors[:, 0])]  # Nx1xTxT
-        mask = F.grid_sample(tmpl, grid, mode="bilinear", padding_mode="zeros",
-                             align_corners=True)[:, 0] > 0.5  # NxSxS
+        cover = F.grid_sample(tmpl, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[:, 0]  # NxSxS
 
         # texture: lattice coordinates (u, v) = R(tex_angle) p / period + phase
         kp = 1.0 / self.period
@@ -177,7 +189,15 @@ class Trifeature:
                  + np.stack([p.tex_u, p.tex_v], 1)[:, :, None])  # Nx2xS
         u = xs[:, 0, None, :] + ys[:, 0, :, None]  # NxSxS
         v = xs[:, 1, None, :] + ys[:, 1, :, None]  # NxSxS
-        on = PATTERNS[TEXTURES[factors[0, 1]]](u, v, p.key)
+        patterns = AUTHORS_PATTERNS if self.style == "authors" else PATTERNS
+        on = patterns[TEXTURES[factors[0, 1]]](u, v, p.key)
+        if self.style == "authors":
+            # their soft shape edge: colour x coverage + grey x (1 - coverage), floored to uint8
+            alpha = (cover * on).view(n, s, s, 1)  # NxSxSx1
+            colour = torch.from_numpy(COLOR_UINT8[factors[:, 2]].astype(np.float32)).view(n, 1, 1, 3)
+            grey = torch.from_numpy(BACKGROUND_UINT8.astype(np.float32))
+            return torch.floor(grey + alpha * (colour - grey) + 1e-4).clamp(0, 255).to(torch.uint8).numpy()
+        mask = cover > 0.5
 
         # background + on * (colour - background) in wrapping uint8 arithmetic:
         # exact for on in {0, 1}, and several times faster than torch.where

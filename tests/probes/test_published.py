@@ -50,24 +50,29 @@ def test_a_paper_preset_report_opens_with_the_fidelity_line(preset_name, compare
     assert (tmp_path / "rep" / "learning_curves.png").stat().st_size > 10_000
 
 
-def test_the_fidelity_study_runs_at_a_tiny_size(tmp_path, tiny_dataset):
-    """``ablate fidelity`` end to end on CPU (smoke preset, one epoch, one dataset for every
-    task): both variants trained, the report opens with a fidelity line per variant, and the expectation that
-    the preset follows the published curve is recorded (it cannot hold here: no published epoch
-    was probed)."""
+def test_the_fidelity_study_runs_at_a_tiny_size(tmp_path):
+    """``ablate fidelity`` end to end on CPU (smoke preset, one epoch): every variant trained,
+    the renderer variant on datasets of its own drawn by the authors' renderer, the report
+    opens with a fidelity line per variant, and the expectation that the preset follows the
+    published curve is recorded (it cannot hold here: no published epoch was probed)."""
     import json
 
     from typer.testing import CliRunner
 
     from comm_diag.cli import app
 
+    import comm_diag.trifeature_gen as tg
+
     r = CliRunner().invoke(app, ["ablate", "fidelity", "--preset", "smoke", "--epochs", "1", "--every", "1",
-                                 "--data", str(tiny_dataset.root), "--out", str(tmp_path / "f")])
+                                 "--out", str(tmp_path / "f")])
     assert r.exit_code == 0, r.output
     text = (tmp_path / "f" / "report.md").read_text()
-    assert "## Fidelity to the published curve" in text and "**bf16**" in text and "**preset**" in text
+    assert "## Fidelity to the published curve" in text
+    assert all(f"**{v}**" in text for v in ("bf16", "preset", "authors_renderer"))
     record = json.loads((tmp_path / "f" / "expectations.json").read_text())
-    assert record["methods"] == ["preset", "bf16"]
+    assert record["methods"] == ["preset", "bf16", "authors_renderer"]
+    renderers = {tg.load(m.parent).spec.renderer for m in (tmp_path / "f" / "data").rglob("manifest.json")}
+    assert renderers == {"comm-diag", "authors"}
     assert [e["held"] for e in record["expectations"]] == [False]
 
 

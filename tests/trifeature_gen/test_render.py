@@ -34,14 +34,14 @@ def test_render__image_independent_of_chunk_and_order():
     assert np.array_equal(single[0], whole[17])
 
 
-@pytest.mark.parametrize("size", [32, 224])
-def test_render__every_texture_alone_renders_as_in_a_batch(size):
+@pytest.mark.parametrize("size,style", [(32, "comm-diag"), (224, "comm-diag"), (64, "authors"), (224, "authors")])
+def test_render__every_texture_alone_renders_as_in_a_batch(size, style):
     # rain's random cells once depended on the chunk's coordinate range: 22 of 23 rain images
     # rendered alone differed from the same images rendered in a batch
     f = np.array([[s, t, (s + t) % 10] for t in range(10) for s in range(10)])  # every texture, every shape
-    whole = Trifeature(size, chunk=256).render(f, seed=2)
+    whole = Trifeature(size, chunk=256, style=style).render(f, seed=2)
     for i in range(0, len(f), 3):
-        alone = Trifeature(size).render(f[i:i + 1], seed=2, indices=np.array([i]))[0]
+        alone = Trifeature(size, style=style).render(f[i:i + 1], seed=2, indices=np.array([i]))[0]
         assert np.array_equal(alone, whole[i]), f"image {i} (texture {f[i, 1]}) depends on its batch"
 
 
@@ -107,3 +107,39 @@ def test_factor_interface__sample_factors_uses_given_rng():
     assert np.array_equal(a, b) and a.shape == (100, 3)
     assert tf.factor_names == ("shape", "texture", "color") and tf.factors_num_values == (10, 10, 10)
     assert (a.max(0) <= 9).all() and (a.min(0) >= 0).all()
+
+
+def _on_fraction(style: str, texture: str, n: int = 6) -> float:
+    """The fraction of a square's inner 60x60 pixels that take the colour."""
+    from comm_diag.trifeature_gen.factors import FACTOR_VALUES, TEXTURES
+
+    tf = Trifeature(224, style=style)
+    f = np.array([[FACTOR_VALUES["shape"].index("square"), TEXTURES.index(texture), 1]] * n)
+    p = tf.params(f, 7, np.arange(n))
+    imgs = tf.render(f, seed=7)
+    inner = [img[int(y) - 30:int(y) + 30, int(x) - 30:int(x) + 30] for img, x, y in zip(imgs, p.cx, p.cy)]
+    return float(np.mean([(x == COLOR_UINT8[1]).all(-1).mean() for x in inner]))
+
+
+def test_render__the_authors_renderer_draws_their_proportions():
+    """Their stripes are P//3 of a 10 px period (30% on, ours 50%); their rain, a 7 px streak
+    from each texture pixel with p 0.05, covers 1 - 0.95^7 = 30% (ours about 25%)."""
+    assert _on_fraction("authors", "stripes") == pytest.approx(0.30, abs=0.03)
+    assert _on_fraction("comm-diag", "stripes") == pytest.approx(0.50, abs=0.03)
+    assert _on_fraction("authors", "rain") == pytest.approx(1 - 0.95 ** 7, abs=0.03)
+
+
+def test_render__the_authors_renderer_has_a_soft_edge_and_whole_degree_angles():
+    f = np.array([[s, 0, 2] for s in range(10)])  # solid, every shape
+    soft, hard = Trifeature(224, style="authors").render(f, seed=1), Trifeature(224).render(f, seed=1)
+    # hard edges: two colours only; soft edges blend the colour with the grey along the outline
+    assert {tuple(c) for c in np.unique(hard.reshape(-1, 3), axis=0)} == {tuple(BACKGROUND_UINT8),
+                                                                         tuple(COLOR_UINT8[2])}
+    assert len(np.unique(soft.reshape(-1, 3), axis=0)) > 10
+    p = Trifeature(224, style="authors").params(f, 1, np.arange(10))
+    for a in (p.angle, p.tex_angle):
+        deg = np.degrees(a)
+        np.testing.assert_allclose(deg, np.round(deg), atol=1e-9)
+        assert deg.min() >= -45 and deg.max() < 45
+    with pytest.raises(ValueError, match="unknown renderer 'theirs'"):
+        Trifeature(64, style="theirs")
