@@ -50,6 +50,7 @@ from bench_train import Trainer, bench, in_one_process  # noqa: E402
 
 from comm_diag.comm.config import preset  # noqa: E402
 from comm_diag.comm.methods import build_method  # noqa: E402
+from comm_diag.comm.methods.registry import DEFAULT_METHODS  # noqa: E402
 from comm_diag.comm.runtime import Runtime, usable_cores  # noqa: E402
 from comm_diag.probes.studies import quickstart as quickstart_study  # noqa: E402
 from comm_diag.probes.measure import torch_fit  # noqa: E402
@@ -143,7 +144,7 @@ def gpu_paths(runtime: Runtime, preset_name: str) -> dict:
 
 def throughput(runtime: Runtime, preset_name: str, steps: int) -> dict:
     single = []
-    for method in ("comm", "cross", "cross_self"):
+    for method in DEFAULT_METHODS:  # the methods of Figure 4
         for graph in ((False, True) if runtime.on_gpu else (False,)):
             single.append({"method": method, **bench(preset_name, method, steps, runtime, graph=graph,
                                                      stages=not graph)})

@@ -269,11 +269,15 @@ def test_cli__check_example_method_with_controls(tmp_path, tiny_dataset, tiny_sy
     rows = list(csv.DictReader(open(out / "summary.csv")))
     assert {r["method"] for r in rows} >= {"LateFusionSimCLR", "comm", "cross", "cross_self", "LateFusionSimCLR@init"}
     report = (out / "report.md").read_text()
-    assert "## Conclusion" in report and "LateFusionSimCLR captures" in report and "figure4.png" in report
-    # exit code 3 exactly when a required interaction is not captured, per the report's own verdicts
     header = next(x for x in report.splitlines() if x.startswith("| method |")).split("|")
     line = next(x for x in report.splitlines() if x.startswith("| LateFusionSimCLR |")).split("|")
     cell = {h.strip(): c.strip() for h, c in zip(header, line)}
+    # the conclusion opens with the method's own verdicts, as the table reads them
+    verdicts = [cell[f"verdict {k}"] for k in ("R", "U", "S fused")]
+    opening = ("captures" if "captured" in verdicts else
+               "does not capture" if "not captured" in verdicts else "captures none of the three")
+    assert "## Conclusion" in report and f"LateFusionSimCLR {opening}" in report and "figure4.png" in report
+    # exit code 3 exactly when a required interaction is not captured, per the report's own verdicts
     missing = cell["verdict R"] != "captured" or cell["verdict S fused"] != "captured"
     assert r.exit_code == (3 if missing else 0), r.output
     assert ("required but not captured" in r.output) == missing

@@ -94,9 +94,7 @@ def linear_probe(features: Pair, labels: Pair, rng: np.random.Generator, c_grid=
     (xtr, xte), (ytr, yte) = features, labels
     if (const := _constant(ytr, yte)) is not None:
         return const
-    xtr, xte = _standardised(xtr, xte)
-    seed = _seed(rng)
-    a, b, ya, yb = _holdout(xtr, ytr, seed)
+    xtr, xte, seed, (a, b, ya, yb) = _prepared(xtr, xte, ytr, rng)
     if len(a) > SWEEP_MAX:
         a, _, ya, _ = train_test_split(a, ya, train_size=SWEEP_MAX, stratify=ya, random_state=seed)
     held = [balanced_accuracy(yb, m.predict(b)) for m in backend.logistic(a, ya, c_grid, seed)]
@@ -111,6 +109,14 @@ def _holdout(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, ...]:
     hyperparameters (a plain split when a class has a single sample)."""
     strat = y if np.unique(y, return_counts=True)[1].min() >= 2 else None
     return tuple(train_test_split(x, y, test_size=HOLDOUT, stratify=strat, random_state=seed))
+
+
+def _prepared(xtr: np.ndarray, xte: np.ndarray, ytr: np.ndarray, rng: np.random.Generator) -> tuple:
+    """What the linear and MLP probes start from: the standardised features, the fit's seed
+    (drawn from ``rng``) and the held-out quarter split of the training features."""
+    xtr, xte = _standardised(xtr, xte)
+    seed = _seed(rng)
+    return xtr, xte, seed, _holdout(xtr, ytr, seed)
 
 
 def _balanced(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -134,9 +140,7 @@ def mlp_probe(features: Pair, labels: Pair, rng: np.random.Generator, hidden: in
     (xtr, xte), (ytr, yte) = features, labels
     if (const := _constant(ytr, yte)) is not None:
         return const
-    xtr, xte = _standardised(xtr, xte)
-    seed = _seed(rng)
-    a, b, ya, yb = _holdout(xtr, ytr, seed)
+    xtr, xte, seed, (a, b, ya, yb) = _prepared(xtr, xte, ytr, rng)
     linear = [balanced_accuracy(yb, m.predict(b)) for m in backend.logistic(a[:SWEEP_MAX], ya[:SWEEP_MAX], C_GRID, seed)]
     best_c = C_GRID[int(np.argmax(linear))]
     mlp = backend.mlp(*_balanced(a, ya, rng), hidden, seed)
