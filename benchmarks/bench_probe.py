@@ -1,8 +1,10 @@
 """Probe cost: seconds per linear (and MLP) probe on the CPU preset's probe sets
 (10,000 probe_train pairs, 4,096 test pairs, 128-d fused features of a CoMM at
-initialisation), with one BLAS/OpenMP thread (what the probes use) and with all cores.
+initialisation), with one BLAS/OpenMP thread (what the probes use) and with all cores; with
+--model, one model's whole probe set (every task x representation, the MLP on synergy) fitted
+in this process and spread over worker processes, one per core (``probe_model(jobs=)``).
 
-Run: python benchmarks/bench_probe.py [--data DIR] [--mlp]
+Run: python benchmarks/bench_probe.py [--data DIR] [--mlp] [--model]
 (without --data a 64 px dataset is rendered into a temporary folder, ~10 s)
 """
 
@@ -29,6 +31,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", help="a 64 px dataset (default: render one)")
     ap.add_argument("--mlp", action="store_true", help="also time the MLP probe")
+    ap.add_argument("--model", action="store_true", help="time one model's whole probe set, 1 process vs all cores")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         ds = tg.load(args.data) if args.data else tg.load(tg.generate(tg.DatasetSpec(size=64), f"{tmp}/d"))
@@ -50,6 +53,20 @@ def main() -> None:
                         times[threads] = time.perf_counter() - t
                 print(f"{name:6s} {task:12s} one thread {times[1]:5.2f} s | all cores {times[None]:5.2f} s "
                       f"| balanced accuracy {s['balanced_accuracy']:.1f}")
+        if args.model:
+            from comm_diag.comm.runtime import core_share
+            from comm_diag.probes.measure.suite import probe_model
+            from comm_diag.probes.measure.tasks import TASK_NAMES
+
+            rows, took, n = {}, {}, core_share()
+            for key, jobs in (("one process", 1), ("workers, cold", n), ("workers, warm", n)):
+                t = time.perf_counter()  # cold: the worker processes start; warm: a study's next model
+                rows[key] = probe_model(model, ds, tasks=TASK_NAMES, also=(("mlp", "synergy", "fused"),),
+                                        backend="sklearn", jobs=jobs)
+                took[key] = time.perf_counter() - t
+            print(f"one model's {len(rows['one process'])} probes over {n} worker processes: "
+                  + ", ".join(f"{k} {v:.1f} s" for k, v in took.items())
+                  + f"; same rows: {all(r == rows['one process'] for r in rows.values())}")
 
 
 if __name__ == "__main__":

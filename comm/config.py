@@ -202,7 +202,8 @@ PRESETS: dict[str, Preset] = {
                                 method_settings={"temperature": 0.1, "nce": "nt_xent", "terms": "mean",
                                                  "cross_term": "heads"},
                                 preset="paper"),
-                    {"size": 224}),
+                    # the authors' test set: every same-shape pair of test images, self-pairs included
+                    {"size": 224, "all_test_pairs": True}),
     # A run of the whole pipeline on tiny data in under a minute: checks an install, shows
     # nothing (plumbing: its reports say so).
     # Plain AlexNet and every method's own augmentation, as before 0.4.

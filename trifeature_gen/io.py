@@ -26,8 +26,8 @@ import numpy as np
 from comm_diag import __version__
 from comm_diag.outputs import PARTIAL_MARKER, claim, partial_folder, read_json, replace_folder
 from comm_diag.trifeature_gen.factors import FACTOR_NAMES, FACTOR_VALUES
-from comm_diag.trifeature_gen.pairs import (Images, design_distribution, sample_pairs, split_images, synergy_label,
-                                            synergy_mapping)
+from comm_diag.trifeature_gen.pairs import (Images, all_pairs, design_distribution, sample_pairs, split_images,
+                                            synergy_label, synergy_mapping)
 from comm_diag.trifeature_gen.pid import pid_table
 from comm_diag.trifeature_gen.preview import contact_sheet
 from comm_diag.trifeature_gen.render import Trifeature
@@ -152,7 +152,10 @@ def build_pairs(spec: DatasetSpec, images: dict[str, Images], mapping: np.ndarra
     sizes = {"train": spec.train_pairs, "probe_train": spec.probe_pairs, "test": spec.test_pairs}
     out, warnings = {}, []
     for name in PAIR_SETS:
-        out[name], w = sample_pairs(images[SPLIT_OF[name]], spec, name, sizes[name], mapping)
+        if name == "test" and spec.all_test_pairs:
+            out[name], w = all_pairs(images["test"], spec, mapping), []
+        else:
+            out[name], w = sample_pairs(images[SPLIT_OF[name]], spec, name, sizes[name], mapping)
         warnings += w
     return out, warnings
 

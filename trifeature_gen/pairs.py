@@ -130,6 +130,13 @@ def sample_pairs(images: Images, spec: DatasetSpec, pair_set: str, n: int,
     return np.stack(np.divmod(flat, len(images)), axis=1).astype(np.int64), warnings
 
 
+def all_pairs(images: Images, spec: DatasetSpec, mapping: np.ndarray) -> np.ndarray:
+    """Every ordered pair of the images that shares the shared attribute, an image with
+    itself included, in row-major order: Px2 int64 (the authors' test set: with one render
+    per combination its law is the design law, ``design_distribution``)."""
+    return np.argwhere(allowed(images, spec, True, False, mapping, distinct=False)).astype(np.int64)
+
+
 def pair_distribution(images: Images, spec: DatasetSpec, pair_set: str, mapping: np.ndarray,
                       distinct: bool = True) -> np.ndarray:
     """Exact law of (factors of x1, factors of x2) under the sampler: 10x10x10x10x10x10.

@@ -43,6 +43,9 @@ class DatasetSpec(DictConfig):
     train_pairs: int = setting(10_000, "Training pairs")
     probe_pairs: int = setting(10_000, "Unbiased pairs of train images, to fit probes")
     test_pairs: int = setting(4_096, "Unbiased pairs of test images, to score probes (clamped to those allowed)")
+    all_test_pairs: bool = setting(False, "Score probes on every ordered pair of test images sharing the shared "
+                                          "attribute, an image with itself included (the authors' test set); "
+                                          "replaces --test-pairs")
     views: int = setting(3, "Renders per train combination (rotation and position differ)")
     test_views: int = setting(1, "Renders per test combination")
     train_fraction: float = setting(0.8, "Fraction of the 1000 combinations in train")
@@ -80,6 +83,9 @@ class DatasetSpec(DictConfig):
         for name in ("train_pairs", "probe_pairs", "test_pairs", "views", "test_views"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.all_test_pairs and self.share_prob != 1.0:
+            raise ValueError(f"--all-test-pairs takes every pair sharing {self.shared!r}: it needs --share-prob 1 "
+                             f"(got {self.share_prob}), whose unshared pairs have no 'every' to take")
         check_seed(self.seed)
         self._check_size()
         return self
@@ -96,7 +102,8 @@ class DatasetSpec(DictConfig):
     def _check_size(self) -> None:
         """Refuse, before any work, a dataset that cannot be held in memory or paired."""
         n = self.images()
-        for name, split in (("train_pairs", "train"), ("probe_pairs", "train"), ("test_pairs", "test")):
+        for name, split in (("train_pairs", "train"), ("probe_pairs", "train"),
+                            *((("test_pairs", "test"),) if not self.all_test_pairs else ())):
             most = n[split] * (n[split] - 1)  # ordered pairs of distinct images, drawn without replacement
             if getattr(self, name) > most:
                 raise ValueError(f"{name.replace('_', '-')} must be at most {most:,} (the ordered pairs of distinct "

@@ -111,12 +111,16 @@ BACKENDS: dict[str, Callable[[torch.device], object]] = {
 }
 
 
-def backend_for(name: str, device: torch.device | str = "cpu"):
-    """The named backend (``auto``: torch on a GPU, scikit-learn on CPU, where its numbers
-    are the ones published by earlier versions)."""
-    device = torch.device(device)
+def backend_name(name: str, device: torch.device | str = "cpu") -> str:
+    """The backend ``name`` stands for on ``device`` (``auto``: torch on a GPU, scikit-learn on
+    CPU, where its numbers are the ones published by earlier versions)."""
     if name == "auto":
-        name = "torch" if device.type != "cpu" else "sklearn"
+        name = "torch" if torch.device(device).type != "cpu" else "sklearn"
     if name not in BACKENDS:
         raise ValueError(f"unknown probe backend {name!r}; choose from auto, {', '.join(BACKENDS)}")
-    return BACKENDS[name](device)
+    return name
+
+
+def backend_for(name: str, device: torch.device | str = "cpu"):
+    """The named backend's fitter on ``device`` (``backend_name``)."""
+    return BACKENDS[backend_name(name, device)](torch.device(device))

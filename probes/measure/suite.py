@@ -21,11 +21,11 @@ from comm_diag.comm.methods import Method
 from comm_diag.comm.methods.registry import label_of
 from comm_diag.comm.run_folder import (PROBES_BY_EPOCH, PROBES_CSV, PROBES_JSON, checkpoint_digest, data_fingerprint,
                                        load_run, read_config, saved_epochs)
-from comm_diag.comm.runtime import runtime_for
+from comm_diag.comm.runtime import core_share, runtime_for
 from comm_diag.outputs import OutputError, no_links, safe_cell, write_file
 from comm_diag.trifeature_gen.io import file_sha256
 
-from comm_diag.probes.measure.backends import backend_for
+from comm_diag.probes.measure.backends import backend_for, backend_name
 from comm_diag.probes.measure.features import extract
 from comm_diag.probes.measure.classifiers import AUTHORS_CROP, PROBES, probe_rng
 from comm_diag.probes.measure.tasks import TASK_NAMES, ground_truth_bits, task_labels
@@ -44,15 +44,28 @@ class ProbeError(ValueError):
 Also = Sequence[tuple[str, str, str]]  # extra (probe, task, representation) scores
 
 
+def _fit(probe: str, task: str, rep: str, seed: int, features: tuple, labels: tuple, backend: str,
+         device: str, exact_bits: Optional[float]) -> dict:
+    """One probe fit and its row (a worker process may run it: every argument is plain data,
+    and its random generator is its own, keyed by names, so the order of fits is free)."""
+    s = PROBES[probe](features, labels, probe_rng(seed, task, probe), backend=backend_for(backend, device))
+    bits = s.get("bits")
+    return {"task": task, "probe": probe, "representation": rep,
+            "balanced_accuracy": s["balanced_accuracy"], "auroc": s.get("auroc"), "bits": bits,
+            "bits_fraction": bits / exact_bits if bits is not None and exact_bits else None}
+
+
 def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("linear",),
                 tasks: Sequence[str] = TASK_NAMES, representations: Optional[Sequence[str]] = None,
-                also: Also = (), seed: int = 0, backend: str = "auto") -> list[dict]:
+                also: Also = (), seed: int = 0, backend: str = "auto", jobs: Optional[int] = None) -> list[dict]:
     """Scores of one frozen model: rows {task, probe, representation, balanced_accuracy, auroc, bits,
     bits_fraction}: every probe x task x representation, plus the ``also`` triples.
 
     ``representations``: which of the model's outputs to probe (default: all it returns).
     ``backend``: where the probes are fitted (``probes.backends``; auto: torch on the model's
-    GPU, scikit-learn on CPU).
+    GPU, scikit-learn on CPU). ``jobs``: scikit-learn's fits run in that many worker processes
+    at once, each fit on one core (default: this process's share of the cores,
+    ``runtime.core_share``); the rows are the same whatever their number (tested).
     """
     for p in [*probes, *(a[0] for a in also)]:
         if p not in PROBES:
@@ -63,7 +76,7 @@ def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("line
         twice = sorted({x for x in given if list(given).count(x) > 1})
         if twice:  # every row would be written twice and read as two seeds
             raise ProbeError(f"the {what} {twice[0]!r} is given twice")
-    fitter = backend_for(backend, model.device)
+    name = backend_name(backend, model.device)
     train_f, test_f = extract(model, ds, "probe_train"), extract(model, ds, "test")
     if "authors" in [*probes, *(a[0] for a in also)]:  # their probe reads features of cropped images
         cropped = {s: extract(model, ds, s, crop=AUTHORS_CROP) for s in ("probe_train", "test")}
@@ -73,16 +86,18 @@ def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("line
               for task in tasks for probe in probes]
     wanted += [a for a in also if a not in wanted and a[2] in train_f]
 
-    def fit(probe: str, task: str, rep: str) -> dict:
-        rng = probe_rng(seed, task, probe)  # its own: order-free
+    def args(probe: str, task: str, rep: str) -> tuple:
         tr, te = (cropped["probe_train"], cropped["test"]) if probe == "authors" else (train_f, test_f)
-        s = PROBES[probe]((tr[rep], te[rep]), (train_y[task], test_y[task]), rng, backend=fitter)
-        bits = s.get("bits")
-        return {"task": task, "probe": probe, "representation": rep,
-                "balanced_accuracy": s["balanced_accuracy"], "auroc": s.get("auroc"), "bits": bits,
-                "bits_fraction": bits / truth[task] if bits is not None and truth.get(task) else None}
+        return (probe, task, rep, seed, (tr[rep], te[rep]), (train_y[task], test_y[task]), name, str(model.device),
+                truth.get(task))
 
-    return [fit(*w) for w in wanted]
+    # the GPU's fits stay in this process (its device is here); the host's take every core
+    jobs = min(core_share() if jobs is None else jobs, len(wanted)) if name == "sklearn" else 1
+    if jobs > 1:
+        from joblib import Parallel, delayed  # scikit-learn's own: worker processes kept for the next model
+
+        return Parallel(n_jobs=jobs, backend="loky")(delayed(_fit)(*args(*w)) for w in wanted)
+    return [_fit(*args(*w)) for w in wanted]
 
 
 def _resolve_data(run: Path, meta: dict, data: Optional[tg.Dataset | Path | str]) -> tg.Dataset:

@@ -144,3 +144,22 @@ def test_a_task_added_before_synergy_leaves_synergys_probe_numbers(tiny_dataset,
         if name.startswith("comm_diag.probes") and getattr(module, "TASK_NAMES", None) == tuple(tasks):
             monkeypatch.setattr(module, "TASK_NAMES", tuple(T.TASKS))
     assert synergy_rows() == before
+
+
+def test_the_host_fits_in_worker_processes_give_the_same_rows(tiny_dataset):
+    """scikit-learn's fits of one model spread over worker processes (``jobs``) read the same
+    numbers as one after another in this process: each fit has its own generator, keyed by
+    names, and fits on one core."""
+    import torch
+
+    from comm_diag.comm.config import preset
+    from comm_diag.comm.methods import build_method
+    from comm_diag.probes.measure.suite import probe_model
+
+    torch.manual_seed(0)
+    model = build_method(preset("smoke").replace(method="comm", image_size=tiny_dataset.spec.size)).eval()
+    kwargs = dict(probes=("linear",), tasks=("redundancy", "uniqueness1", "synergy"), representations=("fused",),
+                  also=(("mlp", "synergy", "fused"),), backend="sklearn")
+    alone, spread = probe_model(model, tiny_dataset, jobs=1, **kwargs), probe_model(model, tiny_dataset, jobs=3,
+                                                                                      **kwargs)
+    assert len(alone) == 4 and alone == spread

@@ -83,3 +83,24 @@ def test_pairs__other_roles_are_respected():
 def test_spec__bad_settings_raise_one_clear_error(kwargs, match):
     with pytest.raises(ValueError, match=match):
         tg.DatasetSpec(**kwargs).validate()
+
+
+def test_all_test_pairs__every_same_shape_pair_self_pairs_included(tmp_path):
+    """The authors' test set: every ordered pair of test images sharing the shape, an image
+    with itself included (4,060 at seed 0's default split, against 3,860 sampled distinct
+    pairs); the other pair sets and the images stay those of the sampled dataset."""
+    spec = tg.DatasetSpec(size=32, train_pairs=256, probe_pairs=256, all_test_pairs=True)
+    ds, sampled = tg.load(tg.generate(spec, tmp_path / "all")), tg.load(
+        tg.generate(tg.DatasetSpec(size=32, train_pairs=256, probe_pairs=256), tmp_path / "sampled"))
+    shapes = ds.factors_of("test", 0)[:, 0], ds.factors_of("test", 1)[:, 0]
+    test_shapes = split_images(spec)["test"].factors[:, 0]
+    expected = int((np.bincount(test_shapes, minlength=10) ** 2).sum())
+    assert ds.n_samples("test") == expected and 4000 < expected < 4300
+    assert np.array_equal(*shapes)  # every pair shares its shape
+    pairs = np.loadtxt(ds.root / "pairs" / "test.csv", delimiter=",", skiprows=1, usecols=(0, 1), dtype=np.int64)
+    assert len({tuple(p) for p in pairs}) == expected  # no pair twice
+    assert (pairs[:, 0] == pairs[:, 1]).sum() == len(test_shapes)  # each image once with itself
+    for name in ("images/train.npy", "images/test.npy", "pairs/train.csv", "pairs/probe_train.csv"):
+        assert ds.manifest["sha256"][name] == sampled.manifest["sha256"][name]
+    with pytest.raises(ValueError, match="needs --share-prob 1"):
+        tg.DatasetSpec(all_test_pairs=True, share_prob=0.5).validate()
