@@ -145,6 +145,7 @@ def logistic_proba(w: Tensor, b: Tensor, x: Tensor) -> Tensor:
 
 # scikit-learn's MLPClassifier defaults (solver="adam")
 MLP_LR, MLP_ALPHA, MLP_BATCH, MLP_TOL, MLP_PATIENCE, MLP_VALIDATION = 1e-3, 1e-4, 200, 1e-4, 10, 0.1
+MLP_CHECK_EVERY = 8  # epochs between the host's reads of the stopping rule on a GPU
 
 
 class MLP(torch.nn.Module):
@@ -185,20 +186,33 @@ class MLP(torch.nn.Module):
 
 
 def fit_mlp(x: Tensor, y: Tensor, n_classes: int, hidden: int, seed: int, early_stopping: bool,
-            max_epochs: int = 300, validation: Optional[tuple[Tensor, Tensor]] = None) -> MLP:
+            max_epochs: int = 300, validation: Optional[tuple[Tensor, Tensor]] = None,
+            check_every: Optional[int] = None) -> MLP:
     """scikit-learn's MLPClassifier(adam) on x (N, D), y (N,): mini-batches of 200 shuffled per
     epoch; stops when the score has not improved by 1e-4 for 10 epochs (the validation
     accuracy of ``validation`` with ``early_stopping``, keeping its best weights; else the
-    training loss), or after ``max_epochs``."""
+    training loss), or after ``max_epochs``.
+
+    The stopping rule runs on the device, epoch by epoch, and freezes its result (the best
+    weights, or the weights of the epoch it stopped at) when it fires; the host reads whether
+    it fired every ``check_every`` epochs (default: every epoch on CPU, where a read-back
+    costs nothing, every ``MLP_CHECK_EVERY`` on a GPU), so an epoch never waits for one there.
+    The epochs trained past the stop change nothing returned: the same weights for any
+    ``check_every`` (tested)."""
     dev = x.device
+    check_every = check_every or (1 if dev.type == "cpu" else MLP_CHECK_EVERY)
     gen = torch.Generator(device=dev).manual_seed(seed)
     model = MLP(x.shape[1], hidden, n_classes, gen)
     # fused on a GPU: one launch updates every parameter (the probe takes thousands of small steps)
     opt = torch.optim.Adam(model.parameters(), lr=MLP_LR, betas=(0.9, 0.999), eps=1e-8,
                            **({"fused": True} if dev.type == "cuda" else {}))
     batch = min(MLP_BATCH, len(x))
-    best, stale, best_state = -math.inf, 0, None
-    for _ in range(max_epochs):
+    params = list(model.parameters())
+    kept = [p.detach().clone() for p in params]  # the best weights, or those of the stopping epoch
+    best = torch.full((), -math.inf, dtype=torch.float64, device=dev)
+    stale = torch.zeros((), dtype=torch.int64, device=dev)
+    stopped = torch.zeros((), dtype=torch.bool, device=dev)
+    for epoch in range(max_epochs):
         order = torch.randperm(len(x), generator=gen, device=dev)
         total = torch.zeros((), device=dev)
         for s in range(0, len(x), batch):
@@ -208,22 +222,26 @@ def fit_mlp(x: Tensor, y: Tensor, n_classes: int, hidden: int, seed: int, early_
             loss.backward()
             opt.step()
             total += loss.detach() * len(i)
-        if early_stopping:
-            with torch.no_grad():
-                score = (model(validation[0]).argmax(1) if n_classes > 2
-                         else (model(validation[0])[:, 0] > 0).long()).eq(validation[1]).float().mean().item()
-        else:
-            score = -(total / len(x)).item()  # one read-back per epoch, not per step
-        if score > best + MLP_TOL:
-            stale = 0
-        else:
-            stale += 1
-        if score > best:
-            best = score
+        with torch.no_grad():
             if early_stopping:
-                best_state = {k: v.clone() for k, v in model.state_dict().items()}
-        if stale > MLP_PATIENCE:
+                score = (model(validation[0]).argmax(1) if n_classes > 2
+                         else (model(validation[0])[:, 0] > 0).long()).eq(validation[1]).float().mean()
+            else:
+                score = -(total / len(x))
+            score = score.double()  # compared in float64, as the host compared its .item()
+            running = ~stopped
+            stale = torch.where(running, torch.where(score > best + MLP_TOL, 0, stale + 1), stale)
+            better = running & (score > best)
+            best = torch.where(better, score, best)
+            fired = running & (stale > MLP_PATIENCE)
+            keep = better if early_stopping else fired
+            for k, p in zip(kept, params):
+                k.copy_(torch.where(keep, p, k))
+            stopped = stopped | fired
+        if (epoch + 1) % check_every == 0 and bool(stopped):  # one read-back every check_every epochs
             break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    if early_stopping or bool(stopped):
+        with torch.no_grad():
+            for k, p in zip(kept, params):
+                p.copy_(k)
     return model.eval()

@@ -109,6 +109,25 @@ def test_the_torch_mlp_is_seeded():
     assert runs[0]["bits"] != runs[2]["bits"]
 
 
+@pytest.mark.parametrize("early", [True, False])
+def test_the_torch_mlp_returns_the_same_weights_however_often_the_host_reads_its_stopping_rule(early):
+    """On a GPU the host reads the early-stopping rule every MLP_CHECK_EVERY epochs (the rule
+    itself runs on the device, epoch by epoch, and freezes what it returns when it fires):
+    the epochs trained past the stop change nothing returned."""
+    g = torch.Generator().manual_seed(0)
+    if early:  # three classes; the validation accuracy stops it after about 20 epochs
+        x = torch.randn(500, 8, generator=g)
+        y = (x[:, 0] * x[:, 1] > 0).long() + (x[:, 2] > 1).long()
+        fit = dict(x=x[50:], y=y[50:], n_classes=3, validation=(x[:50], y[:50]))
+    else:  # a noisy linear label: the training loss stops improving by 1e-4 after about 470 epochs
+        x = torch.randn(200, 4, generator=g)
+        fit = dict(x=x, y=((x[:, 0] + 2.0 * torch.randn(200, generator=g)) > 0).long(), n_classes=2)
+    fits = {k: torch_fit.fit_mlp(**fit, hidden=16, seed=1, early_stopping=early, max_epochs=600, check_every=k)
+            for k in (1, 8)}
+    weights = {k: torch.cat([p.detach().flatten() for p in m.parameters()]) for k, m in fits.items()}
+    assert torch.equal(weights[1], weights[8])
+
+
 def test_auto_is_torch_on_a_gpu_and_scikit_learn_on_cpu():
     assert backend_for("auto", "cpu").name == "sklearn"
     assert backend_for("auto", "cuda").name == "torch"
