@@ -59,7 +59,7 @@ class Trainer:
         self.images = torch.from_numpy(rng.integers(0, 256, (n, 3, s, s), dtype=np.uint8)).to(runtime.device)
         self.index = [torch.from_numpy(rng.integers(0, n, 10_000)).to(runtime.device) for _ in range(2)]
         self.graph = None
-        self.why_eager = unsafe_reason(model, runtime, 1) if graph else "not asked"
+        self.why_eager = unsafe_reason(model, runtime, 1, self.step_fn.augs) if graph else "not asked"
 
     def batch(self, i: int) -> list[torch.Tensor]:
         b = self.cfg.batch_size

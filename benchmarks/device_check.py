@@ -220,14 +220,14 @@ def figure4(preset_name: str, root: Path, out: Path, seconds_left: float, epoch_
 
 def fidelity_study(preset_name: str, root: Path, out: Path, seconds_left: float, epoch_s: float, probe_s: float,
                    tiny: bool) -> dict:
-    """``ablate fidelity`` (docs/fidelity.md), six runs (three variants x two datasets, which
+    """``ablate fidelity`` (docs/fidelity.md), eight runs (four variants x two datasets, which
     the study generates: one variant draws them with the authors' renderer), two at a time,
     with the epochs that fit."""
     from comm_diag.probes.studies.ablation import run_study
 
     every = 1 if tiny else 5
-    per_epoch = 3 * (epoch_s + probe_s / every)  # six runs, two at a time
-    epochs = 1 if tiny else int(max(1, min(PAPER_EPOCHS, (0.8 * seconds_left - 6 * probe_s) // max(per_epoch, 1e-9))))
+    per_epoch = 4 * (epoch_s + probe_s / every)  # eight runs, two at a time
+    epochs = 1 if tiny else int(max(1, min(PAPER_EPOCHS, (0.8 * seconds_left - 8 * probe_s) // max(per_epoch, 1e-9))))
     folder = root / "fidelity"
     t = time.perf_counter()
     result = run_study("fidelity", folder, preset_name=preset_name, seeds=[0], epochs=epochs, every=every,

@@ -15,6 +15,12 @@ Transforms (SimCLR defaults, Chen et al. 2020, as in the protocol):
   a rotation of the chroma plane in YIQ space, a linear stand-in for HSV hue
 - ``grayscale``: p = 0.2
 - ``blur``: Gaussian blur, sigma in (0.1, 2) x side / 224 px, kernel 10% of the side (odd), p = 0.5
+
+``torchvision`` is the authors' pipeline instead (the fidelity study's augmentation variant):
+torchvision's own RandomResizedCrop, ColorJitter (its random order, HSV hue) p 0.8,
+RandomGrayscale 0.2, GaussianBlur p 0.5 and a horizontal flip, applied image by image with
+their parameters drawn on the host from torch's generator, seeded once a call from the
+step's generator. Slow, and never recorded in a CUDA graph (``host_random``).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ POLICIES = {
     "none": (),
     "color": ("jitter", "grayscale"),
     **{t: (t,) for t in TRANSFORMS},
+    "torchvision": ("torchvision",),  # the authors' SimCLR set, torchvision's transforms image by image
 }
 BLUR_REFERENCE_PX = 224
 _LUMA = torch.tensor([0.299, 0.587, 0.114])
@@ -58,7 +65,12 @@ def parse_policy(policy: str) -> tuple[str, ...]:
             raise ValueError(f"unknown augmentation {part!r}; choose from {', '.join(POLICIES)} "
                              "(or join several with '+')")
         names += [t for t in POLICIES[part] if t not in names]
-    return tuple(t for t in TRANSFORMS if t in names)
+    if "torchvision" in names:
+        if len(names) > 1:
+            raise ValueError("augmentation 'torchvision' is a whole pipeline (the authors' SimCLR set): it joins "
+                             "no other")
+        return ("torchvision",)
+    return tuple(t for t in TRANSFORMS if t in names)  # applied in TRANSFORMS' order, whatever the given one
 
 
 def affine_grid(theta: Tensor, h: int, w: int) -> Tensor:
@@ -96,6 +108,12 @@ class Augment:
     def transforms(self) -> tuple[str, ...]:
         return parse_policy(self.policy)
 
+    @property
+    def host_random(self) -> bool:
+        """Whether its random parameters are drawn on the host (torchvision's pipeline): a
+        CUDA graph would replay one draw forever."""
+        return "torchvision" in self.transforms
+
     def __call__(self, x: Tensor, gen: torch.Generator) -> Tensor:
         # pixels stay fp32 under a bf16 training autocast (the blur convolution and the
         # crop's grid would otherwise be computed in bf16)
@@ -104,6 +122,8 @@ class Augment:
 
     def _apply(self, x: Tensor, gen: torch.Generator) -> Tensor:
         ts = self.transforms
+        if "torchvision" in ts:
+            return self._torchvision(x, gen)
         if "crop" in ts or "flip" in ts or "rotate" in ts:
             x = self._crop_flip(x, gen, "crop" in ts, "flip" in ts, "rotate" in ts)
         if "jitter" in ts or "grayscale" in ts:
@@ -111,6 +131,26 @@ class Augment:
         if "blur" in ts:
             x = self._blur(x, gen)
         return x
+
+    def _torchvision(self, x: Tensor, gen: torch.Generator) -> Tensor:
+        """The authors' pipeline, torchvision's transforms image by image (x Bx3xHxW in [0, 1])."""
+        from torchvision.transforms import v2
+
+        h, s = x.shape[-1], self.jitter_strength
+        k = max(3, int(0.1 * h) // 2 * 2 + 1)
+        pipeline = v2.Compose([
+            v2.RandomResizedCrop(h, scale=self.crop_scale, antialias=True),
+            v2.RandomApply([v2.ColorJitter(s, s, s, self.hue)], p=self.p_jitter),
+            v2.RandomGrayscale(self.p_gray),
+            v2.RandomApply([v2.GaussianBlur(k, sigma=(0.1 * h / BLUR_REFERENCE_PX, 2.0 * h / BLUR_REFERENCE_PX))],
+                           p=self.p_blur),
+            v2.RandomHorizontalFlip(),
+        ])
+        # torchvision draws from torch's global generator: seeded from the step's, then restored
+        seed = int(torch.randint(0, 2**62, (1,), generator=gen, device=gen.device))  # a host read, once a call
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return torch.stack([pipeline(img) for img in x])
 
     def _crop_flip(self, x: Tensor, gen: torch.Generator, crop: bool, flip: bool, rotate: bool = False) -> Tensor:
         b, dev = x.shape[0], x.device

@@ -38,8 +38,9 @@ class TrainConfig(DictConfig):
                                          "with their list)")
     width: float = setting(0.25, "Encoder channel multiplier (1.0 = torchvision's)")
     d: int = setting(128, "Width of the tokens and of the representation (CoMM's Z, Cross's projections)")
-    aug1: Optional[str] = setting("crop", "Augmentation of modality 1: all, none, crop, color, ... or a+b "
-                                          "(None, as in the paper preset: each method's own)")
+    aug1: Optional[str] = setting("crop", "Augmentation of modality 1: all, none, crop, color, ... or a+b; "
+                                          "torchvision: the authors' set image by image (None, as in the paper "
+                                          "preset: each method's own)")
     aug2: Optional[str] = setting("crop", "Augmentation of modality 2 (and of any further one)")
     crop_min: Optional[float] = setting(0.5, "Lower scale of the random crop (None, as in the paper preset: each "
                                                       "method's own)")

@@ -51,11 +51,14 @@ def preserved(model: torch.nn.Module, opt: torch.optim.Optimizer) -> Iterator[No
                         v.copy_(before[id(v)]) if id(v) in before else v.zero_()
 
 
-def unsafe_reason(model: torch.nn.Module, runtime, world: int) -> Optional[str]:
-    """Why the training step of ``model`` cannot be recorded on this runtime, or None (asked
-    before the optimiser is made: a recorded step needs a capturable one)."""
+def unsafe_reason(model: torch.nn.Module, runtime, world: int, augs: Sequence = ()) -> Optional[str]:
+    """Why the training step of ``model`` with the augmentations ``augs`` cannot be recorded
+    on this runtime, or None (asked before the optimiser is made: a recorded step needs a
+    capturable one)."""
     if not runtime.on_gpu:
         return "not on a GPU"
+    if any(getattr(a, "host_random", False) for a in augs):
+        return "its augmentation draws its parameters on the host (torchvision)"
     if world > 1:
         return "data-parallel training"
     if not getattr(model, "graph_safe", False):

@@ -250,7 +250,7 @@ def _prepare(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, runtime:
     if world > 1 and runtime.on_gpu:
         # batch statistics over all processes' samples, as in one process (SyncBatchNorm has no CPU kernel)
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    why_eager = unsafe_reason(model, runtime, world) if cfg.cuda_graph else "--no-cuda-graph"
+    why_eager = unsafe_reason(model, runtime, world, augmenters(model, cfg)) if cfg.cuda_graph else "--no-cuda-graph"
     graphed = why_eager is None
     if cfg.cuda_graph and runtime.on_gpu and main and not graphed:
         print(f"note: {cfg.method} trains with eager steps ({why_eager}), not a CUDA graph", file=sys.stderr,

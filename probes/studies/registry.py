@@ -88,11 +88,14 @@ FIDELITY = Study(
     name="fidelity",
     description="CoMM at the paper preset against the authors' published learning curve, one candidate cause "
                 "of a gap per variant (docs/fidelity.md): the preset (fp32, as the authors trained), bf16, and "
-                "the authors' renderer (their texture patterns, soft shape edge and whole-degree angles)",
+                "the authors' renderer (their texture patterns, soft shape edge and whole-degree angles), and "
+                "their augmentation (torchvision's transforms image by image)",
     variants=(Variant("preset", {"method": "comm"}),
               Variant("bf16", {"method": "comm", "precision": "bf16"}),
               # trains and is probed on datasets of its own, the same seed drawn by the authors' renderer
-              Variant("authors_renderer", {"method": "comm", "renderer": "authors"})),
+              Variant("authors_renderer", {"method": "comm", "renderer": "authors"}),
+              # the same SimCLR set drawn by torchvision image by image, as their PIL pipeline does
+              Variant("torchvision_aug", {"method": "comm", "aug1": "torchvision", "aug2": "torchvision"})),
     expectations=(
         Expectation(f"the preset follows the published curve within {FOLLOWS_WITHIN:g} points at every "
                     f"compared epoch", lambda m: m.follows_published("preset")),

@@ -104,3 +104,29 @@ def test_affine_grid__is_torchs_grid(h, w):
     ours, torchs = affine_grid(theta, h, w), F.affine_grid(theta, [16, 3, h, w], align_corners=False)
     assert ours.shape == torchs.shape == (16, h, w, 2)
     assert torch.allclose(ours, torchs, atol=2e-6, rtol=0)
+
+
+def test_the_authors_torchvision_pipeline_is_seeded_by_the_steps_generator_alone():
+    """``torchvision``: torchvision's own transforms image by image (the fidelity study's
+    augmentation variant), their draws seeded from the step's generator; torch's global
+    generator is left as it was, and the step cannot be recorded as a CUDA graph."""
+    from types import SimpleNamespace
+
+    from comm_diag.comm.config import preset
+    from comm_diag.comm.cuda_graph import unsafe_reason
+    from comm_diag.comm.methods import build_method
+
+    x = torch.rand(6, 3, 48, 48, generator=torch.Generator().manual_seed(0))
+    aug = Augment("torchvision")
+    gen = lambda s: torch.Generator().manual_seed(s)  # noqa: E731
+    before = torch.get_rng_state()
+    a, b, c = aug(x, gen(0)), aug(x, gen(0)), aug(x, gen(1))
+    assert torch.equal(torch.get_rng_state(), before)
+    assert torch.equal(a, b) and not torch.equal(a, c) and not torch.equal(a, x)
+    assert a.shape == x.shape and 0.0 <= float(a.min()) and float(a.max()) <= 1.0
+    with pytest.raises(ValueError, match="joins no other"):
+        parse_policy("torchvision+crop")
+    gpu = SimpleNamespace(on_gpu=True)  # the rule is asked before any GPU work: its answer, not a run
+    model = build_method(preset("smoke").replace(method="comm", image_size=32))  # graph_safe: only the aug is not
+    assert "draws its parameters on the host" in unsafe_reason(model, gpu, 1, [aug])
+    assert "on the host" not in (unsafe_reason(model, gpu, 1, [Augment("all")]) or "")

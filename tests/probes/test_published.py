@@ -68,9 +68,11 @@ def test_the_fidelity_study_runs_at_a_tiny_size(tmp_path):
     assert r.exit_code == 0, r.output
     text = (tmp_path / "f" / "report.md").read_text()
     assert "## Fidelity to the published curve" in text
-    assert all(f"**{v}**" in text for v in ("bf16", "preset", "authors_renderer"))
+    assert all(f"**{v}**" in text for v in ("bf16", "preset", "authors_renderer", "torchvision_aug"))
     record = json.loads((tmp_path / "f" / "expectations.json").read_text())
-    assert record["methods"] == ["preset", "bf16", "authors_renderer"]
+    assert record["methods"] == ["preset", "bf16", "authors_renderer", "torchvision_aug"]
+    config = json.loads(next((tmp_path / "f" / "runs").glob("torchvision_aug-*/config.json")).read_text())
+    assert config["train"]["aug1"] == config["train"]["aug2"] == "torchvision"
     renderers = {tg.load(m.parent).spec.renderer for m in (tmp_path / "f" / "data").rglob("manifest.json")}
     assert renderers == {"comm-diag", "authors"}
     assert [e["held"] for e in record["expectations"]] == [False]
