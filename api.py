@@ -7,7 +7,7 @@
 Every argument after the first ones is keyword-only; a misspelt or unknown one is refused
 with the list of valid ones (``TypeError``), never ignored. Progress is drawn as
 ``progress`` says: ``auto`` (bars in a terminal, plain lines in a notebook or a log),
-``bar``, ``lines`` or ``off``; ``hooks`` (``probes.sweep.Hooks``) receive the same events.
+``bar``, ``lines`` or ``off``; ``hooks`` (``probes.hooks.Hooks``) receive the same events.
 The command line (``cli.py``) parses its options and calls these.
 """
 
@@ -168,7 +168,7 @@ def ablate(study: str, out: Optional[Path | str] = None, *, data: Sequence[Path 
            levels: Optional[Sequence[float] | str] = None, methods: Optional[Sequence[str]] = None,
            workers: int = 0, executor: str = "local", progress: str = "auto", hooks: Optional[Hooks] = None,
            tensorboard: bool = False, **executor_options: Any) -> dict:
-    """``comm-diag ablate``: a study of ``studies.STUDIES`` in ``out`` [ablations/STUDY];
+    """``comm-diag ablate``: a study of ``studies.registry.STUDIES`` in ``out`` [ablations/STUDY];
     ``interaction``, ``levels`` and ``methods`` are the dose study's (defaults: synergy,
     0-1 in quarters, CoMM / Cross / Cross+Self)."""
     return ablation.run_study(study, Path("ablations") / study if out is None else out,

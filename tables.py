@@ -120,7 +120,7 @@ def probe_rows(rows: list[dict]) -> Table:
 
 def verdicts(result: dict) -> Table:
     """A study's or a report's verdicts per method, one column per readout it has
-    (``probes.readouts``: R, U, U2, S fused, S recoverable, and any task added)."""
+    (``probes.measure.readouts``: R, U, U2, S fused, S recoverable, and any task added)."""
     columns = table_readouts(result)
     labels = [c.label for c in columns]
     t = _table("fused representation, balanced accuracy % \\[max(chance, random init)]: linear probe; S "

@@ -90,7 +90,7 @@ def linear_probe(features: Pair, labels: Pair, rng: np.random.Generator, c_grid=
     """Class-weighted logistic regression on standardised features; C chosen by
     balanced accuracy on a stratified held-out quarter of the training features
     (fitting on at most SWEEP_MAX of the rest), then refitted on all of them and
-    scored on the test features. ``backend``: where the fits run (``probes.backends``)."""
+    scored on the test features. ``backend``: where the fits run (``probes.measure.backends``)."""
     (xtr, xte), (ytr, yte) = features, labels
     if (const := _constant(ytr, yte)) is not None:
         return const
@@ -177,6 +177,6 @@ def linear_unweighted_probe(features: Pair, labels: Pair, rng: np.random.Generat
 
 PROBES: dict[str, Probe] = {"linear": linear_probe, "mlp": mlp_probe, "linear_unweighted": linear_unweighted_probe,
                             # the authors' protocol: their probe on features of randomly cropped images
-                            # (probes.suite extracts those for it), reported under its own name
+                            # (probes.measure.suite extracts those for it), reported under its own name
                             "authors": linear_unweighted_probe}
 AUTHORS_CROP = (0.5, 1.0)  # RandomResizedCrop's scale on probe and test images in the authors' code

@@ -62,7 +62,7 @@ def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("line
     bits_fraction}: every probe x task x representation, plus the ``also`` triples.
 
     ``representations``: which of the model's outputs to probe (default: all it returns).
-    ``backend``: where the probes are fitted (``probes.backends``; auto: torch on the model's
+    ``backend``: where the probes are fitted (``probes.measure.backends``; auto: torch on the model's
     GPU, scikit-learn on CPU). ``jobs``: scikit-learn's fits run in that many worker processes
     at once, each fit on one core (default: this process's share of the cores,
     ``runtime.core_share``); the rows are the same whatever their number (tested).

@@ -2,7 +2,7 @@
 (lbfgs) and MLPClassifier (adam), same objectives and defaults, so that a run trained on a
 GPU is probed there (no host round trip per fit) and a C grid is fitted as one tensor.
 
-Pure functions of (features, labels, settings, seed); ``probes.backends`` wraps them in the
+Pure functions of (features, labels, settings, seed); ``probes.measure.backends`` wraps them in the
 fitted-model interface the probe protocol uses (``predict``, ``predict_proba``, ``classes_``).
 """
 

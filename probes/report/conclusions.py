@@ -1,6 +1,6 @@
 """A report's reading in plain words: what each method captured, how sure, on what budget,
 and what to run next on this machine. Pure functions of a summarized result
-(``report.summarize``), shared by quickstart, studies and ``check``."""
+(``report.summary.summarize``), shared by quickstart, studies and ``check``."""
 
 from __future__ import annotations
 

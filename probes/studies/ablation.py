@@ -1,5 +1,5 @@
 """``comm-diag ablate NAME``: one of the paper's ablation studies or the dose-response study
-(``studies.STUDIES``), run by the one experiment pipeline.
+(``studies.registry.STUDIES``), run by the one experiment pipeline.
 
 The study folder holds ``sweep.json`` (which study, preset settings and datasets
 wrote it), ``data/`` (the preset's datasets unless given), ``runs/NAME-KIND-seedS/``

@@ -116,7 +116,7 @@ def synergy_alone(result: dict, label: str) -> dict[str, float]:
 
 
 def conclusion_of(result: dict, label: str, plumbing: bool = True) -> str:
-    """``conclusion`` from a study's result (``report.summarize``) for the method ``label``,
+    """``conclusion`` from a study's result (``report.summary.summarize``) for the method ``label``,
     ending with the plumbing warning of a smoke budget (``plumbing``: the report has its own)."""
     presets = result.get("presets", [])
     said = conclusion(label, result["verdicts"], synergy_alone(result, label), result["s_recoverable"],

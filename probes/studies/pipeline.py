@@ -118,7 +118,7 @@ def only_run(jobs: list[RunJob], only: Optional[int]) -> list[RunJob]:
 
 def curve_means(epoch_rows: Sequence[dict]) -> dict[str, dict[str, Optional[float]]]:
     """label -> R/U/S -> mean linear-probe accuracy (fused) over probed epochs >= 1 and seeds
-    (``report.summarize``'s "epochs" rows)."""
+    (``report.summary.summarize``'s "epochs" rows)."""
     acc: dict[str, dict[str, list[float]]] = {}
     for r in select(epoch_rows, probe="linear", representation="fused"):
         if r["epoch"] >= 1:
