@@ -51,7 +51,7 @@ from bench_train import Trainer, bench, in_one_process  # noqa: E402
 from comm_diag.comm.config import preset  # noqa: E402
 from comm_diag.comm.methods import build_method  # noqa: E402
 from comm_diag.comm.methods.registry import DEFAULT_METHODS  # noqa: E402
-from comm_diag.comm.runtime import Runtime, core_share, usable_cores  # noqa: E402
+from comm_diag.comm.runtime import Runtime, usable_cores  # noqa: E402
 from comm_diag.probes.studies import quickstart as quickstart_study  # noqa: E402
 from comm_diag.probes.measure import torch_fit  # noqa: E402
 from comm_diag.probes.measure.backends import TorchBackend  # noqa: E402
@@ -180,8 +180,6 @@ def probe_time(runtime: Runtime, preset_name: str, root: Path, with_sklearn: boo
         t = time.perf_counter()
         rows = probe_model(model, ds, tasks=TASK_NAMES, also=(("mlp", "synergy", "fused"),), backend=backend)
         out[backend] = {"seconds": round(time.perf_counter() - t, 1), "probes": len(rows),
-                        # scikit-learn's fits over this many worker processes, their start included
-                        **({"workers": min(core_share(), len(rows))} if backend == "sklearn" else {}),
                         "balanced_accuracy": {f"{r['probe']}/{r['task']}/{r['representation']}":
                                               round(r["balanced_accuracy"], 2) for r in rows}}
     if with_sklearn:

@@ -21,7 +21,7 @@ from comm_diag.comm.methods import Method
 from comm_diag.comm.methods.registry import label_of
 from comm_diag.comm.run_folder import (PROBES_BY_EPOCH, PROBES_CSV, PROBES_JSON, checkpoint_digest, data_fingerprint,
                                        load_run, read_config, saved_epochs)
-from comm_diag.comm.runtime import core_share, runtime_for
+from comm_diag.comm.runtime import runtime_for
 from comm_diag.outputs import OutputError, no_links, safe_cell, write_file
 from comm_diag.trifeature_gen.io import file_sha256
 
@@ -57,15 +57,17 @@ def _fit(probe: str, task: str, rep: str, seed: int, features: tuple, labels: tu
 
 def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("linear",),
                 tasks: Sequence[str] = TASK_NAMES, representations: Optional[Sequence[str]] = None,
-                also: Also = (), seed: int = 0, backend: str = "auto", jobs: Optional[int] = None) -> list[dict]:
+                also: Also = (), seed: int = 0, backend: str = "auto", jobs: int = 1) -> list[dict]:
     """Scores of one frozen model: rows {task, probe, representation, balanced_accuracy, auroc, bits,
     bits_fraction}: every probe x task x representation, plus the ``also`` triples.
 
     ``representations``: which of the model's outputs to probe (default: all it returns).
     ``backend``: where the probes are fitted (``probes.measure.backends``; auto: torch on the model's
     GPU, scikit-learn on CPU). ``jobs``: scikit-learn's fits run in that many worker processes
-    at once, each fit on one core (default: this process's share of the cores,
-    ``runtime.core_share``); the rows are the same whatever their number (tested).
+    at once, each fit on one core (``runtime.core_share()``: this process's share of the
+    cores); the rows are the same whatever their number (tested). Opt-in, default 1: a
+    ``comm-diag probe`` with 2 loky workers hung about 5 minutes at its exit (seen once, not
+    yet understood), so no command uses them until that is.
     """
     for p in [*probes, *(a[0] for a in also)]:
         if p not in PROBES:
@@ -91,8 +93,8 @@ def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("line
         return (probe, task, rep, seed, (tr[rep], te[rep]), (train_y[task], test_y[task]), name, str(model.device),
                 truth.get(task))
 
-    # the GPU's fits stay in this process (its device is here); the host's take every core
-    jobs = min(core_share() if jobs is None else jobs, len(wanted)) if name == "sklearn" else 1
+    # the GPU's fits stay in this process (its device is here)
+    jobs = min(jobs, len(wanted)) if name == "sklearn" else 1
     if jobs > 1:
         from joblib import Parallel, delayed  # scikit-learn's own: worker processes kept for the next model
 
