@@ -196,7 +196,8 @@ PRESETS: dict[str, Preset] = {
     # (same-view negatives too), averaged; every method's own augmentation (CoMM: SimCLR's set).
     # The method settings a preset names apply to every method that has them as the package's
     # own settings (a plugin's own field of the same name keeps its default:
-    # MethodSettings.package_settings). fp32, as the authors trained (no autocast): whether bf16 changes the curve is the fidelity study's to say.
+    # MethodSettings.package_settings). fp32, as the authors trained (no autocast): whether
+    # bf16 changes the curve is the fidelity study's to say.
     "paper": Preset(TrainConfig(encoder="alexnet", width=1.0, d=512, batch_size=64, lr=3e-4, weight_decay=1e-4,
                                 aug1=None, aug2=None, crop_min=None, precision="fp32",
                                 epochs=100, warmup_epochs=0.0, schedule="constant", decay_norms_and_biases=False,

@@ -236,6 +236,7 @@ class _Prepared:
     meta: dict  # config.json: resolved settings, data, identity
     start_epoch: int  # the last finished epoch (0: none)
     graphed: bool  # whether the step may be recorded as a CUDA graph
+    augs: list[Augment]  # one per modality
 
 
 def _prepare(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, runtime: Runtime,
@@ -250,7 +251,8 @@ def _prepare(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, runtime:
     if world > 1 and runtime.on_gpu:
         # batch statistics over all processes' samples, as in one process (SyncBatchNorm has no CPU kernel)
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    why_eager = unsafe_reason(model, runtime, world, augmenters(model, cfg)) if cfg.cuda_graph else "--no-cuda-graph"
+    augs = augmenters(model, cfg)
+    why_eager = unsafe_reason(model, runtime, world, augs) if cfg.cuda_graph else "--no-cuda-graph"
     graphed = why_eager is None
     if cfg.cuda_graph and runtime.on_gpu and main and not graphed:
         print(f"note: {cfg.method} trains with eager steps ({why_eager}), not a CUDA graph", file=sys.stderr,
@@ -280,7 +282,7 @@ def _prepare(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, runtime:
         if start_epoch == 0:
             save_checkpoint({"model": model.state_dict(), "epoch": 0, "run": identity_of(meta)},
                             checkpoint_path(out, 0))
-    return _Prepared(model, opt, meta, start_epoch, graphed)
+    return _Prepared(model, opt, meta, start_epoch, graphed, augs)
 
 
 class _StepLog:
@@ -355,7 +357,7 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
     # gradient, which DDP must be told to expect.
     forward = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=_has_unused(model)) \
         if world > 1 else model.step
-    step_fn = TrainStep(model, prepared.opt, runtime, augmenters(model, cfg), cfg.method, forward)
+    step_fn = TrainStep(model, prepared.opt, runtime, prepared.augs, cfg.method, forward)
     graph = None  # recorded at the first step (comm.cuda_graph), when it can be
     log = _StepLog(out, cfg, steps_per_epoch, prepared.start_epoch, on_step, log_every, sync_every)
     try:

@@ -15,12 +15,10 @@ rotation keeps it, as theirs rotates a drawn canvas by nearest neighbour.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from comm_diag.trifeature_gen.factors import TEXTURES
-from comm_diag.trifeature_gen.textures import Pattern, noise, solid
+from comm_diag.trifeature_gen.textures import Pattern, noise, periods_per_pixel, solid
 
 RAIN_PROB = 0.05
 
@@ -28,8 +26,7 @@ RAIN_PROB = 0.05
 def _pixels(u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Texture pixel coordinates (int64 NxHxW along u and v) and the period P in whole pixels
     (one image pixel's step in (u, v) is 1 / period, the same for every image)."""
-    per_px = math.hypot(float(u[0, 0, 1] - u[0, 0, 0]), float(v[0, 0, 1] - v[0, 0, 0]))
-    p = max(int(round(1.0 / per_px)), 3)
+    p = max(int(round(1.0 / periods_per_pixel(u, v))), 3)
     return torch.floor(u * p).long(), torch.floor(v * p).long(), p
 
 

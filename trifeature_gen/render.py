@@ -35,6 +35,12 @@ MAX_ANGLE_DEG = 45.0
 # (bilinear) shape edge blending the colour with the grey, integer angles
 STYLES = ("comm-diag", "authors")
 
+
+def check_style(style: str) -> None:
+    """ValueError unless ``style`` is one of ``STYLES`` (the renderer and DatasetSpec ask here)."""
+    if style not in STYLES:
+        raise ValueError(f"unknown renderer {style!r}; choose from {', '.join(STYLES)}")
+
 # Streams of the counter-based generator, one per random quantity of an image.
 _ANGLE, _CX, _CY, _TEX_ANGLE, _TEX_U, _TEX_V, _PIXEL_KEY = range(7)
 
@@ -87,8 +93,7 @@ class Trifeature:
 
     def __init__(self, size: int = 64, period: Optional[float] = None, chunk: int = 128, style: str = "comm-diag"):
         check_geometry(size, period)
-        if style not in STYLES:
-            raise ValueError(f"unknown renderer {style!r}; choose from {', '.join(STYLES)}")
+        check_style(style)
         self.style = style
         self.size = int(size)
         self.period = float(period) if period is not None else texture_period(self.size)

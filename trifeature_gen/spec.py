@@ -10,7 +10,7 @@ import numpy as np
 
 from comm_diag.dict_config import DictConfig, setting  # re-exported: DatasetSpec's base
 from comm_diag.trifeature_gen.factors import FACTOR_NAMES, FACTOR_SIZES
-from comm_diag.trifeature_gen.render import STYLES, check_geometry
+from comm_diag.trifeature_gen.render import check_geometry, check_style
 
 PAIR_SETS = ("train", "probe_train", "test")
 SPLIT_OF = {"train": "train", "probe_train": "train", "test": "test"}  # the image split each pair set draws from
@@ -72,8 +72,7 @@ class DatasetSpec(DictConfig):
             raise ValueError(f"the shared attribute {self.shared!r} cannot take part in the synergy "
                              "mapping: one image alone would then determine the synergy label")
         check_geometry(self.size, self.period)
-        if self.renderer not in STYLES:
-            raise ValueError(f"unknown renderer {self.renderer!r}; choose from {', '.join(STYLES)}")
+        check_style(self.renderer)
         for name in ("share_prob", "synergy_prob", "train_fraction", "train_share_prob"):
             p = getattr(self, name)
             if p is not None and not 0.0 <= p <= 1.0:

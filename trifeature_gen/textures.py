@@ -39,6 +39,11 @@ def per_image_rand(seeds: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
     return out
 
 
+def periods_per_pixel(u: torch.Tensor, v: torch.Tensor) -> float:
+    """One image pixel's step in (u, v), 1 / period: the same for every image and rotation."""
+    return math.hypot(float(u[0, 0, 1] - u[0, 0, 0]), float(v[0, 0, 1] - v[0, 0, 0]))
+
+
 def solid(u, v, seeds):
     return torch.ones_like(u, dtype=torch.bool)
 
@@ -91,9 +96,8 @@ def rain(u, v, seeds):
     iu, iv = torch.floor(u), torch.floor(v / 2)
     # the cell grid's extent from the image side and the period (|u|, |v| <= 2 x side / period
     # + 1), the same for every image, never from the chunk's coordinates: an image's cells
-    # may not depend on what it is rendered with (1 / period: one pixel's step in (u, v))
-    per_px = math.hypot(float(u[0, 0, 1] - u[0, 0, 0]), float(v[0, 0, 1] - v[0, 0, 0]))
-    half = int(round(2 * u.shape[-1] * per_px, 3)) + 2
+    # may not depend on what it is rendered with
+    half = int(round(2 * u.shape[-1] * periods_per_pixel(u, v), 3)) + 2
     side = 2 * half + 1
     cells = per_image_rand(seeds, (3, side * side))  # Nx3xC: x offset, y offset, presence
     flat = ((iu.long() + half) * side + iv.long() + half).view(n, 1, -1).expand(n, 3, -1)

@@ -50,7 +50,8 @@ def resolve(cfg: TrainConfig, strict: bool = True) -> TrainConfig:
     ``Settings`` declares, given or default. A method setting the method does not declare
     is refused (it would be silently ignored), unless the config's preset set it: a
     preset's setting applies to every method that has it as the package's setting
-    (``MethodSettings.package_settings``). ``strict=False`` drops such settings instead (config files of 0.1 and 0.2 stored every method's settings)."""
+    (``MethodSettings.package_settings``). ``strict=False`` drops such settings instead
+    (config files of 0.1 and 0.2 stored every method's settings)."""
     cfg.validate()
     cls = load_class(cfg.method)
     shared = preset_method_settings(cfg.preset)

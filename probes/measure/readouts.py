@@ -82,13 +82,16 @@ def with_verdicts(rows: list[dict]) -> list[dict]:
     """Every row with the verdict of its (method, task, probe, representation) over seeds
     and that verdict's line, max(chance, random init) + margin (``verdict.RULE``); a
     random-initialisation row (``METHOD@init``) is a control and gets neither."""
+    judged: dict[tuple, Verdict] = {}  # one verdict per (method, task, probe, representation), not per seed
     out = []
     for r in rows:
         if r["method"].endswith("@init"):
             out.append({**r, "line": None, "verdict": ""})
             continue
-        v = judge(rows, r["method"], Readout("", r["task"], r["probe"], "", r["representation"]))
-        out.append({**r, "line": v.threshold, "verdict": v.verdict})
+        key = (r["method"], r["task"], r["probe"], r["representation"])
+        if key not in judged:
+            judged[key] = judge(rows, r["method"], Readout("", *key[1:3], "", key[3]))
+        out.append({**r, "line": judged[key].threshold, "verdict": judged[key].verdict})
     return out
 
 

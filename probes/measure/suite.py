@@ -66,7 +66,7 @@ def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("line
     GPU, scikit-learn on CPU). ``jobs``: scikit-learn's fits run in that many worker processes
     at once, each fit on one core (``runtime.core_share()``: this process's share of the
     cores); the rows are the same whatever their number (tested). Opt-in, default 1: a
-    ``comm-diag probe`` with 2 loky workers hung about 5 minutes at its exit (seen once, not
+    ``comm-diag probe`` with 2 loky workers hung about 6 minutes at its exit (seen twice, not
     yet understood), so no command uses them until that is.
     """
     for p in [*probes, *(a[0] for a in also)]:
