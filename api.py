@@ -21,14 +21,8 @@ import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import preset_data
 from comm_diag.comm.methods.registry import DEFAULT_METHODS
 
-from comm_diag.probes.studies import ablation
-
-from comm_diag.probes.studies import calibrate as calibration
-
-from comm_diag.probes.studies import check as checking
-
+from comm_diag.probes.studies import ablation, calibrate as calibration, check as checking
 from comm_diag.probes.studies import quickstart as quickstart_study
-
 from comm_diag.probes.report import tensorboard as board
 from comm_diag.probes.studies.check import CONTROLS
 from comm_diag.probes.studies.executors import check_options

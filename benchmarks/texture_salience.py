@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from comm_diag.comm.encoders import build_encoder
+from comm_diag.comm.methods import normalize
 from comm_diag.probes.measure.classifiers import PROBES, probe_rng
 from comm_diag.trifeature_gen import Trifeature
 from comm_diag.trifeature_gen.factors import sample_factors
@@ -30,7 +31,7 @@ def features(images: np.ndarray, encoder: torch.nn.Module) -> dict[str, np.ndarr
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0  # Nx3xHxW
     pixels = F.adaptive_avg_pool2d(x, 28).flatten(1).numpy()  # Nx(3*28*28)
     with torch.no_grad():
-        feats = torch.cat([encoder((b - 0.5) / 0.25).flatten(1) for b in x.split(100)]).numpy()  # Nx9216
+        feats = torch.cat([encoder(normalize(b)).flatten(1) for b in x.split(100)]).numpy()  # Nx9216
     return {"pixels (28x28)": pixels, "AlexNet at random init": feats}
 
 

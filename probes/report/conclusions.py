@@ -40,7 +40,8 @@ def next_step(presets: Sequence[str], gpu: bool) -> str:
     return "raise --epochs or add seeds (--seeds 0,1,2); --preset paper needs a GPU"
 
 
-def _listing(xs: list[str], conj: str = "and") -> str:
+def listing(xs: list[str], conj: str = "and") -> str:
+    """['a', 'b', 'c'] -> 'a, b and c' (``conj``: or)."""
     return xs[0] if len(xs) == 1 else ", ".join(xs[:-1]) + f" {conj} " + xs[-1]
 
 
@@ -50,13 +51,13 @@ def method_sentence(method: str, verdicts: dict) -> str:
           for v in ("captured", "not captured", "inconclusive")}
     name = display_name(method)
     if by["captured"]:
-        text = f"{name} captures {_listing(by['captured'])}"
-        text += f" but not {_listing(by['not captured'], 'or')}" if by["not captured"] else ""
+        text = f"{name} captures {listing(by['captured'])}"
+        text += f" but not {listing(by['not captured'], 'or')}" if by["not captured"] else ""
     elif by["not captured"]:
-        text = f"{name} does not capture {_listing(by['not captured'], 'or')}"
+        text = f"{name} does not capture {listing(by['not captured'], 'or')}"
     else:
         text = f"{name} captures nothing for certain"
-    return text + (f"; {_listing(by['inconclusive'])} inconclusive" if by["inconclusive"] else "") + "."
+    return text + (f"; {listing(by['inconclusive'])} inconclusive" if by["inconclusive"] else "") + "."
 
 
 def overview(result: dict, gpu: bool) -> list[str]:

@@ -23,7 +23,7 @@ from comm_diag.comm.methods.registry import DEFAULT_METHODS, label_of
 from comm_diag.comm.runtime import resolve_device
 
 from comm_diag.probes.studies import pipeline
-from comm_diag.probes.report.conclusions import next_step, plumbing_note
+from comm_diag.probes.report.conclusions import listing, next_step, plumbing_note
 from comm_diag.probes.studies.dose import DOSE_LEVELS, dose_study
 from comm_diag.probes.measure.readouts import select
 from comm_diag.probes.studies.study import Study
@@ -60,9 +60,6 @@ def conclusion(label: str, ver: dict[str, dict[str, Verdict]], syn_by_rep: dict[
     got = [NAMES[k] for k in "RUS" if k in mine and mine[k].verdict == "captured"]
     missed = [NAMES[k] for k in "RUS" if k in mine and mine[k].verdict == "not captured"]
     unsure = [NAMES[k] for k in "RUS" if k in mine and mine[k].verdict == "inconclusive"]
-
-    def listing(xs: list[str], conj: str = "and") -> str:
-        return xs[0] if len(xs) == 1 else ", ".join(xs[:-1]) + f" {conj} " + xs[-1]
 
     if got:
         first = f"{label} captures {listing(got)}" + (f" but not {listing(missed, 'or')}" if missed else "")
