@@ -27,6 +27,7 @@ from comm_diag.trifeature_gen.io import file_sha256
 
 from comm_diag.probes.measure.backends import backend_for, backend_name
 from comm_diag.probes.measure.features import extract
+from comm_diag.probes.measure.fit_workers import resolve_jobs, run_fits, workers_released
 from comm_diag.probes.measure.classifiers import AUTHORS_CROP, PROBES, probe_rng
 from comm_diag.probes.measure.tasks import TASK_NAMES, ground_truth_bits, task_labels
 
@@ -57,17 +58,18 @@ def _fit(probe: str, task: str, rep: str, seed: int, features: tuple, labels: tu
 
 def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("linear",),
                 tasks: Sequence[str] = TASK_NAMES, representations: Optional[Sequence[str]] = None,
-                also: Also = (), seed: int = 0, backend: str = "auto", jobs: int = 1) -> list[dict]:
+                also: Also = (), seed: int = 0, backend: str = "auto", jobs: Optional[int] = 1) -> list[dict]:
     """Scores of one frozen model: rows {task, probe, representation, balanced_accuracy, auroc, bits,
     bits_fraction}: every probe x task x representation, plus the ``also`` triples.
 
     ``representations``: which of the model's outputs to probe (default: all it returns).
     ``backend``: where the probes are fitted (``probes.measure.backends``; auto: torch on the model's
     GPU, scikit-learn on CPU). ``jobs``: scikit-learn's fits run in that many worker processes
-    at once, each fit on one core (``runtime.core_share()``: this process's share of the
-    cores); the rows are the same whatever their number (tested). Opt-in, default 1: a
-    ``comm-diag probe`` with 2 loky workers hung about 6 minutes at its exit (seen twice, not
-    yet understood), so no command uses them until that is.
+    at once, each fit on one core (``fit_workers``; None: this process's share of the cores,
+    ``runtime.core_share``); the rows are the same whatever their number (tested). The
+    workers outlive the call, for the next model, until ``fit_workers.release`` (``probe_run``
+    releases its own). Default 1: starting two workers took 13.6 s on 2 cores (each imports
+    torch), more than a small run's probes take in one process (1.5 s at the smoke preset).
     """
     for p in [*probes, *(a[0] for a in also)]:
         if p not in PROBES:
@@ -94,12 +96,8 @@ def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("line
                 truth.get(task))
 
     # the GPU's fits stay in this process (its device is here)
-    jobs = min(jobs, len(wanted)) if name == "sklearn" else 1
-    if jobs > 1:
-        from joblib import Parallel, delayed  # scikit-learn's own: worker processes kept for the next model
-
-        return Parallel(n_jobs=jobs, backend="loky")(delayed(_fit)(*args(*w)) for w in wanted)
-    return [_fit(*args(*w)) for w in wanted]
+    jobs = resolve_jobs(jobs, len(wanted)) if name == "sklearn" else 1
+    return run_fits(_fit, [args(*w) for w in wanted], jobs)
 
 
 def _resolve_data(run: Path, meta: dict, data: Optional[tg.Dataset | Path | str]) -> tg.Dataset:
@@ -148,7 +146,7 @@ def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None
               representations: Optional[Sequence[str]] = None, also: Also = (), every: int = 0,
               label: Optional[str] = None, device: Optional[str] = None,
               on_model: Optional[Callable[[str], None]] = None, allow_unfinished: bool = False,
-              method: Optional[str] = None, backend: str = "auto") -> list[dict]:
+              method: Optional[str] = None, backend: str = "auto", jobs: Optional[int] = 1) -> list[dict]:
     """Probe the run's last epoch and its initialisation (method ``<label>@init``);
     with ``every=k`` every k-th saved epoch too (learning curves; the ``also`` triples
     only at the first and last epoch). Returns the probes.csv rows.
@@ -156,7 +154,8 @@ def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None
     A run that has not reached its last epoch is refused unless ``allow_unfinished``
     (its probes.json then records the epoch, and ``report`` refuses it). ``method``: the
     run's method as the caller gives it, needed when it is code (``run_folder.load_run``).
-    ``backend``: where the probes are fitted (``probe_model``). probes.json records the run's
+    ``backend``, ``jobs``: where the probes are fitted (``probe_model``; the fit workers are
+    shut down when the run is probed, so a command ends at once). probes.json records the run's
     identity, the digest of the weights it probed and the backend. ``device``: where the
     model is loaded and (backend auto) probed; None: where the run trained, as its config
     says (``auto`` there is this machine's GPU if it has one), so ``comm-diag probe`` and a
@@ -181,14 +180,15 @@ def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None
     epochs = saved_epochs(run)
     wanted = sorted({0, epochs[-1], *(e for e in epochs if every and e % every == 0)})
     by_epoch = []
-    for e in wanted:
-        if on_model:
-            on_model(f"{name} epoch {e}")
-        m = model if e == epochs[-1] else load_run(run, epoch=e, device=device, method=method)[0]
-        extra = also if e in (0, epochs[-1]) else ()
-        for r in probe_model(m, ds, probes=probes, tasks=tasks, representations=representations, also=extra,
-                             seed=seed, backend=backend):
-            by_epoch.append({"epoch": e, "method": name, "seed": seed, **r})
+    with workers_released():
+        for e in wanted:
+            if on_model:
+                on_model(f"{name} epoch {e}")
+            m = model if e == epochs[-1] else load_run(run, epoch=e, device=device, method=method)[0]
+            extra = also if e in (0, epochs[-1]) else ()
+            for r in probe_model(m, ds, probes=probes, tasks=tasks, representations=representations, also=extra,
+                                 seed=seed, backend=backend, jobs=jobs):
+                by_epoch.append({"epoch": e, "method": name, "seed": seed, **r})
     last = [dict(r) for r in by_epoch if r["epoch"] == epochs[-1]]
     init = [{**r, "method": f"{name}@init"} for r in by_epoch if r["epoch"] == 0]
     rows = last + init if epochs[-1] != 0 else init

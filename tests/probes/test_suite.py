@@ -1,5 +1,6 @@
 import csv
 import json
+import os
 
 import pytest
 
@@ -163,3 +164,25 @@ def test_the_host_fits_in_worker_processes_give_the_same_rows(tiny_dataset):
     alone, spread = probe_model(model, tiny_dataset, jobs=1, **kwargs), probe_model(model, tiny_dataset, jobs=3,
                                                                                       **kwargs)
     assert len(alone) == 4 and alone == spread
+
+
+def test_a_probe_with_fit_workers_ends_at_once_and_leaves_no_worker(probed_runs, tmp_path):
+    """0.7's fit workers outlived the command by loky's 300 s idle time, holding its output
+    pipes: `comm-diag probe` (which ends by os._exit when a non-daemon thread is left) released
+    its caller after ~6 minutes. probe_run now shuts its workers down: a child that probes with
+    2 workers and then ends as the command does closes its pipes at once."""
+    import shutil
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    shutil.copytree(probed_runs[1][2], run)  # cross, unbiased
+    child = ("import os, sys\n"
+             "from comm_diag.probes.measure.suite import probe_run\n"
+             f"rows = probe_run({str(run)!r}, tasks=('redundancy', 'synergy'), representations=('fused',), jobs=2)\n"
+             "print(len(rows), flush=True)\n"
+             "os._exit(0)\n")
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=150,
+                          env={**os.environ, "COMM_DIAG_THREADS": "2"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["4"]  # (last epoch, init) x 2 tasks
