@@ -208,13 +208,16 @@ def check(target: str, out: Optional[Path | str] = None, *, data: Sequence[Path 
 
 
 def _executor(executor: str, workers: int, options: dict, caller: Callable) -> dict:
-    """The executor's options: ``workers`` for the local one, the rest (address,
+    """The executor's options: ``workers`` and ``together`` for the local one, the rest (address,
     cpus_per_run, gpus_per_run) for Ray; a misspelt one is refused by the pipeline, a value
     out of range here, before any dataset or sweep.json is written."""
     import math
 
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise ValueError(f"--workers must be an integer >= 0 (0: automatic), got {workers!r}")
+    for name, value in (("workers", workers), ("together", options.get("together", 0))):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"--{name} must be an integer >= 0 (0: automatic), got {value!r}")
+    if options.get("together", 0) > 1 and workers > 1:
+        raise ValueError("--together trains several runs in one process; it takes --workers 1 (or 0)")
     for name in ("cpus_per_run", "gpus_per_run"):
         value = options.get(name)
         if value is not None and (not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0):

@@ -10,8 +10,8 @@ from rich.console import Console
 
 import comm_diag.trifeature_gen as tg
 from comm_diag.cli_options import (AddressOpt, CpusOpt, DataOpt, EpochsOpt, ExecutorOpt, GpusOpt, PresetOpt, SeedsOpt,
-                                   TensorBoardOpt, UserError, WorkersOpt, comma_list, cpu_preset_value, examples,
-                                   executor_options, parse_synergy_attrs, settings_options)
+                                   TensorBoardOpt, TogetherOpt, UserError, WorkersOpt, comma_list, cpu_preset_value,
+                                   examples, executor_options, parse_synergy_attrs, settings_options)
 from comm_diag.cli_errors import err, run_to_the_end, terminate_as_interrupt, user_errors
 from comm_diag.comm.config import TrainConfig
 from comm_diag.comm.methods.registry import DEFAULT_METHODS
@@ -204,6 +204,7 @@ def quickstart(
     = ",".join(DEFAULT_METHODS),
     tensorboard: TensorBoardOpt = False,
     workers: WorkersOpt = 0,
+    together: TogetherOpt = 0,
     executor: ExecutorOpt = "local",
     address: AddressOpt = None,
     cpus_per_run: CpusOpt = 1.0,
@@ -221,7 +222,7 @@ def quickstart(
         _run_study(out, lambda: api.quickstart(out, preset=preset_name, seeds=seeds, epochs=epochs, every=every,
                                                methods=comma_list(methods) or [], tensorboard=tensorboard,
                                                **executor_options(executor, workers, address, cpus_per_run,
-                                                                  gpus_per_run)))
+                                                                  gpus_per_run, together)))
 
 
 @app.command(epilog=examples("comm-diag ablate --list-studies",
@@ -249,6 +250,7 @@ def ablate(
         help="dose: built-in methods, a comma list [default: comm,cross,cross_self].")] = None,
     tensorboard: TensorBoardOpt = False,
     workers: WorkersOpt = 0,
+    together: TogetherOpt = 0,
     executor: ExecutorOpt = "local",
     address: AddressOpt = None,
     cpus_per_run: CpusOpt = 1.0,
@@ -279,7 +281,7 @@ def ablate(
         _run_study(out, lambda: api.ablate(study, out, preset=preset_name, **params, **settings,
                                            tensorboard=tensorboard,
                                            **executor_options(executor, workers, address, cpus_per_run,
-                                                              gpus_per_run)))
+                                                              gpus_per_run, together)))
 
 
 @app.command(epilog=examples("comm-diag check examples/clip_concat.py:ClipConcat --preset smoke",
@@ -309,6 +311,7 @@ def check(
         help="With --dose: the strengths in the training pairs [default: 0,0.25,0.5,0.75,1].")] = None,
     tensorboard: TensorBoardOpt = False,
     workers: WorkersOpt = 0,
+    together: TogetherOpt = 0,
     executor: ExecutorOpt = "local",
     address: AddressOpt = None,
     cpus_per_run: CpusOpt = 1.0,
@@ -334,7 +337,7 @@ def check(
             target, out, data=data or (), preset=preset_name, seeds=seeds, epochs=epochs,
             controls="none" if no_controls else controls, settings=TrainConfig.parse_settings(set_ or ()),
             dose=comma_list(dose) or (), levels=levels, tensorboard=tensorboard,
-            **executor_options(executor, workers, address, cpus_per_run, gpus_per_run)),
+            **executor_options(executor, workers, address, cpus_per_run, gpus_per_run, together)),
             table=None if dose else lambda r: tables.check(r, label))
         console.print(result["conclusion"], highlight=False)
     missing = unmet(result, required)

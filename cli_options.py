@@ -78,6 +78,9 @@ PresetOpt = Annotated[str, typer.Option("--preset", help="smoke (32 px, 1 epoch:
 EpochsOpt = Annotated[Optional[int], typer.Option(help="Override the preset's epochs.")]
 WorkersOpt = Annotated[int, typer.Option(help="Runs in parallel worker processes (local executor); 0: one per "
                                                "core, at most one per run, on CPU, and 1 when a GPU trains.")]
+TogetherOpt = Annotated[int, typer.Option(help="Runs one process trains at once (local executor, one worker), "
+                                                 "interleaved on CUDA streams on a GPU; 0: every run of the study "
+                                                 "(at most 6) on a GPU, one at a time on CPU.")]
 TensorBoardOpt = Annotated[bool, typer.Option("--tensorboard", help=(
     "Also write each run's loss terms, lr, throughput and probe curves as TensorBoard events (RUN/tensorboard/; "
     "pip install -e '.[tensorboard]')."))]
@@ -90,7 +93,8 @@ CpusOpt = Annotated[float, typer.Option(help="Ray: CPUs requested per run.")]
 GpusOpt = Annotated[float, typer.Option(help="Ray: GPUs requested per run.")]
 
 
-def executor_options(executor: str, workers: int, address: Optional[str], cpus: float, gpus: float) -> dict:
+def executor_options(executor: str, workers: int, address: Optional[str], cpus: float, gpus: float,
+                     together: int = 0) -> dict:
     from comm_diag.probes.studies.executors import EXECUTORS
 
     if executor not in EXECUTORS:
@@ -100,9 +104,10 @@ def executor_options(executor: str, workers: int, address: Optional[str], cpus: 
         if address is not None or (cpus, gpus) != (1.0, 0.0):
             raise UserError("--address, --cpus-per-run and --gpus-per-run are for --executor ray "
                             "(the local executor takes --workers)")
-        return {"executor": executor, "workers": workers}
-    if workers != 0:
-        raise UserError("--workers is for the local executor (Ray takes --cpus-per-run and --gpus-per-run)")
+        return {"executor": executor, "workers": workers, "together": together}
+    if workers != 0 or together != 0:
+        raise UserError("--workers and --together are for the local executor (Ray takes --cpus-per-run and "
+                        "--gpus-per-run)")
     return {"executor": executor, "address": address, "cpus_per_run": cpus, "gpus_per_run": gpus}
 
 

@@ -19,8 +19,8 @@ a part that fails records its error and the next one runs.
   3. probes: seconds to probe one model as a synergy run is probed (every task and
      representation, the MLP on the fused one), torch backend on the device, and the
      balanced accuracies of scikit-learn on the host beside them when the budget allows;
-  4. figure4: ``comm-diag quickstart --preset paper --methods comm`` on those datasets with
-     the epochs that fit the remaining budget, probed every 5 epochs (learning curves);
+  4. figure4: ``comm-diag quickstart --preset paper --methods comm --together 2`` on those
+     datasets with the epochs that fit the remaining budget, probed every 5 epochs (learning curves);
      the epochs used are recorded (fewer than 100 is not the paper's budget);
   5. shared_device: K CoMM runs in one process, their steps interleaved on K streams.
 ``--tiny``: the same steps at the smoke preset on CPU in about a minute (the test suite
@@ -191,8 +191,9 @@ def probe_time(runtime: Runtime, preset_name: str, root: Path, with_sklearn: boo
 
 def figure4(preset_name: str, root: Path, out: Path, seconds_left: float, epoch_s: float, probe_s: float,
             tiny: bool) -> dict:
-    """CoMM unbiased and biased, two worker processes, with the epochs that fit in
-    ``seconds_left`` (each probed point costs ``probe_s`` per run)."""
+    """CoMM unbiased and biased, trained together in this process (``comm.together``: their
+    steps interleaved on two CUDA streams on a GPU, in turn on CPU), with the epochs that fit
+    in ``seconds_left`` (each probed point costs ``probe_s`` per run)."""
     every = 1 if tiny else 5
     per_epoch = epoch_s + probe_s / every
     epochs = 1 if tiny else int(max(1, min(PAPER_EPOCHS, (0.85 * seconds_left - 2 * probe_s) // max(per_epoch, 1e-9))))
@@ -200,7 +201,7 @@ def figure4(preset_name: str, root: Path, out: Path, seconds_left: float, epoch_
     t = time.perf_counter()
     data = [root / "datasets" / "data" / kind for kind in ("unbiased", "synergy")]  # made by the data part
     result = quickstart_study.quickstart(folder, methods=["comm"], preset_name=preset_name, seeds=[0], epochs=epochs,
-                                   every=every, data=data, workers=2, progress="lines")
+                                   every=every, data=data, workers=1, together=2, progress="lines")
     wall = time.perf_counter() - t
     summary = list(csv.DictReader(open(folder / "summary.csv"))) if (folder / "summary.csv").is_file() else []
     dest = out / "figure4"
@@ -219,17 +220,17 @@ def figure4(preset_name: str, root: Path, out: Path, seconds_left: float, epoch_
 def fidelity_study(preset_name: str, root: Path, out: Path, seconds_left: float, epoch_s: float, probe_s: float,
                    tiny: bool) -> dict:
     """``ablate fidelity`` (docs/fidelity.md), eight runs (four variants x two datasets, which
-    the study generates: one variant draws them with the authors' renderer), two at a time,
-    with the epochs that fit."""
+    the study generates: one variant draws them with the authors' renderer), trained together
+    in this process (six, then two, on a GPU), with the epochs that fit."""
     from comm_diag.probes.studies.ablation import run_study
 
     every = 1 if tiny else 5
-    per_epoch = 4 * (epoch_s + probe_s / every)  # eight runs, two at a time
+    per_epoch = 4 * (epoch_s + probe_s / every)  # eight runs; epoch_s: two runs' epoch on the device
     epochs = 1 if tiny else int(max(1, min(PAPER_EPOCHS, (0.8 * seconds_left - 8 * probe_s) // max(per_epoch, 1e-9))))
     folder = root / "fidelity"
     t = time.perf_counter()
     result = run_study("fidelity", folder, preset_name=preset_name, seeds=[0], epochs=epochs, every=every,
-                       workers=2, progress="lines")
+                       workers=1, progress="lines")
     dest = out / "fidelity"
     dest.mkdir(exist_ok=True)
     for name in ("report.md", "summary.csv", "learning_curves.png"):
@@ -268,7 +269,8 @@ def main() -> None:
         return
     pt = record.part("probes", probe_time, runtime, name, work, args.tiny or left() > 300)
     comm = [r for r in tp.get("single", []) if r["method"] == "comm" and "precision" not in r]
-    rate = max((r["pairs_per_s"] for r in comm), default=100.0) / 2  # two runs share the device
+    # two runs trained together go at least as fast, in all, as the fastest single run
+    rate = max((r["pairs_per_s"] for r in comm), default=100.0) / 2
     epoch_s = made["probe_pairs"] / rate  # train pairs = probe pairs in the presets
     probe_s = pt.get("torch", {}).get("seconds", 30.0)
     record.part(args.study, figure4 if args.study == "figure4" else fidelity_study, name, work, args.out,

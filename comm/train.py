@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -173,6 +173,17 @@ def _record(step_fn: TrainStep, xs, where: str):
         return None
 
 
+def checked(cfg: TrainConfig, data: tg.Dataset | Path | str) -> tuple[TrainConfig, tg.Dataset]:
+    """The resolved config for this dataset and the dataset, checked before any byte is
+    written; a user's method also takes one trial step on a few real pairs (not under
+    torchrun, where a step's collectives need every rank; there the loop names a failing step)."""
+    ds = data if isinstance(data, tg.Dataset) else tg.load(data)
+    cfg = fit_to_data(resolve(cfg), ds)
+    if cfg.method not in METHODS and not dist.launched():
+        preflight(cfg, [as_batch(x) for x in ds.samples("train", np.arange(min(4, ds.n_samples("train"))))])
+    return cfg, ds
+
+
 def train(
     cfg: TrainConfig,
     data: tg.Dataset | Path | str,
@@ -204,12 +215,7 @@ def train(
     the model's modules (encoders, fusion, heads); their weights and checkpoints are the
     same as without it, and the losses equal within float rounding (tested on CPU).
     """
-    ds = data if isinstance(data, tg.Dataset) else tg.load(data)
-    cfg = fit_to_data(resolve(cfg), ds)
-    if cfg.method not in METHODS and not dist.launched():
-        # a user's method: one trial step on a few real pairs before any byte (not under torchrun,
-        # where a step's collectives need every rank; there the loop names a failing step)
-        preflight(cfg, [as_batch(x) for x in ds.samples("train", np.arange(min(4, ds.n_samples("train"))))])
+    cfg, ds = checked(cfg, data)
     joined = not dist.is_distributed() and dist.launched()
     gpu = dist.init_from_env(cfg.device)
     try:
@@ -346,6 +352,17 @@ def _save_epoch(out: Path, prepared: _Prepared, epoch: int) -> None:
 
 def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, log_every: int,
            runtime: Runtime, sync_every: int, compile: Optional[str] = None) -> Path:
+    for _ in training_steps(cfg, ds, out, resume, on_step, log_every, runtime, sync_every, compile):
+        pass
+    return out
+
+
+def training_steps(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, log_every: int,
+                   runtime: Runtime, sync_every: int, compile: Optional[str] = None) -> Iterator[None]:
+    """The training of a run (resolved ``cfg``, its folder ``out`` already held), one step per
+    ``next``: ``train`` runs it to its end; ``comm.together`` interleaves several runs' steps
+    in one process. Everything a step draws comes from the run's own generators, seeded by
+    (seed, epoch, step), so the interleaving changes no weight."""
     rank, world = dist.rank(), dist.world_size()
     prepared = _prepare(cfg, ds, out, resume, runtime, compile)
     model, graphed = prepared.model, prepared.graphed
@@ -384,9 +401,9 @@ def _train(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on_step, l
                     step_fn(xs, runtime.generator(seed), lr, where)
                 if log.add(step, gstep, terms):
                     log.flush(epoch, names, t0)
+                yield
             log.file.flush()
             if rank == 0:
                 _save_epoch(out, prepared, epoch)
     finally:
         log.close()
-    return out

@@ -215,9 +215,12 @@ def test_cli__ablate_list_and_bad_input(tmp_path):
     for args, msg in [(["nope"], "unknown study 'nope'; choose from loss, fusion, augment"),
                       (["loss", "--seeds", "1,x"], "seeds must look like"),
                       (["fusion", "--executor", "slurm"], "unknown executor"),
+                      (["fusion", "--executor", "ray", "--together", "2"], "--together are for the local executor"),
+                      (["fusion", "--together", "2", "--workers", "2"], "it takes --workers 1"),
                       ([], "name a study")]:
         r = run("ablate", *args, "--out", tmp_path / "a")
         assert r.exit_code == 1 and msg in r.output and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "a").exists()
 
 
 def test_cli__ablate_dose_lists_one_dataset_per_level_and_guards_its_options(tmp_path, monkeypatch):

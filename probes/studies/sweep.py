@@ -25,6 +25,7 @@ from comm_diag.comm.methods import resolve
 from comm_diag.outputs import claim as claim_output, read_json, write_file
 from comm_diag.comm.run_folder import (PROBES_BY_EPOCH, PROBES_CSV, checkpoint_path, data_fingerprint, read_config,
                                        same_config, saved_epochs, settings)
+from comm_diag.comm.together import TrainJob
 from comm_diag.comm.train import train
 
 from comm_diag.probes.hooks import Hooks
@@ -276,6 +277,18 @@ def is_done(job: RunJob) -> bool:
     return cfg.epochs in _trained_epochs(run, cfg) and (run / PROBES_CSV).is_file() and curve
 
 
+def training_of(job: RunJob, hooks: Hooks) -> Optional[TrainJob]:
+    """What is left to train of a job (None: trained to its last epoch), resumed where its
+    folder holds a checkpoint; says which on ``hooks``."""
+    cfg = TrainConfig.from_dict(job.config)
+    run = Path(job.run)
+    if cfg.epochs in _trained_epochs(run, cfg):
+        return None
+    resume = checkpoint_path(run).is_file()
+    hooks.on_stage(f"{job.name}: {'resuming' if resume else 'training'} {job.label}")
+    return TrainJob(cfg, job.data, run, resume=resume)
+
+
 def execute(job: RunJob, hooks: Optional[Hooks] = None) -> str:
     """Run one job: skipped if finished, resumed if interrupted, then probed. Returns the run folder."""
     hooks = hooks or Hooks()
@@ -286,12 +299,10 @@ def execute(job: RunJob, hooks: Optional[Hooks] = None) -> str:
         return job.run
     cfg = TrainConfig.from_dict(job.config)
     run = Path(job.run)
-    trained = cfg.epochs in _trained_epochs(run, cfg)
     ds = tg.load(job.data)
-    if not trained:
-        resume = checkpoint_path(run).is_file()
-        hooks.on_stage(f"{job.name}: {'resuming' if resume else 'training'} {job.label}")
-        train(cfg, ds, run, resume=resume, on_step=hooks.on_step)
+    todo = training_of(job, hooks)
+    if todo is not None:
+        train(cfg, ds, run, resume=todo.resume, on_step=hooks.on_step)
     hooks.on_stage(f"{job.name}: probing")
     probe_run(run, data=ds, label=job.label, every=job.every, probes=job.probes, tasks=TASKS_OF[job.kind],
               representations=REPRESENTATIONS_OF[job.kind], also=ALSO_OF[job.kind],

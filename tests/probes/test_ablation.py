@@ -128,11 +128,11 @@ def test_loss_study_one_run_with_learning_curve(tmp_path, tiny_dataset):
     assert held["full loss: R, U and S are all captured"] is None  # "full" was not run
 
 
-def test_two_worker_processes_match_one(tmp_path, tiny_dataset, monkeypatch):
-    jobs1 = plan(preset("smoke").replace(epochs=1), [Variant("a"), Variant("b", {"fusion": "linear"})], [0],
-                 {"all": str(tiny_dataset.root)}, tmp_path / "one")
-    jobs2 = plan(preset("smoke").replace(epochs=1), [Variant("a"), Variant("b", {"fusion": "linear"})], [0],
-                 {"all": str(tiny_dataset.root)}, tmp_path / "two")
+def test_two_worker_processes_and_two_runs_trained_together_match_one_at_a_time(tmp_path, tiny_dataset,
+                                                                                   monkeypatch):
+    jobs1, jobs2, jobs3 = (plan(preset("smoke").replace(epochs=1), [Variant("a"), Variant("b", {"fusion": "linear"})],
+                                [0], {"all": str(tiny_dataset.root)}, tmp_path / name)
+                           for name in ("one", "two", "together"))
     monkeypatch.setenv("COMM_DIAG_THREADS", "1")  # what each of 2 workers gets on 2 cores: same arithmetic
     run_jobs(jobs1, workers=1)
     stages, steps = [], {}
@@ -147,6 +147,15 @@ def test_two_worker_processes_match_one(tmp_path, tiny_dataset, monkeypatch):
         l2 = [r["loss"] for r in csv.DictReader(open(f"{j2.run}/log.csv"))]
         assert len(l1) == 4 and l1 == l2
         assert open(f"{j1.run}/probes.csv").read() == open(f"{j2.run}/probes.csv").read()
+    # one process training both runs (comm.together; in turn on CPU), then probing each
+    stages = []
+    run_jobs(jobs3, Hooks(on_stage=stages.append), workers=1, together=2)
+    assert stages.index("2 runs train together in this process") < stages.index(f"{jobs3[0].name}: probing")
+    for j1, j3 in zip(jobs1, jobs3):
+        assert open(f"{j1.run}/log.csv").read().count("\n") == open(f"{j3.run}/log.csv").read().count("\n")
+        assert [r["loss"] for r in csv.DictReader(open(f"{j1.run}/log.csv"))] == \
+            [r["loss"] for r in csv.DictReader(open(f"{j3.run}/log.csv"))]
+        assert open(f"{j1.run}/probes.csv").read() == open(f"{j3.run}/probes.csv").read()
 
 
 def test_ray_executor_runs_a_two_run_study(tmp_path, tiny_dataset, monkeypatch):
