@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import functools
 import zlib
-from typing import Callable, Optional
+from typing import Callable, Generator, Optional, Sequence, Union
 
 import numpy as np
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from comm_diag.probes.measure.backends import SklearnBackend
+from comm_diag.probes.measure.backends import LogisticFit, MLPFit, SklearnBackend
 from comm_diag.probes.measure.metrics import auroc, balanced_accuracy, information_bits
 
 Pair = tuple[np.ndarray, np.ndarray]
@@ -69,37 +69,88 @@ def _constant(y_train: np.ndarray, y_test: np.ndarray) -> dict | None:
     return None
 
 
-def _one_thread(probe: Probe) -> Probe:
-    """Fit on one BLAS/OpenMP thread: on probe-sized problems (10,000 x 128, 10 classes)
-    lbfgs ran 3x faster with one thread than with two (benchmarks/bench_probe.py)."""
-    @functools.wraps(probe)
-    def fit(*args, **kwargs):
-        with threadpool_limits(1):
-            return probe(*args, **kwargs)
-    return fit
-
-
 def _standardised(xtr: np.ndarray, xte: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scaler = StandardScaler().fit(xtr)
     return scaler.transform(xtr), scaler.transform(xte)
 
 
-@_one_thread
-def linear_probe(features: Pair, labels: Pair, rng: np.random.Generator, c_grid=C_GRID,
-                 backend=SKLEARN) -> dict:
+# A probe is written once, as a protocol: a generator that yields each fit it needs (a
+# ``LogisticFit`` or an ``MLPFit``, answered with the fitted models) and returns its scores.
+# ``run_protocol`` answers one protocol's fits one by one (every probe on scikit-learn);
+# ``run_protocols`` advances many protocols together and answers each round's logistic fits
+# in one call (``backend.logistic_many``: on a GPU one batched solve for every task x
+# representation x C of a model).
+Protocol = Generator[Union[LogisticFit, MLPFit], list, dict]
+
+
+def _answer(request, backend) -> list:
+    if isinstance(request, LogisticFit):
+        return backend.logistic(request.x, request.y, request.cs, request.seed, request.balanced)
+    return [backend.mlp(request.x, request.y, request.hidden, request.seed)]
+
+
+def run_protocol(protocol: Protocol, backend=SKLEARN, threads: Optional[int] = 1) -> dict:
+    """A protocol's scores, its fits answered one at a time on ``threads`` BLAS/OpenMP
+    threads (None: all; on probe-sized problems, 10,000 x 128 and 10 classes, lbfgs ran 3x
+    faster with one thread than with two: benchmarks/bench_probe.py)."""
+    with threadpool_limits(threads):
+        answer = None
+        while True:
+            try:
+                request = protocol.send(answer)
+            except StopIteration as done:
+                return done.value
+            answer = _answer(request, backend)
+
+
+def run_protocols(protocols: Sequence[Protocol], backend) -> list[dict]:
+    """The scores of every protocol, the same as ``run_protocol`` gives each (each draws from
+    its own generator, so advancing them together changes no draw): in rounds, each round's
+    logistic fits answered by one ``backend.logistic_many`` call, the MLPs one by one."""
+    results: list[Optional[dict]] = [None] * len(protocols)
+    pending: dict[int, object] = {}
+
+    def advance(i: int, answer) -> None:
+        try:
+            pending[i] = protocols[i].send(answer)
+        except StopIteration as done:
+            results[i] = done.value
+
+    with threadpool_limits(1):
+        for i in range(len(protocols)):
+            advance(i, None)
+        while pending:
+            round_, pending = pending, {}
+            logistic = [i for i, r in round_.items() if isinstance(r, LogisticFit)]
+            for i, fitted in zip(logistic, backend.logistic_many([round_[i] for i in logistic])):
+                advance(i, fitted)
+            for i in (i for i in round_ if i not in logistic):
+                advance(i, _answer(round_[i], backend))
+    return results
+
+
+def as_probe(protocol: Callable[..., Protocol]) -> Probe:
+    """The probe function of a protocol: ``probe(features, labels, rng, backend=..., **settings)``."""
+    @functools.wraps(protocol)
+    def probe(features: Pair, labels: Pair, rng: np.random.Generator, backend=SKLEARN, **settings) -> dict:
+        return run_protocol(protocol(features, labels, rng, **settings), backend)
+    return probe
+
+
+def linear_protocol(features: Pair, labels: Pair, rng: np.random.Generator, c_grid=C_GRID) -> Protocol:
     """Class-weighted logistic regression on standardised features; C chosen by
     balanced accuracy on a stratified held-out quarter of the training features
     (fitting on at most SWEEP_MAX of the rest), then refitted on all of them and
-    scored on the test features. ``backend``: where the fits run (``probes.measure.backends``)."""
+    scored on the test features."""
     (xtr, xte), (ytr, yte) = features, labels
     if (const := _constant(ytr, yte)) is not None:
         return const
     xtr, xte, seed, (a, b, ya, yb) = _prepared(xtr, xte, ytr, rng)
     if len(a) > SWEEP_MAX:
         a, _, ya, _ = train_test_split(a, ya, train_size=SWEEP_MAX, stratify=ya, random_state=seed)
-    held = [balanced_accuracy(yb, m.predict(b)) for m in backend.logistic(a, ya, c_grid, seed)]
+    held = [balanced_accuracy(yb, m.predict(b)) for m in (yield LogisticFit(a, ya, tuple(c_grid), seed))]
     best = c_grid[int(np.argmax(held))]  # the first of equal scores, as max() over the grid
-    clf = backend.logistic(xtr, ytr, [best], seed)[0]
+    clf = (yield LogisticFit(xtr, ytr, (best,), seed))[0]
     return {**_scores(yte, clf.predict(xte), clf.predict_proba(xte), clf.classes_, _prior(ytr, clf.classes_)),
             "C": best}
 
@@ -126,8 +177,7 @@ def _balanced(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[n
     return x[idx], y[idx]
 
 
-@_one_thread
-def mlp_probe(features: Pair, labels: Pair, rng: np.random.Generator, hidden: int = 256, backend=SKLEARN) -> dict:
+def mlp_protocol(features: Pair, labels: Pair, rng: np.random.Generator, hidden: int = 256) -> Protocol:
     """What a non-linear reader recovers: the better, on the held-out quarter of the
     training features (balanced accuracy), of a one-hidden-layer MLP (ReLU, Adam, fitted
     on classes balanced by resampling, early stopping on a 10% split from ``backends.EARLY_STOP_MIN``
@@ -141,11 +191,12 @@ def mlp_probe(features: Pair, labels: Pair, rng: np.random.Generator, hidden: in
     if (const := _constant(ytr, yte)) is not None:
         return const
     xtr, xte, seed, (a, b, ya, yb) = _prepared(xtr, xte, ytr, rng)
-    linear = [balanced_accuracy(yb, m.predict(b)) for m in backend.logistic(a[:SWEEP_MAX], ya[:SWEEP_MAX], C_GRID, seed)]
+    linear = [balanced_accuracy(yb, m.predict(b))
+              for m in (yield LogisticFit(a[:SWEEP_MAX], ya[:SWEEP_MAX], C_GRID, seed))]
     best_c = C_GRID[int(np.argmax(linear))]
-    mlp = backend.mlp(*_balanced(a, ya, rng), hidden, seed)
+    mlp = (yield MLPFit(*_balanced(a, ya, rng), hidden, seed))[0]
     if max(linear) > balanced_accuracy(yb, mlp.predict(b)):
-        clf, chosen = backend.logistic(xtr, ytr, [best_c], seed)[0], "linear"
+        clf, chosen = (yield LogisticFit(xtr, ytr, (best_c,), seed))[0], "linear"
     else:  # not refitted: a second MLP fit would double the probe's time (its own early stopping holds out 10% too)
         clf, chosen = mlp, "mlp"
     # both are fitted to balanced classes: their probabilities are those of a balanced prior
@@ -157,8 +208,7 @@ OFFICIAL_C_GRID = tuple(10.0 ** k for k in range(-6, 7))  # 1e-6 ... 1e6
 OFFICIAL_SPLIT = 0.4  # held out to choose C
 
 
-@_one_thread
-def linear_unweighted_probe(features: Pair, labels: Pair, rng: np.random.Generator, backend=SKLEARN) -> dict:
+def linear_unweighted_protocol(features: Pair, labels: Pair, rng: np.random.Generator) -> Protocol:
     """The CoMM authors' probe, on purpose: unweighted logistic regression on the raw
     features, C chosen in 1e-6 ... 1e6 by plain accuracy on a 60/40 split, refitted. On the
     ~10%-positive synergy label it predicts "negative" unless the signal is strong, which
@@ -169,14 +219,17 @@ def linear_unweighted_probe(features: Pair, labels: Pair, rng: np.random.Generat
         return const
     seed = _seed(rng)
     a, b, ya, yb = train_test_split(xtr, ytr, test_size=OFFICIAL_SPLIT, random_state=seed)
-    held = [(m.predict(b) == yb).mean() for m in backend.logistic(a, ya, OFFICIAL_C_GRID, seed, balanced=False)]
+    held = [(m.predict(b) == yb).mean() for m in (yield LogisticFit(a, ya, OFFICIAL_C_GRID, seed, balanced=False))]
     best = OFFICIAL_C_GRID[int(np.argmax(held))]
-    clf = backend.logistic(xtr, ytr, [best], seed, balanced=False)[0]
+    clf = (yield LogisticFit(xtr, ytr, (best,), seed, balanced=False))[0]
     return {**_scores(yte, clf.predict(xte), clf.predict_proba(xte), clf.classes_, None), "C": best}
 
 
-PROBES: dict[str, Probe] = {"linear": linear_probe, "mlp": mlp_probe, "linear_unweighted": linear_unweighted_probe,
-                            # the authors' protocol: their probe on features of randomly cropped images
-                            # (probes.measure.suite extracts those for it), reported under its own name
-                            "authors": linear_unweighted_probe}
+PROTOCOLS: dict[str, Callable[..., Protocol]] = {
+    "linear": linear_protocol, "mlp": mlp_protocol, "linear_unweighted": linear_unweighted_protocol,
+    # the authors' protocol: their probe on features of randomly cropped images
+    # (probes.measure.suite extracts those for it), reported under its own name
+    "authors": linear_unweighted_protocol}
+PROBES: dict[str, Probe] = {name: as_probe(protocol) for name, protocol in PROTOCOLS.items()}
+linear_probe, mlp_probe, linear_unweighted_probe = PROBES["linear"], PROBES["mlp"], PROBES["linear_unweighted"]
 AUTHORS_CROP = (0.5, 1.0)  # RandomResizedCrop's scale on probe and test images in the authors' code

@@ -28,7 +28,7 @@ from comm_diag.trifeature_gen.io import file_sha256
 from comm_diag.probes.measure.backends import backend_for, backend_name
 from comm_diag.probes.measure.features import extract
 from comm_diag.probes.measure.fit_workers import resolve_jobs, run_fits, workers_released
-from comm_diag.probes.measure.classifiers import AUTHORS_CROP, PROBES, probe_rng
+from comm_diag.probes.measure.classifiers import AUTHORS_CROP, PROBES, PROTOCOLS, probe_rng, run_protocols
 from comm_diag.probes.measure.tasks import TASK_NAMES, ground_truth_bits, task_labels
 
 # bits: the probe's lower bound on I(Z; T); bits_fraction: bits / the exact bits of the task's own
@@ -45,15 +45,30 @@ class ProbeError(ValueError):
 Also = Sequence[tuple[str, str, str]]  # extra (probe, task, representation) scores
 
 
+def _row(probe: str, task: str, rep: str, s: dict, exact_bits: Optional[float]) -> dict:
+    bits = s.get("bits")
+    return {"task": task, "probe": probe, "representation": rep,
+            "balanced_accuracy": s["balanced_accuracy"], "auroc": s.get("auroc"), "bits": bits,
+            "bits_fraction": bits / exact_bits if bits is not None and exact_bits else None}
+
+
 def _fit(probe: str, task: str, rep: str, seed: int, features: tuple, labels: tuple, backend: str,
          device: str, exact_bits: Optional[float]) -> dict:
     """One probe fit and its row (a worker process may run it: every argument is plain data,
     and its random generator is its own, keyed by names, so the order of fits is free)."""
     s = PROBES[probe](features, labels, probe_rng(seed, task, probe), backend=backend_for(backend, device))
-    bits = s.get("bits")
-    return {"task": task, "probe": probe, "representation": rep,
-            "balanced_accuracy": s["balanced_accuracy"], "auroc": s.get("auroc"), "bits": bits,
-            "bits_fraction": bits / exact_bits if bits is not None and exact_bits else None}
+    return _row(probe, task, rep, s, exact_bits)
+
+
+def _fit_together(calls: Sequence[tuple]) -> list[dict]:
+    """The rows of ``_fit``'s calls (same backend and device), their logistic fits answered
+    in batches (``classifiers.run_protocols``): every task x representation x C of a model
+    in one solve where they share a shape (the torch backend's use)."""
+    protocols = [PROTOCOLS[probe](features, labels, probe_rng(seed, task, probe))
+                 for probe, task, _, seed, features, labels, *_ in calls]
+    backend, device = calls[0][6], calls[0][7]
+    scores = run_protocols(protocols, backend_for(backend, device))
+    return [_row(probe, task, rep, s, exact) for (probe, task, rep, *_, exact), s in zip(calls, scores)]
 
 
 def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("linear",),
@@ -64,7 +79,8 @@ def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("line
 
     ``representations``: which of the model's outputs to probe (default: all it returns).
     ``backend``: where the probes are fitted (``probes.measure.backends``; auto: torch on the model's
-    GPU, scikit-learn on CPU). ``jobs``: scikit-learn's fits run in that many worker processes
+    GPU, scikit-learn on CPU; torch solves the logistic fits of every task x representation
+    x C that share a shape as one batch, ``classifiers.run_protocols``). ``jobs``: scikit-learn's fits run in that many worker processes
     at once, each fit on one core (``fit_workers``; None: this process's share of the cores,
     ``runtime.core_share``); the rows are the same whatever their number (tested). The
     workers outlive the call, for the next model, until ``fit_workers.release`` (``probe_run``
@@ -95,9 +111,10 @@ def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("line
         return (probe, task, rep, seed, (tr[rep], te[rep]), (train_y[task], test_y[task]), name, str(model.device),
                 truth.get(task))
 
-    # the GPU's fits stay in this process (its device is here)
-    jobs = resolve_jobs(jobs, len(wanted)) if name == "sklearn" else 1
-    return run_fits(_fit, [args(*w) for w in wanted], jobs)
+    calls = [args(*w) for w in wanted]
+    if name == "torch":  # batched on the device, in this process (its device is here)
+        return _fit_together(calls) if calls else []
+    return run_fits(_fit, calls, resolve_jobs(jobs, len(wanted)))
 
 
 def _resolve_data(run: Path, meta: dict, data: Optional[tg.Dataset | Path | str]) -> tg.Dataset:

@@ -9,6 +9,7 @@ fitted-model interface the probe protocol uses (``predict``, ``predict_proba``, 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import torch
@@ -59,79 +60,143 @@ def logistic_objective(w: Tensor, b: Tensor, x: Tensor, y: Tensor, sample_w: Ten
 
 
 def _gradient_hessian(theta: Tensor, xb: Tensor, target: Tensor, a: Tensor, reg: Tensor) -> tuple[Tensor, Tensor]:
-    """Gradient (K, P) and Hessian (K, P, P) of every L_k at theta (K, D+1, Q), P = (D+1) Q,
-    flattened d-major (index d Q + q); xb: (N, D+1) features with a last column of ones,
-    target: (N, Q) one-hot (or the label for Q = 1), a: (N,) weights summing to 1,
-    reg: (K, D+1, 1), 1 / (C_k sum w) on weights and 0 on the bias.
+    """Gradient (G, K, P) and Hessian (G, K, P, P) of every L_gk at theta (G, K, D+1, Q),
+    P = (D+1) Q, flattened d-major (index d Q + q): G problems of K values of C each.
+    xb: (G, N, D+1) features with a last column of ones, target: (G, N, Q) one-hot (or the
+    label for Q = 1), a: (G, N) each problem's sample weights summing to 1, reg: (G, K, D+1, 1),
+    1 / (C_k sum w) on weights and 0 on the bias.
 
         g = sum_i a_i (p_i - t_i) (x) x_i + reg * theta
         H = sum_i a_i S_i (x) x_i x_i^T + diag(reg),  S_i = diag(p_i) - p_i p_i^T  (p(1-p) for Q = 1)
 
     The Hessian is built in float32 (a Newton direction needs no more; the gradient, which
     decides where the fit stops, is float64)."""
-    k, d1, q = theta.shape
-    logits = torch.einsum("nd,kdq->knq", xb, theta)  # (K, N, Q)
+    g_, k, d1, q = theta.shape
+    logits = torch.einsum("gnd,gkdq->gknq", xb, theta)  # (G, K, N, Q)
     p = torch.sigmoid(logits) if q == 1 else torch.softmax(logits, -1)
-    g = torch.einsum("nd,knq->kdq", xb, a[None, :, None] * (p - target)) + reg * theta  # (K, D+1, Q)
-    x32 = xb.float()
-    p32, a32 = p.float(), a.float()
-    h = theta.new_zeros(k, d1, q, d1, q, dtype=torch.float32)
+    g = torch.einsum("gnd,gknq->gkdq", xb, a[:, None, :, None] * (p - target[:, None])) + reg * theta
+    x32 = xb.float()[:, None]  # (G, 1, N, D+1)
+    xt32 = x32.transpose(-1, -2)  # (G, 1, D+1, N)
+    p32, a32 = p.float(), a.float()[:, None]  # (G, K, N, Q), (G, 1, N)
+    h = theta.new_zeros(g_, k, d1, q, d1, q, dtype=torch.float32)
     for i in range(q):
         for j in range(i, q):
-            s = p32[..., i] * ((1.0 if i == j else 0.0) - p32[..., j]) * a32  # (K, N): a_n S_n[i, j]
-            block = (x32.T[None] * s[:, None, :]) @ x32  # (K, D+1, D+1)
-            h[:, :, i, :, j] = block
+            s = p32[..., i] * ((1.0 if i == j else 0.0) - p32[..., j]) * a32  # (G, K, N): a_n S_n[i, j]
+            block = (xt32 * s[:, :, None, :]) @ x32  # (G, K, D+1, D+1)
+            h[:, :, :, i, :, j] = block
             if j != i:
-                h[:, :, j, :, i] = block
-    h = h.to(theta.dtype).reshape(k, d1 * q, d1 * q)  # (K, P, P)
-    h = h + torch.diag_embed(reg.expand(-1, -1, q).reshape(k, d1 * q))
-    return g.reshape(k, d1 * q), h
+                h[:, :, :, j, :, i] = block
+    h = h.to(theta.dtype).reshape(g_, k, d1 * q, d1 * q)  # (G, K, P, P)
+    h = h + torch.diag_embed(reg.expand(-1, -1, -1, q).reshape(g_, k, d1 * q))
+    return g.reshape(g_, k, d1 * q), h
+
+
+def _objectives(theta: Tensor, xb: Tensor, target: Tensor, a: Tensor, reg: Tensor) -> Tensor:
+    """``logistic_objectives`` of every (problem, C), (G, K), in ``_gradient_hessian``'s terms:
+    sum_i a_i CE_i + reg * ||theta||^2 / 2 (the same objective divided by sum w)."""
+    logits = torch.einsum("gnd,gkdq->gknq", xb, theta)  # (G, K, N, Q)
+    if theta.shape[-1] == 1:
+        ce = F.binary_cross_entropy_with_logits(logits[..., 0], target[:, None, :, 0].expand_as(logits[..., 0]),
+                                                reduction="none")  # (G, K, N)
+    else:
+        ce = -(target[:, None] * torch.log_softmax(logits, -1)).sum(-1)  # (G, K, N)
+    return (ce * a[:, None]).sum(-1) + 0.5 * (reg * theta ** 2).sum((-2, -1))
+
+
+@dataclass(frozen=True)
+class LogisticProblem:
+    """One probe fit: the L2 logistic regressions of x (N, D) and labels y (N,) in
+    0..n_classes-1 for every C in ``cs``, class-weighted when ``balanced``."""
+
+    x: Tensor
+    y: Tensor
+    n_classes: int
+    cs: tuple[float, ...]
+    balanced: bool = True
+
+    @property
+    def outputs(self) -> int:
+        return 1 if self.n_classes == 2 else self.n_classes
 
 
 def fit_logistic(x: Tensor, y: Tensor, n_classes: int, cs: Sequence[float], balanced: bool = True,
                  iterations: Optional[int] = None) -> tuple[Tensor, Tensor]:
     """The L2 logistic regressions of every C in ``cs`` at once, to their float64 optimum on
     x's device: (W (K, D, Q), b (K, Q)), Q as in ``logistic_objective``; ``balanced``:
-    class-weighted.
+    class-weighted. One ``fit_logistic_many`` problem."""
+    return fit_logistic_many([LogisticProblem(x, y, n_classes, tuple(cs), balanced)], iterations)[0]
 
-    Damped Newton (Levenberg-Marquardt): each step solves (H + lam I) delta = g for the K
-    problems in one batched Cholesky, and each problem keeps its step only where it lowers
-    its objective (then lam shrinks 3x; else it grows 10x): the accept/reject is a
-    ``torch.where`` on the device, so the loop waits for the device only at a convergence
-    check every CHECK_EVERY steps (max |g| < NEWTON_TOLERANCE for every problem)."""
-    dev = x.device
-    x, y = x.to(DTYPE), y.long()
-    n, d = x.shape
-    q = 1 if n_classes == 2 else n_classes
-    sample_w = (class_weights(y, n_classes) if balanced else torch.ones(n, dtype=DTYPE, device=dev)).to(DTYPE)
-    a = sample_w / sample_w.sum()
-    c = torch.tensor(list(cs), dtype=DTYPE, device=dev)
-    xb = torch.cat([x, x.new_ones(n, 1)], 1)  # (N, D+1)
-    target = y[:, None].to(DTYPE) if q == 1 else F.one_hot(y, q).to(DTYPE)  # (N, Q)
-    unpenalised_bias = torch.cat([torch.ones(d, dtype=DTYPE, device=dev), torch.zeros(1, dtype=DTYPE, device=dev)])
-    reg = (unpenalised_bias[None, :] / (c[:, None] * sample_w.sum()))[..., None]  # (K, D+1, 1)
-    theta = torch.zeros(len(cs), d + 1, q, dtype=DTYPE, device=dev)
 
-    def objectives(t: Tensor) -> Tensor:
-        return logistic_objectives(t[:, :d], t[:, d], x, y, sample_w, c)  # (K,)
+def fit_logistic_many(problems: Sequence[LogisticProblem], iterations: Optional[int] = None) -> list[tuple[Tensor, Tensor]]:
+    """Many probe fits solved as one batch on their device (every task x representation x C
+    of a model): each problem's (W (K, D, Q), b (K, Q)) at its float64 optimum. The problems
+    must share Q (the number of outputs) and their number of Cs; their features and labels
+    may differ in N and D: each is padded to the largest, padded samples with weight 0 (each
+    problem has its own sample weights), padded features with value 0 (their penalised
+    weights stay 0), so each problem's optimum is the one it has alone.
 
-    lam = torch.full((len(cs),), 1e-3, dtype=DTYPE, device=dev)
-    eye = torch.eye((d + 1) * q, dtype=DTYPE, device=dev)
-    current = objectives(theta)
-    for step in range(iterations or NEWTON_ITERATIONS):
+    Damped Newton (Levenberg-Marquardt): each step solves (H + lam I) delta = g for every
+    (problem, C) in one batched Cholesky, and each keeps its step only where it lowers its
+    objective (then lam shrinks 3x; else it grows 10x): the accept/reject is a ``torch.where``
+    on the device, so the loop waits for the device only at a convergence check every
+    CHECK_EVERY steps (max |g| < NEWTON_TOLERANCE for every problem)."""
+    if len({p.outputs for p in problems}) > 1 or len({len(p.cs) for p in problems}) > 1:
+        raise ValueError("fit_logistic_many: the problems of one batch share their number of outputs and of Cs")
+    dev = problems[0].x.device
+    q, k = problems[0].outputs, len(problems[0].cs)
+    n, d = max(len(p.x) for p in problems), max(p.x.shape[1] for p in problems)
+    xb = torch.zeros(len(problems), n, d + 1, dtype=DTYPE, device=dev)  # (G, N, D+1): padded, ones last
+    target = torch.zeros(len(problems), n, q, dtype=DTYPE, device=dev)  # (G, N, Q)
+    a = torch.zeros(len(problems), n, dtype=DTYPE, device=dev)  # (G, N): 0 on padded samples
+    reg = torch.zeros(len(problems), k, d + 1, 1, dtype=DTYPE, device=dev)  # (G, K, D+1, 1): 0 on the bias
+    for i, p in enumerate(problems):
+        m, y = len(p.x), p.y.long()
+        xb[i, :m, :p.x.shape[1]] = p.x.to(DTYPE)
+        xb[i, :m, d] = 1.0
+        target[i, :m] = y[:, None].to(DTYPE) if q == 1 else F.one_hot(y, q).to(DTYPE)
+        w = class_weights(y, p.n_classes) if p.balanced else torch.ones(m, dtype=DTYPE, device=dev)
+        a[i, :m] = w / w.sum()
+        c = torch.tensor(p.cs, dtype=DTYPE, device=dev)
+        reg[i, :, :d, 0] = (1.0 / (c * w.sum()))[:, None]
+    theta = _newton(xb, target, a, reg, iterations or NEWTON_ITERATIONS)
+    return [(theta[i, :, :p.x.shape[1]], theta[i, :, d]) for i, p in enumerate(problems)]
+
+
+def _newton(xb: Tensor, target: Tensor, a: Tensor, reg: Tensor, iterations: int) -> Tensor:
+    """theta (G, K, D+1, Q) minimising ``_objectives`` (shapes as in ``_gradient_hessian``).
+    A problem whose K fits have converged leaves the batch at the next check, so the others'
+    steps do not carry it (on the host a batch then costs what its problems cost one by one)."""
+    g_, k, d1 = reg.shape[:3]
+    q = target.shape[-1]
+    dev = xb.device
+    solved = torch.zeros(g_, k, d1, q, dtype=DTYPE, device=dev)
+    live = torch.arange(g_, device=dev)  # the problems still in the batch
+    theta = solved.clone()
+    lam = torch.full((g_, k), 1e-3, dtype=DTYPE, device=dev)
+    eye = torch.eye(d1 * q, dtype=DTYPE, device=dev)
+    current = _objectives(theta, xb, target, a, reg)
+    for step in range(iterations):
         g, h = _gradient_hessian(theta, xb, target, a, reg)
-        if step % CHECK_EVERY == 0 and g.abs().max() < NEWTON_TOLERANCE:  # the only read-back
-            break
-        scale = h.diagonal(dim1=1, dim2=2).mean(1)  # (K,): lam is relative to the curvature
-        chol, info = torch.linalg.cholesky_ex(h + (lam * scale)[:, None, None] * eye)
-        delta = torch.cholesky_solve(g[..., None], chol)[..., 0].reshape(theta.shape)  # (K, D+1, Q)
+        if step % CHECK_EVERY == 0:
+            done = g.abs().amax((1, 2)) < NEWTON_TOLERANCE  # (G,)
+            if bool(done.any()):  # the only read-back
+                solved[live[done]] = theta[done]
+                keep = ~done
+                if not bool(keep.any()):
+                    return solved
+                live, theta, lam, current, g, h = live[keep], theta[keep], lam[keep], current[keep], g[keep], h[keep]
+                xb, target, a, reg = xb[keep], target[keep], a[keep], reg[keep]
+        scale = h.diagonal(dim1=-2, dim2=-1).mean(-1)  # (G, K): lam is relative to the curvature
+        chol, info = torch.linalg.cholesky_ex(h + (lam * scale)[..., None, None] * eye)
+        delta = torch.cholesky_solve(g[..., None], chol)[..., 0].reshape(theta.shape)  # (G, K, D+1, Q)
         candidate = theta - delta
-        trial = objectives(candidate)
-        better = (trial <= current) & (info == 0) & torch.isfinite(trial)  # (K,)
-        theta = torch.where(better[:, None, None], candidate, theta)
+        trial = _objectives(candidate, xb, target, a, reg)
+        better = (trial <= current) & (info == 0) & torch.isfinite(trial)  # (G, K)
+        theta = torch.where(better[..., None, None], candidate, theta)
         current = torch.where(better, trial, current)
         lam = torch.where(better, (lam / 3).clamp(min=1e-12), (lam * 10).clamp(max=1e12))
-    return theta[:, :d], theta[:, d]
+    solved[live] = theta  # the iteration cap: where they are
+    return solved
 
 
 def logistic_proba(w: Tensor, b: Tensor, x: Tensor) -> Tensor:

@@ -14,7 +14,7 @@ import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import TrainConfig
 from comm_diag.comm.methods import build_method
 from comm_diag.comm.train import train
-from comm_diag.probes.measure import torch_fit
+from comm_diag.probes.measure import backends, torch_fit
 from comm_diag.probes.measure.backends import SklearnBackend, TorchBackend, backend_for
 from comm_diag.probes.measure.classifiers import PROBES
 from comm_diag.probes.measure.features import extract
@@ -70,6 +70,55 @@ def test_a_c_grid_fitted_at_once_equals_one_fit_per_c():
     for k, c in enumerate((0.1, 1.0, 10.0)):
         wk, bk = torch_fit.fit_logistic(x, y, 5, [c])
         assert torch.allclose(w[k], wk[0], atol=2e-3) and torch.allclose(b[k], bk[0], atol=2e-3)
+
+
+def test_problems_of_other_sizes_solved_as_one_batch_reach_each_ones_own_optimum(monkeypatch):
+    """Padding (samples of weight 0, features of value 0) leaves every problem's optimum where
+    it is alone, and each problem keeps its own class weights."""
+    rng = np.random.default_rng(2)
+    problems = []
+    for n, d, m in ((300, 5, 4), (240, 9, 4), (280, 7, 4)):
+        x = torch.tensor(rng.normal(size=(n, d)))
+        y = torch.tensor(np.where(rng.random(n) < 0.2, rng.integers(0, m, n), (x[:, :2].numpy() @ rng.normal(size=(2, m))).argmax(1)))
+        problems.append(torch_fit.LogisticProblem(x, y, m, (0.1, 1.0)))
+    together = torch_fit.fit_logistic_many(problems)
+    for p, (w, b) in zip(problems, together):
+        wa, ba = torch_fit.fit_logistic(p.x, p.y, p.n_classes, p.cs)
+        assert w.shape == wa.shape == (2, p.x.shape[1], 4)
+        # a softmax's biases are defined up to one shift of all classes (unpenalised): compared centred
+        centred = (b - b.mean(-1, keepdim=True), ba - ba.mean(-1, keepdim=True))
+        assert torch.allclose(w, wa, atol=1e-7) and torch.allclose(*centred, atol=1e-7)
+    # the backend batches problems of one shape up to its Hessian budget (bytes), the rest alone
+    binary = torch_fit.LogisticProblem(problems[0].x, problems[0].y % 2, 2, (0.1, 1.0))
+    assert TorchBackend()._batches([*problems, binary]) == [[0, 1, 2], [3]]
+    size = 12 * 2 * (10 * 4) ** 2  # two Cs of the largest (D = 9, four classes)
+    monkeypatch.setattr(backends, "HESSIAN_BUDGET_CPU", 2 * size)
+    assert TorchBackend()._batches([*problems, binary]) == [[0, 1], [2], [3]]
+    with pytest.raises(ValueError, match="share"):
+        torch_fit.fit_logistic_many([problems[0], torch_fit.LogisticProblem(problems[0].x, problems[0].y % 2, 2, (1.0, 2.0))])
+
+
+def test_a_models_probes_batched_on_the_torch_backend_equal_its_probes_fitted_one_by_one(tiny_dataset):
+    """probe_model with the torch backend answers the logistic fits of every task x
+    representation (and the MLP probe's) in batches; the rows are those of each probe fitted
+    alone."""
+    from comm_diag.probes.measure import suite
+
+    torch.manual_seed(0)
+    model = build_method(TrainConfig(d=32))
+    also = (("mlp", "synergy", "fused"),)
+    batched = suite.probe_model(model, tiny_dataset, backend="torch", also=also)
+    alone = suite.run_fits(suite._fit, [(probe, task, rep, 0, (extract(model, tiny_dataset, "probe_train")[rep],
+                                                               extract(model, tiny_dataset, "test")[rep]),
+                                         (task_labels(tiny_dataset, "probe_train")[task],
+                                          task_labels(tiny_dataset, "test")[task]), "torch", "cpu", None)
+                                        for probe, task, rep in ((r["probe"], r["task"], r["representation"])
+                                                                 for r in batched)], 1)
+    assert len(batched) == len(alone) == 4 * 3 + 1  # four tasks x three representations, and the MLP
+    for a, b in zip(batched, alone):
+        assert (a["task"], a["probe"], a["representation"]) == (b["task"], b["probe"], b["representation"])
+        assert a["balanced_accuracy"] == pytest.approx(b["balanced_accuracy"], abs=1e-9)
+        assert a["bits"] == pytest.approx(b["bits"], abs=1e-6)
 
 
 @pytest.mark.parametrize("task", TASKS)
