@@ -23,7 +23,8 @@ import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import preset
 from comm_diag.comm.methods import build_method
 from comm_diag.probes.measure.features import extract
-from comm_diag.probes.measure.classifiers import PROTOCOLS, run_protocol
+from comm_diag.probes.measure.backends import TorchBackend
+from comm_diag.probes.measure.classifiers import PROTOCOLS, probe_row, run_protocol
 from comm_diag.probes.measure.tasks import task_labels
 
 
@@ -88,10 +89,10 @@ def torch_batched_vs_alone(model, ds) -> None:
     t = time.perf_counter()
     feats = {s: extract(model, ds, s) for s in ("probe_train", "test")}
     labels = {s: task_labels(ds, s) for s in ("probe_train", "test")}
-    alone = suite.run_fits(suite._fit, [(r["probe"], r["task"], r["representation"], 0,
-                                         (feats["probe_train"][r["representation"]], feats["test"][r["representation"]]),
-                                         (labels["probe_train"][r["task"]], labels["test"][r["task"]]), "torch",
-                                         str(model.device), None) for r in batched], 1)
+    fitter = TorchBackend(model.device)
+    alone = [probe_row(r["probe"], r["task"], r["representation"], 0,
+                       (feats["probe_train"][r["representation"]], feats["test"][r["representation"]]),
+                       (labels["probe_train"][r["task"]], labels["test"][r["task"]]), None, fitter) for r in batched]
     took_alone = time.perf_counter() - t
     gap = max(abs(a["balanced_accuracy"] - b["balanced_accuracy"]) for a, b in zip(batched, alone))
     print(f"torch backend on {model.device}, one model's {len(batched)} probes: batched {took_batched:.1f} s, "

@@ -169,8 +169,11 @@ def data(preset_name: str, root: Path) -> dict:
 
 
 def probe_time(runtime: Runtime, preset_name: str, root: Path, with_sklearn: bool) -> dict:
-    """One synergy run's probes on its initialisation (their cost does not depend on training)."""
+    """One synergy run's probes on its initialisation (their cost does not depend on training):
+    the torch backend on the device (its logistic fits batched), and scikit-learn on the
+    host with its fits over every host core (worker processes, their start included)."""
     import comm_diag.trifeature_gen as tg
+    from comm_diag.probes.measure.fit_workers import workers_released
 
     ds = tg.load(root / "datasets" / "data" / "synergy")
     torch.manual_seed(0)
@@ -178,8 +181,11 @@ def probe_time(runtime: Runtime, preset_name: str, root: Path, with_sklearn: boo
     out = {}
     for backend in ("torch", "sklearn") if with_sklearn else ("torch",):
         t = time.perf_counter()
-        rows = probe_model(model, ds, tasks=TASK_NAMES, also=(("mlp", "synergy", "fused"),), backend=backend)
+        with workers_released():
+            rows = probe_model(model, ds, tasks=TASK_NAMES, also=(("mlp", "synergy", "fused"),), backend=backend,
+                               jobs=None if backend == "sklearn" else 1)
         out[backend] = {"seconds": round(time.perf_counter() - t, 1), "probes": len(rows),
+                        **({"host_cores": usable_cores()} if backend == "sklearn" else {}),
                         "balanced_accuracy": {f"{r['probe']}/{r['task']}/{r['representation']}":
                                               round(r["balanced_accuracy"], 2) for r in rows}}
     if with_sklearn:

@@ -22,7 +22,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from comm_diag.probes.measure.backends import LogisticFit, MLPFit, SklearnBackend
+from comm_diag.probes.measure.host_fit import LogisticFit, MLPFit, SklearnBackend
 from comm_diag.probes.measure.metrics import auroc, balanced_accuracy, information_bits
 
 Pair = tuple[np.ndarray, np.ndarray]
@@ -127,6 +127,23 @@ def run_protocols(protocols: Sequence[Protocol], backend) -> list[dict]:
             for i in (i for i in round_ if i not in logistic):
                 advance(i, _answer(round_[i], backend))
     return results
+
+
+def probe_row(probe: str, task: str, rep: str, seed: int, features: Pair, labels: Pair,
+              exact_bits: Optional[float], backend=SKLEARN) -> dict:
+    """One probe's row of probes.csv (without method and seed): the scores of ``probe`` on
+    (task, representation) and its bits as a fraction of the task's ``exact_bits``. Its
+    random generator is its own, keyed by names (``probe_rng``), so the order of fits is
+    free, and every argument is plain data: a worker process runs it (``fit_workers``)."""
+    return score_row(probe, task, rep, PROBES[probe](features, labels, probe_rng(seed, task, probe), backend=backend),
+                     exact_bits)
+
+
+def score_row(probe: str, task: str, rep: str, s: dict, exact_bits: Optional[float]) -> dict:
+    bits = s.get("bits")
+    return {"task": task, "probe": probe, "representation": rep,
+            "balanced_accuracy": s["balanced_accuracy"], "auroc": s.get("auroc"), "bits": bits,
+            "bits_fraction": bits / exact_bits if bits is not None and exact_bits else None}
 
 
 def as_probe(protocol: Callable[..., Protocol]) -> Probe:

@@ -28,7 +28,8 @@ from comm_diag.trifeature_gen.io import file_sha256
 from comm_diag.probes.measure.backends import backend_for, backend_name
 from comm_diag.probes.measure.features import extract
 from comm_diag.probes.measure.fit_workers import resolve_jobs, run_fits, workers_released
-from comm_diag.probes.measure.classifiers import AUTHORS_CROP, PROBES, PROTOCOLS, probe_rng, run_protocols
+from comm_diag.probes.measure.classifiers import (AUTHORS_CROP, PROBES, PROTOCOLS, probe_rng, probe_row,
+                                                  run_protocols, score_row)
 from comm_diag.probes.measure.tasks import TASK_NAMES, ground_truth_bits, task_labels
 
 # bits: the probe's lower bound on I(Z; T); bits_fraction: bits / the exact bits of the task's own
@@ -45,30 +46,14 @@ class ProbeError(ValueError):
 Also = Sequence[tuple[str, str, str]]  # extra (probe, task, representation) scores
 
 
-def _row(probe: str, task: str, rep: str, s: dict, exact_bits: Optional[float]) -> dict:
-    bits = s.get("bits")
-    return {"task": task, "probe": probe, "representation": rep,
-            "balanced_accuracy": s["balanced_accuracy"], "auroc": s.get("auroc"), "bits": bits,
-            "bits_fraction": bits / exact_bits if bits is not None and exact_bits else None}
-
-
-def _fit(probe: str, task: str, rep: str, seed: int, features: tuple, labels: tuple, backend: str,
-         device: str, exact_bits: Optional[float]) -> dict:
-    """One probe fit and its row (a worker process may run it: every argument is plain data,
-    and its random generator is its own, keyed by names, so the order of fits is free)."""
-    s = PROBES[probe](features, labels, probe_rng(seed, task, probe), backend=backend_for(backend, device))
-    return _row(probe, task, rep, s, exact_bits)
-
-
-def _fit_together(calls: Sequence[tuple]) -> list[dict]:
-    """The rows of ``_fit``'s calls (same backend and device), their logistic fits answered
-    in batches (``classifiers.run_protocols``): every task x representation x C of a model
-    in one solve where they share a shape (the torch backend's use)."""
+def _fit_together(calls: Sequence[tuple], backend) -> list[dict]:
+    """The rows of ``classifiers.probe_row``'s calls on ``backend``, their logistic fits
+    answered in batches (``classifiers.run_protocols``): every task x representation x C of
+    a model in one solve where they share a shape (the torch backend's use)."""
     protocols = [PROTOCOLS[probe](features, labels, probe_rng(seed, task, probe))
-                 for probe, task, _, seed, features, labels, *_ in calls]
-    backend, device = calls[0][6], calls[0][7]
-    scores = run_protocols(protocols, backend_for(backend, device))
-    return [_row(probe, task, rep, s, exact) for (probe, task, rep, *_, exact), s in zip(calls, scores)]
+                 for probe, task, _, seed, features, labels, _ in calls]
+    scores = run_protocols(protocols, backend)
+    return [score_row(probe, task, rep, s, exact) for (probe, task, rep, *_, exact), s in zip(calls, scores)]
 
 
 def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("linear",),
@@ -84,8 +69,9 @@ def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("line
     at once, each fit on one core (``fit_workers``; None: this process's share of the cores,
     ``runtime.core_share``); the rows are the same whatever their number (tested). The
     workers outlive the call, for the next model, until ``fit_workers.release`` (``probe_run``
-    releases its own). Default 1: starting two workers took 13.6 s on 2 cores (each imports
-    torch), more than a small run's probes take in one process (1.5 s at the smoke preset).
+    releases its own, and defaults to every core). Default 1 here, as the workers would
+    outlive a script's call; a worker imports no torch (``classifiers.probe_row``), so two
+    start in ~2 s on 2 cores.
     """
     for p in [*probes, *(a[0] for a in also)]:
         if p not in PROBES:
@@ -108,13 +94,13 @@ def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("line
 
     def args(probe: str, task: str, rep: str) -> tuple:
         tr, te = (cropped["probe_train"], cropped["test"]) if probe == "authors" else (train_f, test_f)
-        return (probe, task, rep, seed, (tr[rep], te[rep]), (train_y[task], test_y[task]), name, str(model.device),
-                truth.get(task))
+        return probe, task, rep, seed, (tr[rep], te[rep]), (train_y[task], test_y[task]), truth.get(task)
 
     calls = [args(*w) for w in wanted]
     if name == "torch":  # batched on the device, in this process (its device is here)
-        return _fit_together(calls) if calls else []
-    return run_fits(_fit, calls, resolve_jobs(jobs, len(wanted)))
+        return _fit_together(calls, backend_for(name, model.device)) if calls else []
+    # scikit-learn's fits, in worker processes when asked (probe_row imports no torch)
+    return run_fits(probe_row, calls, resolve_jobs(jobs, len(wanted)))
 
 
 def _resolve_data(run: Path, meta: dict, data: Optional[tg.Dataset | Path | str]) -> tg.Dataset:
@@ -163,7 +149,7 @@ def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None
               representations: Optional[Sequence[str]] = None, also: Also = (), every: int = 0,
               label: Optional[str] = None, device: Optional[str] = None,
               on_model: Optional[Callable[[str], None]] = None, allow_unfinished: bool = False,
-              method: Optional[str] = None, backend: str = "auto", jobs: Optional[int] = 1) -> list[dict]:
+              method: Optional[str] = None, backend: str = "auto", jobs: Optional[int] = None) -> list[dict]:
     """Probe the run's last epoch and its initialisation (method ``<label>@init``);
     with ``every=k`` every k-th saved epoch too (learning curves; the ``also`` triples
     only at the first and last epoch). Returns the probes.csv rows.
@@ -171,8 +157,9 @@ def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None
     A run that has not reached its last epoch is refused unless ``allow_unfinished``
     (its probes.json then records the epoch, and ``report`` refuses it). ``method``: the
     run's method as the caller gives it, needed when it is code (``run_folder.load_run``).
-    ``backend``, ``jobs``: where the probes are fitted (``probe_model``; the fit workers are
-    shut down when the run is probed, so a command ends at once). probes.json records the run's
+    ``backend``, ``jobs``: where the probes are fitted (``probe_model``; default: scikit-learn's
+    fits spread over this process's share of the cores, the workers shut down when the run
+    is probed, so a command ends at once; the same rows whatever ``jobs``). probes.json records the run's
     identity, the digest of the weights it probed and the backend. ``device``: where the
     model is loaded and (backend auto) probed; None: where the run trained, as its config
     says (``auto`` there is this machine's GPU if it has one), so ``comm-diag probe`` and a

@@ -16,7 +16,7 @@ from comm_diag.comm.methods import build_method
 from comm_diag.comm.train import train
 from comm_diag.probes.measure import backends, torch_fit
 from comm_diag.probes.measure.backends import SklearnBackend, TorchBackend, backend_for
-from comm_diag.probes.measure.classifiers import PROBES
+from comm_diag.probes.measure.classifiers import PROBES, probe_row
 from comm_diag.probes.measure.features import extract
 from comm_diag.probes.measure.suite import probe_run
 from comm_diag.probes.measure.tasks import task_labels
@@ -108,12 +108,11 @@ def test_a_models_probes_batched_on_the_torch_backend_equal_its_probes_fitted_on
     model = build_method(TrainConfig(d=32))
     also = (("mlp", "synergy", "fused"),)
     batched = suite.probe_model(model, tiny_dataset, backend="torch", also=also)
-    alone = suite.run_fits(suite._fit, [(probe, task, rep, 0, (extract(model, tiny_dataset, "probe_train")[rep],
-                                                               extract(model, tiny_dataset, "test")[rep]),
-                                         (task_labels(tiny_dataset, "probe_train")[task],
-                                          task_labels(tiny_dataset, "test")[task]), "torch", "cpu", None)
-                                        for probe, task, rep in ((r["probe"], r["task"], r["representation"])
-                                                                 for r in batched)], 1)
+    train_f, test_f = extract(model, tiny_dataset, "probe_train"), extract(model, tiny_dataset, "test")
+    train_y, test_y = task_labels(tiny_dataset, "probe_train"), task_labels(tiny_dataset, "test")
+    alone = [probe_row(r["probe"], r["task"], r["representation"], 0, (train_f[r["representation"]],
+                                                                       test_f[r["representation"]]),
+                       (train_y[r["task"]], test_y[r["task"]]), None, TorchBackend()) for r in batched]
     assert len(batched) == len(alone) == 4 * 3 + 1  # four tasks x three representations, and the MLP
     for a, b in zip(batched, alone):
         assert (a["task"], a["probe"], a["representation"]) == (b["task"], b["probe"], b["representation"])
