@@ -258,6 +258,7 @@ def fit_mlp(x: Tensor, y: Tensor, n_classes: int, hidden: int, seed: int, early_
     accuracy of ``validation`` with ``early_stopping``, keeping its best weights; else the
     training loss), or after ``max_epochs``.
 
+    The shuffles of MLP_CHECK_EVERY epochs are drawn at once (one launch, not one per epoch).
     The stopping rule runs on the device, epoch by epoch, and freezes its result (the best
     weights, or the weights of the epoch it stopped at) when it fires; the host reads whether
     it fired every ``check_every`` epochs (default: every epoch on CPU, where a read-back
@@ -278,7 +279,9 @@ def fit_mlp(x: Tensor, y: Tensor, n_classes: int, hidden: int, seed: int, early_
     stale = torch.zeros((), dtype=torch.int64, device=dev)
     stopped = torch.zeros((), dtype=torch.bool, device=dev)
     for epoch in range(max_epochs):
-        order = torch.randperm(len(x), generator=gen, device=dev)
+        if epoch % MLP_CHECK_EVERY == 0:  # the next epochs' shuffles in one draw (whatever check_every)
+            orders = torch.rand(MLP_CHECK_EVERY, len(x), generator=gen, device=dev).argsort(1)  # (E, N)
+        order = orders[epoch % MLP_CHECK_EVERY]
         total = torch.zeros((), device=dev)
         for s in range(0, len(x), batch):
             i = order[s:s + batch]
