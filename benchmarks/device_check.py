@@ -218,7 +218,13 @@ def figure4(preset_name: str, root: Path, out: Path, seconds_left: float, epoch_
     curves = folder / "runs"
     by_epoch = [r for p in sorted(curves.rglob("probes_by_epoch.csv")) for r in csv.DictReader(open(p))
                 if r["probe"] == "linear" and r["representation"] == "fused"]
+    rates = {}  # each run's pairs/s over its last epoch, as its log records it (the two runs share the device)
+    for log in sorted(curves.glob("*/log.csv")):
+        rows = list(csv.DictReader(open(log)))
+        last = [float(r["pairs_per_s"]) for r in rows if rows and r["epoch"] == rows[-1]["epoch"]]
+        rates[log.parent.name] = round(last[-1], 1) if last else None
     return {"epochs": epochs, "every": every, "paper_epochs": PAPER_EPOCHS, "wall_s": round(wall, 1),
+            "train_pairs_per_s": rates, "train_pairs_per_s_together": round(sum(v or 0 for v in rates.values()), 1),
             "verdicts": {m: {k: str(v) for k, v in vs.items()} for m, vs in result.get("verdicts", {}).items()},
             "summary": summary, "curve": by_epoch}
 

@@ -32,6 +32,8 @@ def test_the_device_check_runs_in_tiny_mode_and_records_every_part(tmp_path):
     assert probes["torch"]["balanced_accuracy"].keys() == probes["sklearn"]["balanced_accuracy"].keys()
     fig = parts["figure4"]
     assert fig["epochs"] == 1 and {int(r["epoch"]) for r in fig["curve"]} == {0, 1}
+    # the two runs trained together (comm.together), each with its own log
+    assert len(fig["train_pairs_per_s"]) == 2 and all(v > 0 for v in fig["train_pairs_per_s"].values())
     tasks = {r["task"] for r in fig["summary"]}
     assert {"redundancy", "uniqueness1", "synergy"} <= tasks
     assert (out / "figure4" / "figure4.png").stat().st_size > 10_000 and (out / "figure4" / "report.md").is_file()
