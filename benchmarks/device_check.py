@@ -54,7 +54,7 @@ from comm_diag.comm.methods.registry import DEFAULT_METHODS  # noqa: E402
 from comm_diag.comm.runtime import Runtime, usable_cores  # noqa: E402
 from comm_diag.probes.studies import quickstart as quickstart_study  # noqa: E402
 from comm_diag.probes.measure import torch_fit  # noqa: E402
-from comm_diag.probes.measure.backends import TorchBackend  # noqa: E402
+from comm_diag.probes.measure.backends import SklearnBackend, TorchBackend  # noqa: E402
 from comm_diag.probes.measure.suite import probe_model  # noqa: E402
 from comm_diag.probes.hooks import Hooks
 from comm_diag.probes.studies.sweep import preset_datasets  # noqa: E402
@@ -192,8 +192,9 @@ def probe_time(runtime: Runtime, preset_name: str, root: Path, with_sklearn: boo
         gaps = {k: abs(out["torch"]["balanced_accuracy"][k] - v) for k, v in out["sklearn"]["balanced_accuracy"].items()}
         out["largest_gap_points"] = round(max(gaps.values()), 2)
         out["largest_gap_linear"] = round(max(v for k, v in gaps.items() if k.startswith("linear/")), 2)
-        out["sklearn_is"] = ("the CPU default (lbfgs, 100 iterations, tol 1e-4), timed as users run it; not "
-                             "converged, so the gaps include its distance from the optimum: "
+        default = SklearnBackend()
+        out["sklearn_is"] = (f"the CPU default (lbfgs, {default.max_iter} iterations, tol {default.tol:g}), timed as "
+                             "users run it; not converged, so the gaps include its distance from the optimum: "
                              "benchmarks/probe_agreement.py compares with the converged reference")
     return out
 

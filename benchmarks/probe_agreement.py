@@ -31,12 +31,11 @@ import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import preset
 from comm_diag.comm.run_folder import load_run
 from comm_diag.comm.train import train
-from comm_diag.probes.measure.backends import SklearnBackend, TorchBackend
+from comm_diag.probes.measure.backends import TorchBackend
 from comm_diag.probes.measure.classifiers import PROBES
 from comm_diag.probes.measure.features import extract
+from comm_diag.probes.measure.host_fit import CONVERGED as REFERENCE
 from comm_diag.probes.measure.tasks import task_labels
-
-REFERENCE = SklearnBackend(max_iter=5000, tol=1e-8)
 
 
 def features(method: str, epochs: int, train_pairs: int, probe_pairs: int, tmp: str):
