@@ -157,7 +157,8 @@ def study(result: dict) -> Table:
 
 def expectations(result: dict) -> list[str]:
     """A study's expected patterns, one line each: held, did not hold, or not measured."""
-    mark = {True: "[green]held[/]", False: "[red]did not hold[/]", None: "[yellow]not measured[/]"}
+    none = "not compared (plumbing check only)" if plumbing_only(result.get("presets", [])) else "not measured"
+    mark = {True: "[green]held[/]", False: "[red]did not hold[/]", None: f"[yellow]{none}[/]"}
     return [f"{mark[ok]}: {text}" for text, ok in result["expectations"]]
 
 
@@ -165,8 +166,7 @@ def check(result: dict, label: str) -> Table:
     """``comm-diag check``: the user's method against its controls, per interaction."""
     ver = result["verdicts"]
     others = [m for m in ver if m != label]
-    seeds = max((v.n_seeds for v in ver.get(label, {}).values()), default=1)
-    cols = ("", f"{label} (95% CI)" if seeds > 1 else label, "line", *map(display_name, others), "verdict")
+    cols = ("", f"{label} (95% interval)", "line", *map(display_name, others), "verdict")
     t = _table("linear probe, fused representation, balanced accuracy %; line: max(chance, random init) + "
                f"{MARGIN:g}" + _plumbing(result), cols, right=cols[1:-1])
     for k in INTERACTIONS:
@@ -185,7 +185,7 @@ def lead(result: dict) -> list[str]:
 
 def calibration(rows: list[dict], n_seeds: int) -> Table:
     """``comm-diag calibrate``: each reference and level, measured against its known answer."""
-    t = _table(f"calibration: balanced accuracy % ({'mean ± 95% CI ' if n_seeds > 1 else ''}{over_seeds(n_seeds)}) "
+    t = _table(f"calibration: balanced accuracy % ({'mean ' if n_seeds > 1 else ''}{over_seeds(n_seeds)}, ± 95% interval) "
                f"[line], bits [fraction of the exact PID bits]",
                ("reference", "level", "measured", "bits", "verdict", "expected", ""))
     for r in rows:

@@ -53,7 +53,7 @@ from comm_diag.comm.methods import build_method  # noqa: E402
 from comm_diag.comm.methods.registry import DEFAULT_METHODS  # noqa: E402
 from comm_diag.comm.runtime import Runtime, usable_cores  # noqa: E402
 from comm_diag.probes.studies import quickstart as quickstart_study  # noqa: E402
-from comm_diag.probes.measure import torch_fit  # noqa: E402
+from comm_diag.probes.measure import logistic_fit  # noqa: E402
 from comm_diag.probes.measure.backends import SklearnBackend, TorchBackend  # noqa: E402
 from comm_diag.probes.measure.suite import probe_model  # noqa: E402
 from comm_diag.probes.hooks import Hooks
@@ -107,10 +107,10 @@ def gpu_paths(runtime: Runtime, preset_name: str) -> dict:
     out["mlp_train_accuracy"] = round(float((mlp.predict(x) == y).mean()), 3)
     xt, yt = torch.tensor(x, device=runtime.device), torch.tensor(y, device=runtime.device)
     t = time.perf_counter()
-    w, b = torch_fit.fit_logistic(xt, yt, 4, [0.1, 1.0, 10.0])
+    w, b = logistic_fit.fit_logistic(xt, yt, 4, [0.1, 1.0, 10.0])
     out["logistic_fit_s"] = round(time.perf_counter() - t, 2)
     w, b = w.requires_grad_(), b.requires_grad_()
-    torch_fit.logistic_objective(w, b, xt.double(), yt, torch_fit.class_weights(yt, 4),
+    logistic_fit.logistic_objective(w, b, xt.double(), yt, logistic_fit.class_weights(yt, 4),
                                  torch.tensor([0.1, 1.0, 10.0], dtype=torch.float64, device=runtime.device)).backward()
     out["logistic_max_gradient"] = float(max(w.grad.abs().max(), b.grad.abs().max()))
     if not runtime.on_gpu:

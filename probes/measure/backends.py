@@ -14,16 +14,17 @@ The protocol itself (standardising, the held-out quarter, choosing C, refitting)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from comm_diag.probes.measure import torch_fit
+from comm_diag.probes.measure import logistic_fit, torch_fit
 from comm_diag.probes.measure.host_fit import EARLY_STOP_MIN, LogisticFit, SklearnBackend
+from comm_diag.probes.measure.optimum import fit_record
 
-HESSIAN_BUDGET_CPU = 64 * 2**20  # bytes of Hessians in one batched solve on the host (hessian_budget)
+MEMORY_BUDGET_CPU = 256 * 2**20  # bytes one batched solve may hold on the host (memory_budget)
 
 
 @dataclass
@@ -34,6 +35,16 @@ class _Fitted:
     classes_: np.ndarray
     device: torch.device
     dtype: torch.dtype  # the fitted parameters': the features are cast to it
+    fit_record_: Optional[dict] = None  # a logistic fit's: solver, C, iterations, gradient, converged
+    weights: Optional[tuple[torch.Tensor, torch.Tensor]] = None  # a logistic fit's (W (D, Q), b (Q,))
+
+    @property
+    def coef_(self) -> np.ndarray:
+        return self.weights[0].T.cpu().numpy()  # (Q, D), scikit-learn's layout
+
+    @property
+    def intercept_(self) -> np.ndarray:
+        return self.weights[1].cpu().numpy()  # (Q,)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
@@ -45,7 +56,8 @@ class _Fitted:
 
 @dataclass
 class TorchBackend:
-    """torch on ``device``: every C of a grid fitted at once (L-BFGS to convergence), and
+    """torch on ``device``: every C of a grid fitted at once to the stated optimum
+(``logistic_fit``: float64 Newton-CG), and
     scikit-learn's MLP (same initialisation, objective, Adam settings and stopping rule)."""
 
     device: torch.device = torch.device("cpu")
@@ -61,50 +73,54 @@ class TorchBackend:
 
     def logistic_many(self, fits: Sequence[LogisticFit]) -> list[list]:
         """Every fit's models, the fits that share a number of outputs and of Cs solved as
-        one batch (``torch_fit.fit_logistic_many``), in batches whose Hessians fit
-        ``hessian_budget`` bytes."""
+        one batch (``logistic_fit.solve_logistic_many``), in batches whose peak memory
+        (``logistic_fit.batch_bytes``) fits ``memory_budget``."""
         problems, classes = [], []
         for f in fits:
-            xt, yt, cl = self._encode(f.x, f.y, torch_fit.DTYPE)
-            problems.append(torch_fit.LogisticProblem(xt, yt, len(cl), tuple(f.cs), f.balanced))
+            xt, yt, cl = self._encode(f.x, f.y, logistic_fit.DTYPE)
+            init = None if f.init is None else tuple(torch.as_tensor(np.asarray(v), dtype=logistic_fit.DTYPE,
+                                                                     device=self.device) for v in f.init)
+            if init is not None:  # scikit-learn's layout (Q, D), (Q,) -> one C's (1, D, Q), (1, Q)
+                init = (init[0].T[None].expand(len(f.cs), -1, -1), init[1][None].expand(len(f.cs), -1))
+            problems.append(logistic_fit.LogisticProblem(xt, yt, len(cl), tuple(f.cs), f.balanced, init))
             classes.append(cl)
         solved: list = [None] * len(fits)
         for batch in self._batches(problems):
-            for i, (w, b) in zip(batch, torch_fit.fit_logistic_many([problems[i] for i in batch])):
-                solved[i] = [_Fitted(lambda z, w=w[k:k + 1], b=b[k:k + 1]: torch_fit.logistic_proba(w, b, z)[0],
-                                     classes[i], self.device, torch_fit.DTYPE) for k in range(len(fits[i].cs))]
+            for i, s in zip(batch, logistic_fit.solve_logistic_many([problems[i] for i in batch])):
+                solved[i] = [_Fitted(lambda z, w=s.w[k:k + 1], b=s.b[k:k + 1]: logistic_fit.logistic_proba(w, b, z)[0],
+                                     classes[i], self.device, logistic_fit.DTYPE,
+                                     fit_record(f"torch {logistic_fit.SOLVER}", c, s.iterations[k], s.gradient[k]),
+                                     (s.w[k], s.b[k]))
+                             for k, c in enumerate(fits[i].cs)]
         return solved
 
     def _batches(self, problems: Sequence) -> list[list[int]]:
-        """Indices of problems solved together: same outputs and number of Cs, at most
-        ``hessian_budget`` bytes of Hessians (float64 and float32, at the batch's largest
-        D) in one batch."""
-        budget, groups = self.hessian_budget(), {}
+        """Indices of problems solved together: same outputs and number of Cs, their
+        ``logistic_fit.batch_bytes`` (at the batch's largest N and D) within ``memory_budget``."""
+        budget, groups = self.memory_budget(), {}
         for i, p in enumerate(problems):
             groups.setdefault((p.outputs, len(p.cs)), []).append(i)
         out = []
-        for members in groups.values():
-            batch, largest = [], 0
+        for (q, k), members in groups.items():
+            batch, n, d = [], 0, 0
             for i in members:
-                p = problems[i]
-                size = 12 * len(p.cs) * ((p.x.shape[1] + 1) * p.outputs) ** 2
-                if batch and (len(batch) + 1) * max(largest, size) > budget:
+                pn, pd = problems[i].x.shape
+                grown = (len(batch) + 1) * logistic_fit.batch_bytes(max(n, pn), max(d, pd), q, k)
+                if batch and grown > budget:
                     out.append(batch)
-                    batch, largest = [], 0
+                    batch, n, d = [], 0, 0
                 batch.append(i)
-                largest = max(largest, size)
+                n, d = max(n, pn), max(d, pd)
             out.append(batch)
         return out
 
-    def hessian_budget(self) -> int:
-        """Bytes of Hessians one batched solve may hold: a quarter of the GPU's free memory
-        (a batch's steps cost about what one problem's do there); on the host
-        HESSIAN_BUDGET_CPU, which batches the small (binary) problems and solves the large
-        ones alone: on 2 AVX2 cores nine 10-class problems (1,500 x 128, three Cs) took 51.7 s
-        as one batch and 44 s one by one (the batch's Hessians, 360 MB, leave the caches)."""
+    def memory_budget(self) -> int:
+        """Bytes one batched solve may hold: half the GPU's free memory; on the host
+        MEMORY_BUDGET_CPU (batches that leave the caches are no faster than their problems
+        one by one there)."""
         if self.device.type == "cuda":
-            return torch.cuda.mem_get_info(self.device)[0] // 4
-        return HESSIAN_BUDGET_CPU
+            return torch.cuda.mem_get_info(self.device)[0] // 2
+        return MEMORY_BUDGET_CPU
 
     def mlp(self, x: np.ndarray, y: np.ndarray, hidden: int, seed: int):
         xt, yt, classes = self._encode(x, y, torch.float32)
@@ -127,10 +143,11 @@ BACKENDS: dict[str, Callable[[torch.device], object]] = {
 
 
 def backend_name(name: str, device: torch.device | str = "cpu") -> str:
-    """The backend ``name`` stands for on ``device`` (``auto``: torch on a GPU, scikit-learn on
-    CPU, where its numbers are the ones published by earlier versions)."""
+    """The backend ``name`` stands for on ``device`` (``auto``: torch, on every device: the
+    same solver to the same optimum on a laptop and on a GPU; scikit-learn, run to the same
+    optimum, is the slower cross-check)."""
     if name == "auto":
-        name = "torch" if torch.device(device).type != "cpu" else "sklearn"
+        name = "torch"
     if name not in BACKENDS:
         raise ValueError(f"unknown probe backend {name!r}; choose from auto, {', '.join(BACKENDS)}")
     return name

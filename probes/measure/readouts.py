@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from comm_diag.probes.measure.tasks import chance, short_name
-from comm_diag.probes.measure.verdict import Verdict, verdict
+from comm_diag.probes.measure.verdict import Verdict, as_plumbing, verdict
 from comm_diag.trifeature_gen import tasks as task_defs
 
 RECOVERABLE = "S recoverable"  # synergy read by the MLP probe: recoverable from the representation
@@ -54,17 +54,24 @@ def select(rows: Iterable[dict], **criteria) -> list[dict]:
     return [r for r in rows if all(ok(r, v, k) for k, v in criteria.items())]
 
 
+def readout_rows(rows: Iterable[dict], method: str, readout: Readout) -> list[dict]:
+    """The method's rows (one per seed) on a readout."""
+    return select(rows, method=method, task=readout.task, probe=readout.probe, representation=readout.representation)
+
+
 def scores(rows: Iterable[dict], method: str, readout: Readout) -> list[float]:
     """The method's balanced accuracies (one per seed) on a readout."""
-    return [r["balanced_accuracy"] for r in select(rows, method=method, task=readout.task, probe=readout.probe,
-                                                   representation=readout.representation)]
+    return [r["balanced_accuracy"] for r in readout_rows(rows, method, readout)]
 
 
 def judge(rows: list[dict], method: str, readout: Readout) -> Verdict | None:
-    """The verdict rule on a readout: the method's scores against its random-init control
-    and the task's chance; None where it was not probed."""
-    s = scores(rows, method, readout)
-    return verdict(s, scores(rows, f"{method}@init", readout), chance(readout.task)) if s else None
+    """The verdict rule on a readout: the method's scores (with their test-pair errors)
+    against its random-init control and the task's chance; None where it was not probed."""
+    mine = readout_rows(rows, method, readout)
+    if not mine:
+        return None
+    return verdict([r["balanced_accuracy"] for r in mine], scores(rows, f"{method}@init", readout),
+                   chance(readout.task), ses=[r.get("ba_se") for r in mine])
 
 
 def verdicts(rows: list[dict], probe: str = "linear") -> dict[str, dict[str, Verdict]]:
@@ -78,20 +85,22 @@ def verdicts(rows: list[dict], probe: str = "linear") -> dict[str, dict[str, Ver
     return out
 
 
-def with_verdicts(rows: list[dict]) -> list[dict]:
-    """Every row with the verdict of its (method, task, probe, representation) over seeds
-    and that verdict's line, max(chance, random init) + margin (``verdict.RULE``); a
-    random-initialisation row (``METHOD@init``) is a control and gets neither."""
+def with_verdicts(rows: list[dict], plumbing: bool = False) -> list[dict]:
+    """Every row with the verdict of its (method, task, probe, representation) over seeds,
+    that verdict's 95% interval (low, high) and its line, max(chance, random init) + margin
+    (``verdict.RULE``); a random-initialisation row (``METHOD@init``) is a control and gets none.
+    ``plumbing``: the runs are of a plumbing preset, and every verdict is ``verdict.PLUMBING``."""
     judged: dict[tuple, Verdict] = {}  # one verdict per (method, task, probe, representation), not per seed
     out = []
     for r in rows:
         if r["method"].endswith("@init"):
-            out.append({**r, "line": None, "verdict": ""})
+            out.append({**r, "low": None, "high": None, "line": None, "verdict": ""})
             continue
         key = (r["method"], r["task"], r["probe"], r["representation"])
         if key not in judged:
             judged[key] = judge(rows, r["method"], Readout("", *key[1:3], "", key[3]))
-        out.append({**r, "line": judged[key].threshold, "verdict": judged[key].verdict})
+        v = as_plumbing(judged[key]) if plumbing else judged[key]
+        out.append({**r, "low": v.low, "high": v.high, "line": v.threshold, "verdict": v.verdict})
     return out
 
 
@@ -100,6 +109,14 @@ def levels_of(result: dict, method: str) -> dict[str, Verdict]:
     recoverable (MLP)."""
     rec = result.get("s_recoverable", {})
     return {**result["verdicts"][method], **({RECOVERABLE: rec[method]} if method in rec else {})}
+
+
+def alone_verdicts(rows: list[dict], method: str) -> dict[str, Verdict]:
+    """The synergy label's verdicts on each modality's own representation (linear probe),
+    where the method was probed there: does a single image already carry it?"""
+    synergy = task_defs.reported_task("S")
+    judged = {rep: judge(rows, method, Readout("S", synergy, "linear", "", rep)) for rep in ("modality1", "modality2")}
+    return {rep: v for rep, v in judged.items() if v is not None}
 
 
 def table_readouts(result: dict) -> list[Readout]:

@@ -33,10 +33,12 @@ from comm_diag.probes.measure.classifiers import (AUTHORS_CROP, PROBES, PROTOCOL
 from comm_diag.probes.measure.tasks import TASK_NAMES, ground_truth_bits, task_labels
 
 # bits: the probe's lower bound on I(Z; T); bits_fraction: bits / the exact bits of the task's own
-# interaction (redundant, unique or synergistic) in the test law. Added in 0.2; readers accept files without them.
-PROBE_COLUMNS = ("method", "seed", "task", "probe", "representation", "balanced_accuracy", "auroc", "bits",
-                 "bits_fraction")
-REQUIRED_COLUMNS = PROBE_COLUMNS[:7]
+# interaction (redundant, unique or synergistic) in the test law (added in 0.2). ba_se: the standard
+# error of balanced_accuracy over the test pairs; converged: every logistic fit of the probe met the
+# stated optimum (added in 0.9; probes.json has each fit's record). Readers accept files without them.
+PROBE_COLUMNS = ("method", "seed", "task", "probe", "representation", "balanced_accuracy", "ba_se", "auroc", "bits",
+                 "bits_fraction", "converged")
+REQUIRED_COLUMNS = ("method", "seed", "task", "probe", "representation", "balanced_accuracy", "auroc")
 
 
 class ProbeError(ValueError):

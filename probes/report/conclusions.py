@@ -4,13 +4,14 @@ and what to run next on this machine. Pure functions of a summarized result
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 from comm_diag.comm.config import PRESETS
 from comm_diag.comm.methods.registry import display_name
 
+from comm_diag.probes.measure.readouts import RECOVERABLE, alone_verdicts, levels_of
 from comm_diag.probes.measure.tasks import NAMES
-from comm_diag.probes.measure.verdict import over_seeds
+from comm_diag.probes.measure.verdict import Verdict, over_seeds, with_interval
 
 PLUMBING = ("**The {presets} preset checks that everything runs: its verdicts are a plumbing check, not a "
             "measurement** (tiny images, one epoch, a few hundred pairs). Run the cpu preset "
@@ -45,30 +46,66 @@ def listing(xs: list[str], conj: str = "and") -> str:
     return xs[0] if len(xs) == 1 else ", ".join(xs[:-1]) + f" {conj} " + xs[-1]
 
 
-def method_sentence(method: str, verdicts: dict) -> str:
-    """'CoMM captures redundancy and synergy but not uniqueness (inconclusive: ...)'."""
-    by = {v: [NAMES[k] for k in "RUS" if k in verdicts and verdicts[k].verdict == v]
-          for v in ("captured", "not captured", "inconclusive")}
-    name = display_name(method)
-    if by["captured"]:
-        text = f"{name} captures {listing(by['captured'])}"
-        text += f" but not {listing(by['not captured'], 'or')}" if by["not captured"] else ""
-    elif by["not captured"]:
-        text = f"{name} does not capture {listing(by['not captured'], 'or')}"
+def _reading(key: str, v: Verdict) -> str:
+    """'synergy fused into the representation (linear probe, fused representation: 72.0 ±1.5,
+    line 60.0)': the interaction, its level and where it was read, the score and its line."""
+    if key == RECOVERABLE:
+        what, probe = "synergy recoverable from the representation", "MLP probe"
     else:
-        text = f"{name} captures nothing for certain"
-    return text + (f"; {listing(by['inconclusive'])} inconclusive" if by["inconclusive"] else "") + "."
+        what = NAMES.get(key, key) + (" fused into the representation" if key == "S" else "")
+        probe = "linear probe"
+    return f"{what} ({probe}, fused representation: {with_interval(v.mean, v.ci95)}, line {v.threshold:.1f})"
+
+
+def conclude(levels: dict[str, Verdict], name: str, *, plumbing: bool = False,
+             alone: Optional[dict[str, Verdict]] = None) -> list[str]:
+    """The sentences about one method, each derived from its verdict table and saying no more:
+    ``levels``: readout key (R, U, U2, S, S recoverable) -> Verdict; ``alone``: the synergy
+    label's verdicts on each modality's own representation (modality1, modality2), where
+    probed. At a plumbing preset nothing is claimed. An inconclusive reading is called so; an
+    MLP reading below the linear one is reported as such, with why."""
+    if plumbing:
+        return [f"{name}: plumbing check only; the smoke preset shows that everything runs, and its scores "
+                f"make no claim about any interaction."]
+    keys = [k for k in (*NAMES, RECOVERABLE) if k in levels]
+    by = {v: [_reading(k, levels[k]) for k in keys if levels[k].verdict == v]
+          for v in ("captured", "not captured", "inconclusive")}
+    said = []
+    if by["captured"]:
+        said.append(f"{name} captures {listing(by['captured'])}.")
+    if by["not captured"]:
+        said.append(f"{name} does not capture {listing(by['not captured'], 'or')}.")
+    if by["inconclusive"]:
+        said.append(f"Inconclusive for {name}, the 95% interval straddling the line: {listing(by['inconclusive'])}.")
+    s, rec = levels.get("S"), levels.get(RECOVERABLE)
+    if s is not None and rec is not None and rec.mean < s.mean:
+        said.append(f"The MLP probe reads synergy below the linear probe ({rec.mean:.1f} vs {s.mean:.1f}): the MLP "
+                    f"probe keeps whichever of its candidates (an MLP, a linear fit) scores better on a held-out "
+                    f"quarter of the probe pairs, and that choice can lose on the test pairs; it does not show "
+                    f"less synergy than the linear reading.")
+    if s is not None and s.verdict == "captured" and alone:
+        captured = [rep for rep, v in alone.items() if v.verdict == "captured"]
+        if captured:
+            said.append(f"Synergy is also read from {listing(sorted(captured))} alone, so it is not the fusion's "
+                        f"alone: check that the pairs are the synergy ones.")
+        elif all(v.verdict == "not captured" for v in alone.values()) and len(alone) == 2:
+            best = max(v.mean for v in alone.values())
+            said.append(f"Neither modality alone carries it (best {best:.1f}, below its line): the fused "
+                        f"representation computes what the two images say only together.")
+    return said
 
 
 def overview(result: dict, gpu: bool) -> list[str]:
-    """The report's opening lines: one sentence per method,
-    how sure (seeds) and on what budget (preset, epochs), and the next step."""
+    """The report's opening lines: what each method captured (``conclude``), how sure (seeds,
+    intervals) and on what budget (preset, epochs), and the next step."""
     seeds = max((v.n_seeds for vs in result["verdicts"].values() for v in vs.values()), default=1)
     presets, epochs = result.get("presets", []), result.get("train_epochs", [])
+    plumbing = plumbing_only(presets)
     budget = (f"{', '.join(presets)} preset, {'/'.join(map(str, epochs))} epoch{'s' if epochs != [1] else ''}, "
               f"{over_seeds(seeds)}")
-    sure = ("each verdict needs the 95% interval of the mean over seeds clear of its line"
-            if seeds > 1 else "one seed gives no interval: the point estimate decides, so a score near its line "
-                              "could fall on the other side with another seed")
-    return ["## Conclusion", "", " ".join(method_sentence(m, vs) for m, vs in result["verdicts"].items()),
-            "", f"Budget: {budget}; {sure}. Next: {next_step(presets, gpu)}."]
+    sure = ("every verdict needs the 95% interval of its score clear of its line (with one seed the interval is "
+            "the test pairs' sampling error alone; more seeds add the seed-to-seed spread)")
+    said = [" ".join(conclude(levels_of(result, m), display_name(m), plumbing=plumbing,
+                              alone=alone_verdicts(result["rows"], m)))
+            for m in result["verdicts"]]
+    return ["## Conclusion", "", " ".join(said), "", f"Budget: {budget}; {sure}. Next: {next_step(presets, gpu)}."]

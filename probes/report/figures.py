@@ -60,11 +60,12 @@ def _groups(rows: list[dict]) -> list[tuple[str, str, str]]:
     return groups
 
 
-def figure4(rows: list[dict], path: Path) -> Path:
+def figure4(rows: list[dict], path: Path, plumbing: bool = False) -> Path:
     """Bars like the paper's Figure 4: per task (R, U1, U2, S fused; S recoverable from the
-    MLP probe) and method, the mean balanced accuracy over seeds (error bar: sd), the same
-    architecture at random initialisation as a marker on its bar, the verdict line
-    max(chance, init) + 5 as a short black line over it, and chance dashed."""
+    MLP probe) and method, the mean balanced accuracy over seeds (error bar: the verdict's
+    95% interval, ``verdict.INTERVAL``), the same architecture at random initialisation as a
+    marker on its bar, the verdict line max(chance, init) + 5 as a short black line over it,
+    a star where captured (never at a ``plumbing`` preset), and chance dashed."""
     groups = _groups(rows)
     methods = sorted({r["method"] for r in rows if not r["method"].endswith("@init")})
     colours = method_colours(methods)
@@ -72,24 +73,24 @@ def figure4(rows: list[dict], path: Path) -> Path:
     fig = new_figure(figsize=(3.0 + 0.5 * len(groups) * max(2, len(methods)), 3.8))
     ax = fig.subplots()
 
-    def scores(method: str, task: str, probe: str) -> list[float]:
-        return [r["balanced_accuracy"] for r in select(rows, method=method, task=task, probe=probe,
-                                                       representation="fused")]
+    def picked(method: str, task: str, probe: str) -> list[dict]:
+        return select(rows, method=method, task=task, probe=probe, representation="fused")
     for g, (label, task, probe) in enumerate(groups):
         for i, m in enumerate(methods):
-            s = scores(m, task, probe)
-            if not s:
+            mine = picked(m, task, probe)
+            if not mine:
                 continue
             x = g - 0.4 + width * (i + 0.5)
             name = display_name(m)
-            ax.bar(x, np.mean(s), width * 0.92, yerr=np.std(s) if len(s) > 1 else None, capsize=2,
+            init = [r["balanced_accuracy"] for r in picked(f"{m}@init", task, probe)]
+            v = verdict([r["balanced_accuracy"] for r in mine], init, chance(task), ses=[r.get("ba_se") for r in mine])
+            # the error bar is the verdict's own 95% interval (verdict.INTERVAL)
+            ax.bar(x, v.mean, width * 0.92, yerr=v.ci95 if v.ci95 > 0 else None, capsize=2,
                    color=colours[m], label=name if name not in ax.get_legend_handles_labels()[1] else None)
-            init = scores(f"{m}@init", task, probe)
-            v = verdict(s, init, chance(task))
             ax.hlines(v.threshold, x - width * 0.46, x + width * 0.46, colors="k", linewidth=1.6,
                       label="verdict line: max(chance, init) + 5" if g == 0 and i == 0 else None)
-            if v.verdict == "captured":  # above the bar and its error bar
-                ax.plot(x, min(98.0, np.mean(s) + (np.std(s) if len(s) > 1 else 0) + 3), marker="*",
+            if v.verdict == "captured" and not plumbing:  # above the bar and its error bar
+                ax.plot(x, min(98.0, v.high + 3), marker="*",
                         markersize=6, color="k", linestyle="none",
                         label="captured" if "captured" not in ax.get_legend_handles_labels()[1] else None)
             if init:

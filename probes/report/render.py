@@ -17,8 +17,9 @@ from comm_diag.outputs import check as check_output, claim, write_file
 from comm_diag.probes.measure.readouts import levels_of, select, table_readouts, with_verdicts
 from comm_diag.probes.measure.suite import write_csv
 from comm_diag.probes.measure.tasks import TASK_NAMES
+from comm_diag.probes.measure.optimum import TOLERANCE
 from comm_diag.probes.measure.verdict import RULE, Verdict, over_seeds, with_interval
-from comm_diag.probes.report.conclusions import plumbing_note
+from comm_diag.probes.report.conclusions import plumbing_note, plumbing_only
 from comm_diag.probes.report.figures import figure4, learning_curves
 from comm_diag.probes.report.html_page import html_page, md_cell
 from comm_diag.probes.report.published import METHOD, fidelity, fidelity_line, published_curve
@@ -27,7 +28,19 @@ from comm_diag.probes.report.summary import SUMMARY_COLUMNS, summarize
 
 
 def _fmt(v: Verdict) -> str:
-    return with_interval(v.mean, v.std, v.n_seeds)
+    return with_interval(v.mean, v.ci95, v.n_seeds)
+
+
+def unconverged_lines(rows: Sequence[dict]) -> list[str]:
+    """A warning naming every probe row whose logistic fits did not all reach the stated
+    optimum (``probes.measure.optimum``); nothing when they all did."""
+    bad = [r for r in rows if r.get("converged") is False]
+    if not bad:
+        return []
+    names = sorted({f"{r['method']} {r['task']} ({r['probe']}, {r['representation']}, seed {r['seed']})" for r in bad})
+    return ["", f"**Not converged:** {len(bad)} probe row(s) did not reach the stated optimum (max |gradient| <= "
+            f"{TOLERANCE:g}); their scores are reported but not at the optimum: {md_cell(', '.join(names))}. "
+            f"probes.json records each fit's iterations and final gradient."]
 
 
 def markdown_lines(result: dict, title: str, lead: Sequence[str] = (), tail: Sequence[str] = (),
@@ -42,7 +55,8 @@ def markdown_lines(result: dict, title: str, lead: Sequence[str] = (), tail: Seq
     lines = [f"# {title}", "", *([*smoke, ""] if smoke else []), *([*lead, ""] if lead else []),
              f"comm-diag {tg.__version__}. Runs: {result['runs']}.", "",
              "Linear probe (class-weighted logistic regression) on the fused representation, balanced "
-             f"accuracy in % on the unbiased test pairs ({'mean ± std ' + over_seeds(n) if n > 1 else 'one seed'}). "
+             f"accuracy in % on the unbiased test pairs ({'mean ' + over_seeds(n) if n > 1 else 'one seed'}, ± the "
+             "95% interval of the verdict rule below). "
              "R: shape (shared), U: texture of x1, U2: texture of x2, S: synergy label, fused into the "
              "representation. S recoverable: the same synergy label read by an MLP probe (one hidden layer) on "
              "the same representation. In brackets: max(chance, the same architecture at random initialisation).",
@@ -62,7 +76,8 @@ def markdown_lines(result: dict, title: str, lead: Sequence[str] = (), tail: Seq
     if syn:
         lines += ["", f"Synergy by representation (balanced accuracy / AUROC, "
                   f"{'mean ' + over_seeds(n) if n > 1 else 'one seed'}): "
-                  "a synergy present only in the fused representation is the signature of fusion.", "",
+                  "synergy read from the fused representation and from neither modality alone is what the "
+                  "fusion adds; the verdict table says whether each reading clears its line.", "",
                   "| method | fused | modality 1 alone | modality 2 alone |", "|---|---|---|---|"]
         for m in sorted({r["method"] for r in syn}):
             cell = []
@@ -72,6 +87,7 @@ def markdown_lines(result: dict, title: str, lead: Sequence[str] = (), tail: Seq
                             f"{np.mean([r['auroc'] for r in s]):.1f}" if s else "–")
             lines.append(f"| {md_cell(display_name(m))} | {' | '.join(cell)} |")
     lines += information_panel(rows, n_seeds=n)
+    lines += unconverged_lines(rows)
     lines += [*([""] + list(tail) if tail else []), "", f"Verdict rule: {RULE}"]
     for name in figures:
         lines += ["", f"![{Path(name).stem.replace('_', ' ')}]({name})"]
@@ -89,8 +105,9 @@ def render(result: dict, out: Path | str, title: str = "comm-diag report", lead:
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(out / "summary.csv", with_verdicts(result["rows"]), SUMMARY_COLUMNS)
-    figures = [figure4(result["rows"], out / "figure4.png").name]
+    write_csv(out / "summary.csv", with_verdicts(result["rows"], plumbing_only(result.get("presets", []))),
+              SUMMARY_COLUMNS)
+    figures = [figure4(result["rows"], out / "figure4.png", plumbing_only(result.get("presets", []))).name]
     # runs of the paper preset are compared with the authors' published curve (probes/report/published.py)
     paper = result.get("presets") == ["paper"] and any(r["method"] == METHOD for r in result["epochs"])
     reference = published_curve() if paper else ()
@@ -135,7 +152,8 @@ def information_panel(rows: list[dict], probe: str = "linear", representation: s
     known = ", ".join(f"{t} {exact[t]:.3g}" for t in tasks if t in exact)
     lines = ["", f"Information in bits ({probe} probe, {representation} representation, "
              f"{'mean ' + over_seeds(n_seeds) if n_seeds > 1 else 'one seed'}): the lower bound I(Z; T) >= "
-             "H(T) - CE(T | Z) from the probe's probabilities calibrated to the label frequencies, and in "
+             "H(T) - CE(T | Z) from the probe's probabilities calibrated on its held-out probe split (a temperature "
+             "and one offset per class; never on test), and in "
              "brackets the fraction of the task's exact interaction bits in the test law (the dataset's PID"
              + (f": {known} bits" if known else "") + ").", "",
              "| method | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]

@@ -130,8 +130,11 @@ def read_rows(run: Path) -> tuple[list[dict], bool]:
             r["seed"] = int(r["seed"])
             r["balanced_accuracy"] = float(r["balanced_accuracy"])
             r["auroc"] = float(r["auroc"]) if r["auroc"] else None
-            for k in ("bits", "bits_fraction"):
+            for k in ("bits", "bits_fraction", "ba_se"):
                 r[k] = float(r[k]) if r.get(k) else None
+            if r.get("converged", "") not in ("", "True", "False"):
+                raise ValueError(f"converged = {r['converged']!r}")
+            r["converged"] = {"True": True, "False": False}.get(r.get("converged", ""))  # None: before 0.9
     except (TypeError, ValueError):
         raise ReportError(f"{run}/probes.csv holds a value that is not a number: probe the run again") from None
     for r in rows:  # a score no probe can give is a damaged file, never a verdict
@@ -139,8 +142,9 @@ def read_rows(run: Path) -> tuple[list[dict], bool]:
             if r[k] is not None and not 0.0 <= r[k] <= 100.0:  # NaN fails too
                 raise ReportError(f"{run}/probes.csv holds {k} = {r[k]} (a score is in [0, 100]): "
                                   f"the file is damaged; probe the run again")
-        if r["bits"] is not None and not math.isfinite(r["bits"]):
-            raise ReportError(f"{run}/probes.csv holds bits = {r['bits']}: the file is damaged; probe the run again")
+        for k in ("bits", "ba_se"):
+            if r[k] is not None and not (math.isfinite(r[k]) and r[k] >= 0):
+                raise ReportError(f"{run}/probes.csv holds {k} = {r[k]}: the file is damaged; probe the run again")
     keys = [(r["method"], r["seed"], r["task"], r["probe"], r["representation"]) for r in rows]
     if len(set(keys)) < len(keys):
         twice = next(k for k in keys if keys.count(k) > 1)

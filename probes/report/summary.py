@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Sequence
 
 from comm_diag.probes.measure.readouts import RECOVERABLE, verdicts
+from comm_diag.probes.measure.verdict import as_plumbing
+from comm_diag.probes.report.conclusions import plumbing_only
 from comm_diag.probes.measure.suite import PROBE_COLUMNS
 from comm_diag.probes.measure.tasks import get_task
 from comm_diag.probes.report.runs import ReportError, epoch_rows, read_rows, run_meta
@@ -37,7 +39,8 @@ def summary_rows(runs: Sequence[Path]) -> tuple[list[dict], dict[str, str]]:
     return out, notes
 
 
-SUMMARY_COLUMNS = (*PROBE_COLUMNS, "line", "verdict")  # summary.csv: every row with its verdict
+# summary.csv: every row with its verdict, the verdict's 95% interval (low, high) and its line
+SUMMARY_COLUMNS = (*PROBE_COLUMNS, "low", "high", "line", "verdict")
 
 
 def summarize(runs: Sequence[Path]) -> dict:
@@ -50,5 +53,10 @@ def summarize(runs: Sequence[Path]) -> dict:
         raise ReportError("the runs hold no probe results of a trained model")
     presets = sorted({run_meta(r)["train"].get("preset", "cpu") for r in runs})
     train_epochs = sorted({run_meta(r)["train"]["epochs"] for r in runs})
-    return {"rows": rows, "notes": notes, "verdicts": verdicts(rows), "s_recoverable": {m: v[RECOVERABLE] for m, v in verdicts(rows, probe="mlp").items() if v},
+    mark = as_plumbing if plumbing_only(presets) else (lambda v: v)  # a plumbing preset claims nothing
+
+    def judged(probe: str) -> dict:
+        return {m: {k: mark(v) for k, v in vs.items()} for m, vs in verdicts(rows, probe=probe).items()}
+    return {"rows": rows, "notes": notes, "verdicts": judged("linear"),
+            "s_recoverable": {m: v[RECOVERABLE] for m, v in judged("mlp").items() if v},
             "epochs": epoch_rows(runs), "runs": len(runs), "presets": presets, "train_epochs": train_epochs}

@@ -137,7 +137,7 @@ def calibrate(ds: tg.Dataset, references: Optional[list[str]] = None, seeds: Seq
                 scores[level].append(PROBES[probe]((xtr, xte), (ytr, test_y[task]), rng, backend=fitter))
         for level, (task, probe) in CALIBRATED.items():
             accs = [s["balanced_accuracy"] for s in scores[level]]
-            v = verdict(accs, [], chance(task))  # no training, so no random-init control: chance
+            v = verdict(accs, [], chance(task), ses=[s.get("ba_se") for s in scores[level]])  # no training: chance
             bits = float(np.mean([s["bits"] for s in scores[level]]))
             rows.append({"reference": name, "level": level, "task": task, "probe": probe,
                          "balanced_accuracy": v.mean, "ci95": v.ci95, "seeds": len(accs), "bits": bits,

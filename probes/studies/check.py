@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
-import numpy as np
 
 from comm_diag.comm.config import TrainConfig
 from comm_diag.comm.methods import METHODS, load_class
@@ -23,14 +22,14 @@ from comm_diag.comm.methods.registry import DEFAULT_METHODS, label_of
 from comm_diag.comm.runtime import resolve_device
 
 from comm_diag.probes.studies import pipeline
-from comm_diag.probes.report.conclusions import listing, next_step, plumbing_note
+from comm_diag.probes.report.conclusions import conclude, next_step, plumbing_only
 from comm_diag.probes.studies.dose import DOSE_LEVELS, dose_study
-from comm_diag.probes.measure.readouts import select
+from comm_diag.probes.measure.readouts import alone_verdicts, levels_of
 from comm_diag.probes.studies.study import Study
 from comm_diag.probes.hooks import Hooks
 from comm_diag.probes.studies.sweep import Variant
 from comm_diag.probes.measure.tasks import NAMES
-from comm_diag.probes.measure.verdict import Verdict
+from comm_diag.probes.measure.verdict import Verdict, with_interval
 
 CONTROLS = DEFAULT_METHODS  # check's name for them
 REQUIRE_EXIT = 3  # exit code when a --require'd interaction is not captured
@@ -49,76 +48,35 @@ def parse_require(text: Optional[str]) -> list[str]:
     return keys
 
 
-def conclusion(label: str, ver: dict[str, dict[str, Verdict]], syn_by_rep: dict[str, float],
-               recoverable: Optional[dict[str, Verdict]] = None,
-               advice: str = "raise --epochs or add seeds (--seeds 0,1,2)") -> str:
-    """One paragraph in plain words from the verdicts of the user's method and of CoMM, with
-    synergy at both levels: fused into the representation (linear probe) and recoverable
-    from it (MLP probe), ``recoverable`` holding the latter's verdict per method; ``advice``:
-    the next budget to try where this one was too small to tell (``conclusions.next_step``)."""
-    mine = ver[label]
-    got = [NAMES[k] for k in "RUS" if k in mine and mine[k].verdict == "captured"]
-    missed = [NAMES[k] for k in "RUS" if k in mine and mine[k].verdict == "not captured"]
-    unsure = [NAMES[k] for k in "RUS" if k in mine and mine[k].verdict == "inconclusive"]
-
-    if got:
-        first = f"{label} captures {listing(got)}" + (f" but not {listing(missed, 'or')}" if missed else "")
-    elif missed:
-        first = f"{label} does not capture {listing(missed, 'or')}"
-    else:
-        first = f"{label} captures none of the three interactions for certain"
-    text = [first + "."]
-    if unsure:
-        text.append(f"{listing(unsure).capitalize()} is inconclusive at this budget: more seeds "
-                    f"(--seeds 0,1,2) narrow the interval.")
-    rec = (recoverable or {}).get(label)
-    if rec is not None and "S" in mine:
-        fused = mine["S"].verdict == "captured"
-        if rec.verdict == "captured" and not fused:
-            text.append(f"Its synergy is recoverable from the representation by a non-linear probe (MLP "
-                        f"{rec.mean:.1f} against a line at {rec.threshold:.1f}) but not fused into it (linear "
-                        f"{mine['S'].mean:.1f}): the information is there, the representation did not compute it.")
-        elif rec.verdict == "captured":
-            text.append(f"Synergy is both fused into the representation (linear {mine['S'].mean:.1f}) and "
-                        f"recoverable from it (MLP {rec.mean:.1f}).")
-        elif rec.verdict == "not captured":
-            text.append(f"Not even a non-linear probe recovers synergy from it (MLP {rec.mean:.1f}).")
-    if "S" in mine:
-        s = mine["S"]
-        if s.verdict == "captured" and syn_by_rep:
-            alone = max(syn_by_rep.get("modality1", np.nan), syn_by_rep.get("modality2", np.nan))
-            if not np.isnan(alone):
-                where = ("only in the fused representation (each modality alone reads "
-                         f"{alone:.1f} at best), the signature of real fusion") if alone < s.threshold else \
-                    f"also from a single modality ({alone:.1f}): check that the pairs are the synergy ones"
-                text.append(f"Synergy ({s.mean:.1f} balanced accuracy) is readable {where}.")
-        elif s.verdict != "captured":
-            ref = ver.get("comm", {}).get("S")
-            if ref is not None and ref.verdict == "captured":
-                text.append(f"CoMM, trained with the same budget, does capture synergy ({ref.mean:.1f} vs. "
-                            f"{s.mean:.1f}), so the budget is not what {label} lacks: its objective or fusion "
-                            f"does not make it learn what the two modalities say only together.")
-            elif ref is not None:
-                text.append(f"CoMM did not capture synergy with this budget either ({ref.mean:.1f}): the "
-                            f"budget is too small to tell; {advice}.")
-    return " ".join(text)
+def against_comm(mine: dict[str, Verdict], comm: dict[str, Verdict], label: str, advice: str) -> list[str]:
+    """What CoMM, trained with the same budget, says about the user's fused synergy verdict:
+    the budget was enough (CoMM captured it), or too small to tell (CoMM did not either), or
+    more evidence is needed (either inconclusive)."""
+    s, ref = mine.get("S"), comm.get("S")
+    if s is None or ref is None or s.verdict == "captured" or label == "comm":
+        return []
+    if s.verdict == "inconclusive" or ref.verdict == "inconclusive":
+        return [f"Fused synergy is inconclusive for {label if s.verdict == 'inconclusive' else 'CoMM'} at this budget: "
+                f"{advice}."]
+    if ref.verdict == "captured":
+        return [f"CoMM, trained with the same budget, captures fused synergy ({with_interval(ref.mean, ref.ci95)} vs. "
+                f"{with_interval(s.mean, s.ci95)}), so the budget is not what {label} lacks: its objective or "
+                f"fusion does not make it learn what the two modalities say only together."]
+    return [f"CoMM does not capture fused synergy with this budget either ({with_interval(ref.mean, ref.ci95)}): "
+            f"the budget is too small to tell; {advice}."]
 
 
-def synergy_alone(result: dict, label: str) -> dict[str, float]:
-    """modality1 / modality2 -> the method's mean synergy (linear probe) from each modality alone."""
-    alone = {rep: [r["balanced_accuracy"] for r in select(result["rows"], method=label, task="synergy",
-                                                          probe="linear", representation=rep)]
-             for rep in ("modality1", "modality2")}
-    return {rep: float(np.mean(v)) for rep, v in alone.items() if v}
-
-
-def conclusion_of(result: dict, label: str, plumbing: bool = True) -> str:
-    """``conclusion`` from a study's result (``report.summary.summarize``) for the method ``label``,
-    ending with the plumbing warning of a smoke budget (``plumbing``: the report has its own)."""
+def conclusion_of(result: dict, label: str) -> str:
+    """The check's conclusion about the method ``label``, from a study's result
+    (``report.summary.summarize``): ``conclusions.conclude`` on its verdicts, then what CoMM's
+    verdict at the same budget says about its synergy; at a plumbing preset, that nothing is claimed."""
     presets = result.get("presets", [])
-    said = conclusion(label, result["verdicts"], synergy_alone(result, label), result["s_recoverable"],
-                      next_step(presets, gpu=resolve_device("auto").type == "cuda"))
-    return " ".join([said, *[line.replace("**", "") for line in plumbing_note(presets) if plumbing]])
+    mine = levels_of(result, label)
+    said = conclude(mine, label, plumbing=plumbing_only(presets), alone=alone_verdicts(result["rows"], label))
+    if not plumbing_only(presets):
+        said += against_comm(mine, result["verdicts"].get("comm", {}), label,
+                             next_step(presets, gpu=resolve_device("auto").type == "cuda"))
+    return " ".join(said)
 
 
 def check_study(target: str, controls: Sequence[str] = CONTROLS, dose: Sequence[str] = (),
@@ -155,7 +113,7 @@ def check_study(target: str, controls: Sequence[str] = CONTROLS, dose: Sequence[
     study = Study(name=method, kind="check", title=f"check {label}", record="check.json",
                   description=f"{label} beside {', '.join(controls) or 'no control'}", variants=tuple(variants),
                   preflight=method,
-                  lead=lambda result: ["## Conclusion", "", conclusion_of(result, label, plumbing=False)])
+                  lead=lambda result: ["## Conclusion", "", conclusion_of(result, label)])
     return study, label
 
 
@@ -182,4 +140,4 @@ def unmet(result: dict, required: Sequence[str]) -> list[str]:
     return [k for k in required if k not in mine or mine[k].verdict != "captured"]
 
 
-__all__ = ["check", "conclusion", "parse_require", "unmet", "CONTROLS", "REQUIRE_EXIT"]
+__all__ = ["check", "conclusion_of", "parse_require", "unmet", "CONTROLS", "REQUIRE_EXIT"]

@@ -164,9 +164,9 @@ def _reference_rows(dose: Dose, name: str, ds: tg.Dataset, level: float, dose_bi
     # fitted where the study's runs are probed (auto: torch on this machine's GPU, else scikit-learn)
     s = PROBES["linear"]((xtr, xte), (ytr, yte), np.random.default_rng([0, 7]),
                          backend=backend_for("auto", resolve_device("auto")))
-    v = verdict([s["balanced_accuracy"]], [], chance(dose.task, ds.spec))
+    v = verdict([s["balanced_accuracy"]], [], chance(dose.task, ds.spec), ses=[s["ba_se"]])
     return {"method": REFERENCE, "interaction": name, "task": dose.task, "setting": dose.setting, "level": level,
-            "dose_bits": dose_bits, "balanced_accuracy": v.mean, "ci95": 0.0, "seeds": 1, "bits": s["bits"],
+            "dose_bits": dose_bits, "balanced_accuracy": v.mean, "ci95": v.ci95, "seeds": 1, "bits": s["bits"],
             "ceiling_bits": ceiling, "bits_fraction": s["bits"] / ceiling if ceiling else None,
             "init_balanced_accuracy": None, "init_bits": None, "chance": chance(dose.task, ds.spec),
             "line": v.threshold, "verdict": v.verdict}
@@ -198,7 +198,8 @@ def dose_table(rows: list[dict], datasets: dict[str, tg.Dataset], doses: dict[st
             if not scores:
                 continue  # not run yet (--only) or not probed
             init = pick(f"{label}@init", "balanced_accuracy")
-            v = verdict(scores, init, chance(dose.task, ds.spec))
+            mine = select(rows, method=label, task=dose.task, probe=probe, representation=representation)
+            v = verdict(scores, init, chance(dose.task, ds.spec), ses=[r.get("ba_se") for r in mine])
             bits = _mean(pick(label, "bits"))
             out.append({"method": method, "interaction": name, "task": dose.task, "setting": dose.setting,
                         "level": level, "dose_bits": dose_bits, "balanced_accuracy": v.mean,

@@ -33,6 +33,7 @@ from comm_diag.probes.report.progress import progress as progress_hooks
 from comm_diag.probes.measure.readouts import select
 from comm_diag.probes.report.render import render
 from comm_diag.probes.report.summary import summarize
+from comm_diag.probes.report.conclusions import plumbing_only
 from comm_diag.probes.studies.study import Measured, Study, check_expectations
 from comm_diag.probes.hooks import Hooks
 from comm_diag.probes.studies.sweep import (RunJob, dataset_spec, folders, given_datasets, plan, study_folder,
@@ -127,11 +128,16 @@ def curve_means(epoch_rows: Sequence[dict]) -> dict[str, dict[str, Optional[floa
             for m, t in acc.items()}
 
 
-def expectation_lines(study: Study, checks: list, curves: dict) -> list[str]:
-    """The report section of a study's expectations (and of its learning speed, if probed)."""
+NOT_COMPARED = "not compared: the smoke preset is a plumbing check only"
+
+
+def expectation_lines(study: Study, checks: list, curves: dict, plumbing: bool = False) -> list[str]:
+    """The report section of a study's expectations (and of its learning speed, if probed);
+    at a plumbing preset nothing is compared (``plumbing``)."""
     if not study.expectations:
         return []
-    mark = {True: "held", False: "did NOT hold", None: "not measured (a variant it reads was not run)"}
+    mark = {True: "held", False: "did NOT hold",
+            None: NOT_COMPARED if plumbing else "not measured (a variant it reads was not run)"}
     lines = [f"## Expected pattern: {study.description}", "",
              *[f"- {text}: **{mark[ok]}**" for text, ok in checks]]
     if any(c for c in curves.values()):
@@ -171,9 +177,11 @@ def run(study: Study, out: Path | str, settings: StudySettings = StudySettings()
         result = summarize(runs)  # summarize -> the study's reading of it -> render
         lead = list(study.lead(result)) if study.lead else []
         measured = Measured(result["verdicts"], curve_means(result["epochs"]), tuple(result["epochs"]))
-        expectations = check_expectations(study, measured)
+        plumbing = plumbing_only(result["presets"])  # a plumbing run compares nothing with the paper's patterns
+        expectations = [(e.text, None) for e in study.expectations] if plumbing else \
+            check_expectations(study, measured)
         outputs = study.outputs(result, trained_on, out) if study.outputs else {}
-        tail = expectation_lines(study, expectations, measured.curve_mean)
+        tail = expectation_lines(study, expectations, measured.curve_mean, plumbing)
         tail += ([""] if tail and outputs.get("section") else []) + outputs.get("section", [])
         render(result, out, title=f"comm-diag {study.title} ({settings.preset_name} preset)", lead=lead, tail=tail)
         write_file(out / study.record, json.dumps({
