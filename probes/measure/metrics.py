@@ -26,10 +26,12 @@ def balanced_accuracy_se(y: np.ndarray, pred: np.ndarray) -> float:
         SE = 100/K sqrt( sum_k r_k (1 - r_k) / n_k ),   r_k = (hits_k + 1) / (n_k + 2)
 
     (r_k with one pseudo-hit and one pseudo-miss, so a recall of 0% or 100% still has an
-    error). It measures the sampling of pairs given the test images; pairs that share an
-    image are not independent, so the error over new test images is larger (seeds of the
-    data show it)."""
+    error), and 0 for a constant prediction, whose balanced accuracy is 100/K on any sample.
+    It measures the sampling of pairs given the test images; pairs that share an image are
+    not independent, so the error over new test images is larger (seeds of the data show it)."""
     classes = np.unique(y)
+    if len(np.unique(pred)) == 1:
+        return 0.0
     var = 0.0
     for k in classes:
         n = int((y == k).sum())

@@ -51,12 +51,14 @@ def test_report__summary_figure_and_verdicts(probed_runs, tmp_path):
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "| CoMM |" in md and "| Cross |" in md and "Verdict rule" in md  # display names
     rows = list(csv.DictReader(open(tmp_path / "rep" / "summary.csv")))
-    assert tuple(rows[0]) == (*PROBE_COLUMNS, "line", "verdict")
+    assert tuple(rows[0]) == (*PROBE_COLUMNS, "low", "high", "line", "verdict")
     # each row's verdict is the report's: the fused linear R of each method, and none for a control
     for m, v in result["verdicts"].items():
         row = next(r for r in rows if r["method"] == m and r["task"] == "redundancy" and r["probe"] == "linear"
                    and r["representation"] == "fused")
         assert row["verdict"] == v["R"].verdict and float(row["line"]) == pytest.approx(v["R"].threshold, abs=1e-4)
+        assert float(row["low"]) == pytest.approx(v["R"].low, abs=1e-4)
+        assert float(row["high"]) == pytest.approx(v["R"].high, abs=1e-4) and v["R"].low <= v["R"].high
     assert all(r["verdict"] == "" and r["line"] == "" for r in rows if r["method"].endswith("@init"))
     # R and U from unbiased trainings, S from synergy trainings
     assert result["notes"]["comm"].startswith("R, U from unbiased")
