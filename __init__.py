@@ -11,4 +11,4 @@ under ``comm_diag`` only, so it never owns a generic top-level name (Jupyter's `
 package, for one) and uninstalling it removes only its own files.
 """
 
-__version__ = "0.8.0"
+__version__ = "0.9.0"

@@ -363,7 +363,10 @@ def calibrate(
 ) -> None:
     """The instrument's own calibration: known-answer representations through the probes and the
     verdict rule; exit 3 if any verdict differs from the known answer."""
+    from rich.markup import escape
+
     from comm_diag import api, tables
+    from comm_diag.outputs import read_json
     from comm_diag.probes.studies.sweep import parse_seeds
 
     with user_errors():
@@ -373,6 +376,9 @@ def calibrate(
         except KeyboardInterrupt:
             raise UserError("interrupted: run the same command again") from None
     console.print(tables.calibration(rows, n_seeds))
+    warning = read_json(out / "calibration.json").get("warning")
+    if warning:
+        err.print(f"[bold yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     bad = [r for r in rows if not r["ok"]]
     console.print(f"{len(rows) - len(bad)} of {len(rows)} verdicts as expected; wrote {out / 'calibration.csv'}",
                   soft_wrap=True)

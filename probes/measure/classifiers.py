@@ -95,11 +95,17 @@ def _answer(request, backend) -> list:
     return [backend.mlp(request.x, request.y, request.hidden, request.seed)]
 
 
+def _threads(backend, threads: Optional[int]) -> Optional[int]:
+    """scikit-learn's fits on ``threads`` BLAS/OpenMP threads (on probe-sized problems lbfgs
+    ran 3x faster with one thread than with two: benchmarks/bench_probe.py); the torch
+    solver's batched products on every thread torch has (None: no limit)."""
+    return threads if backend.name == "sklearn" else None
+
+
 def run_protocol(protocol: Protocol, backend=SKLEARN, threads: Optional[int] = 1) -> dict:
-    """A protocol's scores, its fits answered one at a time on ``threads`` BLAS/OpenMP
-    threads (None: all; on probe-sized problems, 10,000 x 128 and 10 classes, lbfgs ran 3x
-    faster with one thread than with two: benchmarks/bench_probe.py)."""
-    with threadpool_limits(threads):
+    """A protocol's scores, its fits answered one at a time (scikit-learn's on ``threads``
+    threads, ``_threads``)."""
+    with threadpool_limits(_threads(backend, threads)):
         answer = None
         while True:
             try:
@@ -122,7 +128,7 @@ def run_protocols(protocols: Sequence[Protocol], backend) -> list[dict]:
         except StopIteration as done:
             results[i] = done.value
 
-    with threadpool_limits(1):
+    with threadpool_limits(_threads(backend, 1)):
         for i in range(len(protocols)):
             advance(i, None)
         while pending:

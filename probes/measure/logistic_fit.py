@@ -9,7 +9,8 @@ sample-weight-averaged objective (``logistic_objectives``).
 The solver is a truncated Newton method (Newton-CG): each step solves H d = -g by conjugate
 gradients on Hessian-vector products (never forming the (D+1)Q x (D+1)Q Hessian), each CG
 iteration preconditioned by the Hessian's per-class diagonal blocks (Q Cholesky factors of
-(D+1) x (D+1)), and the step is kept by a backtracking line search whose sufficient-decrease
+(D+1) x (D+1), rebuilt at steps 0, 1, 2, 4, 8, ...) or, for wide features, by a Kronecker
+approximation of them (``BLOCK_JACOBI_MAX``), and the step is kept by a backtracking line search whose sufficient-decrease
 test accepts a change within float64 rounding of the objective (16 eps |L|): near the optimum
 rounding cannot reject every step, as it did in 0.8's damped Newton (2 of 40 trained-run
 problems ran to their 200-iteration cap one ulp above the tolerance). Convergence is read
@@ -33,8 +34,12 @@ CG_ITERATIONS = 50  # per Newton step; the step is then the best direction found
 ARMIJO = 1e-4  # sufficient decrease, as a fraction of the directional derivative
 ROUNDING = 16 * torch.finfo(DTYPE).eps  # a change within this fraction of |L| is rounding, not an increase
 LINE_SEARCH_HALVINGS = 30
-PRECONDITIONER_SAMPLES = 10**9  # the preconditioner's blocks are estimated from at most this many samples
-SOLVER = "newton-cg (block-Jacobi preconditioned), float64"
+# the widest features (D+1) preconditioned by the Hessian's blocks; wider ones by the Kronecker
+# approximation. On 2 AVX2 cores a probe's fits took, blocks vs Kronecker: 128-d CoMM features
+# (10 classes, 10,000 pairs) 1.6 vs 4.6 s; 512-d random projections 14.9 vs 3.8 s; 900-d factor
+# products 10.2 vs 1.7 s (the same optimum either way: tested)
+BLOCK_JACOBI_MAX = 257
+SOLVER = "newton-cg (block-Jacobi or Kronecker preconditioned), float64"
 
 
 def class_weights(y: Tensor, n_classes: int) -> Tensor:
@@ -101,13 +106,13 @@ def batch_bytes(n: int, d: int, q: int, k: int) -> int:
     """Peak bytes of one problem (N samples, D features, Q outputs, K values of C) inside a
     ``solve_logistic_many`` batch (the problems of a batch add up): the padded features in
     float64 and float32, the per-class Hessian blocks (float32 while built, float64, their
-    Cholesky factors) and the (K, N, Q) activations of a Hessian-vector product (logits,
-    probabilities, targets, products: about 8 of them live). Measured against the allocator
-    on CPU by ``benchmarks/bench_probe.py --memory``."""
+    Cholesky factors) and the (K, N, Q) activations of the objective, the line search and a
+    Hessian-vector product (about 16 of them live). Measured against the peak resident
+    memory on CPU by ``benchmarks/probe_memory.py`` (docs/probes.md)."""
     d1 = d + 1
-    features = 12 * n * d1 + 4 * n * d1  # xb (float64), its float32 copy, one weighted copy while blocks are built
-    blocks = k * q * d1 * d1 * (8 + 8) + 4 * k * d1 * d1  # float64 blocks and factors, the float32 block being built
-    activations = 8 * 8 * k * n * q + 8 * n * (q + 2)  # per-C activations; targets and weights
+    features = 12 * n * d1 + 4 * n * d1  # xb (float64), its float32 copy, one weighted copy while a block is built
+    blocks = k * q * d1 * d1 * (8 + 8) + 4 * d1 * d1  # float64 blocks and their factors, the float32 block being built
+    activations = 16 * 8 * k * n * q + 8 * n * (q + 2)  # ~16 float64 (K, N, Q) arrays live at once; targets, weights
     vectors = 8 * 12 * k * d1 * q  # theta, gradient, CG's x, r, z, p, Ap, the trial point
     return features + blocks + activations + vectors
 
@@ -119,12 +124,15 @@ class _Batch:
     def __init__(self, xb: Tensor, target: Tensor, a: Tensor, reg: Tensor):
         self.xb, self.target, self.a, self.reg = xb, target, a, reg  # (G,N,D+1), (G,N,Q), (G,N), (G,K,D+1,1)
         self.x32, self.a32 = xb.float(), a.float()
+        self._gram: Optional[tuple[Tensor, Tensor]] = None
 
     def select(self, keep: Tensor) -> "_Batch":
-        return _Batch(self.xb[keep], self.target[keep], self.a[keep], self.reg[keep])
+        out = _Batch(self.xb[keep], self.target[keep], self.a[keep], self.reg[keep])
+        out._gram = None if self._gram is None else (self._gram[0][keep], self._gram[1][keep])
+        return out
 
     def logits(self, theta: Tensor) -> Tensor:
-        return torch.einsum("gnd,gkdq->gknq", self.xb, theta)  # (G, K, N, Q)
+        return times_features(self.xb, theta)  # (G, K, N, Q)
 
     def proba(self, z: Tensor) -> Tensor:
         return torch.sigmoid(z) if z.shape[-1] == 1 else torch.softmax(z, -1)
@@ -141,33 +149,32 @@ class _Batch:
     def gradient(self, theta: Tensor, p: Tensor) -> Tensor:
         """sum_i a_i (p_i - t_i) (x) x_i + reg theta: (G, K, D+1, Q)."""
         residual = self.a[:, None, :, None] * (p - self.target[:, None])  # (G, K, N, Q)
-        return torch.einsum("gnd,gknq->gkdq", self.xb, residual) + self.reg * theta
+        return features_times(self.xb, residual) + self.reg * theta
 
     def hessian_times(self, v: Tensor, p: Tensor) -> Tensor:
         """H v with H = sum_i a_i S_i (x) x_i x_i^T + diag(reg), S_i = diag(p_i) - p_i p_i^T
         (p (1 - p) for Q = 1), never formed: two products with the features, in float32 (a
         Newton direction needs no more: where the fit stops is decided by the float64 gradient)."""
-        u = torch.einsum("gnd,gkdq->gknq", self.x32, v.float())  # (G, K, N, Q)
+        u = times_features(self.x32, v.float())  # (G, K, N, Q)
         p32 = p.float()
         s = p32 * u - p32 * (p32 * u).sum(-1, keepdim=True) if p.shape[-1] > 1 else p32 * (1 - p32) * u
-        hv = torch.einsum("gnd,gknq->gkdq", self.x32, self.a32[:, None, :, None] * s)
+        hv = features_times(self.x32, self.a32[:, None, :, None] * s)
         return hv.to(DTYPE) + self.reg * v
 
     def block_factors(self, p: Tensor) -> Tensor:
         """Cholesky factors of the Hessian's diagonal blocks, one per class q:
         sum_i a_i p_iq (1 - p_iq) x_i x_i^T + diag(reg) (+ a trace-relative jitter where the
-        bias's curvature vanishes): (G, K, Q, D+1, D+1). A preconditioner needs no more than
-        an estimate: built in float32 from every s-th sample (at most PRECONDITIONER_SAMPLES,
-        their weights scaled by s), factored in float64."""
+        bias's curvature vanishes): (G, K, Q, D+1, D+1). Built in float32 (a preconditioner
+        needs no more), factored in float64."""
         g_, k, n, q = p.shape
         d1 = self.xb.shape[-1]
-        stride = -(-n // PRECONDITIONER_SAMPLES)
-        x = self.x32[:, ::stride]  # (G, n/s, D+1)
-        xt = x.transpose(1, 2)[:, None]  # (G, 1, D+1, n/s)
-        weight = (stride * self.a32[:, None, ::stride, None]) * (p[:, :, ::stride] * (1 - p[:, :, ::stride])).float()
+        x = self.x32  # (G, N, D+1)
+        xt = x.transpose(1, 2)[:, None]  # (G, 1, D+1, N)
+        weight = (self.a32[:, None, :, None] * p * (1 - p)).float()  # (G, K, N, Q)
         blocks = torch.empty(g_, k, q, d1, d1, dtype=DTYPE, device=p.device)
-        for c in range(q):
-            blocks[:, :, c] = ((xt * weight[:, :, None, :, c]) @ x[:, None]).to(DTYPE)  # (G, K, D+1, D+1)
+        for j in range(k):  # one weighted copy of the features at a time, not K x Q of them
+            for c in range(q):
+                blocks[:, j, c] = ((xt[:, 0] * weight[:, j, None, :, c]) @ x).to(DTYPE)  # (G, D+1, D+1)
         diag = blocks.diagonal(dim1=-2, dim2=-1)  # (G, K, Q, D+1), a view
         diag += self.reg[:, :, None, :, 0]
         diag += 1e-10 * diag.mean(-1, keepdim=True) + 1e-300
@@ -178,11 +185,62 @@ class _Batch:
             factors = torch.where(bad[..., None, None], fallback, factors)
         return factors
 
-    @staticmethod
-    def precondition(r: Tensor, factors: Tensor) -> Tensor:
-        """M^-1 r, M the block-diagonal preconditioner, kept in the centred subspace: r (G, K, D+1, Q)."""
+    def gram_basis(self) -> tuple[Tensor, Tensor]:
+        """The eigendecomposition of each problem's weighted second moment sum_i a_i x_i x_i^T:
+        (U (G, D+1, D+1), eigenvalues (G, D+1)), computed once per batch (the weights a are fixed)."""
+        if self._gram is None:
+            moment = features_times(self.xb, self.a[:, None, :, None] * self.xb[:, None])  # (G, 1, D+1, D+1)
+            eig, basis = torch.linalg.eigh(moment[:, 0])
+            self._gram = (basis, eig.clamp(min=0))
+        return self._gram
+
+    def preconditioner(self, p: Tensor) -> "_Preconditioner":
+        """The block-Jacobi preconditioner (``block_factors``) where its blocks are cheap to
+        rebuild (D+1 <= BLOCK_JACOBI_MAX), else the Kronecker one (``_Kronecker``)."""
+        if self.xb.shape[-1] <= BLOCK_JACOBI_MAX:
+            return _Blocks(self.block_factors(p))
+        return _Kronecker(*self.gram_basis(), (self.a[:, None, :, None] * p * (1 - p)).sum(2),  # (G, K, Q)
+                          self.reg[:, :, 0, 0])
+
+
+class _Blocks:
+    """M^-1 r with M the Hessian's per-class diagonal blocks (Cholesky factors (G, K, Q, D+1, D+1))."""
+
+    def __init__(self, factors: Tensor):
+        self.factors = factors
+
+    def select(self, keep: Tensor) -> "_Blocks":
+        return _Blocks(self.factors[keep])
+
+    def __call__(self, r: Tensor) -> Tensor:
+        """r (G, K, D+1, Q), kept in the centred subspace."""
         rq = centred(r).permute(0, 1, 3, 2)[..., None]  # (G, K, Q, D+1, 1)
-        return centred(torch.cholesky_solve(rq, factors)[..., 0].permute(0, 1, 3, 2))
+        return centred(torch.cholesky_solve(rq, self.factors)[..., 0].permute(0, 1, 3, 2))
+
+
+class _Kronecker:
+    """M^-1 r with M_q = c_q X^T A X + reg I for class q: each class's block approximated by its
+    mean curvature c_q = sum_i a_i p_iq (1 - p_iq) times the weighted second moment, inverted
+    in the moment's eigenbasis (two products with U per application, nothing rebuilt but the
+    K x Q scalars). Weaker than the blocks where curvature varies across samples, so CG takes
+    more (cheap) iterations; for wide features the blocks' rebuild (Q N (D+1)^2 per C) costs
+    more than those iterations."""
+
+    def __init__(self, basis: Tensor, eig: Tensor, curvature: Tensor, reg: Tensor):
+        self.basis, self.eig, self.curvature, self.reg = basis, eig, curvature, reg  # (G,D1,D1), (G,D1), (G,K,Q), (G,K)
+
+    def select(self, keep: Tensor) -> "_Kronecker":
+        return _Kronecker(self.basis[keep], self.eig[keep], self.curvature[keep], self.reg[keep])
+
+    def __call__(self, r: Tensor) -> Tensor:
+        g_, k, d1, q = r.shape
+        rotated = self.basis.transpose(1, 2) @ centred(r).permute(0, 2, 1, 3).reshape(g_, d1, k * q)  # (G, D1, K*Q)
+        scale = self.curvature[:, None] * self.eig[:, :, None, None] + self.reg[:, None, :, None]  # (G, D1, K, Q)
+        back = self.basis @ (rotated.view(g_, d1, k, q) / scale.clamp(min=1e-300)).reshape(g_, d1, k * q)
+        return centred(back.view(g_, d1, k, q).permute(0, 2, 1, 3))  # (G, K, D1, Q)
+
+
+_Preconditioner = _Blocks | _Kronecker
 
 
 def centred(v: Tensor) -> Tensor:
@@ -194,17 +252,32 @@ def centred(v: Tensor) -> Tensor:
     return v - v.mean(-1, keepdim=True) if v.shape[-1] > 1 else v
 
 
+def times_features(x: Tensor, theta: Tensor) -> Tensor:
+    """x (G, N, D+1) times theta (G, K, D+1, Q) -> (G, K, N, Q), as one batched product over
+    the K*Q columns: the features are never copied K times (an einsum may broadcast them)."""
+    g_, k, d1, q = theta.shape
+    columns = theta.permute(0, 2, 1, 3).reshape(g_, d1, k * q)  # (G, D+1, K*Q)
+    return (x @ columns).view(g_, x.shape[1], k, q).permute(0, 2, 1, 3)  # (G, K, N, Q), a view
+
+
+def features_times(x: Tensor, r: Tensor) -> Tensor:
+    """x^T (G, D+1, N) times r (G, K, N, Q) -> (G, K, D+1, Q), the features not copied."""
+    g_, k, n, q = r.shape
+    columns = r.permute(0, 2, 1, 3).reshape(g_, n, k * q)  # (G, N, K*Q)
+    return (x.transpose(1, 2) @ columns).view(g_, x.shape[2], k, q).permute(0, 2, 1, 3)  # (G, K, D+1, Q)
+
+
 def _dot(u: Tensor, v: Tensor) -> Tensor:
     return (u * v).sum((-2, -1))  # (G, K)
 
 
-def _newton_direction(batch: _Batch, g: Tensor, p: Tensor, forcing: Tensor, factors: Tensor) -> Tensor:
-    """An approximate solution d of H d = -g by CG preconditioned by ``factors``
-    (``block_factors``), stopped per problem when ||r|| <= forcing ||g|| (the
+def _newton_direction(batch: _Batch, g: Tensor, p: Tensor, forcing: Tensor, precondition) -> Tensor:
+    """An approximate solution d of H d = -g by CG preconditioned by ``precondition``
+    (``_Batch.preconditioner``), stopped per problem when ||r|| <= forcing ||g|| (the
     Eisenstat-Walker forcing term makes the steps superlinear)."""
     d = torch.zeros_like(g)
     r = -g
-    z = batch.precondition(r, factors)
+    z = precondition(r)
     direction = z
     rz = _dot(r, z)
     target = forcing * g.flatten(2).norm(dim=-1)  # (G, K)
@@ -218,14 +291,14 @@ def _newton_direction(batch: _Batch, g: Tensor, p: Tensor, forcing: Tensor, fact
         d = d + alpha[..., None, None] * direction
         r = r - alpha[..., None, None] * hp
         active = active & (curvature > 0) & (r.flatten(2).norm(dim=-1) > target)
-        z = batch.precondition(r, factors)
+        z = precondition(r)
         rz_new = _dot(r, z)
         beta = torch.where(active, rz_new / rz.clamp(min=1e-300), torch.zeros_like(rz))
         direction = z + beta[..., None, None] * direction
         rz = rz_new
     # a direction CG could not improve on (no positive curvature met): the preconditioned gradient
     fallback = _dot(d, g) >= 0
-    return torch.where(fallback[..., None, None], batch.precondition(-g, factors), d)
+    return torch.where(fallback[..., None, None], precondition(-g), d)
 
 
 def solve_logistic_many(problems: Sequence[LogisticProblem], iterations: Optional[int] = None,
@@ -278,7 +351,7 @@ def _solve(batch: _Batch, theta: Tensor, iterations: int, tolerance: float) -> t
     gmax = torch.full((g_, k), float("inf"), dtype=DTYPE, device=dev)
     live = torch.arange(g_, device=dev)
     theta = centred(theta)  # the same predictions, a penalty no larger
-    factors = torch.empty(0)
+    precondition = None
     z = batch.logits(theta)
     p, current = batch.proba(z), batch.objective(theta, z)
     for step in range(iterations + 1):
@@ -295,11 +368,13 @@ def _solve(batch: _Batch, theta: Tensor, iterations: int, tolerance: float) -> t
                 break
             live, theta, g, p, current, norm, done = live[keep], theta[keep], g[keep], p[keep], current[keep], \
                 norm[keep], done[keep]
-            batch, factors = batch.select(keep), factors[keep] if len(factors) else factors
+            batch = batch.select(keep)
+            precondition = precondition.select(keep) if precondition is not None else None
         forcing = norm.sqrt().clamp(max=0.5)  # (G, K)
         if step & (step - 1) == 0:  # steps 0, 1, 2, 4, 8, ...: the curvature settles
-            factors = batch.block_factors(p)
-        d = _newton_direction(batch, g, p, forcing, factors)
+            precondition = None  # the old one freed before the new blocks are built (their peak is one set)
+            precondition = batch.preconditioner(p)
+        d = _newton_direction(batch, g, p, forcing, precondition)
         d = torch.where(done[..., None, None], torch.zeros_like(d), d)  # a converged fit stays where it is
         slope = _dot(g, d)  # (G, K), < 0 for a descent direction
         t = torch.ones_like(current)

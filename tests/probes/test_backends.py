@@ -305,3 +305,17 @@ def test_probes_json_records_every_fit_and_probes_csv_its_convergence(tmp_path, 
     assert all(r["converged"] is True for r in record["rows"])
     text = (run / "probes.csv").read_text().splitlines()
     assert "ba_se" in text[0] and "converged" in text[0] and all(line.endswith(",True") for line in text[1:])
+
+
+def test_both_preconditioners_reach_the_same_optimum(monkeypatch):
+    """The block-Jacobi and the Kronecker preconditioner change how the solver gets there, not
+    where: the same weights on a 10-class problem, each fit meeting the stopping rule."""
+    rng = np.random.default_rng(7)
+    x = torch.tensor(rng.normal(size=(600, 20)))
+    y = torch.tensor(np.where(rng.random(600) < 0.2, rng.integers(0, 10, 600), (x[:, :4].numpy() @ rng.normal(size=(4, 10))).argmax(1)))
+    problem = logistic_fit.LogisticProblem(x, y, 10, (0.1, 10.0))
+    blocks = logistic_fit.solve_logistic_many([problem])[0]
+    monkeypatch.setattr(logistic_fit, "BLOCK_JACOBI_MAX", 0)
+    kronecker = logistic_fit.solve_logistic_many([problem])[0]
+    assert blocks.converged == kronecker.converged == [True, True]
+    assert torch.allclose(blocks.w, kronecker.w, atol=1e-6)

@@ -53,3 +53,22 @@ def test_calibrate__unknown_reference_is_one_line(small_dataset, tmp_path):
     assert r.exit_code == 1 and "unknown reference 'oracle'" in r.output and not (tmp_path / "cal").exists()
     with pytest.raises(ValueError, match="unknown reference"):
         calibrate(small_dataset, ["oracle"])
+
+
+def test_calibrate__warns_below_the_probe_set_its_answers_are_decisive_from(tmp_path):
+    from comm_diag.probes.studies.calibrate import DECISIVE_PROBE_PAIRS
+
+    out = tmp_path / "ds"
+    tg.generate(tg.DatasetSpec(size=32, train_pairs=64, probe_pairs=DECISIVE_PROBE_PAIRS // 4, test_pairs=300), out)
+    r = runner.invoke(app, ["calibrate", "--data", str(out), "--out", str(tmp_path / "cal"),
+                            "--references", "modality1_alone", "--seeds", "0"])
+    record = json.loads((tmp_path / "cal" / "calibration.json").read_text())
+    assert record["probe_pairs"] == DECISIVE_PROBE_PAIRS // 4 and record["decisive_probe_pairs"] == DECISIVE_PROBE_PAIRS
+    assert "warning:" in r.output and f"decisive from {DECISIVE_PROBE_PAIRS}" in " ".join(r.output.split())
+
+
+def test_calibrate__no_warning_at_the_decisive_size(small_dataset, tmp_path):
+    r = runner.invoke(app, ["calibrate", "--data", str(small_dataset.root), "--out", str(tmp_path / "cal"),
+                            "--references", "modality1_alone", "--seeds", "0"])
+    assert r.exit_code == 0 and "warning:" not in r.output
+    assert json.loads((tmp_path / "cal" / "calibration.json").read_text())["warning"] is None
