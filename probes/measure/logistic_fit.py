@@ -105,13 +105,16 @@ class Solution:
 def batch_bytes(n: int, d: int, q: int, k: int) -> int:
     """Peak bytes of one problem (N samples, D features, Q outputs, K values of C) inside a
     ``solve_logistic_many`` batch (the problems of a batch add up): the padded features in
-    float64 and float32, the per-class Hessian blocks (float32 while built, float64, their
-    Cholesky factors) and the (K, N, Q) activations of the objective, the line search and a
+    float64 and float32, the preconditioner (the per-class Hessian blocks, float32 while built,
+    float64, their Cholesky factors; or the second moment's eigenbasis) and the (K, N, Q) activations of the objective, the line search and a
     Hessian-vector product (about 16 of them live). Measured against the peak resident
     memory on CPU by ``benchmarks/probe_memory.py`` (docs/probes.md)."""
     d1 = d + 1
     features = 12 * n * d1 + 4 * n * d1  # xb (float64), its float32 copy, one weighted copy while a block is built
-    blocks = k * q * d1 * d1 * (8 + 8) + 4 * d1 * d1  # float64 blocks and their factors, the float32 block being built
+    if d1 <= BLOCK_JACOBI_MAX:  # float64 blocks and their factors, the float32 block being built
+        blocks = k * q * d1 * d1 * (8 + 8) + 4 * d1 * d1
+    else:  # the second moment, its eigenbasis and eigh's workspace
+        blocks = 3 * 8 * d1 * d1
     activations = 16 * 8 * k * n * q + 8 * n * (q + 2)  # ~16 float64 (K, N, Q) arrays live at once; targets, weights
     vectors = 8 * 12 * k * d1 * q  # theta, gradient, CG's x, r, z, p, Ap, the trial point
     return features + blocks + activations + vectors

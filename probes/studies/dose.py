@@ -118,8 +118,11 @@ def parse_levels(text: str | Sequence[float]) -> tuple[float, ...]:
 
 
 def arm_name(label: str, interaction: str, level: float) -> str:
-    """A variant's label: method, interaction and level, e.g. comm@synergy=0.25."""
-    return f"{label}@{interaction}={level:g}"
+    """A variant's label: method, interaction and level, e.g. comm@synergy=0.25: the level
+    short where that is exact, else every digit it takes (0.8 wrote 0.5 and 0.5000001 both
+    as 0.5, so one level was never trained and the other was counted twice)."""
+    short = f"{level:g}"
+    return f"{label}@{interaction}={short if float(short) == level else repr(float(level))}"
 
 
 def dose_study(interactions: Sequence[str] = ("synergy",), levels: Sequence[float] = DOSE_LEVELS,

@@ -72,6 +72,11 @@ class Study:
     def __post_init__(self) -> None:
         if not self.title:
             object.__setattr__(self, "title", f"ablate {self.name}")
+        names = [v.name for v in (*self.variants, *self.extra)]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:  # two variants of one name would share run folders and be reported as one
+            raise ValueError(f"the study {self.name!r} has two variants named {twice[0]!r}: every variant needs "
+                             f"a name of its own (two levels that print alike, two plugins of one class name?)")
 
     @property
     def preflight_label(self) -> str:

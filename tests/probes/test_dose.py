@@ -138,3 +138,18 @@ def test_a_dose_check_gives_the_method_its_curve(tmp_path):
     assert "## Dose-response" in report and "![dose-response](dose.png)" in report
     assert sorted(p.name for p in (out / "data").iterdir()) == ["synergy_prob=0.0", "synergy_prob=1.0"]
     assert dose_table(result["rows"], {}, {"synergy": DOSES["synergy"]}) == []  # no dataset: nothing to read
+
+
+def test_levels_that_print_alike_get_names_of_their_own_and_a_study_refuses_twins():
+    from comm_diag.probes.studies.dose import arm_name, dose_study
+
+    assert arm_name("comm", "synergy", 0.5) == "comm@synergy=0.5" and arm_name("comm", "synergy", 1.0) == "comm@synergy=1"
+    close = (arm_name("comm", "synergy", 0.5), arm_name("comm", "synergy", 0.5000001))
+    assert close[0] != close[1] and float(close[1].rsplit("=", 1)[1]) == 0.5000001
+    study = dose_study(("synergy",), (0.5, 0.5000001), ["comm"])
+    assert len({v.name for v in study.variants}) == 2
+    from comm_diag.probes.studies.study import Study
+    from comm_diag.probes.studies.sweep import Variant
+
+    with pytest.raises(ValueError, match="two variants named 'comm@synergy=0.5'"):
+        Study(name="twins", description="", variants=(Variant("comm@synergy=0.5"), Variant("comm@synergy=0.5")))
