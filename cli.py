@@ -138,8 +138,8 @@ def probe(
     method: Annotated[Optional[str], typer.Option(help="The run's method, when it is your code (path/to/file.py:"
                                                        "ClassName): a run folder's config never makes comm-diag "
                                                        "import code, you name it.")] = None,
-    backend: Annotated[str, typer.Option(help="Where the probes are fitted: auto (torch on the run's GPU, "
-                                              "scikit-learn on CPU), sklearn or torch.")] = "auto",
+    backend: Annotated[str, typer.Option(help="Where the probes are fitted: auto (torch, on the run's device), "
+                                              "torch, or sklearn (the same optimum, slower).")] = "auto",
 ) -> None:
     """Probe a trained run (and its random-init control): probes.csv and probes.json."""
     from comm_diag import api, tables

@@ -5,10 +5,10 @@ Run: python benchmarks/probe_agreement.py [--method comm] [--epochs 2] [--train-
 
 A run is trained at the CPU preset (64 px, on a synergy dataset rendered into a temporary
 folder), its features extracted in float64, then:
-- the linear probe on every task x representation, with scikit-learn run to convergence
-  (lbfgs, tol 1e-8, 5,000 iterations: the reference probe) and with the torch backend
-  (float64 Newton to max |gradient| < 1e-9): balanced accuracy, bits and the chosen C of
-  each, and the gap;
+- the linear probe on every task x representation, with scikit-learn run to the stated
+  optimum (0.9: newton-cg to max |gradient| <= 1e-8; 0.8: lbfgs, tol 1e-8, 5,000
+  iterations) and with the torch backend (0.9: float64 Newton-CG to the same rule; 0.8:
+  damped Newton to 1e-9): balanced accuracy, bits and the chosen C of each, and the gap;
 - the MLP probe on synergy x fused over ``--seeds`` probe seeds with each backend (the
   MLP's fit is random: initialisation, shuffles, the 10% early-stopping split; its linear
   candidate is fitted by the converged reference too): the mean, the standard deviation

@@ -26,6 +26,7 @@ import torch
 import comm_diag
 from comm_diag import api
 from comm_diag.comm.methods.registry import display_name
+from comm_diag.comm.runtime import runtime_for
 from comm_diag.probes.measure.readouts import alone_verdicts, levels_of, table_readouts
 from comm_diag.probes.measure.verdict import RULE, with_interval
 
@@ -80,7 +81,8 @@ def main() -> None:
         start = time.perf_counter()
         result = api.quickstart(out, seeds=args.seeds, every=args.every, progress="lines")
         wall = time.perf_counter() - start
-        precision = sorted({json.loads(p.read_text())["train"].get("precision", "?")
+        # as each run resolved it on this machine ("auto" is bf16 where the CPU has it natively)
+        precision = sorted({runtime_for(json.loads(p.read_text())["train"]).precision
                             for p in Path(out, "runs").glob("*/config.json")})
     lines, numbers = tables(result)
     command = f"comm-diag quickstart --seeds {args.seeds}" + (f" --every {args.every}" if args.every else "")

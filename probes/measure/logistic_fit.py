@@ -35,9 +35,9 @@ ARMIJO = 1e-4  # sufficient decrease, as a fraction of the directional derivativ
 ROUNDING = 16 * torch.finfo(DTYPE).eps  # a change within this fraction of |L| is rounding, not an increase
 LINE_SEARCH_HALVINGS = 30
 # the widest features (D+1) preconditioned by the Hessian's blocks; wider ones by the Kronecker
-# approximation. On 2 AVX2 cores a probe's fits took, blocks vs Kronecker: 128-d CoMM features
-# (10 classes, 10,000 pairs) 1.6 vs 4.6 s; 512-d random projections 14.9 vs 3.8 s; 900-d factor
-# products 10.2 vs 1.7 s (the same optimum either way: tested)
+# approximation. On a 2-core AMD EPYC (AVX512-BF16) a probe's fits took, blocks vs Kronecker:
+# 128-d CoMM features (10 classes, 10,000 pairs) 1.6 vs 4.6 s; 512-d random projections 14.9 vs
+# 3.8 s; 900-d factor products 10.2 vs 1.7 s (the same optimum either way: tested)
 BLOCK_JACOBI_MAX = 257
 SOLVER = "newton-cg (block-Jacobi or Kronecker preconditioned), float64"
 

@@ -66,7 +66,7 @@ def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("line
 
     ``representations``: which of the model's outputs to probe (default: all it returns).
     ``backend``: where the probes are fitted (``probes.measure.backends``; auto: torch on the model's
-    GPU, scikit-learn on CPU; torch solves the logistic fits of every task x representation
+    device, CPU or GPU; torch solves the logistic fits of every task x representation
     x C that share a shape as one batch, ``classifiers.run_protocols``). ``jobs``: scikit-learn's fits run in that many worker processes
     at once, each fit on one core (``fit_workers``; None: this process's share of the cores,
     ``runtime.core_share``); the rows are the same whatever their number (tested). The
