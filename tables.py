@@ -157,7 +157,7 @@ def study(result: dict) -> Table:
 
 def expectations(result: dict) -> list[str]:
     """A study's expected patterns, one line each: held, did not hold, or not measured."""
-    none = "not compared (plumbing check only)" if plumbing_only(result.get("presets", [])) else "not measured"
+    none = "not compared (plumbing check only)" if plumbing_only(result.get("presets", [])) else "not compared"
     mark = {True: "[green]held[/]", False: "[red]did not hold[/]", None: f"[yellow]{none}[/]"}
     return [f"{mark[ok]}: {text}" for text, ok in result["expectations"]]
 

@@ -137,7 +137,8 @@ def expectation_lines(study: Study, checks: list, curves: dict, plumbing: bool =
     if not study.expectations:
         return []
     mark = {True: "held", False: "did NOT hold",
-            None: NOT_COMPARED if plumbing else "not measured (a variant it reads was not run)"}
+            None: NOT_COMPARED if plumbing else "not compared (a variant it reads was not run, or nothing of it "
+                                                "was measured)"}
     lines = [f"## Expected pattern: {study.description}", "",
              *[f"- {text}: **{mark[ok]}**" for text, ok in checks]]
     if any(c for c in curves.values()):

@@ -35,19 +35,20 @@ class Measured:
     def captured(self, variant: str, k: str) -> bool:
         return self.verdicts[variant][k].verdict == "captured"
 
-    def follows_published(self, variant: str) -> bool:
+    def follows_published(self, variant: str) -> Optional[bool]:
         """The variant's curve is within FOLLOWS_WITHIN points of the authors' published CoMM
-        curve at every compared epoch (and at least one epoch was compared)."""
+        curve at every compared epoch; None where no epoch was compared (0.8 called that
+        "did NOT hold")."""
         from comm_diag.probes.report.published import FOLLOWS_WITHIN, fidelity
 
         rows = fidelity(self.epochs, method=variant)
-        return bool(rows) and all(abs(r["difference"]) <= FOLLOWS_WITHIN for r in rows)
+        return all(abs(r["difference"]) <= FOLLOWS_WITHIN for r in rows) if rows else None
 
 
 @dataclass(frozen=True)
 class Expectation:
     text: str
-    holds: Callable[[Measured], bool]
+    holds: Callable[[Measured], Optional[bool]]  # None: nothing to compare
 
 
 @dataclass(frozen=True)
@@ -92,11 +93,13 @@ class Study:
 
 
 def check_expectations(study: Study, measured: Measured) -> list[tuple[str, Optional[bool]]]:
-    """(sentence, held?) per expectation; None where a variant it reads was not run."""
+    """(sentence, held?) per expectation; None where a variant it reads was not run or it had
+    nothing to compare."""
     out = []
     for e in study.expectations:
         try:
-            out.append((e.text, bool(e.holds(measured))))
+            held = e.holds(measured)
         except KeyError:
-            out.append((e.text, None))
+            held = None
+        out.append((e.text, None if held is None else bool(held)))
     return out

@@ -102,3 +102,14 @@ def test_the_authors_probe_protocol_reads_cropped_images_and_is_reported_as_such
     assert [r["probe"] for r in rows] == ["linear", "authors"] and rows[0] != rows[1]
     curve = [{**r, "method": "comm", "epoch": 5} for r in rows]
     assert fidelity(curve)[0]["probe"] == "authors" and "the authors' probe protocol" in fidelity_line(fidelity(curve))
+
+
+def test_an_empty_comparison_with_the_published_curve_is_not_compared_never_did_not_hold():
+    """0.8 recorded "did NOT hold" for the fidelity expectation when no probed epoch matched a
+    published one; nothing was compared, and the record says so."""
+    from comm_diag.probes.studies.registry import STUDIES
+    from comm_diag.probes.studies.study import Measured, check_expectations
+
+    measured = Measured({}, {}, ())  # no epoch probed during training
+    assert measured.follows_published("preset") is None
+    assert [held for _, held in check_expectations(STUDIES["fidelity"], measured)] == [None]
