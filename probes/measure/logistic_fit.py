@@ -33,6 +33,7 @@ from comm_diag.probes.measure.preconditioners import Blocks, Kronecker, Precondi
 DTYPE = torch.float64
 NEWTON_ITERATIONS = 100  # a problem still above TOLERANCE after these is reported unconverged
 CG_ITERATIONS = 50  # per Newton step; the step is then the best direction found so far
+CG_CHECK_EVERY = 4  # CG iterations between the host's reads of whether any still runs, on a GPU
 ARMIJO = 1e-4  # sufficient decrease, as a fraction of the directional derivative
 ROUNDING = 16 * torch.finfo(DTYPE).eps  # a change within this fraction of |L| is rounding, not an increase
 LINE_SEARCH_HALVINGS = 30
@@ -212,6 +213,11 @@ def _dot(u: Tensor, v: Tensor) -> Tensor:
     return (u * v).sum((-2, -1))  # (G, K)
 
 
+def cg_check_interval(device: torch.device) -> int:
+    """CG iterations between the host's reads of whether any still runs on ``device``."""
+    return 1 if device.type == "cpu" else CG_CHECK_EVERY
+
+
 def _newton_direction(batch: _Batch, g: Tensor, p: Tensor, forcing: Tensor, precondition) -> Tensor:
     """An approximate solution d of H d = -g by CG preconditioned by ``precondition``
     (``_Batch.preconditioner``), stopped per problem when ||r|| <= forcing ||g|| (the
@@ -223,8 +229,11 @@ def _newton_direction(batch: _Batch, g: Tensor, p: Tensor, forcing: Tensor, prec
     rz = _dot(r, z)
     target = forcing * g.flatten(2).norm(dim=-1)  # (G, K)
     active = r.flatten(2).norm(dim=-1) > target
-    for _ in range(CG_ITERATIONS):
-        if not bool(active.any()):
+    # whether any CG still runs is a read-back: every iteration on CPU (free there), every
+    # CG_CHECK_EVERY on a GPU (an iteration past the last is exact: inactive entries take alpha 0)
+    check = cg_check_interval(g.device)
+    for it in range(CG_ITERATIONS):
+        if it % check == 0 and not bool(active.any()):
             break
         hp = batch.hessian_times(direction, p)
         curvature = _dot(direction, hp)

@@ -319,3 +319,16 @@ def test_both_preconditioners_reach_the_same_optimum(monkeypatch):
     kronecker = logistic_fit.solve_logistic_many([problem])[0]
     assert blocks.converged == kronecker.converged == [True, True]
     assert torch.allclose(blocks.w, kronecker.w, atol=1e-6)
+
+
+def test_reading_the_cg_rule_less_often_as_on_a_gpu_gives_the_same_fit(monkeypatch):
+    """On a GPU the host reads whether any CG iteration still runs every CG_CHECK_EVERY
+    iterations; the iterations past the last change nothing (provoked here on CPU)."""
+    rng = np.random.default_rng(8)
+    x = torch.tensor(rng.normal(size=(500, 12)))
+    y = torch.tensor(np.where(rng.random(500) < 0.2, rng.integers(0, 6, 500), (x[:, :3].numpy() @ rng.normal(size=(3, 6))).argmax(1)))
+    problem = logistic_fit.LogisticProblem(x, y, 6, (0.1, 10.0))
+    every = logistic_fit.solve_logistic_many([problem])[0]
+    monkeypatch.setattr(logistic_fit, "cg_check_interval", lambda device: 4)
+    sparse = logistic_fit.solve_logistic_many([problem])[0]
+    assert torch.equal(every.w, sparse.w) and torch.equal(every.b, sparse.b) and every.iterations == sparse.iterations
