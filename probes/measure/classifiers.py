@@ -53,7 +53,8 @@ def _scores(y: np.ndarray, clf, x: np.ndarray, held: tuple, fits: Sequence) -> d
     error, AUROC for two classes, the bits of its probabilities calibrated on ``held``
     ((held-out probabilities of the model fitted without them, held-out labels): the
     chosen candidate's), and the records of ``fits`` (the fitted logistic models)."""
-    proba, pred = clf.predict_proba(x), clf.predict(x)
+    proba = clf.predict_proba(x)
+    pred = clf.classes_[proba.argmax(1)]  # predict() would compute the probabilities again
     records = [m.fit_record_ for m in fits if getattr(m, "fit_record_", None) is not None]
     out = {"balanced_accuracy": balanced_accuracy(y, pred), "ba_se": balanced_accuracy_se(y, pred),
            "bits": information_bits(y, calibrated(proba, fit_calibration(*held, clf.classes_)), clf.classes_),
