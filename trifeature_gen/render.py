@@ -4,6 +4,8 @@ An image is a shape (one of ten templates, in a box of 4/7 of the side, rotated
 by an angle in [-45, 45) degrees, placed fully inside the image) whose pixels
 take the colour where an independently rotated binary texture is on, over a
 grey background. Image ``i`` is a pure function of ``(seed, i, factors[i])``.
+``style="authors"`` draws the authors' shapes, placement and soft edge instead
+(``authors_shapes``) and their textures (``authors_textures``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from comm_diag.trifeature_gen import authors_shapes as _authors_shapes
 from comm_diag.trifeature_gen import shapes as _shapes
 from comm_diag.trifeature_gen.factors import BACKGROUND_UINT8, COLOR_UINT8, FACTOR_NAMES, FACTOR_SIZES, TEXTURES
 from comm_diag.trifeature_gen.factors import sample_factors as _sample_factors
@@ -31,8 +34,9 @@ REFERENCE_PERIOD_PX = 10.0
 # scale at 64 px, as in the CPU prototype of the protocol.
 MIN_PERIOD_PX = REFERENCE_PERIOD_PX * 128 / REFERENCE_SIZE
 MAX_ANGLE_DEG = 45.0
-# comm-diag's renderer, or the authors' (Duplums/CoMM): their texture patterns, a soft
-# (bilinear) shape edge blending the colour with the grey, integer angles
+# comm-diag's renderer, or the authors' (Duplums/CoMM): their shape templates and placement
+# (authors_shapes), their texture patterns, a soft (bilinear) shape edge blending the colour
+# with the grey, integer angles
 STYLES = ("comm-diag", "authors")
 
 
@@ -121,10 +125,15 @@ class Trifeature:
             a = (uniform(seed, idx, stream) * 2 - 1) * MAX_ANGLE_DEG
             return (np.floor(a) if self.style == "authors" else a) * deg
 
+        shape_angle, u, v = angle(_ANGLE), uniform(seed, idx, _CX), uniform(seed, idx, _CY)
+        if self.style == "authors":
+            cx, cy = _authors_shapes.centres(shape_angle, u, v, self.size)
+        else:
+            cx, cy = lo + u * span, lo + v * span
         return ImageParams(
-            angle=angle(_ANGLE),
-            cx=lo + uniform(seed, idx, _CX) * span,
-            cy=lo + uniform(seed, idx, _CY) * span,
+            angle=shape_angle,
+            cx=cx,
+            cy=cy,
             tex_angle=angle(_TEX_ANGLE),
             tex_u=uniform(seed, idx, _TEX_U),
             tex_v=uniform(seed, idx, _TEX_V),
@@ -175,7 +184,10 @@ class Trifeature:
 
         # shape: template coordinates q = R(-angle) (p - c) * 2 / box, per pixel
         # q = x * a + y * b with a, b per image and the centre folded into them.
-        k = 2.0 / self.box
+        authors = self.style == "authors"
+        # align_corners: q = +-1 at the first and last template samples, T - 1 samples apart
+        samples = _authors_shapes.BOX if authors else _shapes.TEMPLATE_PX
+        k = 2.0 / (self.box * ((samples - 1) / samples if authors else 1.0))
         cos, sin = np.cos(p.angle) * k, np.sin(p.angle) * k
         ax = np.stack([cos, -sin], axis=1)[:, None, None, :]  # Nx1x1x2: dq/dx
         bx = np.stack([sin, cos], axis=1)[:, None, None, :]  # Nx1x1x2: dq/dy
@@ -183,8 +195,15 @@ class Trifeature:
         xs = col(pix.numpy()[None, None, :, None] * ax)  # Nx1xSx2
         ys = col(pix.numpy()[None, :, None, None] * bx + off)  # NxSx1x2
         grid = xs + ys  # NxSxSx2 (x along W, y along H)
-        tmpl = _shapes.templates()[torch.from_numpy(factors[:, 0])]  # Nx1xTxT
-        cover = F.grid_sample(tmpl, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[:, 0]  # NxSxS
+        if authors:
+            # their rotation interpolates between template samples only: 0 beyond the box,
+            # so an edge on the box's border stays hard
+            tmpl = _authors_shapes.templates()[torch.from_numpy(factors[:, 0])]  # Nx1xBxB
+            cover = F.grid_sample(tmpl, grid, mode="bilinear", padding_mode="border", align_corners=True)[:, 0]
+            cover = cover * (grid.abs() <= 1).all(dim=-1)  # NxSxS
+        else:
+            tmpl = _shapes.templates()[torch.from_numpy(factors[:, 0])]  # Nx1xTxT
+            cover = F.grid_sample(tmpl, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[:, 0]
 
         # texture: lattice coordinates (u, v) = R(tex_angle) p / period + phase
         kp = 1.0 / self.period
@@ -196,7 +215,7 @@ class Trifeature:
         v = xs[:, 1, None, :] + ys[:, 1, :, None]  # NxSxS
         patterns = AUTHORS_PATTERNS if self.style == "authors" else PATTERNS
         on = patterns[TEXTURES[factors[0, 1]]](u, v, p.key)
-        if self.style == "authors":
+        if authors:
             # their soft shape edge: colour x coverage + grey x (1 - coverage), floored to uint8
             alpha = (cover * on).view(n, s, s, 1)  # NxSxSx1
             colour = torch.from_numpy(COLOR_UINT8[factors[:, 2]].astype(np.float32)).view(n, 1, 1, 3)
