@@ -30,7 +30,7 @@ from comm_diag.trifeature_gen.pairs import (Images, all_pairs, design_distributi
                                             synergy_label, synergy_mapping)
 from comm_diag.trifeature_gen.pid import pid_table
 from comm_diag.trifeature_gen.preview import contact_sheet
-from comm_diag.trifeature_gen.render import Trifeature
+from comm_diag.trifeature_gen.render import STYLE_REVISION, Trifeature
 from comm_diag.trifeature_gen.spec import PAIR_SETS, SPLIT_OF, DatasetSpec
 
 FORMAT = "comm-diag/trifeature-bimodal"
@@ -232,6 +232,7 @@ def _write(spec: DatasetSpec, out: Path, png: bool, progress: Optional[Callable[
             "package_version": __version__,
             "spec": spec.to_dict(),
             "texture_period_px": renderer.period,
+            "renderer_revision": STYLE_REVISION[spec.renderer],
             "values": {n: list(FACTOR_VALUES[n]) for n in FACTOR_NAMES},
             "roles": {"shared": spec.shared, "unique": spec.unique,
                       "synergy": f"{spec.synergy_src}:{spec.synergy_tgt}"},

@@ -38,6 +38,9 @@ MAX_ANGLE_DEG = 45.0
 # (authors_shapes), their texture patterns, a soft (bilinear) shape edge blending the colour
 # with the grey, integer angles
 STYLES = ("comm-diag", "authors")
+# Bumped whenever a style's pixels change, recorded in a dataset's manifest: a study never
+# reuses a dataset drawn by an earlier revision (2: the authors' shapes and placement, 0.9)
+STYLE_REVISION = {"comm-diag": 1, "authors": 2}
 
 
 def check_style(style: str) -> None:

@@ -138,8 +138,11 @@ def ensure_dataset(spec: tg.DatasetSpec, path: Path, hooks: Hooks) -> tg.Dataset
     """Load the dataset at path if it is this spec, else generate it."""
     if (path / "manifest.json").is_file():
         ds = tg.load(path)
-        if ds.spec == spec:
+        if ds.spec == spec and ds.manifest.get("renderer_revision", 1) == tg.STYLE_REVISION[spec.renderer]:
             return ds
+        if ds.spec == spec:
+            raise ValueError(f"{path} holds images of an earlier revision of the {spec.renderer!r} renderer; "
+                             f"remove it to have them drawn again")
         raise ValueError(f"{path} holds a dataset with other settings; remove it or choose another --out")
     tg.generate(spec, path, progress=hooks.on_generate)
     return tg.load(path)

@@ -63,3 +63,18 @@ def test_authors_shapes__the_canvas_grows_with_the_angle_and_the_shape_stays_ins
     area = image_statistics(Trifeature(224, style="authors").render(f, seed=3), f[:, 2])["area"]
     for k in range(10):
         assert np.ptp(area[f[:, 0] == k]) < 0.03 * area[f[:, 0] == k].mean()
+
+
+def test_authors_shapes__a_study_never_reuses_a_dataset_of_the_earlier_authors_renderer(tmp_path):
+    import comm_diag.trifeature_gen as tg
+    from comm_diag.probes.hooks import Hooks
+    from comm_diag.probes.studies.sweep import ensure_dataset
+
+    spec = tg.DatasetSpec(size=32, train_pairs=64, probe_pairs=64, test_pairs=32, renderer="authors")
+    ensure_dataset(spec, tmp_path / "d", Hooks())
+    manifest = tmp_path / "d" / "manifest.json"
+    assert json.loads(manifest.read_text())["renderer_revision"] == tg.STYLE_REVISION["authors"] == 2
+    assert ensure_dataset(spec, tmp_path / "d", Hooks()).spec == spec  # this revision: reused
+    manifest.write_text(manifest.read_text().replace('"renderer_revision": 2', '"renderer_revision": 1'))
+    with pytest.raises(ValueError, match="earlier revision of the 'authors' renderer"):
+        ensure_dataset(spec, tmp_path / "d", Hooks())
