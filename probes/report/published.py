@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from importlib import resources
-from typing import Sequence
+from typing import Optional, Sequence
 
 from comm_diag.probes.measure.readouts import select
 
@@ -23,37 +23,87 @@ def published_curve() -> list[dict]:
              "reading_error": float(r["reading_error"])} for r in csv.DictReader(io.StringIO(body))]
 
 
-def fidelity(epoch_rows: Sequence[dict], method: str = METHOD) -> list[dict]:
+def paper_data(spec: dict) -> bool:
+    """A run's data (its config's data spec) is the paper preset's, whatever the seed, the
+    kind (unbiased or synergy) and the renderer (a fidelity-study variant): the only data the
+    published curve is compared with (0.8 compared a paper-preset run on 32 px, 512-pair data)."""
+    from comm_diag.comm.config import preset_data
+    from comm_diag.trifeature_gen import DatasetSpec
+
+    free = {"seed", "synergy", "renderer"}
+    paper = DatasetSpec(**preset_data("paper")).to_dict()
+    return all(spec.get(k) == v for k, v in paper.items() if k not in free)
+
+
+TRAININGS = ("unbiased", "synergy")  # a row's "training": the pairs its run was trained on
+TRAINING_WORDS = {"unbiased": "trained on unbiased pairs", "synergy": "trained on synergy-biased pairs"}
+
+
+def fidelity(epoch_rows: Sequence[dict], method: str = METHOD, training: str = "unbiased") -> list[dict]:
     """At each published (task, epoch) the method's curve was probed at: the measured mean over
-    seeds on the fused representation, the published value and their difference. The
-    authors' own probe protocol (probe "authors") is compared when the runs were probed with
-    it, else comm-diag's linear probe; each row says which ("probe")."""
-    probe = "authors" if select(epoch_rows, probe="authors", method=method) else "linear"
+    the seeds of runs of one ``training`` (rows' "training"; a row without one is unbiased,
+    as before 0.9) on the fused representation, the published value and their difference.
+    The authors' own probe protocol (probe "authors") is compared when the runs were probed
+    with it, else comm-diag's linear probe; each row says which ("probe")."""
+    mine = [r for r in epoch_rows if r.get("training", "unbiased") == training]
+    probe = "authors" if select(mine, probe="authors", method=method) else "linear"
     out = []
     for ref in published_curve():
-        got = [r["balanced_accuracy"] for r in select(epoch_rows, method=method, task=ref["task"], probe=probe,
+        got = [r["balanced_accuracy"] for r in select(mine, method=method, task=ref["task"], probe=probe,
                                                       representation="fused") if int(r["epoch"]) == ref["epoch"]]
         if got:
             mean = sum(got) / len(got)
-            out.append({**ref, "measured": mean, "difference": mean - ref["balanced_accuracy"], "probe": probe})
+            out.append({**ref, "measured": mean, "difference": mean - ref["balanced_accuracy"], "probe": probe,
+                        "training": training})
     return out
 
 
+def follows(rows: Sequence[dict]) -> Optional[bool]:
+    """Within FOLLOWS_WITHIN points at every compared epoch; None where nothing was compared."""
+    return all(abs(r["difference"]) <= FOLLOWS_WITHIN for r in rows) if rows else None
+
+
+def by_training(epoch_rows: Sequence[dict], method: str = METHOD) -> dict[str, list[dict]]:
+    """``fidelity`` of each training that has a compared epoch: the published curve plots R, U
+    and S of one training per loss, and S is learnt only from synergy-biased pairs, where
+    texture(x1) also predicts colour(x2) and U1 rises; so the curve is compared with both."""
+    return {t: rows for t in TRAININGS if (rows := fidelity(epoch_rows, method, t))}
+
+
 def fidelity_line(rows: Sequence[dict]) -> str:
-    """One sentence: does the measured curve follow the published one (within FOLLOWS_WITHIN
-    points at every compared epoch), or how far is it."""
+    """One sentence for one training's comparison: does the measured curve follow the
+    published one (within FOLLOWS_WITHIN points at every compared epoch), or how far is it."""
     if not rows:
         return ("Fidelity: no probed epoch of this report matches an epoch of the published curve "
                 "(probe every 5 epochs, e.g. `--every 5`).")
     worst = max(rows, key=lambda r: abs(r["difference"]))
-    held = all(abs(r["difference"]) <= FOLLOWS_WITHIN for r in rows)
     parts = ", ".join(f"{r['task']} ep {r['epoch']}: {r['measured']:.1f} vs {r['balanced_accuracy']:g}"
                       for r in rows)
     verdict = (f"follows the published curve within {FOLLOWS_WITHIN:g} points at every compared epoch"
-               if held else f"does not follow it: the largest gap is {worst['difference']:+.1f} points "
-                            f"({worst['task']}, epoch {worst['epoch']})")
+               if follows(rows) else f"does not follow it: the largest gap is {worst['difference']:+.1f} points "
+                                     f"({worst['task']}, epoch {worst['epoch']})")
     which = ("the authors' probe protocol (unweighted, cropped probe images, their C search)"
              if rows[0]["probe"] == "authors" else
              "comm-diag's linear probe (class-weighted; theirs is not: `--probe linear,authors` adds theirs)")
+    training = TRAINING_WORDS[rows[0].get("training", "unbiased")]
     return (f"Fidelity to the authors' published CoMM curve (fused representation, {which}; the "
-            f"published values read off the paper's figure to about ±1 point): CoMM {verdict}. {parts}.")
+            f"published values read off the paper's figure to about ±1 point): CoMM {training} {verdict}. "
+            f"{parts}.")
+
+
+def fidelity_lines(epoch_rows: Sequence[dict], method: str = METHOD) -> list[str]:
+    """The comparison with each training, and which one follows the curve (or, where none
+    does, which is closer: the smaller mean |difference|)."""
+    compared = by_training(epoch_rows, method)
+    if not compared:
+        return [fidelity_line([])]
+    lines = [fidelity_line(rows) for rows in compared.values()]
+    if len(compared) == 2:
+        held = [t for t, rows in compared.items() if follows(rows)]
+        gap = {t: sum(abs(r["difference"]) for r in rows) / len(rows) for t, rows in compared.items()}
+        closer = min(gap, key=gap.get)
+        lines.append(f"The curve {TRAINING_WORDS[held[0]]} follows it." if len(held) == 1 else
+                     "Both trainings follow it." if held else
+                     f"Neither training follows it; closer: CoMM {TRAINING_WORDS[closer]} (mean gap "
+                     f"{gap[closer]:.1f} points against {max(gap.values()):.1f}).")
+    return lines

@@ -22,7 +22,7 @@ from comm_diag.probes.measure.verdict import RULE, Verdict, over_seeds, with_int
 from comm_diag.probes.report.conclusions import plumbing_note, plumbing_only
 from comm_diag.probes.report.figures import figure4, learning_curves
 from comm_diag.probes.report.html_page import html_page, md_cell
-from comm_diag.probes.report.published import METHOD, fidelity, fidelity_line, published_curve
+from comm_diag.probes.report.published import METHOD, fidelity_lines, published_curve
 from comm_diag.probes.report.runs import find_runs, run_meta
 from comm_diag.probes.report.summary import SUMMARY_COLUMNS, summarize
 
@@ -108,11 +108,11 @@ def render(result: dict, out: Path | str, title: str = "comm-diag report", lead:
     write_csv(out / "summary.csv", with_verdicts(result["rows"], plumbing_only(result.get("presets", []))),
               SUMMARY_COLUMNS)
     figures = [figure4(result["rows"], out / "figure4.png", plumbing_only(result.get("presets", []))).name]
-    # runs of the paper preset are compared with the authors' published curve (probes/report/published.py)
-    paper = result.get("presets") == ["paper"] and any(r["method"] == METHOD for r in result["epochs"])
+    # runs of the paper preset on its data are compared with the authors' published curve (published.py)
+    paper = result.get("published_comparable", False) and any(r["method"] == METHOD for r in result["epochs"])
     reference = published_curve() if paper else ()
     if paper:
-        lead = [fidelity_line(fidelity(result["epochs"])), "", *lead]
+        lead = [*fidelity_lines(result["epochs"]), "", *lead]
     curves = learning_curves([pd.DataFrame(result["epochs"])] if result["epochs"] else [],
                              out / "learning_curves.png", reference=reference)
     figures += [curves.name] if curves else []

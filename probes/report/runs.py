@@ -167,7 +167,8 @@ def unfinished_epoch(run: Path, meta: dict) -> Optional[int]:
 
 
 def epoch_rows(runs: Sequence[Path]) -> list[dict]:
-    """The rows of every run's probes_by_epoch.csv (runs probed during training), typed."""
+    """The rows of every run's probes_by_epoch.csv (runs probed during training), typed, each
+    with the pairs its run was trained on ("training": unbiased or synergy)."""
     out = []
     for run in runs:
         path = run / PROBES_BY_EPOCH
@@ -188,5 +189,6 @@ def epoch_rows(runs: Sequence[Path]) -> list[dict]:
                 raise ReportError(f"{path} holds a value that is not a number ({e}): probe the run again") from None
             if any(not 0.0 <= r["balanced_accuracy"] <= 100.0 for r in typed):
                 raise ReportError(f"{path} holds a score outside [0, 100]: the file is damaged; probe the run again")
-            out += typed
+            biased = bool(run_meta(run)["data"]["spec"]["synergy"])
+            out += [{**r, "training": "synergy" if biased else "unbiased"} for r in typed]
     return out

@@ -14,6 +14,7 @@ from comm_diag.probes.measure.verdict import as_plumbing
 from comm_diag.probes.report.conclusions import plumbing_only
 from comm_diag.probes.measure.suite import PROBE_COLUMNS
 from comm_diag.probes.measure.tasks import get_task
+from comm_diag.probes.report.published import paper_data
 from comm_diag.probes.report.runs import ReportError, epoch_rows, read_rows, run_meta
 
 
@@ -52,6 +53,8 @@ def summarize(runs: Sequence[Path]) -> dict:
     if not any(not r["method"].endswith("@init") for r in rows):
         raise ReportError("the runs hold no probe results of a trained model")
     presets = sorted({run_meta(r)["train"].get("preset", "cpu") for r in runs})
+    # the published curve is compared only with runs of the paper's preset on the paper's data
+    published = presets == ["paper"] and all(paper_data(run_meta(r)["data"]["spec"]) for r in runs)
     train_epochs = sorted({run_meta(r)["train"]["epochs"] for r in runs})
     mark = as_plumbing if plumbing_only(presets) else (lambda v: v)  # a plumbing preset claims nothing
 
@@ -59,4 +62,5 @@ def summarize(runs: Sequence[Path]) -> dict:
         return {m: {k: mark(v) for k, v in vs.items()} for m, vs in verdicts(rows, probe=probe).items()}
     return {"rows": rows, "notes": notes, "verdicts": judged("linear"),
             "s_recoverable": {m: v[RECOVERABLE] for m, v in judged("mlp").items() if v},
-            "epochs": epoch_rows(runs), "runs": len(runs), "presets": presets, "train_epochs": train_epochs}
+            "epochs": epoch_rows(runs), "runs": len(runs), "presets": presets, "train_epochs": train_epochs,
+            "published_comparable": published}

@@ -177,7 +177,8 @@ def run(study: Study, out: Path | str, settings: StudySettings = StudySettings()
         runs = [Path(j.run) for j in jobs if (Path(j.run) / PROBES_CSV).is_file()]
         result = summarize(runs)  # summarize -> the study's reading of it -> render
         lead = list(study.lead(result)) if study.lead else []
-        measured = Measured(result["verdicts"], curve_means(result["epochs"]), tuple(result["epochs"]))
+        measured = Measured(result["verdicts"], curve_means(result["epochs"]), tuple(result["epochs"]),
+                            result.get("published_comparable", False))
         plumbing = plumbing_only(result["presets"])  # a plumbing run compares nothing with the paper's patterns
         expectations = [(e.text, None) for e in study.expectations] if plumbing else \
             check_expectations(study, measured)

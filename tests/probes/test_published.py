@@ -20,9 +20,37 @@ def test_the_published_curve_is_the_papers():
     assert all(r["reading_error"] == 1 for r in published_curve())
 
 
-def _row(task, epoch, score, method="comm"):
+def _row(task, epoch, score, method="comm", training="unbiased"):
     return {"method": method, "task": task, "epoch": epoch, "probe": "linear", "representation": "fused",
-            "balanced_accuracy": score}
+            "balanced_accuracy": score, "training": training}
+
+
+def test_the_published_curve_is_compared_with_each_training_apart_and_names_the_one_that_follows():
+    """Biased training lifts U1 (texture(x1) predicts colour(x2)): averaging the two trainings'
+    runs as seeds (0.8) compared a mixture; each is compared apart and the line names the
+    one that follows."""
+    from comm_diag.probes.report.published import by_training, fidelity_lines
+
+    rows = [_row("uniqueness1", 10, 55.0), _row("synergy", 10, 51.0),
+            _row("uniqueness1", 10, 68.0, training="synergy"), _row("synergy", 10, 57.0, training="synergy")]
+    compared = by_training(rows)
+    assert {t: [r["measured"] for r in rs] for t, rs in compared.items()} == {"unbiased": [55.0, 51.0],
+                                                                              "synergy": [68.0, 57.0]}
+    lines = fidelity_lines(rows)
+    assert "trained on unbiased pairs does not follow it" in lines[0]
+    assert "trained on synergy-biased pairs follows the published curve" in lines[1]
+    assert lines[2] == "The curve trained on synergy-biased pairs follows it."
+    far = [_row("uniqueness1", 10, 40.0), _row("uniqueness1", 10, 60.0, training="synergy")]
+    assert "Neither training follows it; closer: CoMM trained on synergy-biased pairs" in fidelity_lines(far)[-1]
+
+
+def test_the_published_curve_is_compared_only_with_the_papers_data():
+    from comm_diag.probes.report.published import paper_data
+    from comm_diag.trifeature_gen import DatasetSpec
+
+    paper = DatasetSpec(size=224, all_test_pairs=True, seed=3, synergy=True, renderer="authors").to_dict()
+    assert paper_data(paper)
+    assert not paper_data({**paper, "size": 32}) and not paper_data({**paper, "train_pairs": 512})
 
 
 def test_the_fidelity_line_says_whether_the_curve_follows_and_by_how_much():
@@ -37,16 +65,23 @@ def test_the_fidelity_line_says_whether_the_curve_follows_and_by_how_much():
     assert "no probed epoch" in fidelity_line([])
 
 
-@pytest.mark.parametrize("preset_name, compared", [("paper", True), ("cpu", False)])
-def test_a_paper_preset_report_opens_with_the_fidelity_line(preset_name, compared, tmp_path, tiny_dataset):
+@pytest.mark.parametrize("preset_name", ["paper", "cpu"])
+def test_a_report_opens_with_the_fidelity_line_only_for_the_papers_preset_and_data(preset_name, tmp_path,
+                                                                                   tiny_dataset):
+    """A paper-preset run on tiny data (32 px, 256 pairs) is not compared with the published
+    curve (0.8 compared it, "-59.5 points"); the same summary marked as the paper's data is
+    (the data check itself: ``test_the_published_curve_is_compared_only_with_the_papers_data``)."""
     run = train(TrainConfig(d=32, epochs=1, batch_size=64, preset=preset_name,
                             method_settings={"proj_hidden": 64, "proj_dim": 32}), tiny_dataset, tmp_path / "r")
     probe_run(run, every=1)
     result = summarize([run])
-    assert result["presets"] == [preset_name]
+    assert result["presets"] == [preset_name] and result["published_comparable"] is False
     render(result, tmp_path / "rep")
-    text = (tmp_path / "rep" / "report.md").read_text()
-    assert ("published curve" in text.split("comm-diag 0")[0]) == compared  # the lead, before the version line
+    lead = (tmp_path / "rep" / "report.md").read_text().split("comm-diag 0")[0]  # before the version line
+    assert "published curve" not in lead
+    render({**result, "published_comparable": True}, tmp_path / "rep2")
+    lead = (tmp_path / "rep2" / "report.md").read_text().split("comm-diag 0")[0]
+    assert "no probed epoch of this report matches an epoch of the published curve" in lead  # epoch 1 is not
     assert (tmp_path / "rep" / "learning_curves.png").stat().st_size > 10_000
 
 
@@ -69,7 +104,9 @@ def test_the_fidelity_study_runs_at_a_tiny_size(tmp_path):
     assert r.exit_code == 0, r.output
     text = (tmp_path / "f" / "report.md").read_text()
     assert "## Fidelity to the published curve" in text
-    assert all(f"**{v}**" in text for v in ("bf16", "preset", "authors_renderer", "torchvision_aug"))
+    # smoke data (32 px, 512 pairs) is never compared with the published curve (0.8 reported a -59.5 gap)
+    assert "Not compared: the published curve is compared only with runs of the paper preset" in text
+    assert "largest gap" not in text
     record = json.loads((tmp_path / "f" / "expectations.json").read_text())
     assert record["methods"] == ["preset", "bf16", "authors_renderer", "torchvision_aug"]
     config = json.loads(next((tmp_path / "f" / "runs").glob("torchvision_aug-*/config.json")).read_text())
