@@ -41,8 +41,8 @@ class Trainer:
     images: ``step(i)`` trains step i with train's seed derivation and learning rate."""
 
     def __init__(self, preset_name: str, method: str, runtime: Runtime, graph: bool = False, compile: bool = False,
-                 seed: int = 0, channels_last: bool = False):
-        self.cfg = cfg = preset(preset_name).replace(method=method, seed=seed)
+                 seed: int = 0, channels_last: bool = False, **overrides):
+        self.cfg = cfg = preset(preset_name).replace(method=method, seed=seed, **overrides)
         self.runtime = runtime
         torch.manual_seed(seed)
         self.model = model = build_method(cfg).to(runtime.device)
@@ -77,12 +77,12 @@ class Trainer:
 
 
 def bench(preset_name: str, method: str, steps: int, runtime: Runtime, graph: bool = False, compile: bool = False,
-          stages: bool = True, channels_last: bool = False) -> dict:
+          stages: bool = True, channels_last: bool = False, **overrides) -> dict:
     """pairs/s of ``steps`` training steps (after 3 warm-up steps), timed around the whole
-    loop (one synchronisation at each end). ``stages``: the input pipeline's share, timed
+    loop (one synchronisation at each end); ``overrides``: run settings changed from the preset's. ``stages``: the input pipeline's share, timed
     apart (batching alone, augmentation alone, over as many batches), so the step itself
     is timed exactly as it trains."""
-    t = Trainer(preset_name, method, runtime, graph, compile, channels_last=channels_last)
+    t = Trainer(preset_name, method, runtime, graph, compile, channels_last=channels_last, **overrides)
     for i in range(3):
         t.step(i)
     _sync(runtime)

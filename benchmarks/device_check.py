@@ -32,13 +32,16 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import platform
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -48,7 +51,8 @@ sys.path.insert(0, str(HERE))
 
 from bench_train import Trainer, bench, in_one_process  # noqa: E402
 
-from comm_diag.comm.config import preset  # noqa: E402
+from comm_diag.comm.config import preset, preset_data  # noqa: E402
+from comm_diag.trifeature_gen import DatasetSpec  # noqa: E402
 from comm_diag.comm.methods import build_method  # noqa: E402
 from comm_diag.comm.methods.registry import DEFAULT_METHODS  # noqa: E402
 from comm_diag.comm.runtime import Runtime, usable_cores  # noqa: E402
@@ -61,24 +65,30 @@ from comm_diag.probes.studies.sweep import preset_datasets  # noqa: E402
 from comm_diag.probes.measure.tasks import TASK_NAMES  # noqa: E402
 
 PAPER_EPOCHS = preset("paper").epochs
+PROBE_S_GUESS = 30.0  # seconds to probe one model, before it is measured (0.5: 25 s on an H200)
 FIGURE_FILES = ("report.md", "summary.csv", "figure4.png", "learning_curves.png")
 
 
 class Record:
-    """device_check.json, rewritten after every part; every line printed also goes to the log."""
+    """device_check.json, rewritten (whole, by a rename) after every part and at the deadline;
+    every line printed also goes to the log."""
 
     def __init__(self, out: Path, **head):
         self.path, self.data = out / "device_check.json", {**head, "parts": {}}
         self.log = open(out / "device_check.log", "a")
+        self.lock = threading.RLock()
+        self.current: Optional[str] = None  # the part in progress
         self.save()
 
     def say(self, text: str) -> None:
         print(text, flush=True)
-        self.log.write(text + "\n")
-        self.log.flush()
+        with self.lock:
+            self.log.write(text + "\n")
+            self.log.flush()
 
     def part(self, name: str, fn, *args) -> dict:
         t = time.perf_counter()
+        self.current = name
         self.say(f"--- {name}")
         try:
             value = fn(*args)
@@ -91,7 +101,31 @@ class Record:
         return value
 
     def save(self) -> None:
-        self.path.write_text(json.dumps(self.data, indent=2))
+        with self.lock:
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.data, indent=2))
+            tmp.replace(self.path)  # never half a file, even when the deadline cuts a part
+
+    def deadline(self, seconds: float, t0: float, on_deadline: list) -> threading.Thread:
+        """A watchdog: ``seconds`` after ``t0`` it records which part the deadline cut, runs
+        ``on_deadline``'s callables (copies of what the study has so far), saves the record
+        and ends the process with status 3, whatever the main thread is doing."""
+        def watch() -> None:
+            time.sleep(max(0.0, seconds - (time.perf_counter() - t0)))
+            with self.lock:
+                self.data["deadline"] = {"after_s": round(time.perf_counter() - t0, 1), "cut_part": self.current,
+                                         "deadline_s": seconds}
+                for fn in on_deadline:
+                    try:
+                        fn()
+                    except Exception as e:  # what could be copied was; the record says what could not
+                        self.data["deadline"]["copy_error"] = f"{type(e).__name__}: {e}"
+                self.save()
+                self.say(f"deadline: {seconds:g} s reached during {self.current}; the record keeps what was measured")
+            os._exit(3)
+        thread = threading.Thread(target=watch, daemon=True)
+        thread.start()
+        return thread
 
 
 def gpu_paths(runtime: Runtime, preset_name: str) -> dict:
@@ -152,7 +186,27 @@ def throughput(runtime: Runtime, preset_name: str, steps: int) -> dict:
         bf16 = Runtime(runtime.device, "bf16")
         single.append({"method": "comm", "precision": "bf16", **bench(preset_name, "comm", steps, bf16, graph=True,
                                                                        stages=False)})
+    # the fidelity study's torchvision variant trains image by image on the host: its own rate, 5 steps
+    single.append({"method": "comm", "aug": "torchvision",
+                   **bench(preset_name, "comm", min(steps, 5), runtime, stages=False, aug1="torchvision",
+                           aug2="torchvision")})
     return {"preset": preset_name, "precision": runtime.precision, "steps": steps, "single": single}
+
+
+def fidelity_epochs(rates: dict[str, float], pairs: int, probe_s: float, every: int, seconds: float,
+                    runs_per_variant: int = 2, protocols: int = 2) -> int:
+    """The most epochs (1 .. the paper's) whose training and probes fit in ``seconds``: each
+    variant's ``runs_per_variant`` runs at its own pairs/s (``rates``, measured one run at a
+    time: runs trained together go at least as fast in all), and every probed point counted
+    as run: epoch 0, every ``every``-th and the last, each with ``protocols`` probes of
+    ``probe_s`` seconds."""
+    def cost(epochs: int) -> float:
+        points = 1 + epochs // every + (epochs % every != 0)
+        train = sum(runs_per_variant * epochs * pairs / max(r, 1e-9) for r in rates.values())
+        return train + len(rates) * runs_per_variant * points * protocols * probe_s
+
+    fits = [e for e in range(1, PAPER_EPOCHS + 1) if cost(e) <= seconds]
+    return max(fits, default=1)
 
 
 def shared_device(runtime: Runtime, preset_name: str, steps: int, ks: list[int]) -> dict:
@@ -168,14 +222,14 @@ def data(preset_name: str, root: Path) -> dict:
             "probe_pairs": ds["synergy"].n_samples("probe_train"), "test_pairs": ds["synergy"].n_samples("test")}
 
 
-def probe_time(runtime: Runtime, preset_name: str, root: Path, with_sklearn: bool) -> dict:
+def probe_time(runtime: Runtime, preset_name: str, synergy: Path, with_sklearn: bool) -> dict:
     """One synergy run's probes on its initialisation (their cost does not depend on training):
     the torch backend on the device (its logistic fits batched), and scikit-learn on the
     host with its fits over every host core (worker processes, their start included)."""
     import comm_diag.trifeature_gen as tg
     from comm_diag.probes.measure.fit_workers import workers_released
 
-    ds = tg.load(root / "datasets" / "data" / "synergy")
+    ds = tg.load(synergy)
     torch.manual_seed(0)
     model = build_method(preset(preset_name).replace(method="comm")).to(runtime.device)
     out = {}
@@ -233,26 +287,76 @@ def figure4(preset_name: str, root: Path, out: Path, seconds_left: float, epoch_
             "summary": summary, "curve": by_epoch}
 
 
-def fidelity_study(preset_name: str, root: Path, out: Path, seconds_left: float, epoch_s: float, probe_s: float,
-                   tiny: bool) -> dict:
-    """``ablate fidelity`` (docs/fidelity.md), eight runs (four variants x two datasets, which
-    the study generates: one variant draws them with the authors' renderer), trained together
-    in this process (six, then two, on a GPU), with the epochs that fit."""
+FIDELITY_FILES = ("report.md", "summary.csv", "learning_curves.png")
+FIDELITY_VARIANTS = ("preset", "bf16", "authors_renderer", "torchvision_aug")
+
+
+def fidelity_data(preset_name: str, root: Path, epochs: int, every: int) -> dict:
+    """The fidelity study's folder claimed and every dataset it trains on generated (the
+    preset's pair and the authors' renderer's), nothing trained: the study reuses them."""
+    from comm_diag.probes.studies.ablation import prepare_study
+
+    t = time.perf_counter()
+    made = prepare_study("fidelity", root / "fidelity", preset_name=preset_name, seeds=[0], epochs=epochs,
+                         every=every)
+    return {"seconds": round(time.perf_counter() - t, 1), "folders": {k: str(d.root) for k, d in made.items()},
+            "probe_pairs": made["synergy"].n_samples("probe_train"), "test_pairs": made["synergy"].n_samples("test")}
+
+
+def copy_probes(folder: Path, dest: Path) -> int:
+    """Every run's probe rows so far (probes_by_epoch.csv, written at each probed epoch, and
+    probes.csv once a run is probed at its end), merged into one file dest/probes.csv with
+    the run's name (one file, however many runs: the device tool brings back <= 8).
+    Returns the rows copied."""
+    rows = []
+    for path in sorted((folder / "runs").glob("*/probes*.csv")):
+        try:
+            with open(path, newline="") as f:
+                rows += [{"run": path.parent.name, "file": path.name, **r} for r in csv.DictReader(f)]
+        except (OSError, csv.Error):
+            continue  # a file being written: the next copy has it
+    if rows:
+        dest.mkdir(exist_ok=True)
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        tmp = dest / "probes.csv.tmp"
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, columns)
+            writer.writeheader()
+            writer.writerows(rows)
+        tmp.replace(dest / "probes.csv")
+    return len(rows)
+
+
+def fidelity_study(preset_name: str, root: Path, out: Path, epochs: int, every: int,
+                   on_deadline: list[Callable]) -> dict:
+    """``ablate fidelity`` (docs/fidelity.md) in the folder ``fidelity_data`` prepared: eight
+    runs (four variants x unbiased and synergy-biased pairs), trained together in this
+    process, probed every ``every`` epochs with comm-diag's linear probe and the authors'
+    protocol. Every run's probes are copied under OUT/fidelity/ every 10 s while it runs
+    (and at the deadline), so a check cut short keeps each finished point."""
     from comm_diag.probes.studies.ablation import run_study
 
-    every = 1 if tiny else 5
-    per_epoch = 4 * (epoch_s + probe_s / every)  # eight runs; epoch_s: two runs' epoch on the device
-    epochs = 1 if tiny else int(max(1, min(PAPER_EPOCHS, (0.8 * seconds_left - 8 * probe_s) // max(per_epoch, 1e-9))))
-    folder = root / "fidelity"
+    folder, dest = root / "fidelity", out / "fidelity"
+    copy = lambda: copy_probes(folder, dest)  # noqa: E731
+    on_deadline.append(copy)
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.wait(10.0):
+            copy()
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
     t = time.perf_counter()
-    result = run_study("fidelity", folder, preset_name=preset_name, seeds=[0], epochs=epochs, every=every,
-                       workers=1, progress="lines")
-    dest = out / "fidelity"
-    dest.mkdir(exist_ok=True)
-    for name in ("report.md", "summary.csv", "learning_curves.png"):
+    try:
+        result = run_study("fidelity", folder, preset_name=preset_name, seeds=[0], epochs=epochs, every=every,
+                           workers=1, progress="lines")
+    finally:
+        stop.set()
+        copied = copy()
+    for name in FIDELITY_FILES:
         if (folder / name).is_file():
             shutil.copyfile(folder / name, dest / name)
-    return {"epochs": epochs, "every": every, "wall_s": round(time.perf_counter() - t, 1),
+    return {"epochs": epochs, "every": every, "wall_s": round(time.perf_counter() - t, 1), "probe_rows": copied,
             "lead": result.get("lead", []), "expectations": [[t_, ok] for t_, ok in result.get("expectations", [])]}
 
 
@@ -262,6 +366,8 @@ def main() -> None:
     ap.add_argument("--tiny", action="store_true", help="smoke preset on CPU, about a minute")
     ap.add_argument("--budget-s", type=float, default=480.0, help="wall seconds for the whole check")
     ap.add_argument("--work", type=Path, help="scratch folder for datasets and runs [default: a new temporary one]")
+    ap.add_argument("--deadline-s", type=float, help="hard limit: the record is written and the check ends "
+                    "(status 3) at this many seconds [default: the budget + 60]")
     ap.add_argument("--study", choices=("figure4", "fidelity"), default="figure4",
                     help="what the training part runs: Figure 4 (CoMM) or the fidelity study (docs/fidelity.md)")
     args = ap.parse_args()
@@ -277,20 +383,41 @@ def main() -> None:
     if not runtime.on_gpu and not args.tiny:
         record.say("warning: no GPU here; the check measures this CPU at the paper preset")
     left = lambda: args.budget_s - (time.perf_counter() - t0)  # noqa: E731
+    on_deadline: list[Callable] = []
+    record.deadline(args.deadline_s or args.budget_s + 60, t0, on_deadline)
     record.part("gpu_paths", gpu_paths, runtime, name)
     steps = 2 if args.tiny else 30
     tp = record.part("throughput", throughput, runtime, name, steps)
-    made = record.part("data", data, name, work)
+    single = tp.get("single", [])
+    comm = [r for r in single if r["method"] == "comm" and "precision" not in r and "aug" not in r]
+    # two runs trained together go at least as fast, in all, as the fastest single run
+    rate = max((r["pairs_per_s"] for r in comm), default=100.0)
+    every = 1 if args.tiny else 5
+    if args.study == "fidelity":
+        # priced before the data (the study's folder records its epochs) with a probe time
+        # guessed from 0.5's (25 s a model on an H200); the measured one is recorded beside it
+        rates = {"preset": rate, "authors_renderer": rate,
+                 "bf16": next((r["pairs_per_s"] for r in single if r.get("precision") == "bf16"), rate),
+                 "torchvision_aug": next((r["pairs_per_s"] for r in single if r.get("aug")), rate)}
+        pairs = DatasetSpec(**preset_data(name)).train_pairs
+        epochs = 1 if args.tiny else fidelity_epochs(rates, pairs, PROBE_S_GUESS, every, 0.8 * left() - 60)
+        record.data["fidelity_plan"] = {"rates_pairs_per_s": rates, "epochs": epochs, "every": every,
+                                        "probe_s_guess": PROBE_S_GUESS}
+        made = record.part("data", fidelity_data, name, work, epochs, every)
+        synergy = work / "fidelity" / "data" / "synergy"
+    else:
+        made = record.part("data", data, name, work)
+        synergy = work / "datasets" / "data" / "synergy"
     if "error" in made:
         return
-    pt = record.part("probes", probe_time, runtime, name, work, args.tiny or left() > 300)
-    comm = [r for r in tp.get("single", []) if r["method"] == "comm" and "precision" not in r]
-    # two runs trained together go at least as fast, in all, as the fastest single run
-    rate = max((r["pairs_per_s"] for r in comm), default=100.0) / 2
-    epoch_s = made["probe_pairs"] / rate  # train pairs = probe pairs in the presets
+    pt = record.part("probes", probe_time, runtime, name, synergy, args.tiny or left() > 300)
     probe_s = pt.get("torch", {}).get("seconds", 30.0)
-    record.part(args.study, figure4 if args.study == "figure4" else fidelity_study, name, work, args.out,
-                left() - (0 if args.tiny else 30), epoch_s, probe_s, args.tiny)
+    if args.study == "fidelity":
+        record.part("fidelity", fidelity_study, name, work, args.out, epochs, every, on_deadline)
+    else:
+        epoch_s = made["probe_pairs"] / (rate / 2)  # train pairs = probe pairs in the presets
+        record.part("figure4", figure4, name, work, args.out, left() - (0 if args.tiny else 30), epoch_s, probe_s,
+                    args.tiny)
     record.part("shared_device", shared_device, runtime, name, steps, [2] if args.tiny else [2, 6])
     record.data["wall_s"] = round(time.perf_counter() - t0, 1)
     record.save()

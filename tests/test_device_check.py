@@ -40,3 +40,40 @@ def test_the_device_check_runs_in_tiny_mode_and_records_every_part(tmp_path):
     assert not any(p.suffix == ".npy" for p in out.rglob("*"))  # no dataset comes back with the figures
     files = [p for p in out.rglob("*") if p.is_file()]  # what the device tool brings back: <= 8, one folder deep
     assert len(files) <= 8 and all(len(p.relative_to(out).parts) <= 2 for p in files)
+
+
+def test_the_device_check_cut_by_its_deadline_keeps_a_whole_record_of_what_it_measured(tmp_path):
+    """The fidelity study's check, given a deadline shorter than it needs: it ends with status
+    3, device_check.json is whole and names the part the deadline cut, every part before it
+    is recorded, and what comes back is <= 8 files one folder deep."""
+    out = tmp_path / "out"
+    env = {**os.environ, "OUT": str(out)}
+    done = subprocess.run(["bash", str(ROOT / "benchmarks" / "device_check.sh"), "--tiny", "--study", "fidelity",
+                           "--deadline-s", "25", "--work", str(tmp_path / "work")], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert done.returncode == 3, done.stderr[-2000:]
+    record = json.loads((out / "device_check.json").read_text())
+    order = ["gpu_paths", "throughput", "data", "probes", "fidelity", "shared_device"]
+    cut = record["deadline"]["cut_part"]
+    assert record["deadline"]["deadline_s"] == 25 and cut in order
+    assert list(record["parts"]) == order[:order.index(cut)]  # the cut part is not recorded as done
+    assert not any("error" in p for p in record["parts"].values())
+    assert "deadline: 25 s reached during" in (out / "device_check.log").read_text()
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert len(files) <= 8 and all(len(p.relative_to(out).parts) <= 2 for p in files)
+    assert not any(p.suffix == ".tmp" for p in files)
+
+
+def test_the_fidelity_budget_counts_every_run_and_probe_at_each_variants_rate():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from device_check import PAPER_EPOCHS, fidelity_epochs
+
+    rates = {"preset": 4000.0, "bf16": 5000.0, "torchvision_aug": 400.0}
+    # one epoch: 2 runs x 10,000 pairs per variant = 5 + 4 + 50 s; 2 probe points x 2 protocols x 6 runs x 10 s
+    assert fidelity_epochs(rates, 10_000, 10.0, 5, 59 + 240) == 1
+    assert fidelity_epochs(rates, 10_000, 10.0, 5, 59 + 240 - 1) == 1  # never below one epoch
+    # five epochs: 295 s of training, 2 points (0 and 5) x 2 x 6 x 10 s
+    assert fidelity_epochs(rates, 10_000, 10.0, 5, 295 + 240) == 5
+    assert fidelity_epochs({"preset": 1e9}, 10, 0.0, 5, 1e9) == PAPER_EPOCHS

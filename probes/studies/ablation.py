@@ -53,4 +53,11 @@ def run_study(name: str, out: Path | str, *, interactions: Optional[Sequence[str
     return pipeline.run_with(study, out, hooks=hooks, executor=executor, **options)
 
 
-__all__ = ["planned_jobs", "run_study", "study_named", "RunJob"]
+def prepare_study(name: str, out: Path | str, **settings) -> dict:
+    """``pipeline.prepare`` for a study by name: its folder claimed, its datasets generated, nothing
+    trained (a device check times the data apart, then ``run_study`` reuses them)."""
+    settings_, _ = StudySettings.split(settings)
+    return pipeline.prepare(study_named(name), out, settings_)
+
+
+__all__ = ["planned_jobs", "prepare_study", "run_study", "study_named", "RunJob"]

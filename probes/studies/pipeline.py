@@ -149,6 +149,22 @@ def expectation_lines(study: Study, checks: list, curves: dict, plumbing: bool =
     return lines
 
 
+def prepare(study: Study, out: Path | str, settings: StudySettings = StudySettings(),
+            hooks: Optional[Hooks] = None) -> dict[str, tg.Dataset]:
+    """Claim ``out`` for ``study`` and generate (or find) every dataset ``run`` will train on,
+    training nothing: ``run`` on the same folder and settings then reuses them. Returns them
+    by folder under OUT/data/ ("unbiased", "synergy", "authors_renderer/unbiased", ...)."""
+    hooks = hooks or Hooks()
+    out = Path(out)
+    given = given_datasets(settings.data) if settings.data else None
+    only_run(study_jobs(study, out, settings, given), settings.only)
+    with study_folder(out, study.kind, study.name, settings.base(), given, settings.preset_name, hooks,
+                      settings.data_overrides, kinds=study.preset_kinds(settings.extra)) as datasets:
+        own = variant_datasets(out, settings.preset_name, study.all_variants(settings.extra), hooks,
+                               settings.data_overrides)
+    return {**datasets, **{f"{folder}/{kind}": ds for folder, kinds in own.items() for kind, ds in kinds.items()}}
+
+
 def run(study: Study, out: Path | str, settings: StudySettings = StudySettings(), *,
         hooks: Optional[Hooks] = None, executor: str = "local", **executor_options) -> dict:
     """Run (or finish) ``study`` in ``out`` and report on every run of it that is done.
