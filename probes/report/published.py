@@ -107,3 +107,27 @@ def fidelity_lines(epoch_rows: Sequence[dict], method: str = METHOD) -> list[str
                      f"Neither training follows it; closer: CoMM {TRAINING_WORDS[closer]} (mean gap "
                      f"{gap[closer]:.1f} points against {max(gap.values()):.1f}).")
     return lines
+
+
+def variants_table(epoch_rows: Sequence[dict], methods: Sequence[str]) -> list[str]:
+    """The fidelity study's variants in one markdown table: per variant, training and probed
+    epoch of the published curve, each task's measured - published difference (points), the
+    mean |difference|; then the variant and training closest to the curve."""
+    tasks = sorted({r["task"] for r in published_curve()})
+    lines = ["| variant | trained on | probe | epoch | " + " | ".join(tasks) + " | mean abs gap |",
+             "|---|---|---|---|" + "---|" * len(tasks) + "---|"]
+    gaps: dict[tuple[str, str], float] = {}
+    for method in methods:
+        for training, rows in by_training(epoch_rows, method).items():
+            gaps[(method, training)] = sum(abs(r["difference"]) for r in rows) / len(rows)
+            for epoch in sorted({r["epoch"] for r in rows}):
+                at = {r["task"]: r["difference"] for r in rows if r["epoch"] == epoch}
+                cells = [f"{at[t]:+.1f}" if t in at else "–" for t in tasks]
+                mean = sum(abs(v) for v in at.values()) / len(at)
+                lines.append(f"| {method} | {training} | {rows[0]['probe']} | {epoch} | " + " | ".join(cells)
+                             + f" | {mean:.1f} |")
+    if not gaps:
+        return []
+    (method, training), gap = min(gaps.items(), key=lambda kv: kv[1])
+    return [*lines, "", f"Closest to the published curve: **{method}**, {TRAINING_WORDS[training]} (mean gap "
+                        f"{gap:.1f} points over its compared epochs and tasks)."]

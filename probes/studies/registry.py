@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from comm_diag.probes.studies.dose import dose_study
-from comm_diag.probes.report.published import FOLLOWS_WITHIN, fidelity_lines
+from comm_diag.probes.report.published import FOLLOWS_WITHIN, fidelity_lines, variants_table
 from comm_diag.probes.studies.study import Expectation, Measured, Study, check_expectations
 from comm_diag.probes.studies.sweep import Variant
 from comm_diag.probes.measure.verdict import MARGIN
@@ -83,8 +83,10 @@ def _fidelity_lead(result: dict) -> list[str]:
     if not result.get("published_comparable", False):
         return ["## Fidelity to the published curve", "", "Not compared: the published curve is compared only "
                 "with runs of the paper preset on the paper's data (224 px, 10,000 pairs, every test pair)."]
+    table = variants_table(result["epochs"], labels)
     return ["## Fidelity to the published curve", ""] + [
-        f"- **{label}**: " + " ".join(fidelity_lines(result["epochs"], method=label)) for label in labels]
+        f"- **{label}**: " + " ".join(fidelity_lines(result["epochs"], method=label)) for label in labels] + (
+        ["", "Measured - published, points of balanced accuracy (fused representation):", "", *table] if table else [])
 
 
 FIDELITY = Study(

@@ -150,3 +150,17 @@ def test_an_empty_comparison_with_the_published_curve_is_not_compared_never_did_
     measured = Measured({}, {}, ())  # no epoch probed during training
     assert measured.follows_published("preset") is None
     assert [held for _, held in check_expectations(STUDIES["fidelity"], measured)] == [None]
+
+
+def test_the_fidelity_studys_variants_are_compared_in_one_table_that_names_the_closest():
+    from comm_diag.probes.report.published import variants_table
+
+    rows = [_row("uniqueness1", 10, 60.0, method="preset"), _row("synergy", 10, 50.0, method="preset"),
+            _row("uniqueness1", 10, 68.0, method="preset", training="synergy"),
+            _row("uniqueness1", 10, 64.0, method="bf16"), _row("uniqueness1", 5, 40.0, method="bf16")]
+    table = variants_table(rows, ["preset", "bf16"])
+    assert table[0] == "| variant | trained on | probe | epoch | redundancy | synergy | uniqueness1 | mean abs gap |"
+    assert "| preset | unbiased | linear | 10 | – | -6.0 | -9.0 | 7.5 |" in table
+    assert "| preset | synergy | linear | 10 | – | – | -1.0 | 1.0 |" in table
+    assert table[-1].startswith("Closest to the published curve: **preset**, trained on synergy-biased pairs")
+    assert variants_table([], ["preset"]) == []
