@@ -209,7 +209,7 @@ def train(
     ``sync_every``: the loss terms stay on the device and are read back (logged, checked
     for a non-finite loss, reported to ``on_step``) every that many steps and at the end
     of every epoch; None: every step on CPU (a read-back costs nothing there), every
-    ``CUDA_SYNC_EVERY`` steps on a GPU. The arithmetic is the same whatever its value.
+    ``runtime.GPU_SYNC_EVERY`` steps on a GPU. The arithmetic is the same whatever its value.
 
     ``compile``: a ``torch.compile`` backend ("inductor", the default one) applied to each of
     the model's modules (encoders, fusion, heads); their weights and checkpoints are the

@@ -102,3 +102,46 @@ def test_a_host_fit_worker_imports_no_torch(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_every_module_path_named_in_comments_and_docs_exists():
+    """A comment or a doc that names a module after it moved (0.8 named six such paths, e.g. the
+    dose study's old place) sends a reader nowhere: every path into the package written in
+    backquotes, in a comment or with the ``comm_diag.`` prefix names a module that exists, or
+    an attribute of one; file names (probes.csv, ...) and docs/history.md (what earlier
+    versions were) excepted."""
+    import importlib
+    import re
+
+    modules = {m.removeprefix("comm_diag.") for m in sources()}
+    pattern = re.compile(r"(?<![\w./-])((?:comm_diag\.)?(?:probes|comm|trifeature_gen)(?:[./][A-Za-z_]+)+)")
+    files = [p for p in ROOT.rglob("*") if p.suffix in (".py", ".md") and ".git" not in p.parts
+             and "egg-info" not in str(p) and p.name != "history.md"]
+    stale = []
+    for path in files:
+        for number, line in enumerate(path.read_text(errors="ignore").splitlines(), 1):
+            for m in pattern.finditer(line):
+                named = m.group(1)
+                quoted = line[max(0, m.start() - 1):m.start()] == "`"
+                commented = path.suffix == ".py" and "#" in line[:m.start()]
+                if not (quoted or commented or named.startswith("comm_diag.")):
+                    continue  # code (a variable named comm), not a path
+                if "/" in named:  # a path: a file or folder of the repository
+                    tail = line[m.end():m.end() + 5]
+                    full = named + (tail[:tail.index("`")] if "`" in tail else "")
+                    if any((ROOT / f).exists() for f in (full, named, named + ".py")):
+                        continue
+                    stale.append(f"{path.relative_to(ROOT)}:{number}: {full}")
+                    continue
+                parts = named.removeprefix("comm_diag.").split(".")
+                while parts and parts[-1] in ("csv", "json", "md", "tmp", "png", "pt", "py", "txt"):
+                    parts = parts[:-1]  # a file name
+                if ".".join(parts) in modules:
+                    continue
+                parent = ".".join(parts[:-1])
+                if parent in modules and hasattr(importlib.import_module(f"comm_diag.{parent}"), parts[-1]):
+                    continue
+                if len(parts) <= 1:
+                    continue  # a file of a top-level folder (probes.csv)
+                stale.append(f"{path.relative_to(ROOT)}:{number}: {named}")
+    assert not stale, "\n".join(stale)

@@ -8,7 +8,7 @@ scikit-learn's interface (``predict``, ``predict_proba``, ``classes_``, numpy in
     backend.mlp(x, y, hidden, seed)             -> one model (classes already balanced by the caller)
 
 The protocol itself (standardising, the held-out quarter, choosing C, refitting) is
-``probes.classifiers``', the same for every backend.
+``probes.measure.classifiers``', the same for every backend.
 """
 
 from __future__ import annotations

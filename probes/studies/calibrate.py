@@ -173,7 +173,7 @@ def run_calibration(out: Path | str, *, data: Optional[Path | str] = None, prese
                     hooks: Optional[Hooks] = None, progress: str = "auto") -> list[dict]:
     """Calibrate on ``data`` (or the preset's unbiased dataset, generated in OUT/data); write
     OUT/calibration.csv and OUT/calibration.json (rows, package version, dataset). Progress
-    as ``probes.progress`` draws it; every event also reaches ``hooks``."""
+    as ``probes.report.progress`` draws it; every event also reaches ``hooks``."""
     with progress_hooks(progress, also=hooks) as drawn:
         return _calibration(Path(out), data, preset_name, seeds, references, drawn)
 

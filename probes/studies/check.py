@@ -122,7 +122,7 @@ def check(target: str, out: Path | str, *, controls: Sequence[str] = CONTROLS, d
           hooks: Optional[Hooks] = None, progress: str = "auto", executor: str = "local", **options) -> dict:
     """Train and probe ``target`` (a method name, see ``comm_diag.comm.methods.plugins``) beside the
     controls; write OUT/report.md, OUT/summary.csv, OUT/figure4.png. With ``dose`` (e.g.
-    ("synergy",)): its dose-response curve beside the controls' (``probes.dose``: OUT/dose.csv,
+    ("synergy",)): its dose-response curve beside the controls' (``probes.studies.dose``: OUT/dose.csv,
     dose.json, dose.png). ``options``: ``StudySettings`` fields and the executor's. Returns
     the report's result plus ``label`` and ``conclusion``."""
     study, label = check_study(target, controls, dose, levels, settings)

@@ -218,7 +218,7 @@ def run_with(study: Study, out: Path | str, *, hooks: Optional[Hooks] = None, pr
              executor: str = "local", **options) -> dict:
     """``run`` with keyword options: ``StudySettings`` fields and the executor's (workers;
     address, cpus_per_run, gpus_per_run), as the library entry points take them. Progress is
-    drawn as ``progress`` says (``probes.progress``: bars in a terminal, lines in a notebook,
+    drawn as ``progress`` says (``probes.report.progress``: bars in a terminal, lines in a notebook,
     or off) and every event also reaches ``hooks``."""
     check_options(executor, options, also=[f.name for f in fields(StudySettings)])
     settings, executor_options = StudySettings.split(options)

@@ -95,7 +95,7 @@ class RunJob:
     run: str  # run folder
     every: int = 0  # also probe every k-th saved epoch (learning curves); 0: init and last only
     probes: tuple[str, ...] = ("linear",)
-    tensorboard: bool = False  # also export RUN/tensorboard/ once it is probed (``probes.tensorboard``)
+    tensorboard: bool = False  # also export RUN/tensorboard/ once it is probed (``probes.report.tensorboard``)
 
     @property
     def seed(self) -> int:
