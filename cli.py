@@ -12,7 +12,7 @@ import comm_diag.trifeature_gen as tg
 from comm_diag.cli_options import (AddressOpt, CpusOpt, DataOpt, EpochsOpt, ExecutorOpt, GpusOpt, PresetOpt, SeedsOpt,
                                    TensorBoardOpt, TogetherOpt, UserError, WorkersOpt, comma_list, cpu_preset_value,
                                    examples, executor_options, parse_synergy_attrs, settings_options)
-from comm_diag.cli_errors import err, run_to_the_end, terminate_as_interrupt, user_errors
+from comm_diag.cli_errors import err, run_to_the_end, styled, terminate_as_interrupt, user_errors
 from comm_diag.comm.config import TrainConfig
 from comm_diag.comm.methods.registry import DEFAULT_METHODS
 
@@ -20,7 +20,7 @@ from comm_diag.comm.methods.registry import DEFAULT_METHODS
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Which multimodal interactions does a self-supervised method learn? "
                        "Controlled bimodal Trifeature experiments (CoMM, ICLR 2025).")
-console = Console()
+console = Console(markup=False, emoji=False)  # plain text: see cli_errors.err
 
 
 def run() -> None:
@@ -64,7 +64,7 @@ def generate(
         if synergy_attrs is not None:
             settings["synergy_src"], settings["synergy_tgt"] = parse_synergy_attrs(synergy_attrs)
         written = api.generate(out, preset=preset_name, synergy=synergy, png=png, force=force, **settings,
-                               warn=lambda m: err.print(f"[yellow]warning:[/] {m}", highlight=False, soft_wrap=True))
+                               warn=lambda m: err.print(styled("warning:", "yellow", m), soft_wrap=True))
         console.print(f"wrote {out or written}", highlight=False, soft_wrap=True)  # as the user named it
 
 
@@ -342,8 +342,8 @@ def check(
         console.print(result["conclusion"], highlight=False)
     missing = unmet(result, required)
     if missing:
-        err.print(f"[bold red]required but not captured:[/] {', '.join(NAMES[k] for k in missing)}",
-                  highlight=False, soft_wrap=True)
+        err.print(styled("required but not captured:", "bold red", ", ".join(NAMES[k] for k in missing)),
+                  soft_wrap=True)
         raise typer.Exit(code=REQUIRE_EXIT)
 
 
@@ -363,8 +363,6 @@ def calibrate(
 ) -> None:
     """The instrument's own calibration: known-answer representations through the probes and the
     verdict rule; exit 3 if any verdict differs from the known answer."""
-    from rich.markup import escape
-
     from comm_diag import api, tables
     from comm_diag.outputs import read_json
     from comm_diag.probes.studies.sweep import parse_seeds
@@ -378,13 +376,13 @@ def calibrate(
     console.print(tables.calibration(rows, n_seeds))
     warning = read_json(out / "calibration.json").get("warning")
     if warning:
-        err.print(f"[bold yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+        err.print(styled("warning:", "bold yellow", warning), soft_wrap=True)
     bad = [r for r in rows if not r["ok"]]
     console.print(f"{len(rows) - len(bad)} of {len(rows)} verdicts as expected; wrote {out / 'calibration.csv'}",
                   soft_wrap=True)
     if bad:
-        err.print("[bold red]calibration mismatch:[/] " + "; ".join(f"{r['reference']} {r['level']}: "
-                  f"{r['verdict']}" for r in bad), highlight=False, soft_wrap=True)
+        err.print(styled("calibration mismatch:", "bold red", "; ".join(f"{r['reference']} {r['level']}: "
+                  f"{r['verdict']}" for r in bad)), soft_wrap=True)
         raise typer.Exit(code=CALIBRATION_MISMATCH_EXIT)
 
 

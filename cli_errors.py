@@ -10,17 +10,23 @@ from typing import Iterator
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from comm_diag.cli_options import UserError
 
-err = Console(stderr=True)
+# Plain-text consoles: what they print is never read as markup or emoji codes, so a path, a
+# label or a class name prints as typed ("d[/]x" once raised MarkupError after the work was
+# done, "r[bold]b" printed "rb", a class Boom an emoji); styles go through ``styled``.
+err = Console(stderr=True, markup=False, emoji=False, highlight=False)
+
+
+def styled(head: str, style: str, rest: str = "") -> Text:
+    """``head`` in ``style``, then ``rest`` as plain text (never markup)."""
+    return Text.assemble((head, style), " " if rest else "", rest)
 
 
 def fail(msg: str) -> None:
-    from rich.markup import escape
-
-    # escaped: a message quoting a path or a library's text ("[/__w/...]") is not markup
-    err.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)  # one line, never wrapped
+    err.print(styled("error:", "bold red", msg), soft_wrap=True)  # one line, never wrapped
     raise typer.Exit(code=1)
 
 

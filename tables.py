@@ -10,6 +10,7 @@ import dataclasses
 from typing import Iterable
 
 from rich import table as rich_table
+from rich.text import Text
 
 from comm_diag.comm.methods.registry import display_name
 from comm_diag.probes.report.conclusions import plumbing_only
@@ -155,11 +156,11 @@ def study(result: dict) -> Table:
     return dose(result) if result["outputs"].get("dose") else verdicts(result)
 
 
-def expectations(result: dict) -> list[str]:
+def expectations(result: dict) -> list[Text]:
     """A study's expected patterns, one line each: held, did not hold, or not measured."""
     none = "not compared (plumbing check only)" if plumbing_only(result.get("presets", [])) else "not compared"
-    mark = {True: "[green]held[/]", False: "[red]did not hold[/]", None: f"[yellow]{none}[/]"}
-    return [f"{mark[ok]}: {text}" for text, ok in result["expectations"]]
+    mark = {True: ("held", "green"), False: ("did not hold", "red"), None: (none, "yellow")}
+    return [Text.assemble(mark[ok], f": {text}") for text, ok in result["expectations"]]
 
 
 def check(result: dict, label: str) -> Table:
@@ -239,15 +240,15 @@ def methods() -> list:
         settings[name] = own_settings(cls)
     for name, value in installed().items():
         if name in METHODS:  # load_class resolves a name to the built-in first
-            t.add_row(name, f"plugin {value}", f"[yellow]never used: the built-in {name!r} has this name; rename "
-                                               f"the entry point, or give {value} as the method[/]")
+            t.add_row(name, f"plugin {value}", Text(f"never used: the built-in {name!r} has this name; rename "
+                                                    f"the entry point, or give {value} as the method", "yellow"))
             continue
         try:
             cls = load_class(name)
             t.add_row(name, f"plugin {value}", summary(cls))
             settings[name] = own_settings(cls)
         except PluginError as e:
-            t.add_row(name, f"plugin {value}", f"[red]cannot load: {e}[/]")
+            t.add_row(name, f"plugin {value}", Text(f"cannot load: {e}", "red"))
     lines = [t, "Each method's own settings, with their defaults (--set NAME=VALUE changes one):"]
     lines += [f"  {name}: {text}" for name, text in settings.items()]
     return lines + [f"Plugins register in the {ENTRY_POINT_GROUP!r} entry-point group; any class can also be given "

@@ -55,9 +55,10 @@ def bars(console=None):
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                TimeRemainingColumn)
 
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-                    console=console or Console(stderr=True), transient=False)
+    # run names and stages are the user's labels: plain text, never markup or emoji codes
+    return Progress(TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}", markup=False),
+                    console=console or Console(stderr=True, emoji=False), transient=False)
 
 
 def _step_text(info) -> str:
@@ -80,7 +81,10 @@ def _bar_hooks(t0: float, label: str) -> Iterator[Hooks]:
             bar.update(tasks[name], completed=info.global_step, info=_step_text(info))
 
         def on_stage(msg: str) -> None:
-            bar.console.print(f"[dim]{time.perf_counter() - t0:6.0f}s[/] {msg}", highlight=False)
+            from rich.text import Text
+
+            bar.console.print(Text.assemble((f"{time.perf_counter() - t0:6.0f}s", "dim"), f" {msg}"),
+                              highlight=False)
             tasks.pop("render", None)
             tasks.pop(label, None)  # the next run in this process gets a bar of its own
 

@@ -1,0 +1,41 @@
+"""What a command prints is what the user typed: paths and labels are plain text on every
+console (never markup, never emoji codes), and styles are applied apart (#51: ``--out
+'dmark[/]x'`` wrote everything, then exited 1 with "unexpected MarkupError"; ``r[bold]b``
+printed as ``rb``; a class named Boom printed as an emoji)."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from comm_diag.cli import app
+
+TINY = ["--size", "32", "--train-pairs", "64", "--probe-pairs", "64", "--test-pairs", "32"]
+
+
+@pytest.mark.parametrize("name", ["dmark[/]x", "r[bold]b", "a:boom:b", "[link=http://x]y"])
+def test_a_path_is_printed_as_typed(tmp_path, name):
+    out = tmp_path / name
+    r = CliRunner().invoke(app, ["generate", *TINY, "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert f"wrote {out}" in r.output.replace("\n", "")
+    assert (out / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize("name", ["no[red]such", "x:boom:y"])
+def test_an_error_line_quotes_the_path_as_typed(tmp_path, name):
+    r = CliRunner().invoke(app, ["report", str(tmp_path / name), "--out", str(tmp_path / "rep")])
+    assert r.exit_code == 1
+    text = r.output.replace("\n", "")
+    assert text.startswith("error:") and name in text and "💥" not in text
+
+
+def test_styles_still_apply_to_the_words_comm_diag_colours():
+    from rich.console import Console
+
+    from comm_diag.cli_errors import styled
+
+    console = Console(record=True, markup=False, emoji=False, force_terminal=True, color_system="standard")
+    console.print(styled("error:", "bold red", "in [red]x[/] :boom:"))
+    assert "\x1b[" in console.export_text(styles=True, clear=False)  # the head is styled
+    assert console.export_text() == "error: in [red]x[/] :boom:\n"  # the rest is as typed
