@@ -13,8 +13,7 @@ from comm_diag.cli_options import (AddressOpt, CpusOpt, DataOpt, EpochsOpt, Exec
                                    TensorBoardOpt, TogetherOpt, UserError, WorkersOpt, comma_list, cpu_preset_value,
                                    examples, executor_options, parse_synergy_attrs, settings_options)
 from comm_diag.cli_errors import err, run_to_the_end, styled, terminate_as_interrupt, user_errors
-from comm_diag.comm.config import TrainConfig
-from comm_diag.comm.methods.registry import DEFAULT_METHODS
+from comm_diag.comm.config import DEFAULT_METHODS, TrainConfig
 
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,

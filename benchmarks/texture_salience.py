@@ -24,7 +24,7 @@ from comm_diag.comm.methods import normalize
 from comm_diag.probes.measure.classifiers import PROBES, probe_rng
 from comm_diag.trifeature_gen import Trifeature
 from comm_diag.trifeature_gen.factors import sample_factors
-from comm_diag.trifeature_gen.render import STYLES
+from comm_diag.trifeature_gen.geometry import STYLES
 
 
 def features(images: np.ndarray, encoder: torch.nn.Module) -> dict[str, np.ndarray]:

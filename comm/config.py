@@ -9,6 +9,10 @@ from typing import Any, Mapping, Optional, Sequence
 from comm_diag.dict_config import DictConfig, setting
 from comm_diag.trifeature_gen.spec import DatasetSpec, check_seed
 
+# the methods of the paper's Figure 4: quickstart's methods, check's controls, the dose study's
+# arms (here, not in the method registry, so that the command's options know them without torch)
+DEFAULT_METHODS = ("comm", "cross", "cross_self")
+
 
 PRECISIONS = ("auto", "bf16", "fp32")
 # fields a run records but a user does not set, and where they come from

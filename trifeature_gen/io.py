@@ -30,7 +30,8 @@ from comm_diag.trifeature_gen.pairs import (Images, all_pairs, design_distributi
                                             synergy_label, synergy_mapping)
 from comm_diag.trifeature_gen.pid import pid_table
 from comm_diag.trifeature_gen.preview import contact_sheet
-from comm_diag.trifeature_gen.render import STYLE_REVISION, Trifeature
+from comm_diag.trifeature_gen.geometry import STYLE_REVISION
+from comm_diag.trifeature_gen.render import Trifeature
 from comm_diag.trifeature_gen.spec import PAIR_SETS, SPLIT_OF, DatasetSpec
 
 FORMAT = "comm-diag/trifeature-bimodal"

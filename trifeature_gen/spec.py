@@ -10,7 +10,7 @@ import numpy as np
 
 from comm_diag.dict_config import DictConfig, setting  # re-exported: DatasetSpec's base
 from comm_diag.trifeature_gen.factors import FACTOR_NAMES, FACTOR_SIZES
-from comm_diag.trifeature_gen.render import check_geometry, check_style
+from comm_diag.trifeature_gen.geometry import check_geometry, check_style
 
 PAIR_SETS = ("train", "probe_train", "test")
 SPLIT_OF = {"train": "train", "probe_train": "train", "test": "test"}  # the image split each pair set draws from

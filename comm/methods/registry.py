@@ -9,12 +9,10 @@ from comm_diag.comm.methods.cross import Cross, CrossSelf
 from comm_diag.comm.methods.infmasking import InfMasking
 from comm_diag.comm.methods.plugins import import_target, label_of as _label_of
 from comm_diag.comm.methods.simclr import LateFusionSimCLR
-from comm_diag.comm.config import TrainConfig, preset_method_settings
+from comm_diag.comm.config import DEFAULT_METHODS, TrainConfig, preset_method_settings  # noqa: F401
 
 METHODS: dict[str, type[Method]] = {"comm": CoMM, "cross": Cross, "cross_self": CrossSelf,
                                     "infmasking": InfMasking, "simclr": LateFusionSimCLR}
-# the methods of the paper's Figure 4: quickstart's methods, check's controls, the dose study's arms
-DEFAULT_METHODS = ("comm", "cross", "cross_self")
 # how figures and reports name the built-ins; a plugin is shown by its label (its class's name)
 DISPLAY_NAMES = {"comm": "CoMM", "cross": "Cross", "cross_self": "Cross+Self", "infmasking": "InfMasking",
                  "simclr": "SimCLR"}

@@ -6,7 +6,7 @@ from sklearn.preprocessing import StandardScaler
 
 from comm_diag.trifeature_gen import Trifeature
 from comm_diag.trifeature_gen.factors import BACKGROUND_UINT8, COLOR_UINT8, all_combinations
-from comm_diag.trifeature_gen.render import MIN_SIZE, texture_period
+from comm_diag.trifeature_gen.geometry import MIN_SIZE, texture_period
 from comm_diag.trifeature_gen.shapes import template_area
 
 
