@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.text import Text
 
 from comm_diag.cli_options import UserError
+from comm_diag.errors import MissingExtra
 
 # Plain-text consoles: what they print is never read as markup or emoji codes, so a path, a
 # label or a class name prints as typed ("d[/]x" once raised MarkupError after the work was
@@ -38,7 +39,7 @@ def user_errors(writes: bool = True) -> Iterator[None]:
 
     try:
         yield
-    except (UserError, ValueError, FileExistsError, FileNotFoundError, TrainingError) as e:
+    except (UserError, ValueError, FileExistsError, FileNotFoundError, TrainingError, MissingExtra) as e:
         fail(str(e))
     except MemoryError:
         fail("out of memory: use a smaller --size, --views, --batch-size or fewer pairs")

@@ -12,6 +12,8 @@ from typing import Iterable, Optional
 
 import torch
 
+from comm_diag.errors import SettingError
+
 
 def resolve_device(name: str | torch.device) -> torch.device:
     if isinstance(name, torch.device):
@@ -63,7 +65,13 @@ def core_share() -> int:
     """The cores this process's work may take: COMM_DIAG_THREADS where its parent shares the
     cores between processes (a sweep's workers, data-parallel ranks, pytest-xdist's workers),
     else every core it may run on."""
-    return max(1, int(os.environ.get("COMM_DIAG_THREADS", usable_cores())))
+    given = os.environ.get("COMM_DIAG_THREADS")
+    if given is None:
+        return usable_cores()
+    try:
+        return max(1, int(given))
+    except ValueError:
+        raise SettingError(f"COMM_DIAG_THREADS must be a whole number of threads, got {given!r}") from None
 
 
 def set_threads() -> int:

@@ -39,3 +39,36 @@ def test_styles_still_apply_to_the_words_comm_diag_colours():
     console.print(styled("error:", "bold red", "in [red]x[/] :boom:"))
     assert "\x1b[" in console.export_text(styles=True, clear=False)  # the head is styled
     assert console.export_text() == "error: in [red]x[/] :boom:\n"  # the rest is as typed
+
+
+def _command(argv: list[str], cwd, env: dict | None = None, block: str = ""):
+    """The command in a fresh process (``block``: a module made unimportable first)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (f"import sys\nsys.modules[{block!r}] = None\n" if block else "import sys\n") + \
+        f"from comm_diag.cli import run\nsys.argv = ['comm-diag', *{argv!r}]\nrun()\n"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, **(env or {})}, timeout=300)
+
+
+def test_a_missing_extra_is_one_line_that_names_the_extra(tmp_path):
+    """0.8: "unexpected TensorBoardMissing ... a comm-diag bug; please report it"."""
+    data = tmp_path / "d"
+    assert CliRunner().invoke(app, ["generate", *TINY, "--out", str(data)]).exit_code == 0
+    done = _command(["train", "--data", str(data), "--preset", "smoke", "--epochs", "1", "--tensorboard",
+                     "--out", str(tmp_path / "r")], tmp_path, block="tensorboardX")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert 'error: --tensorboard needs tensorboardX: pip install -e ".[tensorboard]"' in done.stderr
+    assert "bug" not in done.stderr
+
+
+def test_an_unreadable_thread_count_is_one_line_that_names_the_variable(tmp_path):
+    """0.8: "invalid literal for int() with base 10: 'abc'"."""
+    data = tmp_path / "d"
+    assert CliRunner().invoke(app, ["generate", *TINY, "--out", str(data)]).exit_code == 0
+    done = _command(["train", "--data", str(data), "--preset", "smoke", "--epochs", "1", "--out",
+                     str(tmp_path / "r")], tmp_path, env={"COMM_DIAG_THREADS": "abc"})
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "error: COMM_DIAG_THREADS must be a whole number of threads, got 'abc'" in done.stderr

@@ -16,13 +16,14 @@ import tempfile
 from pathlib import Path
 
 from comm_diag.comm.run_folder import LOG, PROBES_BY_EPOCH, PROBES_CSV, read_config
+from comm_diag.errors import MissingExtra
 from comm_diag.outputs import no_links
 
 FOLDER = "tensorboard"
 NOT_TERMS = {"epoch", "step", "global_step", "lr", "pairs_per_s"}  # log.csv's columns that are not loss terms
 
 
-class TensorBoardMissing(ImportError):
+class TensorBoardMissing(MissingExtra):
     """tensorboardX is not installed."""
 
 
@@ -30,8 +31,7 @@ def writer_class():
     try:
         from tensorboardX import SummaryWriter
     except ImportError:
-        raise TensorBoardMissing("--tensorboard needs tensorboardX: pip install -e \".[tensorboard]\" "
-                                 "(or pip install tensorboardX)") from None
+        raise TensorBoardMissing("--tensorboard", "tensorboard", "tensorboardX") from None
     return SummaryWriter
 
 

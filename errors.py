@@ -1,0 +1,16 @@
+"""Exception types a user's setup or input causes, in the lowest layer so every part can raise
+them and the command (``cli_errors.user_errors``) turns each into one line, never a traceback."""
+
+from __future__ import annotations
+
+
+class MissingExtra(ImportError):
+    """An optional dependency is not installed; the message names the extra that brings it."""
+
+    def __init__(self, what: str, extra: str, package: str):
+        super().__init__(f"{what} needs {package}: pip install -e \".[{extra}]\" (or pip install {package})")
+        self.extra, self.package = extra, package
+
+
+class SettingError(ValueError):
+    """An environment variable or setting that cannot be read (its name and the value given)."""
