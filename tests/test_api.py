@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,8 +23,8 @@ def readme_block() -> str:
 
 
 def test_readme_from_python_block_runs_as_written(tmp_path):
-    (tmp_path / "examples").mkdir()
-    shutil.copy(ROOT / "examples" / "clip_concat.py", tmp_path / "examples")
+    """From an empty folder outside the repository, with what the README's install brings (0.8's
+    block needed the repository as its folder and the tensorboard extra)."""
     r = subprocess.run([sys.executable, "-c", readme_block()], cwd=tmp_path, capture_output=True, text=True,
                        timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -37,11 +36,17 @@ def test_readme_from_python_block_runs_as_written(tmp_path):
     assert '"temperature": 0.2' in next((tmp_path / "nb-check" / "runs").glob("ClipConcat-unbiased-*/config.json")
                                          ).read_text().replace("'", '"')
     record = json.loads((tmp_path / "nb-check" / "check.json").read_text())
-    assert record["configs"]["ClipConcat"]["method"].endswith("clip_concat.py:ClipConcat")
+    assert record["configs"]["ClipConcat"]["method"].endswith("examples/clip_concat.py:ClipConcat")
     mine = record["configs"]["ClipConcat"]
     assert (mine["dim"], mine["temperature"]) == (64, 0.2) and "proj_dim" not in mine  # its settings, no one else's
-    # tensorboard=True: every run of the check has its events
-    assert all((run / "tensorboard").is_dir() for run in (tmp_path / "nb-check" / "runs").iterdir())
+
+
+def test_an_example_is_found_by_name_from_any_folder():
+    from comm_diag import examples
+
+    assert Path(examples.path("clip_concat")).read_text().startswith('"""A method written')
+    with pytest.raises(ValueError, match="no example named 'nope'; the examples are byol, clip_concat"):
+        examples.path("nope")
 
 
 def test_api_refuses_misspelt_arguments_and_unknown_settings(tmp_path):
@@ -60,3 +65,20 @@ def test_api_refuses_misspelt_arguments_and_unknown_settings(tmp_path):
     with pytest.raises(ValueError, match="unknown preset 'tiny'"):
         cd.generate(tmp_path / "g", preset="tiny")
     assert not any(tmp_path.iterdir())  # refused before any byte
+
+
+def test_a_study_on_data_of_another_size_than_its_presets_skips_its_finished_runs(tmp_path):
+    """The image size has one owner, the data: 0.8 planned runs at the preset's size (32 px at
+    smoke), trained them at the data's (48 px) and then compared the two, so a second
+    ``check`` on a 48 px dataset failed with "holds a run with other settings"."""
+    data = cd.generate(tmp_path / "d48", size=48, train_pairs=128, probe_pairs=128, test_pairs=64)
+    first = cd.check("cross", tmp_path / "c", data=[data], preset="smoke", controls=[], epochs=1, progress="off")
+    stages = []
+    from comm_diag.probes.hooks import Hooks
+
+    again = cd.check("cross", tmp_path / "c", data=[data], preset="smoke", controls=[], epochs=1, progress="off",
+                     hooks=Hooks(on_stage=stages.append))
+    assert any("done already, skipped" in s for s in stages), stages
+    assert again["conclusion"] == first["conclusion"]
+    config = json.loads(next((tmp_path / "c" / "runs").glob("*/config.json")).read_text())
+    assert config["train"]["image_size"] == 48

@@ -265,7 +265,9 @@ def _trained_epochs(run: Path, cfg: TrainConfig) -> list[int]:
     if meta is None:
         return []
     saved = meta["train"]
-    if not same_config(saved, cfg.to_dict()):
+    # the image size is the data's (training sets it, config.at_size_of); the data's identity is
+    # checked by its fingerprint (sweep.json, and a resume), so it is compared nowhere here
+    if not same_config(saved, {**cfg.to_dict(), "image_size": saved.get("image_size", cfg.image_size)}):
         raise ValueError(f"{run} holds a run with other settings; remove it or choose another --out")
     return saved_epochs(run)
 
