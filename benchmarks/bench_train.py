@@ -27,7 +27,8 @@ from comm_diag.comm.cuda_graph import GraphedStep, unsafe_reason
 from comm_diag.comm.methods import build_method
 from comm_diag.comm.runtime import Runtime, usable_cores
 from comm_diag.comm.step import TrainStep, step_seed
-from comm_diag.comm.train import augmenters, compile_modules, lr_at, param_groups
+from comm_diag.comm.optim import lr_at, param_groups
+from comm_diag.comm.train import augmenters, compile_modules
 
 
 def _sync(runtime: Runtime) -> None:

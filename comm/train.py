@@ -30,6 +30,7 @@ from comm_diag.comm import distributed as dist
 from comm_diag.comm.augment import Augment
 from comm_diag.comm.config import TrainConfig, at_size_of
 from comm_diag.comm.methods import METHODS, Method, as_batch, preflight, resolve
+from comm_diag.comm.optim import lr_at, param_groups
 from comm_diag.comm.run_folder import (CHECKPOINTS, CONFIG, LOG, TrainingError, build_model, changed_settings,
                                        check_belongs, checkpoint_path, identity_of, load_checkpoint, read_config,
                                        run_config, save_checkpoint, truncate_log)
@@ -57,19 +58,6 @@ def fit_to_data(cfg: TrainConfig, ds: tg.Dataset) -> TrainConfig:
     return at_size_of(cfg, ds.spec)
 
 
-def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
-    """Linear warm-up over warmup_epochs, then cosine decay to 0 at the last step
-    (``schedule="cosine"``) or the peak lr to the end (``"constant"``)."""
-    total = cfg.epochs * steps_per_epoch
-    warm = int(cfg.warmup_epochs * steps_per_epoch)
-    if step < warm:
-        return cfg.lr * (step + 1) / warm
-    if cfg.schedule == "constant":
-        return cfg.lr
-    t = (step - warm) / max(1, total - warm)
-    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
-
-
 def augmenters(method: Method, cfg: TrainConfig) -> list[Augment]:
     """Per-modality augmentation: the method's default, with the config's policy and
     crop scale where it sets them."""
@@ -91,17 +79,6 @@ def device_modalities(ds: tg.Dataset, pair_set: str, device: torch.device) -> li
             copies[id(images)] = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device)  # Nx3xHxW
         out.append((copies[id(images)], torch.from_numpy(index).to(device)))
     return out
-
-
-def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
-    """AdamW groups: every parameter decayed, or (``decay_norms_and_biases=False``, the
-    authors' choice) biases, norm layers' scales and other 0/1-d parameters (CLIP's
-    logit scale) without decay."""
-    if cfg.decay_norms_and_biases:
-        return [{"params": list(model.parameters())}]
-    flat = [p for p in model.parameters() if p.ndim <= 1]  # biases, BatchNorm/LayerNorm weights, scalars
-    rest = [p for p in model.parameters() if p.ndim > 1]
-    return [{"params": rest}, {"params": flat, "weight_decay": 0.0}]
 
 
 def compile_modules(model: torch.nn.Module, backend="inductor") -> int:

@@ -84,7 +84,8 @@ def test_recording_warm_up_leaves_the_run_as_it_was(in_progress):
     from comm_diag.comm.cuda_graph import preserved
     from comm_diag.comm.runtime import Runtime
     from comm_diag.comm.step import TrainStep
-    from comm_diag.comm.train import augmenters, param_groups
+    from comm_diag.comm.optim import param_groups
+    from comm_diag.comm.train import augmenters
 
     runtime = Runtime.create("cpu", "fp32")
     results = []

@@ -7,7 +7,8 @@ import torch
 from comm_diag.comm.config import TrainConfig, preset
 from comm_diag.comm.run_folder import TrainingError, load_run, same_config
 from comm_diag.comm.runtime import native_bf16_cpu, resolve_precision
-from comm_diag.comm.train import lr_at, train
+from comm_diag.comm.optim import lr_at
+from comm_diag.comm.train import train
 
 TINY_CFG = dict(d=32, proj_hidden=32, proj_dim=16, batch_size=64, epochs=2)
 
@@ -113,7 +114,7 @@ def test_lr_schedule__constant_after_warmup():
 
 def test_param_groups__authors_choice_exempts_biases_and_norms_from_decay():
     from comm_diag.comm.methods import build_method
-    from comm_diag.comm.train import param_groups
+    from comm_diag.comm.optim import param_groups
 
     cfg = TrainConfig().replace(**{k: v for k, v in TINY_CFG.items() if k != "epochs"})
     model = build_method(cfg)
