@@ -71,7 +71,7 @@ def test_the_fidelity_budget_counts_every_run_and_probe_at_each_variants_rate():
     import sys
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from device_check import PAPER_EPOCHS, fidelity_epochs
+    from device_fidelity import PAPER_EPOCHS, fidelity_epochs
 
     rates = {"preset": 4000.0, "bf16": 5000.0, "torchvision_aug": 400.0}
     # one epoch: 2 runs x 10,000 pairs per variant = 5 + 4 + 50 s; 2 probe points x 2 protocols x 6 runs x 10 s

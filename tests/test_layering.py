@@ -161,3 +161,14 @@ def test_the_commands_help_imports_no_torch(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("NO TORCH")
+
+
+def test_no_python_file_is_over_400_lines():
+    """A module with one job reads in one sitting; past 400 lines it has two (0.8: comm/train.py)."""
+    import subprocess
+
+    listed = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    files = [ROOT / f for f in listed] or [p for p in ROOT.rglob("*.py") if ".git" not in p.parts]
+    long = {str(p.relative_to(ROOT)): n for p in files if p.is_file()
+            and (n := len(p.read_text(errors="ignore").splitlines())) > 400}
+    assert not long, long
