@@ -13,9 +13,13 @@ from comm_diag.probes.measure.readouts import RECOVERABLE, alone_verdicts, level
 from comm_diag.probes.measure.tasks import NAMES
 from comm_diag.probes.measure.verdict import Verdict, over_seeds, with_interval
 
+# the next step is the same command at the next preset: a check's or an ablation's smoke run
+# is answered by that check or ablation, not by quickstart (which trains neither)
 PLUMBING = ("**The {presets} preset checks that everything runs: its verdicts are a plumbing check, not a "
-            "measurement** (tiny images, one epoch, a few hundred pairs). Run the cpu preset "
-            "(`comm-diag quickstart`) for an answer.")
+            "measurement** (tiny images, {epochs}, a few hundred pairs). Run the same command with "
+            "`--preset cpu` (the default) for an answer.")
+PLUMBING_SOME = ("**Runs of the {presets} preset are in this report: a verdict that includes them is a plumbing "
+                 "check, not a measurement** (tiny images, a few hundred pairs).")
 
 
 def plumbing_only(presets: Sequence[str]) -> bool:
@@ -24,9 +28,16 @@ def plumbing_only(presets: Sequence[str]) -> bool:
         and all(p in PRESETS for p in presets)
 
 
-def plumbing_note(presets: Sequence[str]) -> list[str]:
-    """The warning a smoke report opens with; nothing for a real budget."""
-    return [PLUMBING.format(presets=", ".join(presets))] if plumbing_only(presets) else []
+def plumbing_note(presets: Sequence[str], epochs: Sequence[int] = (1,)) -> list[str]:
+    """The warning a report with smoke runs opens with (``epochs``: the runs' epochs); nothing
+    for a real budget alone."""
+    smoke = [p for p in presets if p in PRESETS and PRESETS[p].plumbing]
+    if not smoke:
+        return []
+    if plumbing_only(presets):
+        said = " or ".join(f"{e} epoch{'s' if e != 1 else ''}" for e in sorted(set(epochs))) or "one epoch"
+        return [PLUMBING.format(presets=", ".join(presets), epochs=said)]
+    return [PLUMBING_SOME.format(presets=", ".join(smoke))]
 
 
 def next_step(presets: Sequence[str], gpu: bool) -> str:

@@ -50,7 +50,7 @@ def markdown_lines(result: dict, title: str, lead: Sequence[str] = (), tail: Seq
     expectations and sections), the verdict rule and ``figures`` (file names)."""
     rows, ver, notes = result["rows"], result["verdicts"], result["notes"]
     n = max((v.n_seeds for vs in ver.values() for v in vs.values()), default=1)
-    smoke = plumbing_note(result.get("presets", []))
+    smoke = plumbing_note(result.get("presets", []), result.get("train_epochs", (1,)))
     columns = table_readouts(result)
     lines = [f"# {title}", "", *([*smoke, ""] if smoke else []), *([*lead, ""] if lead else []),
              f"comm-diag {tg.__version__}. Runs: {result['runs']}.", "",

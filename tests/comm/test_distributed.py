@@ -93,8 +93,10 @@ from comm_diag.comm.methods import Cross
 
 class Pausing(Cross):
     def step(self, xs, augment):
-        if os.path.exists(os.environ["PAUSE_FLAG"]):
-            time.sleep(0.5)  # slow enough to be stopped in epoch 2
+        # once epoch 1 is saved, the run waits in epoch 2's first step until it is stopped:
+        # stopped in epoch 2 whatever the machine's speed (0.8 slept 0.5 s a step and hoped)
+        while os.path.exists(os.environ["PAUSE_FLAG"]) and os.path.exists(os.environ["PAUSE_AFTER"]):
+            time.sleep(0.05)
         return super().step(xs, augment)
 """
 
@@ -107,6 +109,7 @@ def test_ddp_run_checkpoints_and_resumes_after_a_kill_to_the_same_weights(tmp_pa
     (tmp_path / "m.py").write_text(PAUSING)
     flag = tmp_path / "pause"
     monkeypatch.setenv("PAUSE_FLAG", str(flag))
+    monkeypatch.setenv("PAUSE_AFTER", str(tmp_path / "never"))
     args = ["train", "--data", tiny_dataset.root, "--preset", "smoke", "--batch-size", 32, "--nproc", 2, "--device", "cpu",
             "--epochs", 2, "--method", f"{tmp_path / 'm.py'}:Pausing"]
     r = _cli(*args, "--out", tmp_path / "whole")
@@ -116,13 +119,15 @@ def test_ddp_run_checkpoints_and_resumes_after_a_kill_to_the_same_weights(tmp_pa
     assert len(list(csv.DictReader(open(tmp_path / "whole" / "log.csv")))) == 2 * 256 // (2 * 32)
 
     out = tmp_path / "stopped"
+    monkeypatch.setenv("PAUSE_AFTER", str(out / "checkpoints" / "epoch_001.pt"))
     flag.touch()
     proc = subprocess.Popen([sys.executable, "-m", "comm_diag.cli", *map(str, args), "--out", str(out)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 120
+    deadline = time.time() + 300
     while not (out / "checkpoints" / "epoch_001.pt").is_file() and time.time() < deadline:
         time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGTERM)  # stopped during epoch 2
+    assert (out / "checkpoints" / "epoch_001.pt").is_file(), "epoch 1 was never saved"
+    os.killpg(proc.pid, signal.SIGTERM)  # stopped during epoch 2, where the run waits
     proc.wait(timeout=60)
     assert not (out / "checkpoints" / "epoch_002.pt").is_file()
     flag.unlink()

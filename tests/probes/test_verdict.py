@@ -77,7 +77,13 @@ def test_overview_says_what_each_method_captured_how_sure_and_what_next():
     assert "--preset paper needs a GPU" in text  # a CPU's next step
     assert "on this GPU" in next_step(["cpu"], gpu=True) and "--preset cpu" in next_step(["smoke"], gpu=True)
     assert "over 3 seeds" in " ".join(overview(_result(["cpu"], [6], seeds=3), gpu=False))
-    assert plumbing_note(["smoke"]) and not plumbing_note(["cpu"]) and not plumbing_note(["smoke", "cpu"])
+    assert plumbing_note(["smoke"]) and not plumbing_note(["cpu"])
+    # the note says the epochs that ran, and the report's own command is the next step (0.8:
+    # "one epoch" after --epochs 2, and quickstart, which trains neither a check's method nor an ablation)
+    assert "tiny images, 2 epochs" in plumbing_note(["smoke"], [2])[0]
+    assert "same command with `--preset cpu`" in plumbing_note(["smoke"])[0] and "quickstart" not in plumbing_note(["smoke"])[0]
+    # a smoke run reported beside a paper run is still said to be one (0.8: the note vanished)
+    assert "Runs of the smoke preset are in this report" in plumbing_note(["paper", "smoke"])[0]
 
 
 def test_the_check_table_keeps_words_whole_at_80_columns():
