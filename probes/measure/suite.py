@@ -22,7 +22,7 @@ from comm_diag.comm.methods.registry import label_of
 from comm_diag.comm.run_folder import (PROBES_BY_EPOCH, PROBES_CSV, PROBES_JSON, checkpoint_digest, data_fingerprint,
                                        load_run, read_config, saved_epochs)
 from comm_diag.comm.runtime import runtime_for
-from comm_diag.outputs import OutputError, no_links, safe_cell, write_file
+from comm_diag.outputs import OutputError, claim, no_links, safe_cell, write_file
 from comm_diag.trifeature_gen.io import file_sha256
 
 from comm_diag.probes.measure.backends import backend_for, backend_name
@@ -170,6 +170,19 @@ def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None
     if every < 0:
         raise ProbeError(f"every must be >= 0 epochs, got {every}")
     try:
+        # the run is held while it is probed: a second `probe` of it is refused, never silently
+        # replaced by whichever wrote last
+        with claim(run, "run"):
+            return _probe_held(run, data, probes, tasks, representations, also, every, label, device, on_model,
+                               allow_unfinished, method, backend, jobs)
+    except OutputError as e:
+        raise ProbeError(str(e)) from None
+
+
+def _probe_held(run: Path, data, probes, tasks, representations, also, every, label, device, on_model,
+                allow_unfinished, method, backend, jobs) -> list[dict]:
+    """``probe_run``'s work, on a run this process holds."""
+    try:
         no_links(run, "run folder")  # probes.csv or checkpoints/ as a link would lead a write or a read outside
         if device is None:
             recorded = read_config(run)
@@ -198,9 +211,15 @@ def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None
     last = [dict(r) for r in by_epoch if r["epoch"] == epochs[-1]]
     init = [{**r, "method": f"{name}@init"} for r in by_epoch if r["epoch"] == 0]
     rows = last + init if epochs[-1] != 0 else init
+    # one unit: the record (probes.json, naming the tables' digests) goes first and comes back
+    # last, so a kill or a full disk between the files leaves a run not probed, never new
+    # tables vouched for by an old record (nor an old learning curve by a new one)
+    (run / PROBES_JSON).unlink(missing_ok=True)
     write_csv(run / PROBES_CSV, rows, PROBE_COLUMNS)
     if every:
         write_csv(run / PROBES_BY_EPOCH, by_epoch, ("epoch", *PROBE_COLUMNS))
+    else:
+        (run / PROBES_BY_EPOCH).unlink(missing_ok=True)
     write_file(run / PROBES_JSON, json.dumps({
         "package_version": tg.__version__, "config": meta, "epoch": epochs[-1], "probes": list(probes),
         "backend": backend_for(backend, model.device).name,
@@ -210,3 +229,20 @@ def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None
         "sha256": {f: file_sha256(run / f) for f in (PROBES_CSV, PROBES_BY_EPOCH) if (run / f).is_file()}},
         indent=2))
     return rows
+
+
+def probe_record(run: Path | str, curve: bool = False) -> bool:
+    """The run's probe record is whole: probes.json is there and readable, and the tables it
+    names (probes.csv; probes_by_epoch.csv with ``curve``) are the ones it vouches for. A
+    study's "done" is this, never a table's mere presence (0.8 skipped a run whose probes.json
+    a kill had left unwritten, and then failed on it at every rerun)."""
+    from comm_diag.outputs import read_json
+
+    run = Path(run)
+    try:
+        recorded = read_json(run / PROBES_JSON).get("sha256") or {}
+    except (OSError, ValueError, AttributeError):
+        return False
+    names = (PROBES_CSV, PROBES_BY_EPOCH) if curve else (PROBES_CSV,)
+    return all(n in recorded and (run / n).is_file() and file_sha256(run / n) == recorded[n] for n in names)
+

@@ -24,7 +24,7 @@ import numpy as np
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import TrainConfig, at_size_of, preset
 from comm_diag.comm.methods import as_batch, preflight, resolve
-from comm_diag.comm.run_folder import PROBES_CSV
+from comm_diag.probes.measure.suite import probe_record
 from comm_diag.outputs import write_file
 
 from comm_diag.probes.studies.executors import check_options, run_jobs
@@ -190,7 +190,7 @@ def run(study: Study, out: Path | str, settings: StudySettings = StudySettings()
         jobs = study_jobs(study, out, settings, datasets)
         run_jobs(only_run(jobs, settings.only), hooks, executor, **executor_options)
         hooks.on_stage("report")
-        runs = [Path(j.run) for j in jobs if (Path(j.run) / PROBES_CSV).is_file()]
+        runs = [Path(j.run) for j in jobs if probe_record(j.run)]  # probed whole
         result = summarize(runs)  # summarize -> the study's reading of it -> render
         lead = list(study.lead(result)) if study.lead else []
         measured = Measured(result["verdicts"], curve_means(result["epochs"]), tuple(result["epochs"]),

@@ -23,14 +23,14 @@ import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import TrainConfig, preset_data
 from comm_diag.comm.methods import resolve
 from comm_diag.outputs import claim as claim_output, read_json, write_file
-from comm_diag.comm.run_folder import (PROBES_BY_EPOCH, PROBES_CSV, checkpoint_path, data_fingerprint, read_config,
+from comm_diag.comm.run_folder import (checkpoint_path, data_fingerprint, read_config,
                                        same_config, saved_epochs, settings)
 from comm_diag.comm.together import TrainJob
 from comm_diag.comm.train import train
 
 from comm_diag.probes.hooks import Hooks
 from comm_diag.probes.report import tensorboard
-from comm_diag.probes.measure.suite import probe_run
+from comm_diag.probes.measure.suite import probe_record, probe_run
 from comm_diag.probes.measure.tasks import tasks_after
 
 # What a run on each kind of data measures (each task declares the data it is read after),
@@ -278,8 +278,7 @@ def is_done(job: RunJob) -> bool:
     another run)."""
     cfg = TrainConfig.from_dict(job.config)
     run = Path(job.run)
-    curve = not job.every or (run / PROBES_BY_EPOCH).is_file()
-    return cfg.epochs in _trained_epochs(run, cfg) and (run / PROBES_CSV).is_file() and curve
+    return cfg.epochs in _trained_epochs(run, cfg) and probe_record(run, curve=bool(job.every))
 
 
 def training_of(job: RunJob, hooks: Hooks) -> Optional[TrainJob]:
