@@ -200,22 +200,17 @@ def test_a_run_is_probed_as_one_unit_and_by_one_command_at_a_time(tmp_path, tiny
     from comm_diag.comm.run_folder import PROBES_BY_EPOCH, PROBES_CSV, PROBES_JSON
     from comm_diag.comm.train import train
     from comm_diag.outputs import exclusive, lock_path
-    from comm_diag.probes.measure.suite import probe_record, probe_run
+    from comm_diag.probes.measure.suite import ProbeError, probe_record, probe_run
 
     run = train(TrainConfig(d=32, epochs=1, batch_size=64, method_settings={"proj_hidden": 64, "proj_dim": 32}),
                 tiny_dataset, tmp_path / "r")
-    probe_run(run, tasks=("redundancy",), every=1)
+    probe_run(run, tasks=("redundancy",), representations=("fused",), every=1)
     assert probe_record(run) and probe_record(run, curve=True)
-    # another process holds the run (the lock a second `probe` meets): refused, nothing written
+    # another command holds the run (the lock a second `probe` meets): refused, nothing written
     before = (run / PROBES_CSV).read_bytes()
     with exclusive(lock_path(run), run):
-        import subprocess
-        import sys
-
-        code = ("from comm_diag.probes.measure.suite import probe_run, ProbeError\n"
-                f"try:\n    probe_run({str(run)!r}, tasks=('redundancy',))\nexcept ProbeError as e:\n    print(e)")
-        said = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300).stdout
-    assert "is being written by another comm-diag process" in said
+        with pytest.raises(ProbeError, match="is being written by another comm-diag process"):
+            probe_run(run, tasks=("redundancy",), representations=("fused",))
     assert (run / PROBES_CSV).read_bytes() == before
     # a table the record does not vouch for is not a probed run
     (run / PROBES_CSV).write_text((run / PROBES_CSV).read_text() + "\n")
@@ -223,5 +218,5 @@ def test_a_run_is_probed_as_one_unit_and_by_one_command_at_a_time(tmp_path, tiny
     (run / PROBES_JSON).unlink()
     assert not probe_record(run)
     # probing again without --every leaves no learning curve of another probe behind
-    probe_run(run, tasks=("redundancy",))
+    probe_run(run, tasks=("redundancy",), representations=("fused",))
     assert probe_record(run) and not (run / PROBES_BY_EPOCH).exists()
