@@ -1,4 +1,4 @@
-"""The world the hostile-input tables point at (tests/test_hostile_inputs*.py): a dataset, a
+"""The world the hostile-input tables point at (tests/test_hostile_bad_arguments*.py): a dataset, a
 finished and probed run, an unfinished run, a run on other data, user folders and files,
 and the disk checks the tables' rows name. Built once per session (conftest's ``world``)."""
 

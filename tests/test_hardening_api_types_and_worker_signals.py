@@ -1,4 +1,4 @@
-"""Hardening round 3 beyond the table (tests/test_hostile_inputs_round3.py): the Python API's
+"""Hardening beyond the tables (third round) (tests/test_hostile_received_folders_and_rendered_names.py): the Python API's
 types and keywords, scripts without a main guard, signals during a study with workers, and
 user classes named like built-ins."""
 

@@ -1,4 +1,4 @@
-"""Hostile inputs, round 2: data loss (what counts as empty, replacing only what a manifest
+"""Hostile inputs that attack data (found in the second hardening round): data loss (what counts as empty, replacing only what a manifest
 lists, links, leftovers, report folders), code execution from received files (pickles,
 method names in configs), results that are not what they say, tracebacks turned into one
 line. Rows: (id, argv, expected exit code, message fragment, disk check), on the world of
@@ -22,7 +22,7 @@ from comm_diag.comm.train import train
 from comm_diag.probes.measure.suite import probe_run
 
 from hostile_world import EVIL_MODULE, PLUGIN, TINY, EvilPickle, absent, fill, intact
-from test_hostile_inputs import CASES
+from test_hostile_bad_arguments import CASES
 
 runner = CliRunner()
 
@@ -337,7 +337,7 @@ CASES_2 = [
 
 
 @pytest.mark.parametrize("case", CASES_2, ids=[c[0] for c in CASES_2])
-def test_hostile_input_round2__exit_message_and_disk(case, world2, tmp_path):
+def test_hostile_data_loss__exit_message_and_disk(case, world2, tmp_path):
     _, argv, code, message, disk = case
     r = runner.invoke(app, [fill(a, world2, tmp_path, MAKERS) for a in argv])
     out = r.output.replace("\n", " ")
@@ -348,7 +348,7 @@ def test_hostile_input_round2__exit_message_and_disk(case, world2, tmp_path):
     assert disk(world2, tmp_path), f"disk not as promised after {argv}"
 
 
-def test_hostile_input_round2__every_row_is_a_new_input():
+def test_hostile_data_loss__every_row_is_a_new_input():
     # an id used twice, or one of round 1's, would let a row shadow another unnoticed
     ids = [c[0] for c in CASES_2]
     assert len(ids) == len(set(ids)) and not set(ids) & {c[0] for c in CASES}

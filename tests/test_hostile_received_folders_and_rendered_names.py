@@ -1,4 +1,4 @@
-"""Hostile inputs, round 3: received folders that would make comm-diag write or read outside
+"""Hostile inputs that attack through what is received (found in the third hardening round): received folders that would make comm-diag write or read outside
 them, a user's file named like a lock, rendered names that are markup or formulas, impossible
 scores and duplicated names, inputs nested or typed to raise tracebacks. Rows: (id, argv,
 expected exit code, message fragment, disk check), on the world of tests/hostile_world.py;
@@ -20,8 +20,8 @@ from comm_diag.comm.run_folder import PROBES_CSV, PROBES_JSON
 from comm_diag.trifeature_gen.io import file_sha256
 
 from hostile_world import TINY, absent, fill, intact
-from test_hostile_inputs import CASES
-from test_hostile_inputs_round2 import CASES_2
+from test_hostile_bad_arguments import CASES
+from test_hostile_data_loss_and_received_code import CASES_2
 
 runner = CliRunner()
 SENTINEL_TEXT = "the user's own file\n"
@@ -303,7 +303,7 @@ CASES_3 = [
 
 
 @pytest.mark.parametrize("case", CASES_3, ids=[c[0] for c in CASES_3])
-def test_hostile_input_round3__exit_message_and_disk(case, world, tmp_path):
+def test_hostile_received__exit_message_and_disk(case, world, tmp_path):
     _, argv, code, message, disk = case
     r = runner.invoke(app, [fill(a, world, tmp_path, MAKERS) for a in argv])
     out = " ".join(r.output.split())
@@ -314,6 +314,6 @@ def test_hostile_input_round3__exit_message_and_disk(case, world, tmp_path):
     assert disk(world, tmp_path), f"disk not as promised after {argv}"
 
 
-def test_hostile_input_round3__every_row_is_a_new_input():
+def test_hostile_received__every_row_is_a_new_input():
     ids = [c[0] for c in CASES_3]
     assert len(ids) == len(set(ids)) and not set(ids) & {c[0] for c in CASES + CASES_2}
