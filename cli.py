@@ -212,8 +212,8 @@ def quickstart(
     """The paper's two experiments end to end: data, CoMM / Cross / Cross+Self, probes, report.
 
     Six trainings a seed (each method on the unbiased and on the synergy-biased pairs). The
-    README's "Start here" gives the measured times: smoke 35 s on 2 cores, cpu 8 to 22
-    minutes a seed by the CPU; paper needs a GPU.
+    README's "Start here" gives the measured times (the one place they are kept); paper
+    needs a GPU.
     """
     from comm_diag import api
 
@@ -255,7 +255,8 @@ def ablate(
     cpus_per_run: CpusOpt = 1.0,
     gpus_per_run: GpusOpt = 0.0,
 ) -> None:
-    """The paper's ablations (loss, fusion, augment) and the dose-response study: run, resume, report."""
+    """The paper's ablations (loss, fusion, augment), the fidelity study and the dose-response study (dose):
+    run, resume, report."""
     from comm_diag import api, tables
     from comm_diag.probes.studies.ablation import study_named
     from comm_diag.probes.studies.pipeline import StudySettings, describe_plan

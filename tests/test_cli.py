@@ -320,3 +320,12 @@ def test_python_dash_m_comm_diag_is_the_command(tmp_path):
                        timeout=120)
     assert r.returncode == 0, r.stderr
     assert "Usage: comm-diag" in r.stdout and "quickstart" in r.stdout
+
+
+def test_cli__ablates_help_names_every_study():
+    """The help is written without importing the studies (it must not import torch): a test
+    keeps it naming each of them (0.8's omitted fidelity)."""
+    from comm_diag.probes.studies.registry import STUDIES
+
+    text = CliRunner().invoke(app, ["ablate", "--help"]).output
+    assert all(name in text for name in STUDIES), [n for n in STUDIES if n not in text]
