@@ -14,3 +14,7 @@ class MissingExtra(ImportError):
 
 class SettingError(ValueError):
     """An environment variable or setting that cannot be read (its name and the value given)."""
+
+
+class OutputError(ValueError):
+    """An output folder that may not be written (one line for the user)."""

@@ -35,22 +35,20 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Union
 
+from comm_diag.errors import OutputError  # noqa: F401  (raised here, and where callers catch it)
+from comm_diag.received import read_json
+
 # kind -> the file that marks a folder as that artefact
 MARKERS = {"dataset": "manifest.json", "run": "config.json", "experiment": "sweep.json",
            "calibration": "calibration.json", "report": "report.json"}
 NO_NESTING = ("dataset", "run")  # artefacts that may not contain another output
 PARTIAL_MARKER = ".comm-diag-partial"  # inside a temporary folder a writer is filling
-
-
-class OutputError(ValueError):
-    """An output folder that may not be written (one line for the user)."""
 
 
 def resolved(out: Path | str) -> Path:
@@ -201,42 +199,6 @@ def write_file(path: Path | str, content: Content) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
-
-
-def no_links(folder: Path | str, what: str = "folder") -> Path:
-    """``folder``, after checking that nothing in it is a symbolic link (OutputError naming
-    the first): comm-diag never writes one, and a link in a received run or dataset would
-    make a read or a write land outside it."""
-    folder = Path(folder)
-    if folder.is_symlink():
-        return no_links(folder.resolve(), what)
-    for p in folder.rglob("*"):
-        if p.is_symlink():
-            raise OutputError(f"{p} is a symbolic link: a comm-diag {what} holds none, and comm-diag neither "
-                              f"reads nor writes through one; remove it")
-    return folder
-
-
-MAX_JSON_BYTES = 256 * 2**20  # far above any comm-diag record (a manifest of 100k PNGs is ~10 MB)
-
-
-def read_json(path: Path | str):
-    """A JSON file from a folder comm-diag may have received: size-bounded, and whatever is
-    wrong with it (invalid, nested past Python's recursion limit, an integer of thousands of
-    digits) a ``json.JSONDecodeError``, which every reader already turns into one line naming
-    the file; OSError and UnicodeDecodeError as they come."""
-    path = Path(path)
-    if path.stat().st_size > MAX_JSON_BYTES:
-        raise json.JSONDecodeError(f"larger than {MAX_JSON_BYTES // 2**20} MB", "", 0)
-    text = path.read_text()
-    try:
-        return json.loads(text)
-    except RecursionError:
-        raise json.JSONDecodeError("nested too deeply", text[:100], 0) from None
-    except json.JSONDecodeError:
-        raise
-    except ValueError as e:  # int() refuses > 4300 digits
-        raise json.JSONDecodeError(str(e).split(";")[0], text[:100], 0) from None
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

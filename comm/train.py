@@ -25,7 +25,8 @@ import torch
 
 import comm_diag.trifeature_gen as tg
 
-from comm_diag.outputs import claim, no_links, write_file
+from comm_diag.outputs import claim, write_file
+from comm_diag.received import no_links
 from comm_diag.comm import distributed as dist
 from comm_diag.comm.augment import Augment
 from comm_diag.comm.config import TrainConfig, at_size_of

@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("trifeature_gen", "comm", "probes")
-LAYER = {"comm_diag": 0, "comm_diag.outputs": 0, "comm_diag.errors": 0, "comm_diag.dict_config": 0, "comm_diag.trifeature_gen": 1,
+LAYER = {"comm_diag": 0, "comm_diag.outputs": 0, "comm_diag.errors": 0, "comm_diag.received": 0, "comm_diag.dict_config": 0, "comm_diag.trifeature_gen": 1,
          "comm_diag.comm": 2,
          "comm_diag.probes": 3, "comm_diag.probes.hooks": 3.0, "comm_diag.probes.measure": 3.1,
          "comm_diag.probes.report": 3.2, "comm_diag.probes.studies": 3.3, "comm_diag.api": 4, "comm_diag.tables": 4,
@@ -23,7 +23,7 @@ def module_name(path: Path) -> str:
 
 def sources() -> dict[str, Path]:
     files = [ROOT / f for f in ("__init__.py", "cli.py", "cli_options.py", "cli_errors.py", "outputs.py", "dict_config.py",
-                                "errors.py", "api.py", "tables.py")]
+                                "errors.py", "received.py", "api.py", "tables.py")]
     files += [p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")]
     return {module_name(p): p for p in files}
 

@@ -24,7 +24,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from comm_diag import __version__
-from comm_diag.outputs import PARTIAL_MARKER, claim, partial_folder, read_json, replace_folder
+from comm_diag.outputs import PARTIAL_MARKER, OutputError, claim, partial_folder, replace_folder
+from comm_diag.received import no_links, read_json
 from comm_diag.trifeature_gen.factors import FACTOR_NAMES, FACTOR_VALUES
 from comm_diag.trifeature_gen.pairs import (Images, all_pairs, design_distribution, sample_pairs, split_images,
                                             synergy_label, synergy_mapping)
@@ -161,15 +162,9 @@ def build_pairs(spec: DatasetSpec, images: dict[str, Images], mapping: np.ndarra
     return out, warnings
 
 
-def generate(
-    spec: DatasetSpec,
-    out: Path | str,
-    *,
-    force: bool = False,
-    png: bool = False,
-    progress: Optional[Callable[[int, int], None]] = None,
-    warn: Callable[[str], None] = lambda msg: None,
-) -> Path:
+def generate(spec: DatasetSpec, out: Path | str, *, force: bool = False, png: bool = False,
+             progress: Optional[Callable[[int, int], None]] = None,
+             warn: Callable[[str], None] = lambda msg: None) -> Path:
     """Render, pair and write a dataset atomically; returns the folder.
 
     ``progress(done, total)`` is called as images render; ``warn(msg)`` receives
@@ -350,6 +345,10 @@ def _codes(rows: list[dict[str, str]], suffix: str = "") -> np.ndarray:
 def load(root: Path | str, *, check_hashes: bool = True) -> Dataset:
     """Read a dataset written by ``generate``; raises DatasetError if anything is off."""
     root = Path(root)
+    try:  # a FIFO among the images would block the hash forever; a hard link or a huge file is not ours
+        no_links(root, "dataset") if root.is_dir() else None
+    except OutputError as e:
+        raise DatasetError(str(e)) from None
     manifest = read_manifest(root)
     if check_hashes:
         verify(root, manifest)

@@ -22,7 +22,8 @@ from comm_diag.comm.methods.registry import label_of
 from comm_diag.comm.run_folder import (PROBES_BY_EPOCH, PROBES_CSV, PROBES_JSON, checkpoint_digest, data_fingerprint,
                                        load_run, read_config, saved_epochs)
 from comm_diag.comm.runtime import runtime_for
-from comm_diag.outputs import OutputError, claim, no_links, safe_cell, write_file
+from comm_diag.outputs import OutputError, claim, safe_cell, write_file
+from comm_diag.received import no_links
 from comm_diag.trifeature_gen.io import file_sha256
 
 from comm_diag.probes.measure.backends import backend_for, backend_name

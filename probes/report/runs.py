@@ -11,7 +11,8 @@ from typing import Iterable, Optional, Sequence
 
 from comm_diag.comm.run_folder import (PROBES_BY_EPOCH, PROBES_CSV, PROBES_JSON, TrainingError, checkpoint_digest,
                                        identity_of, read_config)
-from comm_diag.outputs import OutputError, no_links, read_json
+from comm_diag.outputs import OutputError
+from comm_diag.received import no_links, read_json
 from comm_diag.trifeature_gen.io import file_sha256
 
 from comm_diag.probes.measure.suite import REQUIRED_COLUMNS

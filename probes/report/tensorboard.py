@@ -17,7 +17,7 @@ from pathlib import Path
 
 from comm_diag.comm.run_folder import LOG, PROBES_BY_EPOCH, PROBES_CSV, read_config
 from comm_diag.errors import MissingExtra
-from comm_diag.outputs import no_links
+from comm_diag.received import no_links
 
 FOLDER = "tensorboard"
 NOT_TERMS = {"epoch", "step", "global_step", "lr", "pairs_per_s"}  # log.csv's columns that are not loss terms
