@@ -94,8 +94,9 @@ def train(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any other run setting, or one of the method's "
                                                                  "own (`comm-diag methods` lists them), as KEY=VALUE "
                                                                  "(repeatable), e.g. --set proj_dim=128.")] = None,
-    compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model's modules (same weights; "
-                                                             "a minute or more of compiling first).")] = False,
+    compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model's modules (a minute or more "
+                                                             "of compiling first; fused kernels round differently, "
+                                                             "so weights differ from an eager run's).")] = False,
     tensorboard: TensorBoardOpt = False,
     **settings: Any,
 ) -> None:

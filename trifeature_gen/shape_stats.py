@@ -1,6 +1,6 @@
 """Per-image statistics of a rendered shape, to compare a renderer with another one's images
 (``renderer="authors"`` with the authors' own generator, whose statistics are in
-``tests/trifeature_gen/data/authors-renderer-stats.json``).
+``tests/trifeature_gen/reference/authors-renderer-stats.json``).
 
 For solid-texture images only: each pixel's coverage is its projection onto the image's
 colour, ``p = <x - grey, c - grey> / |c - grey|^2`` clipped to [0, 1], so a soft edge's

@@ -82,6 +82,9 @@ class DatasetSpec(DictConfig):
         for name in ("train_pairs", "probe_pairs", "test_pairs", "views", "test_views"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.all_test_pairs and self.test_pairs != type(self).test_pairs:
+            raise ValueError(f"--all-test-pairs takes every pair of test images sharing {self.shared!r}; "
+                             f"--test-pairs {self.test_pairs} contradicts it: give one of them")
         if self.all_test_pairs and self.share_prob != 1.0:
             raise ValueError(f"--all-test-pairs takes every pair sharing {self.shared!r}: it needs --share-prob 1 "
                              f"(got {self.share_prob}), whose unshared pairs have no 'every' to take")

@@ -139,6 +139,10 @@ def require_given(recorded: str, given: Optional[str], source: str) -> None:
     """PluginError unless a method read from a file (``source``) is safe to build: a built-in
     or installed plugin name, or code the caller named itself (``given``). Importing user
     code is an act of the person at the keyboard, never a value read from a file."""
+    if given is not None and not is_code_target(recorded) and given != recorded:
+        # a method given for a run of another one contradicts it (0.8 ignored it in silence)
+        raise PluginError(f"{source} was trained with the method {recorded!r}; --method {given} names another: "
+                          f"leave --method out for a built-in's run")
     if not is_code_target(recorded):
         return
     if given is not None and normalize_target(given) == recorded:

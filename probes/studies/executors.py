@@ -50,6 +50,11 @@ def _die_with_parent() -> None:
 
 def _worker_init(threads: int, events=None, counter=None, gpus: Sequence[str] = ()) -> None:
     global _EVENTS
+    import signal
+
+    # Ctrl-C reaches the whole terminal's process group: the parent alone answers it (one
+    # line, then it ends the workers); a worker that took it printed its own traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     if counter is not None and gpus:
         with counter.get_lock():
@@ -213,13 +218,26 @@ def run_local(jobs: Sequence[RunJob], hooks: Hooks, workers: int = 0, together: 
         except BaseException:
             # queued runs are cancelled by the executor itself: cancelling its futures from here
             # raced its manager thread (InvalidStateError tracebacks after "error: interrupted");
-            # running runs end as their worker does (Ctrl-C reaches the workers too; a SIGTERM
-            # to this process alone lets them finish their run; a kill -9 ends them with it)
+            # running runs are ended here (the workers ignore Ctrl-C): their last finished epoch
+            # is kept, as an interrupted `train` keeps it
             pool.shutdown(wait=False, cancel_futures=True)
+            _end_workers(pool)
             raise
         finally:
             _relay(events, hooks)
     return [job.run for job in jobs]
+
+
+def _end_workers(pool: ProcessPoolExecutor) -> None:
+    """SIGTERM to every worker process of ``pool`` (Python 3.14's ``terminate_workers`` where
+    there is one; before it, the executor keeps its processes in ``_processes``)."""
+    terminate = getattr(pool, "terminate_workers", None)
+    if terminate is not None:
+        terminate()
+        return
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        if proc.is_alive():
+            proc.terminate()
 
 
 def _visible_gpus() -> list[str]:

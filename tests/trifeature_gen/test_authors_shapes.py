@@ -1,6 +1,6 @@
 """``renderer="authors"`` draws the authors' shapes where they put them, with their edges:
 compared with statistics measured on their own generator's images (Duplums/CoMM f1fc87f,
-seed 42, 224 px, 2,600 images; tests/trifeature_gen/data/authors-renderer-stats.json)."""
+seed 42, 224 px, 2,600 images; tests/trifeature_gen/reference/authors-renderer-stats.json)."""
 
 import json
 from pathlib import Path
@@ -13,7 +13,7 @@ from comm_diag.trifeature_gen.authors_shapes import canvas_side, templates
 from comm_diag.trifeature_gen.factors import SHAPES, TEXTURES
 from comm_diag.trifeature_gen.shape_stats import image_statistics, summarise
 
-REFERENCE = json.loads((Path(__file__).parent / "data" / "authors-renderer-stats.json").read_text())["shapes"]
+REFERENCE = json.loads((Path(__file__).parent / "reference" / "authors-renderer-stats.json").read_text())["shapes"]
 PER_SHAPE = 160  # centroid spread's sampling error ~0.5 px at this count
 
 

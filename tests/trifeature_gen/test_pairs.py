@@ -104,3 +104,7 @@ def test_all_test_pairs__every_same_shape_pair_self_pairs_included(tmp_path):
         assert ds.manifest["sha256"][name] == sampled.manifest["sha256"][name]
     with pytest.raises(ValueError, match="needs --share-prob 1"):
         tg.DatasetSpec(all_test_pairs=True, share_prob=0.5).validate()
+    # a number of test pairs beside "every pair" contradicts it (0.8 recorded 10 in the manifest
+    # and wrote 4,060)
+    with pytest.raises(ValueError, match="--test-pairs 10 contradicts it"):
+        tg.DatasetSpec(all_test_pairs=True, test_pairs=10).validate()
