@@ -137,6 +137,8 @@ def probe(run: Path | str, *, data: Optional[Path | str] = None, probe: str | Se
 def report(runs: Sequence[Path | str], out: Path | str = "report", *, mix_datasets: bool = False,
            progress: str = "auto", hooks: Optional[Hooks] = None) -> dict:
     """``comm-diag report``: report.md, report.html, summary.csv and the figures of probed runs."""
+    if not isinstance(mix_datasets, bool):  # "yes" (or "no"!) was taken as true
+        raise ValueError(f"mix_datasets must be True or False, got {mix_datasets!r}")
     runs = _distinct("runs", runs)
     with progress_hooks(progress, also=hooks) as drawn:
         drawn.on_stage(f"report of {len(runs)} path(s) into {out}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 import comm_diag.api as api
+from comm_diag.probes.measure.suite import probe_model
 from comm_diag.comm.run_folder import PROBES_CSV
 
 
@@ -20,8 +21,14 @@ from comm_diag.comm.run_folder import PROBES_CSV
     (lambda w, t: api.generate(t / "r", train_pairs=128.9), "train_pairs must be an int, got 128.9"),
     (lambda w, t: api.report(str(w["run"]), t / "r"), "runs must be a list"),
     (lambda w, t: api.probe(w["run"], probe=[]), "name at least one probe"),
+    # 0.8 took these as true, as counts, or failed at the first event (#51)
+    (lambda w, t: api.report([w["run"]], t / "r", mix_datasets="yes"), "mix_datasets must be True or False, got 'yes'"),
+    (lambda w, t: api.report([w["run"]], t / "r", hooks=object()), "hooks must be a comm_diag.probes.hooks.Hooks"),
+    (lambda w, t: probe_model(None, None, jobs=2.5), "jobs must be a whole number of worker processes"),
+    (lambda w, t: probe_model(None, None, jobs="2"), "jobs must be a whole number of worker processes"),
+    (lambda w, t: probe_model(None, None, jobs=True), "jobs must be a whole number of worker processes"),
 ], ids=["epochs-float", "batch-float", "seed-bool", "lr-text", "gen-seed-text", "gen-pairs-float", "report-str",
-        "probe-empty"])
+        "probe-empty", "mix-text", "hooks-object", "jobs-float", "jobs-text", "jobs-bool"])
 def test_the_python_api_names_a_wrong_type_before_writing(call, message, world, tmp_path):
     before = (world["run"] / PROBES_CSV).read_bytes()
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -24,6 +24,9 @@ def resolve_jobs(jobs: Optional[int], fits: int) -> int:
     share of the cores (``runtime.core_share``), never more than there are fits."""
     if jobs is None:
         jobs = core_share()
+    if isinstance(jobs, bool) or not isinstance(jobs, int):  # 2.5, "2" and True were taken as counts
+        raise ValueError(f"jobs must be a whole number of worker processes (None: this process's share of the "
+                        f"cores), got {jobs!r}")
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1 worker process (None: this process's share of the cores), got {jobs}")
     return max(1, min(jobs, fits))

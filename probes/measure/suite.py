@@ -85,6 +85,8 @@ def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("line
         twice = sorted({x for x in given if list(given).count(x) > 1})
         if twice:  # every row would be written twice and read as two seeds
             raise ProbeError(f"the {what} {twice[0]!r} is given twice")
+    if jobs is not None:
+        resolve_jobs(jobs, 1)  # its type, before any feature is extracted
     name = backend_name(backend, model.device)
     train_f, test_f = extract(model, ds, "probe_train"), extract(model, ds, "test")
     if "authors" in [*probes, *(a[0] for a in also)]:  # their probe reads features of cropped images

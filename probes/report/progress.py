@@ -126,6 +126,8 @@ def progress(mode: str = "auto", also: Optional[Hooks] = None, label: str = "tra
     """Hooks drawing progress as ``mode`` says (``MODES``), forwarding every event to
     ``also``; ``label`` names the run of an in-process training in its bar and lines;
     ``write`` prints a line (lines mode)."""
+    if also is not None and not isinstance(also, Hooks):  # an object() failed at its first event
+        raise ValueError(f"hooks must be a comm_diag.probes.hooks.Hooks, got {type(also).__name__}")
     mode = resolve_mode(mode)
     t0 = time.perf_counter()
     if mode == "bar":
