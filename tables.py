@@ -39,8 +39,8 @@ class Table(rich_table.Table):
 
     def _calculate_column_widths(self, console, options) -> list[int]:
         """rich's widths when the table fits; else every column gets one character, then the
-        columns the longest word of their cells, shortest first while there is room, then of
-        their headers, then the narrowest columns their full width while there is room, then
+        columns the longest word of their cells and header, shortest first while there is
+        room, then the narrowest columns their full width while there is room, then
         what is left one character at a time to the column furthest from its full width
         (rich's own last resort narrows every column evenly, cutting words)."""
         natural = [self._measure_column(console, options, c).maximum for c in self.columns]
@@ -49,11 +49,17 @@ class Table(rich_table.Table):
         pads = [self._get_padding_width(c._index) for c in self.columns]
         widths = [p + 1 for p in pads]
         room = options.max_width - sum(widths)
-        for word in ("cell_word", "header_word"):
-            for i in sorted(range(len(widths)), key=lambda i: getattr(self.columns[i], word)):
-                extra = getattr(self.columns[i], word) + pads[i] - widths[i]
-                if 0 < extra <= room:
-                    widths[i], room = widths[i] + extra, room - extra
+        # each column's longest word, of its cells or its header, shortest first: a short
+        # header ("seed") is never folded one letter a line to give a long cell its width
+        need = [max(getattr(c, "cell_word", 0), getattr(c, "header_word", 0)) for c in self.columns]
+        for i in sorted(range(len(widths)), key=lambda i: need[i]):
+            extra = need[i] + pads[i] - widths[i]
+            if 0 < extra <= room:
+                widths[i], room = widths[i] + extra, room - extra
+        for i in sorted(range(len(widths)), key=lambda i: need[i]):  # a word longer than the room: most of it
+            extra = min(room, need[i] + pads[i] - widths[i])
+            if extra > 0:
+                widths[i], room = widths[i] + extra, room - extra
         for i in sorted(range(len(widths)), key=lambda i: natural[i]):  # narrow columns whole, as rich does
             if 0 < natural[i] - widths[i] <= room:
                 widths[i], room = natural[i], room - (natural[i] - widths[i])

@@ -329,3 +329,18 @@ def test_cli__ablates_help_names_every_study():
 
     text = CliRunner().invoke(app, ["ablate", "--help"]).output
     assert all(name in text for name in STUDIES), [n for n in STUDIES if n not in text]
+
+
+def test_cli__tables_at_80_columns_in_a_pipe_never_fold_a_header_one_letter_a_line(tmp_path, monkeypatch):
+    """0.8's `ablate --list` printed its "seed" header as s/e/e/d at 80 columns (a pipe's
+    width): each column now gets the longest word of its cells or header, shortest first,
+    before any widens."""
+    from comm_diag import cli
+
+    monkeypatch.setattr(cli.console, "width", 80)
+    r = CliRunner().invoke(app, ["ablate", "loss", "--preset", "smoke", "--list", "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    assert max(len(line) for line in r.output.splitlines()) <= 80
+    header = "".join(line for line in r.output.splitlines() if line.startswith("┃"))
+    for word in ("#", "run", "variant", "seed", "data", "changes", "from", "the", "preset"):
+        assert f" {word} " in header, (word, header)
