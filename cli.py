@@ -34,9 +34,9 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def main(version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
-                                                         help="Print the version and exit.")] = None) -> None:
-    terminate_as_interrupt()
+def main(ctx: typer.Context, version: Annotated[Optional[bool], typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = None) -> None:
+    ctx.call_on_close(terminate_as_interrupt())  # the handlers hold while the command runs, then go
 
 
 # ----------------------------------------------------------------------------- generate / info

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Iterator
+from typing import Callable, Iterator
 
 import typer
 from rich.console import Console
@@ -58,10 +58,12 @@ def user_errors(writes: bool = True) -> Iterator[None]:
              f"COMM_DIAG_DEBUG=1 shows the traceback; please report it)")
 
 
-def terminate_as_interrupt() -> None:
+def terminate_as_interrupt() -> Callable[[], object]:
     """SIGTERM (``kill``, a job scheduler's stop) ends a command as Ctrl-C does: its
     ``finally`` blocks run, so lock files and temporary folders go with it and the
-    last finished epoch is kept; the default handler would end the process on the spot."""
+    last finished epoch is kept; the default handler would end the process on the spot.
+    Returns what puts the handlers back as they were (a notebook's own stay its own once
+    the command ends)."""
     import signal
     import threading
 
@@ -73,8 +75,11 @@ def terminate_as_interrupt() -> None:
         raise KeyboardInterrupt
 
     if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
         signal.signal(signal.SIGTERM, interrupt)
         signal.signal(signal.SIGINT, interrupt)
+        return lambda: [signal.signal(sig, handler) for sig, handler in previous.items()]
+    return lambda: None
 
 
 def run_to_the_end(app, name: str) -> None:

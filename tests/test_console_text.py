@@ -65,3 +65,20 @@ def test_an_unreadable_thread_count_is_one_line_that_names_the_variable(tmp_path
     text = r.output.replace("\n", "")
     assert r.exit_code == 1 and "Traceback" not in text
     assert "error: COMM_DIAG_THREADS must be a whole number of threads, got 'abc'" in text
+
+
+def test_a_command_called_in_process_puts_the_signal_handlers_back():
+    """A notebook or a script calling the app keeps its own Ctrl-C once the command ends
+    (0.8 left comm-diag's handlers installed by the app's callback for good)."""
+    import signal
+
+    def mine(signum, frame):
+        pass
+
+    before = signal.signal(signal.SIGINT, mine)
+    try:
+        r = CliRunner().invoke(app, ["methods"])
+        assert r.exit_code == 0
+        assert signal.getsignal(signal.SIGINT) is mine
+    finally:
+        signal.signal(signal.SIGINT, before)
