@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import preset_data
-from comm_diag.comm.methods.registry import DEFAULT_METHODS
+from comm_diag.comm.config import DEFAULT_METHODS
 
 from comm_diag.probes.studies import ablation, calibrate as calibration, check as checking
 from comm_diag.probes.studies import quickstart as quickstart_study

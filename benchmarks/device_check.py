@@ -55,7 +55,7 @@ from device_fidelity import fidelity_data, fidelity_epochs, fidelity_study  # no
 from comm_diag.comm.config import preset, preset_data  # noqa: E402
 from comm_diag.trifeature_gen import DatasetSpec  # noqa: E402
 from comm_diag.comm.methods import build_method  # noqa: E402
-from comm_diag.comm.methods.registry import DEFAULT_METHODS  # noqa: E402
+from comm_diag.comm.config import DEFAULT_METHODS  # noqa: E402
 from comm_diag.comm.runtime import Runtime, usable_cores  # noqa: E402
 from comm_diag.probes.studies import quickstart as quickstart_study  # noqa: E402
 from comm_diag.probes.measure import logistic_fit  # noqa: E402

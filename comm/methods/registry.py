@@ -9,7 +9,7 @@ from comm_diag.comm.methods.cross import Cross, CrossSelf
 from comm_diag.comm.methods.infmasking import InfMasking
 from comm_diag.comm.methods.plugins import import_target, label_of as _label_of
 from comm_diag.comm.methods.simclr import LateFusionSimCLR
-from comm_diag.comm.config import DEFAULT_METHODS, TrainConfig, preset_method_settings  # noqa: F401
+from comm_diag.comm.config import TrainConfig, preset_method_settings
 
 METHODS: dict[str, type[Method]] = {"comm": CoMM, "cross": Cross, "cross_self": CrossSelf,
                                     "infmasking": InfMasking, "simclr": LateFusionSimCLR}

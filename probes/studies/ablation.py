@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-from comm_diag.comm.methods.registry import DEFAULT_METHODS
+from comm_diag.comm.config import DEFAULT_METHODS
 
 from comm_diag.probes.studies import pipeline
 from comm_diag.probes.studies.dose import DOSE_LEVELS, dose_study

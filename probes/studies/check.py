@@ -17,7 +17,8 @@ from typing import Any, Mapping, Optional, Sequence
 from comm_diag.comm.config import TrainConfig
 from comm_diag.comm.methods import METHODS, load_class
 from comm_diag.comm.methods.plugins import normalize_target
-from comm_diag.comm.methods.registry import DEFAULT_METHODS, label_of
+from comm_diag.comm.config import DEFAULT_METHODS
+from comm_diag.comm.methods.registry import label_of
 
 from comm_diag.comm.runtime import resolve_device
 

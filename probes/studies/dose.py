@@ -32,7 +32,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 import comm_diag.trifeature_gen as tg
-from comm_diag.comm.methods.registry import DEFAULT_METHODS, display_name, label_of
+from comm_diag.comm.config import DEFAULT_METHODS
+from comm_diag.comm.methods.registry import display_name, label_of
 from comm_diag.comm.runtime import resolve_device
 from comm_diag.outputs import write_file
 from comm_diag.trifeature_gen.factors import factor_index

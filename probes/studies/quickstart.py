@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from comm_diag.comm.methods.plugins import normalize_target
-from comm_diag.comm.methods.registry import DEFAULT_METHODS, METHODS, label_of, load_class
+from comm_diag.comm.config import DEFAULT_METHODS
+from comm_diag.comm.methods.registry import METHODS, label_of, load_class
 
 from comm_diag.comm.runtime import resolve_device
 

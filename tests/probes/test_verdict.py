@@ -109,7 +109,7 @@ def test_the_check_table_keeps_words_whole_at_80_columns():
 
 # ----------------------------------------------------------------------------- conclusions from crafted tables
 
-def _v(mean: float, line: float, se: float = 0.8, seeds: int = 1) -> "Verdict":
+def _v(mean: float, line: float, se: float = 0.8, seeds: int = 1):
     return verdict([mean] * seeds, [], line - 5.0, ses=[se] * seeds)
 
 
