@@ -302,3 +302,4 @@ PROTOCOLS: dict[str, Callable[..., Protocol]] = {
 PROBES: dict[str, Probe] = {name: as_probe(protocol) for name, protocol in PROTOCOLS.items()}
 linear_probe, mlp_probe, linear_unweighted_probe = PROBES["linear"], PROBES["mlp"], PROBES["linear_unweighted"]
 AUTHORS_CROP = (0.5, 1.0)  # RandomResizedCrop's scale on probe and test images in the authors' code
+AUTHORS_REPRESENTATION = "fused"  # the one their probe reads: the CLS output (ours after its LayerNorm)

@@ -29,8 +29,8 @@ from comm_diag.trifeature_gen.io import file_sha256
 from comm_diag.probes.measure.backends import backend_for, backend_name
 from comm_diag.probes.measure.features import extract
 from comm_diag.probes.measure.fit_workers import resolve_jobs, run_fits, workers_released
-from comm_diag.probes.measure.classifiers import (AUTHORS_CROP, PROBES, PROTOCOLS, probe_rng, probe_row,
-                                                  run_protocols, score_row)
+from comm_diag.probes.measure.classifiers import (AUTHORS_CROP, AUTHORS_REPRESENTATION, PROBES, PROTOCOLS,
+                                                  probe_rng, probe_row, run_protocols, score_row)
 from comm_diag.probes.measure.tasks import TASK_NAMES, ground_truth_bits, task_labels
 
 # bits: the probe's lower bound on I(Z; T); bits_fraction: bits / the exact bits of the task's own
@@ -93,8 +93,9 @@ def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("line
         cropped = {s: extract(model, ds, s, crop=AUTHORS_CROP) for s in ("probe_train", "test")}
     train_y, test_y = task_labels(ds, "probe_train"), task_labels(ds, "test")
     truth = ground_truth_bits(ds, "test")
+    # the authors' protocol reads what theirs reads, the fused representation (their CLS output)
     wanted = [(probe, task, rep) for rep in train_f if representations is None or rep in representations
-              for task in tasks for probe in probes]
+              for task in tasks for probe in probes if probe != "authors" or rep == AUTHORS_REPRESENTATION]
     wanted += [a for a in also if a not in wanted and a[2] in train_f]
 
     def args(probe: str, task: str, rep: str) -> tuple:
