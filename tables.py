@@ -56,10 +56,12 @@ class Table(rich_table.Table):
             extra = need[i] + pads[i] - widths[i]
             if 0 < extra <= room:
                 widths[i], room = widths[i] + extra, room - extra
-        for i in sorted(range(len(widths)), key=lambda i: need[i]):  # a word longer than the room: most of it
-            extra = min(room, need[i] + pads[i] - widths[i])
-            if extra > 0:
-                widths[i], room = widths[i] + extra, room - extra
+        while room > 0:  # words longer than the room: a character at a time to the furthest from its word
+            short = {i: need[i] + pads[i] - widths[i] for i in range(len(widths)) if need[i] + pads[i] > widths[i]}
+            if not short:
+                break
+            i = max(short, key=short.get)
+            widths[i], room = widths[i] + 1, room - 1
         for i in sorted(range(len(widths)), key=lambda i: natural[i]):  # narrow columns whole, as rich does
             if 0 < natural[i] - widths[i] <= room:
                 widths[i], room = natural[i], room - (natural[i] - widths[i])

@@ -86,11 +86,11 @@ def test_a_report_opens_with_the_fidelity_line_only_for_the_papers_preset_and_da
 
 
 def test_the_fidelity_study_runs_at_a_tiny_size(tmp_path):
-    """``ablate fidelity`` end to end on CPU (smoke preset, one epoch): every variant trained,
-    the renderer variant on datasets of its own drawn by the authors' renderer, the report
-    opens with a fidelity line per variant, and the expectation that the preset follows the
-    published curve is recorded as not compared (0.8 wrote "did NOT hold": a smoke run is a
-    plumbing check, and no published epoch was probed)."""
+    """``ablate fidelity`` end to end on CPU (smoke preset, one epoch): every variant's datasets
+    made (the renderer variant's drawn by the authors' renderer), the two variants that train
+    unlike the others run (the authors' renderer's data, torchvision's augmentation), both
+    probes on them, the report says smoke data are not compared with the published curve, and
+    the expectation is recorded as not compared (0.8 wrote "did NOT hold")."""
     import json
 
     from typer.testing import CliRunner
@@ -99,10 +99,16 @@ def test_the_fidelity_study_runs_at_a_tiny_size(tmp_path):
 
     import comm_diag.trifeature_gen as tg
 
-    # one process (the executors have tests of their own): 2 workers on a 2-core machine took 92 s, this 56 s
-    r = CliRunner().invoke(app, ["ablate", "fidelity", "--preset", "smoke", "--epochs", "1", "--every", "1",
-                                 "--workers", "1", "--out", str(tmp_path / "f")])
-    assert r.exit_code == 0, r.output
+    # runs 4 (authors_renderer, unbiased) and 6 (torchvision_aug, unbiased) of `--list`, one
+    # process: all eight took 101 s of the suite; the executors have tests of their own
+    for only in ("4", "6"):
+        r = CliRunner().invoke(app, ["ablate", "fidelity", "--preset", "smoke", "--epochs", "1", "--every", "1",
+                                     "--workers", "1", "--only", only, "--out", str(tmp_path / "f")])
+        assert r.exit_code == 0, r.output
+    runs = sorted(p.name for p in (tmp_path / "f" / "runs").iterdir())
+    assert runs == ["authors_renderer-unbiased-seed0", "torchvision_aug-unbiased-seed0"]
+    probed = (tmp_path / "f" / "runs" / runs[0] / "probes.csv").read_text()
+    assert ",authors,fused," in probed and ",linear,fused," in probed
     text = (tmp_path / "f" / "report.md").read_text()
     assert "## Fidelity to the published curve" in text
     # smoke data (32 px, 512 pairs) is never compared with the published curve (0.8 reported a -59.5 gap)
