@@ -23,7 +23,7 @@ from comm_diag.comm.run_folder import (PROBES_BY_EPOCH, PROBES_CSV, PROBES_JSON,
                                        load_run, read_config, saved_epochs)
 from comm_diag.comm.runtime import runtime_for
 from comm_diag.outputs import OutputError, claim, safe_cell, write_file
-from comm_diag.received import no_links
+from comm_diag.received import no_links, read_json
 from comm_diag.trifeature_gen.io import file_sha256
 
 from comm_diag.probes.measure.backends import backend_for, backend_name
@@ -240,8 +240,6 @@ def probe_record(run: Path | str, curve: bool = False) -> bool:
     names (probes.csv; probes_by_epoch.csv with ``curve``) are the ones it vouches for. A
     study's "done" is this, never a table's mere presence (0.8 skipped a run whose probes.json
     a kill had left unwritten, and then failed on it at every rerun)."""
-    from comm_diag.outputs import read_json
-
     run = Path(run)
     try:
         recorded = read_json(run / PROBES_JSON).get("sha256") or {}
