@@ -174,6 +174,13 @@ def check_parents(out: Path) -> Path:
 Content = Union[str, bytes, Callable[[Path], None]]
 
 
+def _public(path: Path | str) -> None:
+    """mkstemp makes a file private; an output is not: the permissions the umask gives."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def write_file(path: Path | str, content: Content) -> Path:
     """Write ``path`` atomically and without following links: ``content`` (text, bytes, or a
     function that writes the file it is given, e.g. ``fig.savefig``) goes to a new
@@ -191,9 +198,7 @@ def write_file(path: Path | str, content: Content) -> Path:
         else:
             with os.fdopen(fd, "wb") as f:
                 f.write(content.encode() if isinstance(content, str) else content)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; an output is not
+        _public(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -217,18 +222,43 @@ def safe_cell(value):
         return "'" + value
 
 
+def replace_and_open(path: Path | str, text: str):
+    """A new file holding ``text`` renamed over ``path`` (never the existing file opened,
+    which could be another name of a file outside), returned open for appending: a log
+    continued after a resume writes only into the file this call created."""
+    path = Path(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name[:100]}.", suffix=".tmp", dir=path.parent)
+    f = os.fdopen(fd, "w", newline="", encoding="utf-8")
+    try:
+        f.write(text)
+        f.flush()
+        _public(name)
+        os.replace(name, path)
+    except BaseException:
+        f.close()
+        Path(name).unlink(missing_ok=True)
+        raise
+    return f
+
+
 LOCK_MARK = b"comm-diag lock\n"  # the content of a lock file comm-diag created
 
 
 def _side_name(out: Path) -> str:
     """The name comm-diag's files beside ``out`` (lock, partial folder, replaced dataset) are
     made from: ``out``'s own, or for a long one (a file name has at most 255 bytes, and these
-    add up to 25) its first 180 characters and a digest of the whole."""
+    add up to 25) its first 180 bytes, cut at a character's start, and a digest of the whole."""
     import hashlib
 
-    if len(out.name.encode()) <= 200:
+    raw = os.fsencode(out.name)  # bytes are what the limit counts (a name's characters may take 1-4)
+    if len(raw) <= 200:
         return out.name
-    return out.name[:180] + "-" + hashlib.sha256(out.name.encode()).hexdigest()[:12]
+    cut = raw[:180]
+    while cut and cut[-1] & 0xC0 == 0x80:  # a UTF-8 continuation byte: back to its character's start
+        cut = cut[:-1]
+    if cut and cut[-1] >= 0xC0:  # the start of a character the cut would split
+        cut = cut[:-1]
+    return os.fsdecode(cut) + "-" + hashlib.sha256(raw).hexdigest()[:12]
 
 
 def lock_path(out: Path) -> Path:

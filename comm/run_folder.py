@@ -81,12 +81,14 @@ def read_config(run: Path | str) -> Optional[dict]:
 WHERE_IT_RUNS = ("device", "deterministic", "cuda_graph")
 
 
-def run_id(train: dict, fingerprint: str) -> str:
-    """A run's identity: a digest of its resolved settings (WHERE_IT_RUNS aside) and of its
-    dataset's manifest. Two folders with one identity are one run (a copy), and every
-    checkpoint carries the identity of the run that wrote it."""
+def run_id(train: dict, fingerprint: str, numerics: Optional[dict] = None) -> str:
+    """A run's identity: a digest of its resolved settings (WHERE_IT_RUNS aside), of its
+    dataset's manifest and of its ``numerics`` (``Runtime.numerics``: compile, CPU threads;
+    None for a run of 0.8 or earlier, which recorded none). Two folders with one identity
+    are one run (a copy), and every checkpoint carries the identity of the run that wrote it."""
     settings_ = {k: v for k, v in train.items() if k not in WHERE_IT_RUNS}
-    text = json.dumps({"train": settings_, "data": fingerprint}, sort_keys=True, default=str)
+    what = {"train": settings_, "data": fingerprint, **({"numerics": numerics} if numerics is not None else {})}
+    text = json.dumps(what, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -143,12 +145,13 @@ def check_belongs(state: dict, meta: dict, path: Path, epoch: Optional[int] = No
                             f"the run folder is inconsistent")
 
 
-def run_config(cfg: TrainConfig, ds: tg.Dataset) -> dict:
+def run_config(cfg: TrainConfig, ds: tg.Dataset, numerics: Optional[dict] = None) -> dict:
     """config.json: the resolved settings, the dataset (absolute path, so the run is found
     from any folder; manifest fingerprint; the digest of every file, its content
-    identity) and the run's identity."""
+    identity), the arithmetic that shaped the weights (``numerics``) and the run's identity."""
     fingerprint = data_fingerprint(ds)
-    return {"train": cfg.to_dict(), "run_id": run_id(cfg.to_dict(), fingerprint),
+    return {"train": cfg.to_dict(), "run_id": run_id(cfg.to_dict(), fingerprint, numerics),
+            **({"numerics": numerics} if numerics is not None else {}),
             "data": {"path": str(Path(ds.root).resolve()), "fingerprint": fingerprint,
                      "files": dict(ds.manifest.get("sha256", {})), "spec": ds.spec.to_dict(),
                      "n_modalities": ds.n_modalities},
@@ -183,22 +186,23 @@ def settings(config: dict, trusted: Optional[str] = None) -> dict:
     return {k: v for k, v in cfg.to_dict().items() if k not in WHERE_IT_RUNS}
 
 
-def truncate_log(path: Path, keep_steps: int) -> None:
-    """Drop log rows past the checkpoint we resume from (they will be redone)."""
-    if not path.is_file():
-        return
+def kept_log(path: Path, keep_steps: int) -> str:
+    """log.csv's text up to the checkpoint a run resumes from (the rows after it are redone;
+    none for a fresh run); the log is then rewritten as a new file, never appended to."""
+    if keep_steps <= 0 or not path.is_file():
+        return ""
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     if not rows:
-        return
+        return ""
     def step_of(row: list[str]) -> Optional[int]:
         return int(row[2]) if len(row) == len(rows[0]) and row[2].isdigit() else None
 
     # a row torn by a kill during its write ("1,2") is dropped with the rows to redo
     kept = [rows[0]] + [r for r in rows[1:] if (s := step_of(r)) is not None and s <= keep_steps]
     text = io.StringIO()
-    csv.writer(text).writerows(kept if keep_steps > 0 else [])
-    write_file(path, text.getvalue())
+    csv.writer(text).writerows(kept)
+    return text.getvalue()
 
 
 def load_run(run: Path | str, epoch: Optional[int] = None, device: str = "cpu",

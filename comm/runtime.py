@@ -143,6 +143,12 @@ class Runtime:
         return torch.optim.AdamW(list(groups), lr=torch.tensor(lr, device=self.device) if capturable and self.on_gpu
                                  else lr, weight_decay=weight_decay, **extra)
 
+    def numerics(self, compile: Optional[str] = None) -> dict:
+        """What, besides the settings and the data, changes a run's weights by rounding, and
+        so is part of its identity (``run_folder.run_id``): the compile backend (fused kernels
+        round otherwise) and, on CPU, the thread count (BLAS splits its sums by thread)."""
+        return {"compile": compile or None, "cpu_threads": None if self.on_gpu else torch.get_num_threads()}
+
     def describe(self) -> dict:
         return {"device": str(self.device), "precision": self.precision, "deterministic": self.deterministic,
                 **({"gpu": torch.cuda.get_device_name(self.device)} if self.on_gpu else {})}

@@ -25,16 +25,16 @@ import torch
 
 import comm_diag.trifeature_gen as tg
 
-from comm_diag.outputs import claim, write_file
+from comm_diag.outputs import claim, replace_and_open, write_file
 from comm_diag.received import no_links
 from comm_diag.comm import distributed as dist
 from comm_diag.comm.augment import Augment
 from comm_diag.comm.config import TrainConfig, at_size_of
 from comm_diag.comm.methods import METHODS, Method, as_batch, preflight, resolve
 from comm_diag.comm.optim import lr_at, param_groups
-from comm_diag.comm.run_folder import (CHECKPOINTS, CONFIG, LOG, TrainingError, build_model, changed_settings,
-                                       check_belongs, checkpoint_path, identity_of, load_checkpoint, read_config,
-                                       run_config, save_checkpoint, truncate_log)
+from comm_diag.comm.run_folder import (CHECKPOINTS, CONFIG, LOG, TrainingError, build_model, checkpoint_path,
+                                       identity_of, kept_log, run_config, save_checkpoint)
+from comm_diag.comm.resume import resume_state, resumed_numerics
 from comm_diag.comm.runtime import Runtime
 from comm_diag.comm.cuda_graph import GraphedStep, unsafe_reason
 from comm_diag.comm.step import TrainStep, step_seed
@@ -99,37 +99,6 @@ def compile_modules(model: torch.nn.Module, backend="inductor") -> int:
                 m.compile(backend=backend)
                 compiled += 1
     return compiled
-
-
-def _resume_state(out: Path, meta: dict, device: torch.device) -> tuple[dict, bool]:
-    """The checkpoint to resume from: last.pt, or the initialisation (epoch_000.pt) of a
-    run stopped before its first epoch ended, and whether the run carries no identity (the
-    format of 0.2/0.3, ``run_folder.identity_of``); TrainingError if it is not this run's."""
-    last = checkpoint_path(out)
-    if last.is_file():
-        state = load_checkpoint(last, device)
-        if not isinstance(state.get("config"), dict) or not isinstance(state["config"].get("train"), dict) \
-                or "optimizer" not in state:
-            raise TrainingError(f"--resume: {last} is not a comm-diag resume checkpoint")
-        recorded = state["config"]
-    elif checkpoint_path(out, 0).is_file() and read_config(out) is not None:
-        state, recorded = load_checkpoint(checkpoint_path(out, 0), device), read_config(out)
-    else:
-        raise TrainingError(f"--resume: {out} has no checkpoint to resume from")
-    differ = changed_settings(recorded["train"], meta["train"])
-    if differ:
-        raise TrainingError(f"--resume: {out} was trained with other settings ("
-                            + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in differ.items())
-                            + "); resume with the same options or choose another --out")
-    if recorded.get("data", {}).get("fingerprint") != meta["data"]["fingerprint"]:
-        then = recorded.get("data", {}).get("path")
-        same_place = then == meta["data"]["path"]
-        raise TrainingError(f"--resume: {out} was trained on another dataset "
-                            + (f"at this same path ({then}: its files changed since, e.g. it was generated again)"
-                               if same_place else f"({then})"))
-    legacy = state.get("run") is None and identity_of(recorded) is None  # 0.2/0.3: no identity to check
-    check_belongs(state, {} if legacy else meta, last)
-    return state, legacy
 
 
 def _has_unused(model: torch.nn.Module) -> bool:
@@ -226,7 +195,7 @@ class _Prepared:
 def _prepare(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, runtime: Runtime,
              compile: Optional[str]) -> _Prepared:
     world, main = dist.world_size(), dist.rank() == 0
-    meta = run_config(cfg, ds)
+    meta = run_config(cfg, ds, resumed_numerics(out, resume, runtime, compile))
     if main and out.is_dir():
         no_links(out, "run folder")  # a link (checkpoints/, log.csv) would lead a write outside the run
     model = build_model(cfg, runtime.device, ds.n_modalities)
@@ -244,7 +213,7 @@ def _prepare(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, runtime:
     opt = runtime.optimizer(param_groups(model, cfg), cfg.lr, cfg.weight_decay, capturable=graphed)
     start_epoch = 0
     if resume:
-        state, legacy = _resume_state(out, meta, runtime.device)
+        state, legacy = resume_state(out, meta, runtime.device)
         if legacy:  # its checkpoints carry no identity, so the resumed run stays without one
             meta.pop("run_id")
         model.load_state_dict(state["model"])
@@ -281,11 +250,9 @@ class _StepLog:
         self.global_batch = cfg.batch_size * dist.world_size()
         self.ckdir = out / CHECKPOINTS
         path, main = out / LOG, dist.rank() == 0
-        if main:
-            truncate_log(path, start_epoch * steps_per_epoch)  # the steps after the checkpoint are redone
-        # O_NOFOLLOW: appended to only as a file of the run's own (no_links checked it; this closes the race)
-        self.file = os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644), "a",
-                              newline="") if main else open(os.devnull, "w")
+        # the kept rows go to a new file renamed over log.csv: the old one is never opened for writing
+        self.file = replace_and_open(path, kept_log(path, start_epoch * steps_per_epoch)) if main \
+            else open(os.devnull, "w")
         self.writer, self.header = csv.writer(self.file), main and path.stat().st_size > 0
         self.pending: list[tuple[int, int, float, torch.Tensor]] = []  # (step, global step, time, terms)
 

@@ -173,6 +173,11 @@ def variant_datasets(out: Path, preset_name: str, variants: Sequence[Variant], h
             for folder, (data, kinds) in wanted.items()}
 
 
+# what the two datasets of a study must share: the images' look and the tasks' definitions
+SAME_IN_BOTH = ("size", "renderer", "period", "shared", "unique", "synergy_src", "synergy_tgt", "seed",
+                "train_fraction")
+
+
 def given_datasets(paths: Sequence[Path | str]) -> dict[str, tg.Dataset]:
     """User datasets: one (every task probed on it) or an unbiased + a synergy one."""
     dss = [tg.load(p) for p in paths]
@@ -183,6 +188,11 @@ def given_datasets(paths: Sequence[Path | str]) -> dict[str, tg.Dataset]:
         got = ", ".join(f"{p} ({'synergy-biased' if ds.spec.synergy else 'unbiased'})" for p, ds in zip(paths, dss))
         raise ValueError(f"give --data once (every task is probed on it) or twice, one unbiased and one "
                          f"synergy-biased dataset; got {got}")
+    unlike = [k for k in SAME_IN_BOTH if getattr(dss[0].spec, k) != getattr(dss[1].spec, k)]
+    if unlike:  # the two kinds' scores are compared with each other: one world of images and tasks
+        raise ValueError(f"the unbiased and synergy datasets given with --data differ in "
+                         + ", ".join(f"{k} ({getattr(dss[0].spec, k)} vs {getattr(dss[1].spec, k)})" for k in unlike)
+                         + "; a study compares their scores, so give two datasets drawn alike but for --synergy")
     return {("synergy" if ds.spec.synergy else "unbiased"): ds for ds in dss}
 
 

@@ -57,3 +57,25 @@ def test_tensorboard_holds_every_loss_term_and_probe_curve(tiny_dataset, tmp_pat
                                                    if r["task"] == "redundancy" and r["representation"] == "fused"],
                                                   abs=1e-4)
     assert not list(run.glob(".tensorboard.*"))  # the staging folder took the name
+
+
+def test_an_export_replaces_only_its_own_files_and_clears_a_killed_staging_folder(tiny_dataset, tmp_path):
+    """0.8 deleted RUN/tensorboard/ whole (a user's notes in it too) and left the staging
+    folder of an export killed midway for good."""
+    from comm_diag.errors import OutputError
+    from comm_diag.probes.report import tensorboard
+
+    run = cd.train(tiny_dataset.root, tmp_path / "run", method="cross", preset="smoke", epochs=1,
+                   progress="off", tensorboard=True)
+    first = sorted(p.name for p in (run / "tensorboard").iterdir())
+    killed = run / (tensorboard.STAGING + "killed")  # as an export killed before its rename leaves it
+    killed.mkdir()
+    (killed / "events.out.tfevents.1.host").write_bytes(b"")
+    tensorboard.export(run)  # replaces its own export
+    assert not killed.exists() and len(list((run / "tensorboard").iterdir())) == len(first)
+
+    (run / "tensorboard" / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="did not write"):
+        tensorboard.export(run)
+    assert (run / "tensorboard" / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in (run / "tensorboard").iterdir()) == sorted(first + ["notes.txt"])
