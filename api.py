@@ -105,6 +105,8 @@ def train(data: Path | str, out: Optional[Path | str] = None, *, method: str = "
     if tensorboard:
         board.writer_class()  # tensorboardX missing: one line before any byte
     out = Path(out) if out is not None else Path("runs") / f"{label_of(method)}-seed{cfg.seed}"
+    if tensorboard:
+        board.check_replaceable(out)  # a user's file in the way: said before the training, not after
     if nproc > 1:
         run = train_parallel(cfg, tg.load(data), out, nproc, resume=resume)
     else:

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional, Union
 
 from comm_diag.errors import OutputError  # noqa: F401  (raised here, and where callers catch it)
-from comm_diag.received import read_json
+from comm_diag.received import check_entry, read_json
 
 # kind -> the file that marks a folder as that artefact
 MARKERS = {"dataset": "manifest.json", "run": "config.json", "experiment": "sweep.json",
@@ -68,6 +68,8 @@ def kind_of(folder: Path | str) -> Optional[str]:
     for kind, marker in MARKERS.items():
         if (folder / marker).is_file():
             return kind
+        if (folder / marker).is_symlink() or (folder / marker).exists() and not (folder / marker).is_dir():
+            check_entry(folder / marker)  # a FIFO or device named like a marker: named, never read
     return None
 
 

@@ -28,23 +28,29 @@ def no_links(folder: Path | str, what: str = "folder") -> Path:
     if folder.is_symlink():
         return no_links(folder.resolve(), what)
     for p in folder.rglob("*"):
-        info = p.lstat()
-        if stat.S_ISLNK(info.st_mode):
-            raise OutputError(f"{p} is a symbolic link: a comm-diag {what} holds none, and comm-diag neither "
-                              f"reads nor writes through one; remove it")
-        if stat.S_ISDIR(info.st_mode):
-            continue
-        if not stat.S_ISREG(info.st_mode):
-            raise OutputError(f"{p} is not a regular file (a FIFO, socket or device): a comm-diag {what} holds "
-                              f"none, and reading it could block or never end; remove it")
-        if info.st_nlink > 1:
-            raise OutputError(f"{p} is a hard link ({info.st_nlink} names for one file): comm-diag would rewrite "
-                              f"the other names' file too; replace it by a copy or remove it")
-        limit = MAX_BYTES.get(p.suffix, MAX_OTHER_BYTES)
-        if info.st_size > limit:
-            raise OutputError(f"{p} holds {info.st_size / 2**30:.1f} GB, more than a comm-diag {what} holds in a "
-                              f"{p.suffix or 'such'} file ({limit / 2**30:g} GB at most): a damaged or hostile file")
+        check_entry(p, what)
     return folder
+
+
+def check_entry(p: Path, what: str = "folder") -> None:
+    """OutputError unless ``p`` is a folder or a regular file of one name within its kind's
+    size (``no_links``'s rules, for one entry)."""
+    info = p.lstat()
+    if stat.S_ISLNK(info.st_mode):
+        raise OutputError(f"{p} is a symbolic link: a comm-diag {what} holds none, and comm-diag neither "
+                          f"reads nor writes through one; remove it")
+    if stat.S_ISDIR(info.st_mode):
+        return
+    if not stat.S_ISREG(info.st_mode):
+        raise OutputError(f"{p} is not a regular file (a FIFO, socket or device): a comm-diag {what} holds "
+                          f"none, and reading it could block or never end; remove it")
+    if info.st_nlink > 1:
+        raise OutputError(f"{p} is a hard link ({info.st_nlink} names for one file): comm-diag would rewrite "
+                          f"the other names' file too; replace it by a copy or remove it")
+    limit = MAX_BYTES.get(p.suffix, MAX_OTHER_BYTES)
+    if info.st_size > limit:
+        raise OutputError(f"{p} holds {info.st_size / 2**30:.1f} GB, more than a comm-diag {what} holds in a "
+                          f"{p.suffix or 'such'} file ({limit / 2**30:g} GB at most): a damaged or hostile file")
 
 
 MAX_JSON_BYTES = 256 * 2**20  # far above any comm-diag record (a manifest of 100k PNGs is ~10 MB)

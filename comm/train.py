@@ -195,9 +195,9 @@ class _Prepared:
 def _prepare(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, runtime: Runtime,
              compile: Optional[str]) -> _Prepared:
     world, main = dist.world_size(), dist.rank() == 0
-    meta = run_config(cfg, ds, resumed_numerics(out, resume, runtime, compile))
-    if main and out.is_dir():
+    if out.is_dir():  # every rank reads the folder (config.json) before it trains
         no_links(out, "run folder")  # a link (checkpoints/, log.csv) would lead a write outside the run
+    meta = run_config(cfg, ds, resumed_numerics(out, resume, runtime, compile))
     model = build_model(cfg, runtime.device, ds.n_modalities)
     if compile:
         compile_modules(model, compile)

@@ -66,6 +66,16 @@ def _clear_staging(run: Path) -> None:
             shutil.rmtree(p)
 
 
+def check_replaceable(run: Path | str) -> Path:
+    """RUN/tensorboard/, if an export may take its name (absent, or an export of comm-diag's
+    own); else OutputError: called before training too, so a refusal costs no work."""
+    target = Path(run) / FOLDER
+    if target.exists() and not (target.is_dir() and _ours(target)):
+        raise OutputError(f"{target} holds files comm-diag's export did not write; it replaces only its own "
+                          f"export: move them elsewhere and run again")
+    return target
+
+
 def export(run: Path | str) -> Path:
     """Write RUN/tensorboard/ from the run's log and probe tables (replacing an older export);
     returns the folder. Tags: ``loss/<term>``, ``train/lr``, ``train/pairs_per_s`` (x: the
@@ -73,10 +83,7 @@ def export(run: Path | str) -> Path:
     SummaryWriter = writer_class()
     run = Path(run)
     no_links(run, "run folder")  # the export is written inside it
-    target = run / FOLDER
-    if target.exists() and not (target.is_dir() and _ours(target)):
-        raise OutputError(f"{target} holds files comm-diag's export did not write; it replaces only its own "
-                          f"export: move them elsewhere and run again")
+    target = check_replaceable(run)
     _clear_staging(run)
     epochs = read_config(run)["train"]["epochs"]
     probed = _rows(run / PROBES_BY_EPOCH) or [{**r, "epoch": epochs} for r in _rows(run / PROBES_CSV)]

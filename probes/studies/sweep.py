@@ -190,7 +190,7 @@ def given_datasets(paths: Sequence[Path | str]) -> dict[str, tg.Dataset]:
                          f"synergy-biased dataset; got {got}")
     unlike = [k for k in SAME_IN_BOTH if getattr(dss[0].spec, k) != getattr(dss[1].spec, k)]
     if unlike:  # the two kinds' scores are compared with each other: one world of images and tasks
-        raise ValueError(f"the unbiased and synergy datasets given with --data differ in "
+        raise ValueError("the unbiased and synergy datasets given with --data differ in "
                          + ", ".join(f"{k} ({getattr(dss[0].spec, k)} vs {getattr(dss[1].spec, k)})" for k in unlike)
                          + "; a study compares their scores, so give two datasets drawn alike but for --synergy")
     return {("synergy" if ds.spec.synergy else "unbiased"): ds for ds in dss}
@@ -313,6 +313,8 @@ def execute(job: RunJob, hooks: Optional[Hooks] = None) -> str:
         return job.run
     cfg = TrainConfig.from_dict(job.config)
     run = Path(job.run)
+    if job.tensorboard:
+        tensorboard.check_replaceable(run)  # before the training it would otherwise follow
     ds = tg.load(job.data)
     todo = training_of(job, hooks)
     if todo is not None:
