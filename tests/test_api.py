@@ -82,3 +82,16 @@ def test_a_study_on_data_of_another_size_than_its_presets_skips_its_finished_run
     assert again["conclusion"] == first["conclusion"]
     config = json.loads(next((tmp_path / "c" / "runs").glob("*/config.json")).read_text())
     assert config["train"]["image_size"] == 48
+
+    # a run probed again by hand with fewer probes than the study's is probed again by the
+    # study, not skipped (0.8 skipped it and the conclusion shrank in silence); and a report
+    # of runs without the verdicts' probe is one line, not an empty verdict table
+    run = next((tmp_path / "c" / "runs").glob("*seed0"))
+    cd.probe(run, probe="linear_unweighted", progress="off")
+    with pytest.raises(ValueError, match="probed with linear_unweighted only; verdicts read the linear probe"):
+        cd.report([run], tmp_path / "rep")
+    stages.clear()
+    third = cd.check("cross", tmp_path / "c", data=[data], preset="smoke", controls=[], epochs=1, progress="off",
+                     hooks=Hooks(on_stage=stages.append))
+    assert any(f"{run.name}: probing" in s for s in stages) and not any("skipped" in s for s in stages), stages
+    assert third["conclusion"] == first["conclusion"]

@@ -235,15 +235,23 @@ def _probe_held(run: Path, data, probes, tasks, representations, also, every, la
     return rows
 
 
-def probe_record(run: Path | str, curve: bool = False) -> bool:
+def probe_record(run: Path | str, curve: bool = False, probes: Sequence[str] = (),
+                 tasks: Sequence[str] = ()) -> bool:
     """The run's probe record is whole: probes.json is there and readable, and the tables it
-    names (probes.csv; probes_by_epoch.csv with ``curve``) are the ones it vouches for. A
-    study's "done" is this, never a table's mere presence (0.8 skipped a run whose probes.json
-    a kill had left unwritten, and then failed on it at every rerun)."""
+    names (probes.csv; probes_by_epoch.csv with ``curve``) are the ones it vouches for; and
+    it covers ``probes`` and ``tasks`` (a study's own, so a run probed by hand with fewer is
+    probed again, not skipped with a shrunken conclusion). A study's "done" is this, never a
+    table's mere presence (0.8 skipped a run whose probes.json a kill had left unwritten, and
+    then failed on it at every rerun)."""
     run = Path(run)
     try:
-        recorded = read_json(run / PROBES_JSON).get("sha256") or {}
-    except (OSError, ValueError, AttributeError):
+        record = read_json(run / PROBES_JSON)
+        recorded = record.get("sha256") or {}
+        covered = set(probes) <= set(record.get("probes") or ()) and \
+            set(tasks) <= {r.get("task") for r in record.get("rows") or () if isinstance(r, dict)}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return False
+    if not covered:
         return False
     names = (PROBES_CSV, PROBES_BY_EPOCH) if curve else (PROBES_CSV,)
     return all(n in recorded and (run / n).is_file() and file_sha256(run / n) == recorded[n] for n in names)

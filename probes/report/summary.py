@@ -40,6 +40,8 @@ def summary_rows(runs: Sequence[Path]) -> tuple[list[dict], dict[str, str]]:
     return out, notes
 
 
+VERDICT_PROBE = "linear"  # the probe every verdict reads (the MLP's reads S-recoverable only)
+
 # summary.csv: every row with its verdict, the verdict's 95% interval (low, high) and its line
 SUMMARY_COLUMNS = (*PROBE_COLUMNS, "low", "high", "line", "verdict")
 
@@ -52,6 +54,10 @@ def summarize(runs: Sequence[Path]) -> dict:
     rows, notes = summary_rows(runs)
     if not any(not r["method"].endswith("@init") for r in rows):
         raise ReportError("the runs hold no probe results of a trained model")
+    if not any(r["probe"] == VERDICT_PROBE and not r["method"].endswith("@init") for r in rows):
+        found = ", ".join(sorted({r["probe"] for r in rows}))
+        raise ReportError(f"the runs were probed with {found} only; verdicts read the {VERDICT_PROBE} probe: "
+                          f"run `comm-diag probe RUN --probe {VERDICT_PROBE},{found}` first")
     presets = sorted({run_meta(r)["train"].get("preset", "cpu") for r in runs})
     # the published curve is compared only with runs of the paper's preset on the paper's data
     published = presets == ["paper"] and all(paper_data(run_meta(r)["data"]["spec"]) for r in runs)
@@ -60,7 +66,7 @@ def summarize(runs: Sequence[Path]) -> dict:
 
     def judged(probe: str) -> dict:
         return {m: {k: mark(v) for k, v in vs.items()} for m, vs in verdicts(rows, probe=probe).items()}
-    return {"rows": rows, "notes": notes, "verdicts": judged("linear"),
+    return {"rows": rows, "notes": notes, "verdicts": judged(VERDICT_PROBE),
             "s_recoverable": {m: v[RECOVERABLE] for m, v in judged("mlp").items() if v},
             "epochs": epoch_rows(runs), "runs": len(runs), "presets": presets, "train_epochs": train_epochs,
             "published_comparable": published}

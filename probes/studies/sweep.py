@@ -288,7 +288,8 @@ def is_done(job: RunJob) -> bool:
     another run)."""
     cfg = TrainConfig.from_dict(job.config)
     run = Path(job.run)
-    return cfg.epochs in _trained_epochs(run, cfg) and probe_record(run, curve=bool(job.every))
+    return cfg.epochs in _trained_epochs(run, cfg) and \
+        probe_record(run, curve=bool(job.every), probes=job.probes, tasks=TASKS_OF[job.kind])
 
 
 def training_of(job: RunJob, hooks: Hooks) -> Optional[TrainJob]:
