@@ -340,7 +340,7 @@ def check(
             dose=comma_list(dose) or (), levels=levels, tensorboard=tensorboard,
             **executor_options(executor, workers, address, cpus_per_run, gpus_per_run, together)),
             table=None if dose else lambda r: tables.check(r, label))
-        console.print(result["conclusion"], highlight=False)
+        console.print(result.conclusion, highlight=False)
     missing = unmet(result, required)
     if missing:
         err.print(styled("required but not captured:", "bold red", ", ".join(NAMES[k] for k in missing)),

@@ -14,8 +14,9 @@ from rich.text import Text
 
 from comm_diag.comm.methods.registry import display_name
 from comm_diag.probes.report.conclusions import plumbing_only
-from comm_diag.probes.measure.readouts import levels_of, select, table_readouts
-from comm_diag.probes.measure.tasks import INTERACTIONS, NAMES
+from comm_diag.probes.measure.readouts import RECOVERABLE
+from comm_diag.probes.measure.table import select
+from comm_diag.probes.measure.tasks import NAMES, chance
 from comm_diag.probes.measure.verdict import MARGIN, over_seeds, with_interval
 
 
@@ -130,12 +131,12 @@ def probe_rows(rows: list[dict]) -> Table:
 def verdicts(result: dict) -> Table:
     """A study's or a report's verdicts per method, one column per readout it has
     (``probes.measure.readouts``: R, U, U2, S fused, S recoverable, and any task added)."""
-    columns = table_readouts(result)
+    columns = result.columns()
     labels = [c.label for c in columns]
     t = _table("fused representation, balanced accuracy % \\[max(chance, random init)]: linear probe; S "
                "recoverable: MLP probe" + _plumbing(result), ("method", *labels), right=labels)
-    for m in result["verdicts"]:
-        both = levels_of(result, m)
+    for m in result.verdicts:
+        both = result.levels(m)
         t.add_row(display_name(m), *(f"{both[c.key].mean:.1f} [{both[c.key].control:.1f}] {both[c.key].verdict}"
                                      if c.key in both else "-" for c in columns))
     return t
@@ -143,7 +144,7 @@ def verdicts(result: dict) -> Table:
 
 def _plumbing(result: dict) -> str:
     """A table title's warning when its verdicts come from the smoke preset."""
-    return " - smoke preset: a plumbing check, not a measurement" if plumbing_only(result.get("presets", [])) else ""
+    return " - smoke preset: a plumbing check, not a measurement" if plumbing_only(result.presets) else ""
 
 
 def dose(result: dict) -> Table:
@@ -151,7 +152,7 @@ def dose(result: dict) -> Table:
     cols = ("method", "interaction", "level", "dose bits", "balanced acc. %", "bits", "ceiling", "floor (init)",
             "verdict")
     t = _table("dose-response: linear probe, fused representation, unbiased test pairs", cols, right=cols[2:-1])
-    for r in result["outputs"]["dose"]:
+    for r in result.outputs["dose"]:
         t.add_row(r["method"], r["interaction"], f"{r['level']:g}", f"{r['dose_bits']:.2f}",
                   with_interval(r["balanced_accuracy"], r["ci95"], r["seeds"]), f"{r['bits']:.2f}",
                   f"{r['ceiling_bits']:.2f}",
@@ -161,35 +162,49 @@ def dose(result: dict) -> Table:
 
 def study(result: dict) -> Table:
     """The table of a study's result: its dose table if it has one, else the verdicts."""
-    return dose(result) if result["outputs"].get("dose") else verdicts(result)
+    return dose(result) if result.outputs.get("dose") else verdicts(result)
 
 
 def expectations(result: dict) -> list[Text]:
     """A study's expected patterns, one line each: held, did not hold, or not measured."""
-    none = "not compared (plumbing check only)" if plumbing_only(result.get("presets", [])) else "not compared"
+    none = "not compared (plumbing check only)" if plumbing_only(result.presets) else "not compared"
     mark = {True: ("held", "green"), False: ("did not hold", "red"), None: (none, "yellow")}
-    return [Text.assemble(mark[ok], f": {text}") for text, ok in result["expectations"]]
+    return [Text.assemble(mark[ok], f": {text}") for text, ok in result.expectations]
 
 
 def check(result: dict, label: str) -> Table:
     """``comm-diag check``: the user's method against its controls, per interaction."""
-    ver = result["verdicts"]
-    others = [m for m in ver if m != label]
-    cols = ("", f"{label} (95% interval)", "line", *map(display_name, others), "verdict")
-    t = _table("linear probe, fused representation, balanced accuracy %; line: max(chance, random init) + "
-               f"{MARGIN:g}" + _plumbing(result), cols, right=cols[1:-1])
-    for k in INTERACTIONS:
-        v = ver.get(label, {}).get(k)
-        if v is not None:
-            t.add_row(NAMES[k], with_interval(v.mean, v.ci95, v.n_seeds), f"{v.threshold:.1f}",
-                      *(f"{ver[m][k].mean:.1f}" if k in ver[m] else "-" for m in others), v.verdict)
+    others = [m for m in result.verdicts if m != label]
+    cols = ("", label, "line", "init / chance", *(["controls (same budget)"] if others else []), "verdict")
+    t = _table("fused representation, balanced accuracy % (± 95% interval): linear probe, S recoverable: MLP probe; "
+               f"init / chance: the same architecture at random initialisation / chance; line: the larger + "
+               f"{MARGIN:g}" + _plumbing(result), cols, right=cols[1:4])
+    mine = result.levels(label)
+    for c in result.columns():  # every readout: R, U, U2, S fused, any task added, S recoverable
+        v = mine.get(c.key)
+        if v is None:
+            continue
+        theirs = [f"{display_name(m)} {result.levels(m)[c.key].mean:.1f}" for m in others if c.key in result.levels(m)]
+        t.add_row(_row_name(c), with_interval(v.mean, v.ci95, v.n_seeds), f"{v.threshold:.1f}",
+                  ("-" if v.init is None else f"{v.init:.1f}") + f" / {chance(c.task):.1f}",
+                  *([", ".join(theirs) or "-"] if others else []), v.verdict)
     return t
+
+
+def _row_name(c) -> str:
+    """A readout's row in check's table: the interaction's name for the task that stands for
+    it (redundancy, uniqueness, synergy fused), else its column label (U2, a task added)."""
+    if c.key == RECOVERABLE:
+        return "synergy recoverable"
+    if c.key in NAMES:
+        return NAMES[c.key] + (" fused" if c.key == "S" else "")
+    return c.label
 
 
 def lead(result: dict) -> list[str]:
     """A study's opening paragraphs in words (quickstart's conclusion), as the terminal shows
     them: the report's lead without its headings and markdown emphasis."""
-    return [line.replace("**", "") for line in result.get("lead", []) if line and not line.startswith("#")]
+    return [line.replace("**", "") for line in result.lead if line and not line.startswith("#")]
 
 
 def calibration(rows: list[dict], n_seeds: int) -> Table:

@@ -59,12 +59,12 @@ def main() -> None:
         if args.model:
             from comm_diag.comm.runtime import core_share
             from comm_diag.probes.measure.suite import probe_model
-            from comm_diag.probes.measure.tasks import TASK_NAMES
+            from comm_diag.probes.measure.tasks import task_names
 
             rows, took, n = {}, {}, core_share()
             for key, jobs in (("one process", 1), ("workers, cold", n), ("workers, warm", n)):
                 t = time.perf_counter()  # cold: the worker processes start; warm: a study's next model
-                rows[key] = probe_model(model, ds, tasks=TASK_NAMES, also=(("mlp", "synergy", "fused"),),
+                rows[key] = probe_model(model, ds, tasks=task_names(), also=(("mlp", "synergy", "fused"),),
                                         backend="sklearn", jobs=jobs)
                 took[key] = time.perf_counter() - t
             print(f"one model's {len(rows['one process'])} probes over {n} worker processes: "
@@ -79,12 +79,12 @@ def torch_batched_vs_alone(model, ds) -> None:
     """One model's probes (every task x representation, the MLP on synergy) on the torch
     backend where the model is: batched (``probe_model``) and one problem at a time."""
     from comm_diag.probes.measure import suite
-    from comm_diag.probes.measure.tasks import TASK_NAMES
+    from comm_diag.probes.measure.tasks import task_names
 
     model = model.to("cuda" if torch.cuda.is_available() else "cpu")
     also = (("mlp", "synergy", "fused"),)
     t = time.perf_counter()
-    batched = suite.probe_model(model, ds, tasks=TASK_NAMES, also=also, backend="torch")
+    batched = suite.probe_model(model, ds, tasks=task_names(), also=also, backend="torch")
     took_batched = time.perf_counter() - t
     t = time.perf_counter()
     feats = {s: extract(model, ds, s) for s in ("probe_train", "test")}

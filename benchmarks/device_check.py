@@ -63,7 +63,7 @@ from comm_diag.probes.measure.backends import SklearnBackend, TorchBackend  # no
 from comm_diag.probes.measure.suite import probe_model  # noqa: E402
 from comm_diag.probes.hooks import Hooks
 from comm_diag.probes.studies.sweep import preset_datasets  # noqa: E402
-from comm_diag.probes.measure.tasks import TASK_NAMES  # noqa: E402
+from comm_diag.probes.measure.tasks import task_names  # noqa: E402
 
 PAPER_EPOCHS = preset("paper").epochs
 PROBE_S_GUESS = 30.0  # seconds to probe one model, before it is measured (0.5: 25 s on an H200)
@@ -221,7 +221,7 @@ def probe_time(runtime: Runtime, preset_name: str, synergy: Path, with_sklearn: 
     for backend in ("torch", "sklearn") if with_sklearn else ("torch",):
         t = time.perf_counter()
         with workers_released():
-            rows = probe_model(model, ds, tasks=TASK_NAMES, also=(("mlp", "synergy", "fused"),), backend=backend,
+            rows = probe_model(model, ds, tasks=task_names(), also=(("mlp", "synergy", "fused"),), backend=backend,
                                jobs=None if backend == "sklearn" else 1)
         out[backend] = {"seconds": round(time.perf_counter() - t, 1), "probes": len(rows),
                         **({"host_cores": usable_cores()} if backend == "sklearn" else {}),

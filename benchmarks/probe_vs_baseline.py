@@ -45,13 +45,14 @@ CHILD = r"""
 import json, shutil, sys, time
 import comm_diag
 from comm_diag.probes.measure.suite import probe_run
-from comm_diag.probes.studies.sweep import ALSO_OF, REPRESENTATIONS_OF, TASKS_OF
+from comm_diag.probes.measure.tasks import tasks_after
+from comm_diag.probes.studies.sweep import ALSO_OF, REPRESENTATIONS_OF
 work, runs = sys.argv[1], json.loads(sys.argv[2])
 out = {"version": comm_diag.__version__, "seconds": {}, "rows": []}
 for kind, run in runs.items():
     copy = shutil.copytree(run, f"{work}/{kind}")
     t = time.perf_counter()
-    rows = probe_run(copy, tasks=TASKS_OF[kind], representations=REPRESENTATIONS_OF[kind], also=ALSO_OF[kind])
+    rows = probe_run(copy, tasks=tasks_after(kind), representations=REPRESENTATIONS_OF[kind], also=ALSO_OF[kind])
     out["seconds"][kind] = time.perf_counter() - t
     out["rows"] += [{"kind": kind, **{k: r[k] for k in ("method", "task", "probe", "representation",
                                                          "balanced_accuracy", "bits")}} for r in rows]

@@ -27,7 +27,7 @@ import comm_diag
 from comm_diag import api
 from comm_diag.comm.methods.registry import display_name
 from comm_diag.comm.runtime import runtime_for
-from comm_diag.probes.measure.readouts import alone_verdicts, levels_of, table_readouts
+
 from comm_diag.probes.measure.verdict import RULE, with_interval
 
 FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
@@ -52,12 +52,12 @@ def cpu() -> dict:
 
 def tables(result: dict) -> tuple[list[str], dict]:
     """The markdown verdict table and its numbers, from a quickstart's result."""
-    columns = table_readouts(result)
+    columns = result.columns()
     lines = ["| method | " + " | ".join(c.label for c in columns) + " | synergy from modality 1 / 2 alone |",
              "|---|" + "---|" * (len(columns) + 1)]
     numbers = {}
     for m in result["verdicts"]:
-        levels, alone = levels_of(result, m), alone_verdicts(result["rows"], m)
+        levels, alone = result.levels(m), result.alone(m)
         cells = [f"{with_interval(levels[c.key].mean, levels[c.key].ci95)} [{levels[c.key].control:.1f}] "
                  f"{levels[c.key].verdict}" if c.key in levels else "–" for c in columns]
         single = " / ".join(f"{with_interval(alone[r].mean, alone[r].ci95)} {alone[r].verdict}" if r in alone else "–"

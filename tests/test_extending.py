@@ -38,7 +38,7 @@ from comm_diag.probes.studies import pipeline
 from comm_diag.probes.studies import registry as studies
 from comm_diag.probes.measure.features import extract
 from comm_diag.probes.measure.suite import probe_run
-from comm_diag.probes.measure.tasks import TASK_NAMES
+from comm_diag.probes.measure.tasks import task_names
 from comm_diag.probes.studies.pipeline import StudySettings
 from comm_diag.probes.studies.registry import Expectation, Study
 from comm_diag.probes.studies.sweep import Variant
@@ -133,14 +133,14 @@ import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import preset
 from comm_diag.comm.train import train
 from comm_diag.probes.measure.suite import probe_run
-from comm_diag.probes.studies.sweep import TASKS_OF
+from comm_diag.probes.measure.tasks import tasks_after
 
 out = sys.argv[1]
 tg.generate(tg.DatasetSpec(size=32, train_pairs=256, probe_pairs=256, test_pairs=128), out + "/data")
 ds = tg.load(out + "/data")
 pid = ds.manifest["pid"]["test"]["redundancy2"]
 run = train(preset("smoke").replace(epochs=1), ds, out + "/run")
-probe_run(run, tasks=TASKS_OF["unbiased"], representations=("fused",))
+probe_run(run, tasks=tasks_after("unbiased"), representations=("fused",), every=1)  # learning curves too
 import json
 from comm_diag.probes.measure.tasks import task_labels
 same = all((task_labels(ds, s)["redundancy2"] == task_labels(ds, s)["redundancy"]).all() for s in ("probe_train", "test"))
@@ -155,9 +155,22 @@ result = write_report(find_runs([run]), out + "/rep")
 md = open(out + "/rep/report.md").read()
 console = Console(width=200, record=True)
 console.print(tables.verdicts(result))
-in_tables = "R2" in result["verdicts"]["comm"] and "| verdict R2 |" in md and " R2 " in console.export_text()
+console.print(tables.check(result, "comm"))  # check's own table: one row per reading
+text = console.export_text()
+in_tables = "R2" in result.verdicts["comm"] and "| verdict R2 |" in md and " R2 " in text \
+    and any(line.startswith("│ R2 ") for line in text.splitlines())
+# the report's legend, the learning-speed table and the conclusion name it too
+in_legend = "R2: redundancy2" in md
+from comm_diag.probes.studies.pipeline import curve_means, expectation_lines
+from comm_diag.probes.studies.registry import STUDIES
+speed = expectation_lines(STUDIES["loss"], [], {"comm": curve_means(result.epochs)["comm"]})
+in_speed = any(line.startswith("| variant |") and " R2 " in line for line in speed)
+from comm_diag.probes.report.conclusions import conclude
+from comm_diag.probes.measure.readouts import verdicts
+unmarked = verdicts(result.rows)["comm"]  # the smoke preset's verdicts say "plumbing check"; the rule's own
+in_conclusion = "redundancy2 (R2)" in " ".join(conclude(unmarked, "comm"))
 print(round(pid["redundant"], 3), same, csv_row["balanced_accuracy"], round(json_row["balanced_accuracy"], 4),
-      in_tables)
+      in_tables, in_legend, in_speed, in_conclusion)
 """
 
 
@@ -166,12 +179,14 @@ def test_a_new_task_is_one_entry(tmp_path):
     r = subprocess.run([sys.executable, "-c", textwrap.dedent(NEW_TASK), str(tmp_path)], capture_output=True,
                        text=True, cwd=ROOT, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    redundant, same_labels, in_csv, in_json, in_verdict_tables = r.stdout.split()[-5:]
+    redundant, same_labels, in_csv, in_json, in_verdict_tables, *in_words = r.stdout.split()[-8:]
     assert float(redundant) == pytest.approx(np.log2(10), abs=0.01)  # the exact PID: x2's shape is x1's
     # its rule reached the labels: on pairs that always share their shape they are redundancy's
     assert same_labels == "True"
     assert float(in_csv) == pytest.approx(float(in_json), abs=1e-4)  # one score in both probe files
-    assert in_verdict_tables == "True"  # its verdict: a column of report.md's and of the command's tables
+    assert in_verdict_tables == "True"  # its verdict: a column of report.md's and of the tables, a row of check's
+    # 0.8's legend, learning-speed table and conclusion knew R, U, U2 and S only
+    assert in_words == ["True", "True", "True"], dict(zip(("legend", "learning speed", "conclusion"), in_words))
 
 
 # ----------------------------------------------------------------------------- a new study
@@ -279,7 +294,7 @@ def test_three_modalities_flow_end_to_end(method, tiny_dataset, tmp_path):
     # representation, the third modality's included; a 2-modality dataset is refused for this model
     rows = probe_run(run, data=three, representations=("fused", "modality3"))
     assert {(r["task"], r["representation"]) for r in rows if r["method"] == method} == \
-        {(t, rep) for t in TASK_NAMES for rep in ("fused", "modality3")}
+        {(t, rep) for t in task_names() for rep in ("fused", "modality3")}
     with pytest.raises(ValueError, match="takes 3 modalities"):
         extract(model, tiny_dataset, "test")
     if method == "comm":  # the known-answer references read every modality (calibration)

@@ -172,3 +172,23 @@ def test_no_python_file_is_over_400_lines():
     long = {str(p.relative_to(ROOT)): n for p in files if p.is_file()
             and (n := len(p.read_text(errors="ignore").splitlines())) > 400}
     assert not long, long
+
+
+def test_outputs_read_the_typed_result_and_name_no_task_by_hand():
+    """#52: the probe table owns what a control is (``probes.measure.table``), the typed
+    result (``probes.report.result.StudyResult``) is read by its fields, and no output names
+    the interactions' letters as a string or filters rows by hand; a new task then reaches
+    every output (tests/test_extending.py)."""
+    import re
+
+    owners = {ROOT / "probes" / "measure" / "table.py"}
+    code = [p for p in ROOT.rglob("*.py") if "tests" not in p.parts and "benchmarks" not in p.parts
+            and "egg-info" not in str(p) and p not in owners]
+    found = []
+    for p in code:
+        for i, line in enumerate(p.read_text().splitlines(), 1):
+            text = line.split("#")[0]
+            if re.search(r'"@init"|@init"|"RUS"|result\["|result\.get\("', text) or \
+                    re.search(r"for r in [\w.\[\]\"]+ if r(\[|\.get)", text):
+                found.append(f"{p.relative_to(ROOT)}:{i}: {line.strip()}")
+    assert not found, "\n".join(found)

@@ -37,6 +37,7 @@ class Task:
     classes: Callable[[DatasetSpec], int]  # how many values the label takes
     trained_on: str  # unbiased | synergy: the training data a run is probed for it after (paper, Figure 4)
     reported: bool = True  # the task that stands for its interaction in verdicts (U: texture of x1)
+    description: str = ""  # what the label is, in a report's legend (default: the task's name)
 
     def chance(self, spec: DatasetSpec = DatasetSpec()) -> float:
         """Balanced accuracy of a constant or random predictor, in %: 100 / number of classes."""
@@ -53,11 +54,14 @@ def _values(role: str) -> Callable[[DatasetSpec], int]:
 
 
 TASKS: dict[str, Task] = {t.name: t for t in (
-    Task("redundancy", "R", "redundant", _attribute("shared", 1), _values("shared"), "unbiased"),
-    Task("uniqueness1", "U", "unique1", _attribute("unique", 1), _values("unique"), "unbiased"),
-    Task("uniqueness2", "U", "unique2", _attribute("unique", 2), _values("unique"), "unbiased", reported=False),
+    Task("redundancy", "R", "redundant", _attribute("shared", 1), _values("shared"), "unbiased",
+         description="the attribute both images share (shape)"),
+    Task("uniqueness1", "U", "unique1", _attribute("unique", 1), _values("unique"), "unbiased",
+         description="texture of x1"),
+    Task("uniqueness2", "U", "unique2", _attribute("unique", 2), _values("unique"), "unbiased", reported=False,
+         description="texture of x2"),
     Task("synergy", "S", "synergistic", lambda fs, spec, mapping: synergy_label(fs[0], fs[1], spec, mapping),
-         lambda spec: 2, "synergy"),
+         lambda spec: 2, "synergy", description="the synergy label, fused into the representation"),
 )}
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
+from comm_diag.probes.measure.table import ProbeTable, control_of, is_control, select
 from comm_diag.probes.measure.tasks import chance, short_name
 from comm_diag.probes.measure.verdict import Verdict, as_plumbing, verdict
 from comm_diag.trifeature_gen import tasks as task_defs
@@ -46,14 +47,6 @@ def reported_readouts() -> tuple[Readout, ...]:
     return tuple(r for r in readouts() if r.key in (*task_defs.INTERACTION_NAMES, RECOVERABLE))
 
 
-def select(rows: Iterable[dict], **criteria) -> list[dict]:
-    """The rows whose columns equal every given value (``select(rows, method="comm",
-    probe="linear")``); a tuple or set as a value means any of its members."""
-    def ok(row: dict, value, column: str) -> bool:
-        return row.get(column) in value if isinstance(value, (tuple, set, frozenset)) else row.get(column) == value
-    return [r for r in rows if all(ok(r, v, k) for k, v in criteria.items())]
-
-
 def readout_rows(rows: Iterable[dict], method: str, readout: Readout) -> list[dict]:
     """The method's rows (one per seed) on a readout."""
     return select(rows, method=method, task=readout.task, probe=readout.probe, representation=readout.representation)
@@ -64,36 +57,35 @@ def scores(rows: Iterable[dict], method: str, readout: Readout) -> list[float]:
     return [r["balanced_accuracy"] for r in readout_rows(rows, method, readout)]
 
 
-def judge(rows: list[dict], method: str, readout: Readout) -> Verdict | None:
+def judge(rows: Iterable[dict], method: str, readout: Readout) -> Verdict | None:
     """The verdict rule on a readout: the method's scores (with their test-pair errors)
     against its random-init control and the task's chance; None where it was not probed."""
     mine = readout_rows(rows, method, readout)
     if not mine:
         return None
-    return verdict([r["balanced_accuracy"] for r in mine], scores(rows, f"{method}@init", readout),
+    return verdict([r["balanced_accuracy"] for r in mine], scores(rows, control_of(method), readout),
                    chance(readout.task), ses=[r.get("ba_se") for r in mine])
 
 
-def verdicts(rows: list[dict], probe: str = "linear") -> dict[str, dict[str, Verdict]]:
+def verdicts(rows: Iterable[dict], probe: str = "linear") -> dict[str, dict[str, Verdict]]:
     """method -> readout key -> Verdict, for the readouts of ``probe`` (linear: R, U, U2, S;
     mlp: S recoverable)."""
-    methods = sorted({r["method"] for r in rows if not r["method"].endswith("@init")})
     out: dict[str, dict[str, Verdict]] = {}
-    for m in methods:
+    for m in ProbeTable.of(rows).methods():
         judged = {r.key: judge(rows, m, r) for r in readouts() if r.probe == probe}
         out[m] = {k: v for k, v in judged.items() if v is not None}
     return out
 
 
-def with_verdicts(rows: list[dict], plumbing: bool = False) -> list[dict]:
+def with_verdicts(rows: Iterable[dict], plumbing: bool = False) -> list[dict]:
     """Every row with the verdict of its (method, task, probe, representation) over seeds,
     that verdict's 95% interval (low, high) and its line, max(chance, random init) + margin
-    (``verdict.RULE``); a random-initialisation row (``METHOD@init``) is a control and gets none.
+    (``verdict.RULE``); a random-initialisation control's row gets none.
     ``plumbing``: the runs are of a plumbing preset, and every verdict is ``verdict.PLUMBING``."""
     judged: dict[tuple, Verdict] = {}  # one verdict per (method, task, probe, representation), not per seed
     out = []
     for r in rows:
-        if r["method"].endswith("@init"):
+        if is_control(r["method"]):
             out.append({**r, "low": None, "high": None, "line": None, "verdict": ""})
             continue
         key = (r["method"], r["task"], r["probe"], r["representation"])
@@ -104,13 +96,6 @@ def with_verdicts(rows: list[dict], plumbing: bool = False) -> list[dict]:
     return out
 
 
-def levels_of(result: dict, method: str) -> dict[str, Verdict]:
-    """The method's verdicts by readout key: R, U, U2, S (fused, linear probe) and S
-    recoverable (MLP)."""
-    rec = result.get("s_recoverable", {})
-    return {**result["verdicts"][method], **({RECOVERABLE: rec[method]} if method in rec else {})}
-
-
 def alone_verdicts(rows: list[dict], method: str) -> dict[str, Verdict]:
     """The synergy label's verdicts on each modality's own representation (linear probe),
     where the method was probed there: does a single image already carry it?"""
@@ -119,8 +104,13 @@ def alone_verdicts(rows: list[dict], method: str) -> dict[str, Verdict]:
     return {rep: v for rep, v in judged.items() if v is not None}
 
 
-def table_readouts(result: dict) -> list[Readout]:
-    """The readouts some method of the result has a verdict for, in declared order: the
-    columns of a verdict table."""
-    keys = {k for m in result["verdicts"] for k in levels_of(result, m)}
-    return [r for r in readouts() if r.key in keys]
+def legend(columns: Iterable[Readout]) -> str:
+    """What each verdict-table column reads, in words (a task's declared description)."""
+    said = []
+    for c in columns:
+        if c.key == RECOVERABLE:
+            said.append(f"{c.label}: the same synergy label read by an MLP probe (one hidden layer) on the same "
+                        f"representation")
+        else:
+            said.append(f"{c.label}: {task_defs.TASKS[c.task].description or c.task}")
+    return "; ".join(said) + "."

@@ -31,7 +31,8 @@ from comm_diag.probes.measure.features import extract
 from comm_diag.probes.measure.fit_workers import resolve_jobs, run_fits, workers_released
 from comm_diag.probes.measure.classifiers import (AUTHORS_CROP, AUTHORS_REPRESENTATION, PROBES, PROTOCOLS,
                                                   probe_rng, probe_row, run_protocols, score_row)
-from comm_diag.probes.measure.tasks import TASK_NAMES, ground_truth_bits, task_labels
+from comm_diag.probes.measure.tasks import ground_truth_bits, task_labels, task_names
+from comm_diag.probes.measure.table import control_of, select
 
 # bits: the probe's lower bound on I(Z; T); bits_fraction: bits / the exact bits of the task's own
 # interaction (redundant, unique or synergistic) in the test law (added in 0.2). ba_se: the standard
@@ -60,7 +61,7 @@ def _fit_together(calls: Sequence[tuple], backend) -> list[dict]:
 
 
 def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("linear",),
-                tasks: Sequence[str] = TASK_NAMES, representations: Optional[Sequence[str]] = None,
+                tasks: Optional[Sequence[str]] = None, representations: Optional[Sequence[str]] = None,
                 also: Also = (), seed: int = 0, backend: str = "auto", jobs: Optional[int] = 1) -> list[dict]:
     """Scores of one frozen model: rows {task, probe, representation, balanced_accuracy, auroc, bits,
     bits_fraction}: every probe x task x representation, plus the ``also`` triples.
@@ -76,6 +77,7 @@ def probe_model(model: Method, ds: tg.Dataset, *, probes: Sequence[str] = ("line
     outlive a script's call; a worker imports no torch (``classifiers.probe_row``), so two
     start in ~2 s on 2 cores.
     """
+    tasks = task_names() if tasks is None else tasks  # every task: read now, not when this module loaded
     for p in [*probes, *(a[0] for a in also)]:
         if p not in PROBES:
             raise ProbeError(f"unknown probe {p!r}; choose from {', '.join(PROBES)}")
@@ -151,7 +153,7 @@ def write_csv(path: Path, rows: Iterable[dict], columns: Sequence[str]) -> None:
 
 
 def probe_run(run: Path | str, *, data: Optional[tg.Dataset | Path | str] = None,
-              probes: Sequence[str] = ("linear",), tasks: Sequence[str] = TASK_NAMES,
+              probes: Sequence[str] = ("linear",), tasks: Optional[Sequence[str]] = None,
               representations: Optional[Sequence[str]] = None, also: Also = (), every: int = 0,
               label: Optional[str] = None, device: Optional[str] = None,
               on_model: Optional[Callable[[str], None]] = None, allow_unfinished: bool = False,
@@ -212,8 +214,8 @@ def _probe_held(run: Path, data, probes, tasks, representations, also, every, la
             for r in probe_model(m, ds, probes=probes, tasks=tasks, representations=representations, also=extra,
                                  seed=seed, backend=backend, jobs=jobs):
                 by_epoch.append({"epoch": e, "method": name, "seed": seed, **r})
-    last = [dict(r) for r in by_epoch if r["epoch"] == epochs[-1]]
-    init = [{**r, "method": f"{name}@init"} for r in by_epoch if r["epoch"] == 0]
+    last = [dict(r) for r in select(by_epoch, epoch=epochs[-1])]
+    init = [{**r, "method": control_of(name)} for r in select(by_epoch, epoch=0)]
     rows = last + init if epochs[-1] != 0 else init
     # one unit: the record (probes.json, naming the tables' digests) goes first and comes back
     # last, so a kill or a full disk between the files leaves a run not probed, never new

@@ -8,10 +8,18 @@ import numpy as np
 import comm_diag.trifeature_gen as tg
 from comm_diag.trifeature_gen.tasks import INTERACTION_NAMES, TASKS as TASK_DEFS, get_task, reported_task
 
-TASK_NAMES = tuple(TASK_DEFS)  # task names, in the order probes and tables use
-# the task each interaction is read from in reports and verdicts (U: texture of x1), and its name
-INTERACTIONS = {k: reported_task(k) for k in INTERACTION_NAMES}
 NAMES = INTERACTION_NAMES
+
+
+# Read at call time, never snapshotted at import: a task added to TASKS reaches every caller.
+def task_names() -> tuple[str, ...]:
+    """Every task's name, in the order probes and tables use."""
+    return tuple(TASK_DEFS)
+
+
+def interactions() -> dict[str, str]:
+    """Interaction (R, U, S) -> the task it is read from in reports and verdicts (U: texture of x1)."""
+    return {k: reported_task(k) for k in INTERACTION_NAMES}
 
 
 def tasks_after(training: str) -> tuple[str, ...]:
@@ -23,7 +31,7 @@ def tasks_after(training: str) -> tuple[str, ...]:
 def ground_truth_bits(ds: tg.Dataset, pair_set: str = "test") -> dict[str, float]:
     """task -> the exact bits of its own interaction in the pair set's law (the manifest's PID)."""
     pid = ds.manifest["pid"][pair_set]
-    return {task: float(pid[task][TASK_DEFS[task].pid_atom]) for task in TASK_NAMES if task in pid}
+    return {task: float(pid[task][TASK_DEFS[task].pid_atom]) for task in task_names() if task in pid}
 
 
 def task_labels(ds: tg.Dataset, pair_set: str) -> dict[str, np.ndarray]:

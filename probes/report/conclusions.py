@@ -4,14 +4,18 @@ and what to run next on this machine. Pure functions of a summarized result
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from comm_diag.comm.config import PRESETS
 from comm_diag.comm.methods.registry import display_name
 
-from comm_diag.probes.measure.readouts import RECOVERABLE, alone_verdicts, levels_of
+from comm_diag.probes.measure.readouts import RECOVERABLE, readouts
+from comm_diag.trifeature_gen.tasks import TASKS
 from comm_diag.probes.measure.tasks import NAMES
 from comm_diag.probes.measure.verdict import Verdict, over_seeds, with_interval
+
+if TYPE_CHECKING:
+    from comm_diag.probes.report.result import StudyResult
 
 # the next step is the same command at the next preset: a check's or an ablation's smoke run
 # is answered by that check or ablation, not by quickstart (which trains neither)
@@ -57,13 +61,20 @@ def listing(xs: list[str], conj: str = "and") -> str:
     return xs[0] if len(xs) == 1 else ", ".join(xs[:-1]) + f" {conj} " + xs[-1]
 
 
+def _described(key: str) -> str:
+    """A reading that is not an interaction's own (U2, a task added): its task in words."""
+    task = next(r.task for r in readouts() if r.key == key)
+    return TASKS[task].description or task
+
+
 def _reading(key: str, v: Verdict) -> str:
     """'synergy fused into the representation (linear probe, fused representation: 72.0 ±1.5,
     line 60.0)': the interaction, its level and where it was read, the score and its line."""
     if key == RECOVERABLE:
         what, probe = "synergy recoverable from the representation", "MLP probe"
     else:
-        what = NAMES.get(key, key) + (" fused into the representation" if key == "S" else "")
+        what = NAMES[key] + (" fused into the representation" if key == "S" else "") if key in NAMES else \
+            f"{_described(key)} ({key})"
         probe = "linear probe"
     return f"{what} ({probe}, fused representation: {with_interval(v.mean, v.ci95)}, line {v.threshold:.1f})"
 
@@ -78,7 +89,7 @@ def conclude(levels: dict[str, Verdict], name: str, *, plumbing: bool = False,
     if plumbing:
         return [f"{name}: plumbing check only; the smoke preset shows that everything runs, and its scores "
                 f"make no claim about any interaction."]
-    keys = [k for k in (*NAMES, RECOVERABLE) if k in levels]
+    keys = [r.key for r in readouts() if r.key in levels]  # every reading, a task added included
     by = {v: [_reading(k, levels[k]) for k in keys if levels[k].verdict == v]
           for v in ("captured", "not captured", "inconclusive")}
     said = []
@@ -106,17 +117,16 @@ def conclude(levels: dict[str, Verdict], name: str, *, plumbing: bool = False,
     return said
 
 
-def overview(result: dict, gpu: bool) -> list[str]:
+def overview(result: "StudyResult", gpu: bool) -> list[str]:
     """The report's opening lines: what each method captured (``conclude``), how sure (seeds,
     intervals) and on what budget (preset, epochs), and the next step."""
-    seeds = max((v.n_seeds for vs in result["verdicts"].values() for v in vs.values()), default=1)
-    presets, epochs = result.get("presets", []), result.get("train_epochs", [])
+    seeds = max((v.n_seeds for vs in result.verdicts.values() for v in vs.values()), default=1)
+    presets, epochs = list(result.presets), list(result.train_epochs)
     plumbing = plumbing_only(presets)
     budget = (f"{', '.join(presets)} preset, {'/'.join(map(str, epochs))} epoch{'s' if epochs != [1] else ''}, "
               f"{over_seeds(seeds)}")
     sure = ("every verdict needs the 95% interval of its score clear of its line (with one seed the interval is "
             "the test pairs' sampling error alone; more seeds add the seed-to-seed spread)")
-    said = [" ".join(conclude(levels_of(result, m), display_name(m), plumbing=plumbing,
-                              alone=alone_verdicts(result["rows"], m)))
-            for m in result["verdicts"]]
+    said = [" ".join(conclude(result.levels(m), display_name(m), plumbing=plumbing, alone=result.alone(m)))
+            for m in result.verdicts]
     return ["## Conclusion", "", " ".join(said), "", f"Budget: {budget}; {sure}. Next: {next_step(presets, gpu)}."]

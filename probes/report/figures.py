@@ -12,8 +12,9 @@ import numpy as np
 from comm_diag.comm.methods.registry import DISPLAY_NAMES, display_name
 from comm_diag.outputs import write_file
 
-from comm_diag.probes.measure.readouts import select
-from comm_diag.probes.measure.tasks import TASK_NAMES, chance, interaction_of, short_name
+from comm_diag.probes.measure.readouts import RECOVERABLE, Readout, readouts
+from comm_diag.probes.measure.table import ProbeTable, control_of, select
+from comm_diag.probes.measure.tasks import chance, interaction_of, short_name, task_names
 from comm_diag.probes.measure.verdict import verdict
 
 S_RECOVERABLE = "S recoverable\n(MLP)"  # the MLP probe's synergy group
@@ -52,12 +53,14 @@ def save(fig, path: Path, **kwargs) -> Path:
 def _groups(rows: list[dict]) -> list[tuple[str, str, str]]:
     """(label, task, probe) of each bar group: every task read by the linear probe on the fused
     representation, then synergy read by the MLP probe (recoverable) when it was probed."""
-    fused = [r for r in rows if r["representation"] == "fused"]
-    groups = [(short_name(t) + (" fused\n(linear)" if interaction_of(t) == "S" else ""), t, "linear") for t in TASK_NAMES
-              if any(r["task"] == t and r["probe"] == "linear" for r in fused)]
-    if any(r["task"] == "synergy" and r["probe"] == "mlp" for r in fused):
-        groups.append((S_RECOVERABLE, "synergy", "mlp"))
-    return groups
+    table = ProbeTable.of(rows)
+
+    def label(r: Readout) -> str:
+        if r.key == RECOVERABLE:
+            return S_RECOVERABLE
+        return short_name(r.task) + (" fused\n(linear)" if interaction_of(r.task) == "S" else "")
+    return [(label(r), r.task, r.probe) for r in readouts()
+            if table.trained(task=r.task, probe=r.probe, representation=r.representation)]
 
 
 def figure4(rows: list[dict], path: Path, plumbing: bool = False) -> Path:
@@ -67,7 +70,7 @@ def figure4(rows: list[dict], path: Path, plumbing: bool = False) -> Path:
     marker on its bar, the verdict line max(chance, init) + 5 as a short black line over it,
     a star where captured (never at a ``plumbing`` preset), and chance dashed."""
     groups = _groups(rows)
-    methods = sorted({r["method"] for r in rows if not r["method"].endswith("@init")})
+    methods = ProbeTable.of(rows).methods()
     colours = method_colours(methods)
     width = 0.8 / max(1, len(methods))
     fig = new_figure(figsize=(3.0 + 0.5 * len(groups) * max(2, len(methods)), 3.8))
@@ -82,7 +85,7 @@ def figure4(rows: list[dict], path: Path, plumbing: bool = False) -> Path:
                 continue
             x = g - 0.4 + width * (i + 0.5)
             name = display_name(m)
-            init = [r["balanced_accuracy"] for r in picked(f"{m}@init", task, probe)]
+            init = [r["balanced_accuracy"] for r in picked(control_of(m), task, probe)]
             v = verdict([r["balanced_accuracy"] for r in mine], init, chance(task), ses=[r.get("ba_se") for r in mine])
             # the error bar is the verdict's own 95% interval (verdict.INTERVAL)
             ax.bar(x, v.mean, width * 0.92, yerr=v.ci95 if v.ci95 > 0 else None, capsize=2,
@@ -121,7 +124,7 @@ def learning_curves(frames: Sequence, path: Path, probe: str = "linear",
 
     df = pd.concat(frames)
     df = df[(df["probe"] == probe) & (df["representation"] == "fused")]
-    tasks = [t for t in TASK_NAMES if t in set(df["task"])]
+    tasks = [t for t in task_names() if t in set(df["task"])]
     if not tasks:
         return None
     methods = sorted(set(df["method"]))
@@ -135,7 +138,7 @@ def learning_curves(frames: Sequence, path: Path, probe: str = "linear",
                      hue_order=[display_name(m) for m in methods], palette=palette, marker="o", ax=ax,
                      legend=ax is axes[0])
         ax.axhline(chance(task), color="grey", linestyle="--", linewidth=1, label="chance")
-        ref = sorted((r["epoch"], r["balanced_accuracy"]) for r in reference if r["task"] == task)
+        ref = sorted((r["epoch"], r["balanced_accuracy"]) for r in select(reference, task=task))
         if ref:
             ax.plot(*zip(*ref), color="black", linestyle=":", marker="x", markersize=4, linewidth=1.2,
                     label="CoMM as published")

@@ -8,7 +8,7 @@ import io
 from importlib import resources
 from typing import Optional, Sequence
 
-from comm_diag.probes.measure.readouts import select
+from comm_diag.probes.measure.table import select
 
 FOLLOWS_WITHIN = 3.0  # points of balanced accuracy: "follows the published curve"
 METHOD = "comm"  # the published curve is CoMM's
@@ -45,12 +45,13 @@ def fidelity(epoch_rows: Sequence[dict], method: str = METHOD, training: str = "
     as before 0.9) on the fused representation, the published value and their difference.
     The authors' own probe protocol (probe "authors") is compared when the runs were probed
     with it, else comm-diag's linear probe; each row says which ("probe")."""
-    mine = [r for r in epoch_rows if r.get("training", "unbiased") == training]
+    mine = select(epoch_rows, training=lambda t: (t or "unbiased") == training)
     probe = "authors" if select(mine, probe="authors", method=method) else "linear"
     out = []
     for ref in published_curve():
         got = [r["balanced_accuracy"] for r in select(mine, method=method, task=ref["task"], probe=probe,
-                                                      representation="fused") if int(r["epoch"]) == ref["epoch"]]
+                                                      representation="fused",
+                                                      epoch=lambda e, at=ref["epoch"]: int(e) == at)]
         if got:
             mean = sum(got) / len(got)
             out.append({**ref, "measured": mean, "difference": mean - ref["balanced_accuracy"], "probe": probe,
@@ -121,7 +122,7 @@ def variants_table(epoch_rows: Sequence[dict], methods: Sequence[str]) -> list[s
         for training, rows in by_training(epoch_rows, method).items():
             gaps[(method, training)] = sum(abs(r["difference"]) for r in rows) / len(rows)
             for epoch in sorted({r["epoch"] for r in rows}):
-                at = {r["task"]: r["difference"] for r in rows if r["epoch"] == epoch}
+                at = {r["task"]: r["difference"] for r in select(rows, epoch=epoch)}
                 cells = [f"{at[t]:+.1f}" if t in at else "–" for t in tasks]
                 mean = sum(abs(v) for v in at.values()) / len(at)
                 lines.append(f"| {method} | {training} | {rows[0]['probe']} | {epoch} | " + " | ".join(cells)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -14,9 +14,10 @@ import comm_diag.trifeature_gen as tg
 from comm_diag.comm.methods.registry import display_name
 from comm_diag.outputs import check as check_output, claim, write_file
 
-from comm_diag.probes.measure.readouts import levels_of, select, table_readouts, with_verdicts
+from comm_diag.probes.measure.readouts import legend, with_verdicts
 from comm_diag.probes.measure.suite import write_csv
-from comm_diag.probes.measure.tasks import TASK_NAMES
+from comm_diag.probes.measure.table import ProbeTable, known, select
+from comm_diag.probes.measure.tasks import reported_task, task_names
 from comm_diag.probes.measure.optimum import TOLERANCE
 from comm_diag.probes.measure.verdict import RULE, Verdict, over_seeds, with_interval
 from comm_diag.probes.report.conclusions import plumbing_note, plumbing_only
@@ -24,6 +25,7 @@ from comm_diag.probes.report.figures import figure4, learning_curves
 from comm_diag.probes.report.html_page import html_page, md_cell
 from comm_diag.probes.report.published import METHOD, fidelity_lines, published_curve
 from comm_diag.probes.report.runs import find_runs, run_meta
+from comm_diag.probes.report.result import StudyResult
 from comm_diag.probes.report.summary import SUMMARY_COLUMNS, summarize
 
 
@@ -34,7 +36,7 @@ def _fmt(v: Verdict) -> str:
 def unconverged_lines(rows: Sequence[dict]) -> list[str]:
     """A warning naming every probe row whose logistic fits did not all reach the stated
     optimum (``probes.measure.optimum``); nothing when they all did."""
-    bad = [r for r in rows if r.get("converged") is False]
+    bad = select(rows, converged=lambda c: c is False)
     if not bad:
         return []
     names = sorted({f"{r['method']} {r['task']} ({r['probe']}, {r['representation']}, seed {r['seed']})" for r in bad})
@@ -43,36 +45,34 @@ def unconverged_lines(rows: Sequence[dict]) -> list[str]:
             f"probes.json records each fit's iterations and final gradient."]
 
 
-def markdown_lines(result: dict, title: str, lead: Sequence[str] = (), tail: Sequence[str] = (),
+def markdown_lines(result: StudyResult, title: str, lead: Sequence[str] = (), tail: Sequence[str] = (),
                    figures: Sequence[str] = ()) -> list[str]:
     """The report as markdown lines (pure): the title, ``lead`` (check's conclusion), the
     verdict table, synergy by representation, the information panel, ``tail`` (a study's
     expectations and sections), the verdict rule and ``figures`` (file names)."""
-    rows, ver, notes = result["rows"], result["verdicts"], result["notes"]
+    rows, ver, notes = result.rows, result.verdicts, result.notes
     n = max((v.n_seeds for vs in ver.values() for v in vs.values()), default=1)
-    smoke = plumbing_note(result.get("presets", []), result.get("train_epochs", (1,)))
-    columns = table_readouts(result)
+    smoke = plumbing_note(result.presets, result.train_epochs)
+    columns = result.columns()
     lines = [f"# {title}", "", *([*smoke, ""] if smoke else []), *([*lead, ""] if lead else []),
-             f"comm-diag {tg.__version__}. Runs: {result['runs']}.", "",
+             f"comm-diag {tg.__version__}. Runs: {result.runs}.", "",
              "Linear probe (class-weighted logistic regression) on the fused representation, balanced "
              f"accuracy in % on the unbiased test pairs ({'mean ' + over_seeds(n) if n > 1 else 'one seed'}, ± the "
-             "95% interval of the verdict rule below). "
-             "R: shape (shared), U: texture of x1, U2: texture of x2, S: synergy label, fused into the "
-             "representation. S recoverable: the same synergy label read by an MLP probe (one hidden layer) on "
-             "the same representation. In brackets: max(chance, the same architecture at random initialisation).",
+             "95% interval of the verdict rule below). " + legend(columns)
+             + " In brackets: max(chance, the same architecture at random initialisation).",
              "", "| method | " + " | ".join(c.label for c in columns) + " | "
              + " | ".join(f"verdict {c.label}" for c in columns) + " | seeds | source |",
              "|---|" + "---|" * (2 * len(columns) + 2)]
     for m, vs in ver.items():
-        both = levels_of(result, m)
+        both = result.levels(m)
         cells = [f"{_fmt(both[c.key])} [{both[c.key].control:.1f}]" if c.key in both else "–" for c in columns]
         verd = [both[c.key].verdict if c.key in both else "–" for c in columns]
         seeds = max((v.n_seeds for v in vs.values()), default=0)
         lines.append(f"| {md_cell(display_name(m))} | {' | '.join(cells)} | {' | '.join(verd)} | {seeds} | "
                      f"{md_cell(notes.get(m, ''))} |")
     lines += ["", SYNERGY_LEVELS]
-    syn = [r for r in rows if r["task"] == "synergy" and r["probe"] == "linear" and r["auroc"] is not None
-           and r["representation"] in ("fused", "modality1", "modality2") and not r["method"].endswith("@init")]
+    syn = rows.trained(task=reported_task("S"), probe="linear", auroc=known,
+                       representation=("fused", "modality1", "modality2"))
     if syn:
         lines += ["", f"Synergy by representation (balanced accuracy / AUROC, "
                   f"{'mean ' + over_seeds(n) if n > 1 else 'one seed'}): "
@@ -96,7 +96,7 @@ def markdown_lines(result: dict, title: str, lead: Sequence[str] = (), tail: Seq
     return lines
 
 
-def render(result: dict, out: Path | str, title: str = "comm-diag report", lead: Sequence[str] = (),
+def render(result: StudyResult, out: Path | str, title: str = "comm-diag report", lead: Sequence[str] = (),
            tail: Sequence[str] = ()) -> dict:
     """Write a summarized result (``summarize``) to ``out``: summary.csv, figure4.png,
     learning_curves.png (runs probed during training), report.md and report.html (one page,
@@ -105,15 +105,15 @@ def render(result: dict, out: Path | str, title: str = "comm-diag report", lead:
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(out / "summary.csv", with_verdicts(result["rows"], plumbing_only(result.get("presets", []))),
-              SUMMARY_COLUMNS)
-    figures = [figure4(result["rows"], out / "figure4.png", plumbing_only(result.get("presets", []))).name]
+    plumbing = plumbing_only(result.presets)
+    write_csv(out / "summary.csv", with_verdicts(result.rows, plumbing), SUMMARY_COLUMNS)
+    figures = [figure4(result.rows, out / "figure4.png", plumbing).name]
     # runs of the paper preset on its data are compared with the authors' published curve (published.py)
-    paper = result.get("published_comparable", False) and any(r["method"] == METHOD for r in result["epochs"])
+    paper = result.published_comparable and bool(result.epochs.select(method=METHOD))
     reference = published_curve() if paper else ()
     if paper:
-        lead = [*fidelity_lines(result["epochs"]), "", *lead]
-    curves = learning_curves([pd.DataFrame(result["epochs"])] if result["epochs"] else [],
+        lead = [*fidelity_lines(list(result.epochs)), "", *lead]
+    curves = learning_curves([pd.DataFrame(list(result.epochs))] if result.epochs else [],
                              out / "learning_curves.png", reference=reference)
     figures += [curves.name] if curves else []
     text = "\n".join(markdown_lines(result, title, lead, tail, figures)) + "\n"
@@ -122,7 +122,7 @@ def render(result: dict, out: Path | str, title: str = "comm-diag report", lead:
     return result
 
 
-def write_report(runs: Sequence[Path], out: Path | str, title: str = "comm-diag report") -> dict:
+def write_report(runs: Sequence[Path], out: Path | str, title: str = "comm-diag report") -> StudyResult:
     """``render(summarize(runs), out, title)``: the report of some probed runs."""
     return render(summarize(runs), out, title)
 
@@ -136,32 +136,30 @@ SYNERGY_LEVELS = ("Synergy is read at two levels. **Fused into the representatio
                   "its own random-initialisation control.")
 
 
-def information_panel(rows: list[dict], probe: str = "linear", representation: str = "fused",
+def information_panel(rows: Iterable[dict], probe: str = "linear", representation: str = "fused",
                       n_seeds: int = 1) -> list[str]:
     """Markdown lines: per method and task, the probe's lower bound on I(Z; T) in bits and the
     fraction of the task's exact interaction bits (the dataset's PID) it reaches."""
-    keep = [r for r in rows if r["probe"] == probe and r["representation"] == representation
-            and r.get("bits") is not None and not r["method"].endswith("@init")]
+    keep = ProbeTable.of(rows).trained(probe=probe, representation=representation, bits=known)
     if not keep:
         return []
-    tasks = [t for t in TASK_NAMES if any(r["task"] == t for r in keep)]
+    tasks = [t for t in task_names() if select(keep, task=t)]
     exact = {}  # task -> its exact bits, as the probe rows record them (bits / fraction)
-    for r in keep:
-        if r.get("bits_fraction"):
-            exact.setdefault(r["task"], r["bits"] / r["bits_fraction"])
-    known = ", ".join(f"{t} {exact[t]:.3g}" for t in tasks if t in exact)
+    for r in select(keep, bits_fraction=bool):
+        exact.setdefault(r["task"], r["bits"] / r["bits_fraction"])
+    stated = ", ".join(f"{t} {exact[t]:.3g}" for t in tasks if t in exact)
     lines = ["", f"Information in bits ({probe} probe, {representation} representation, "
              f"{'mean ' + over_seeds(n_seeds) if n_seeds > 1 else 'one seed'}): the lower bound I(Z; T) >= "
              "H(T) - CE(T | Z) from the probe's probabilities calibrated on its held-out probe split (a temperature "
              "and one offset per class; never on test), and in "
              "brackets the fraction of the task's exact interaction bits in the test law (the dataset's PID"
-             + (f": {known} bits" if known else "") + ").", "",
+             + (f": {stated} bits" if stated else "") + ").", "",
              "| method | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
     for m in sorted({r["method"] for r in keep}):
         cells = []
         for t in tasks:
             sel = select(keep, method=m, task=t)
-            frac = [r["bits_fraction"] for r in sel if r.get("bits_fraction") is not None]
+            frac = [r["bits_fraction"] for r in select(sel, bits_fraction=known)]
             cells.append(f"{np.mean([r['bits'] for r in sel]):.2f} [{100 * np.mean(frac):.0f}%]" if sel and frac
                          else (f"{np.mean([r['bits'] for r in sel]):.2f}" if sel else "–"))
         lines.append(f"| {md_cell(display_name(m))} | " + " | ".join(cells) + " |")
@@ -171,7 +169,7 @@ def information_panel(rows: list[dict], probe: str = "linear", representation: s
 REPORT_RECORD = "report.json"  # marks a folder as a report (``comm_diag.outputs``)
 
 
-def report(paths: Sequence[Path | str], out: Path | str, *, mix_datasets: bool = False) -> dict:
+def report(paths: Sequence[Path | str], out: Path | str, *, mix_datasets: bool = False) -> StudyResult:
     """``comm-diag report``: every probed run at or below ``paths`` into the report folder
     ``out``, claimed like every output (``comm_diag.outputs``: absent, empty, or a report
     already; never a user's folder, a run or a dataset), marked by OUT/report.json (the

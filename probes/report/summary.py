@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Sequence
 
 from comm_diag.probes.measure.readouts import RECOVERABLE, verdicts
+from comm_diag.probes.measure.table import ProbeTable, model_of
+from comm_diag.probes.report.result import StudyResult
 from comm_diag.probes.measure.verdict import as_plumbing
 from comm_diag.probes.report.conclusions import plumbing_only
 from comm_diag.probes.measure.suite import PROBE_COLUMNS
@@ -25,7 +27,7 @@ def summary_rows(runs: Sequence[Path]) -> tuple[list[dict], dict[str, str]]:
     for run in runs:
         rows, biased = read_rows(run)
         for r in rows:
-            base = r["method"].removesuffix("@init")
+            base = model_of(r["method"])
             by_method.setdefault(base, {}).setdefault(biased, []).append(r)
     out, notes = [], {}
     for method, kinds in by_method.items():
@@ -46,15 +48,16 @@ VERDICT_PROBE = "linear"  # the probe every verdict reads (the MLP's reads S-rec
 SUMMARY_COLUMNS = (*PROBE_COLUMNS, "low", "high", "line", "verdict")
 
 
-def summarize(runs: Sequence[Path]) -> dict:
+def summarize(runs: Sequence[Path]) -> StudyResult:
     """Everything a report says, read from the runs (nothing written): the Figure-4 rows and
     where they came from ("rows", "notes"), the verdicts of the linear probe per method and
     interaction ("verdicts"), of the MLP probe on synergy ("s_recoverable"), and the rows
     probed during training ("epochs"). Every run is read (or refused) here."""
     rows, notes = summary_rows(runs)
-    if not any(not r["method"].endswith("@init") for r in rows):
+    table = ProbeTable.of(rows)
+    if not table.trained():
         raise ReportError("the runs hold no probe results of a trained model")
-    if not any(r["probe"] == VERDICT_PROBE and not r["method"].endswith("@init") for r in rows):
+    if not table.trained(probe=VERDICT_PROBE):
         found = ", ".join(sorted({r["probe"] for r in rows}))
         raise ReportError(f"the runs were probed with {found} only; verdicts read the {VERDICT_PROBE} probe: "
                           f"run `comm-diag probe RUN --probe {VERDICT_PROBE},{found}` first")
@@ -65,8 +68,8 @@ def summarize(runs: Sequence[Path]) -> dict:
     mark = as_plumbing if plumbing_only(presets) else (lambda v: v)  # a plumbing preset claims nothing
 
     def judged(probe: str) -> dict:
-        return {m: {k: mark(v) for k, v in vs.items()} for m, vs in verdicts(rows, probe=probe).items()}
-    return {"rows": rows, "notes": notes, "verdicts": judged(VERDICT_PROBE),
-            "s_recoverable": {m: v[RECOVERABLE] for m, v in judged("mlp").items() if v},
-            "epochs": epoch_rows(runs), "runs": len(runs), "presets": presets, "train_epochs": train_epochs,
-            "published_comparable": published}
+        return {m: {k: mark(v) for k, v in vs.items()} for m, vs in verdicts(table, probe=probe).items()}
+    return StudyResult(rows=table, notes=notes, verdicts=judged(VERDICT_PROBE),
+                       s_recoverable={m: v[RECOVERABLE] for m, v in judged("mlp").items() if v},
+                       epochs=ProbeTable.of(epoch_rows(runs)), runs=len(runs), presets=tuple(presets),
+                       train_epochs=tuple(train_epochs), published_comparable=published)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from comm_diag.comm.run_folder import LOG, PROBES_BY_EPOCH, PROBES_CSV, read_config
 from comm_diag.errors import MissingExtra, OutputError
+from comm_diag.probes.measure.table import ProbeTable
 from comm_diag.received import no_links, read_json
 
 FOLDER = "tensorboard"
@@ -96,9 +97,7 @@ def export(run: Path | str) -> Path:
                     w.add_scalar(f"loss/{term}", float(r[term]), step)
                 w.add_scalar("train/lr", float(r["lr"]), step)
                 w.add_scalar("train/pairs_per_s", float(r["pairs_per_s"]), step)
-            for r in probed:
-                if r["method"].endswith("@init"):
-                    continue  # the control is a horizontal line: it is in probes.csv
+            for r in ProbeTable.of(probed).trained():  # a control is a horizontal line: it is in probes.csv
                 tag = f"{r['probe']}/{r['representation']}/{r['task']}"
                 w.add_scalar(f"probe/{tag}", float(r["balanced_accuracy"]), int(r["epoch"]))
                 if r.get("bits"):

@@ -25,7 +25,7 @@ from comm_diag.comm.runtime import resolve_device
 from comm_diag.probes.studies import pipeline
 from comm_diag.probes.report.conclusions import conclude, next_step, plumbing_only
 from comm_diag.probes.studies.dose import DOSE_LEVELS, dose_study
-from comm_diag.probes.measure.readouts import alone_verdicts, levels_of
+from comm_diag.probes.report.result import StudyResult
 from comm_diag.probes.studies.study import Study
 from comm_diag.probes.hooks import Hooks
 from comm_diag.probes.studies.sweep import Variant
@@ -67,15 +67,15 @@ def against_comm(mine: dict[str, Verdict], comm: dict[str, Verdict], label: str,
             f"the budget is too small to tell; {advice}."]
 
 
-def conclusion_of(result: dict, label: str) -> str:
+def conclusion_of(result: StudyResult, label: str) -> str:
     """The check's conclusion about the method ``label``, from a study's result
     (``report.summary.summarize``): ``conclusions.conclude`` on its verdicts, then what CoMM's
     verdict at the same budget says about its synergy; at a plumbing preset, that nothing is claimed."""
-    presets = result.get("presets", [])
-    mine = levels_of(result, label)
-    said = conclude(mine, label, plumbing=plumbing_only(presets), alone=alone_verdicts(result["rows"], label))
+    presets = result.presets
+    mine = result.levels(label)
+    said = conclude(mine, label, plumbing=plumbing_only(presets), alone=result.alone(label))
     if not plumbing_only(presets):
-        said += against_comm(mine, result["verdicts"].get("comm", {}), label,
+        said += against_comm(mine, result.verdicts.get("comm", {}), label,
                              next_step(presets, gpu=resolve_device("auto").type == "cuda"))
     return " ".join(said)
 
@@ -120,7 +120,8 @@ def check_study(target: str, controls: Sequence[str] = CONTROLS, dose: Sequence[
 
 def check(target: str, out: Path | str, *, controls: Sequence[str] = CONTROLS, dose: Sequence[str] = (),
           levels: Optional[Sequence[float] | str] = None, settings: Optional[Mapping[str, Any]] = None,
-          hooks: Optional[Hooks] = None, progress: str = "auto", executor: str = "local", **options) -> dict:
+          hooks: Optional[Hooks] = None, progress: str = "auto", executor: str = "local",
+          **options) -> StudyResult:
     """Train and probe ``target`` (a method name, see ``comm_diag.comm.methods.plugins``) beside the
     controls; write OUT/report.md, OUT/summary.csv, OUT/figure4.png. With ``dose`` (e.g.
     ("synergy",)): its dose-response curve beside the controls' (``probes.studies.dose``: OUT/dose.csv,
@@ -129,15 +130,15 @@ def check(target: str, out: Path | str, *, controls: Sequence[str] = CONTROLS, d
     study, label = check_study(target, controls, dose, levels, settings)
     result = pipeline.run_with(study, out, hooks=hooks, progress=progress, executor=executor, **options)
     if dose:  # the method's own readings: where it captures each interaction, how much of it
-        said = " ".join(r for r in result["outputs"].get("readings", []) if r.startswith(f"{label}:"))
+        said = " ".join(r for r in result.outputs.get("readings", []) if r.startswith(f"{label}:"))
     else:
         said = conclusion_of(result, label)
-    return {**result, "label": label, "conclusion": said}
+    return result.with_(label=label, conclusion=said)
 
 
-def unmet(result: dict, required: Sequence[str]) -> list[str]:
+def unmet(result: StudyResult, required: Sequence[str]) -> list[str]:
     """The required interactions (R/U/S keys) the user's method did not capture."""
-    mine = result["verdicts"].get(result["label"], {})
+    mine = result.verdicts.get(result.label, {})
     return [k for k in required if k not in mine or mine[k].verdict != "captured"]
 
 

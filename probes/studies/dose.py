@@ -42,7 +42,7 @@ from comm_diag.trifeature_gen.pid import attribute_information, attribute_law
 from comm_diag.probes.measure.backends import backend_for
 from comm_diag.probes.measure.classifiers import PROBES
 from comm_diag.probes.report.html_page import md_cell
-from comm_diag.probes.measure.readouts import select
+from comm_diag.probes.measure.table import control_of, select
 from comm_diag.probes.studies.study import Expectation, Study
 
 from comm_diag.probes.measure.suite import write_csv
@@ -153,7 +153,7 @@ def dose_study(interactions: Sequence[str] = ("synergy",), levels: Sequence[floa
                                               f"{', '.join(f'{x:g}' for x in levels)}", **study_fields}
     return Study(variants=variants, expectations=tuple(expectations),
                  outputs=lambda result, datasets, out: write_dose(
-                     dose_table(result["rows"], datasets, doses), out), **fields)
+                     dose_table(result.rows, datasets, doses), out), **fields)
 
 
 def _mean(xs: list[float]) -> Optional[float]:
@@ -201,7 +201,7 @@ def dose_table(rows: list[dict], datasets: dict[str, tg.Dataset], doses: dict[st
             scores = pick(label, "balanced_accuracy")
             if not scores:
                 continue  # not run yet (--only) or not probed
-            init = pick(f"{label}@init", "balanced_accuracy")
+            init = pick(control_of(label), "balanced_accuracy")
             mine = select(rows, method=label, task=dose.task, probe=probe, representation=representation)
             v = verdict(scores, init, chance(dose.task, ds.spec), ses=[r.get("ba_se") for r in mine])
             bits = _mean(pick(label, "bits"))
@@ -209,7 +209,7 @@ def dose_table(rows: list[dict], datasets: dict[str, tg.Dataset], doses: dict[st
                         "level": level, "dose_bits": dose_bits, "balanced_accuracy": v.mean,
                         "ci95": v.ci95, "seeds": v.n_seeds, "bits": bits, "ceiling_bits": ceiling,
                         "bits_fraction": bits / ceiling if bits is not None and ceiling else None,
-                        "init_balanced_accuracy": v.init, "init_bits": _mean(pick(f"{label}@init", "bits")),
+                        "init_balanced_accuracy": v.init, "init_bits": _mean(pick(control_of(label), "bits")),
                         "chance": chance(dose.task, ds.spec), "line": v.threshold, "verdict": v.verdict})
         for level, (ds, dose_bits, ceiling) in sorted(levels.items()):
             out.append(_reference_rows(dose, name, ds, level, dose_bits, ceiling))
@@ -221,9 +221,9 @@ def readings(table: list[dict]) -> list[str]:
     interaction, and the fraction of the ceiling it reaches at full strength."""
     lines = []
     for name, method in dict.fromkeys((r["interaction"], r["method"]) for r in table):
-        arm = [r for r in table if r["interaction"] == name and r["method"] == method]
+        arm = select(table, interaction=name, method=method)
         top = arm[-1]
-        got = [r["level"] for r in arm if r["verdict"] == "captured"]
+        got = [r["level"] for r in select(arm, verdict="captured")]
         missed = [r["level"] for r in arm if got and r["level"] > got[0] and r["verdict"] != "captured"]
         at = {r["level"]: r["dose_bits"] for r in arm}
         where = (f"does not capture {name} at any level" if not got else
@@ -253,10 +253,10 @@ def dose_figure(table: list[dict], path: Path) -> Path:
     fig = new_figure(figsize=(max(6.4, 4.6 * len(names)), 6.6))
     axes = fig.subplots(2, len(names), squeeze=False, sharex="col")
     for col, name in enumerate(names):
-        rows = [r for r in table if r["interaction"] == name]
+        rows = select(table, interaction=name)
         top, bottom = axes[0, col], axes[1, col]
         for m in methods + [REFERENCE]:
-            arm = sorted((r for r in rows if r["method"] == m), key=lambda r: r["level"])
+            arm = sorted(select(rows, method=m), key=lambda r: r["level"])
             if not arm:
                 continue
             x = [r["dose_bits"] for r in arm]

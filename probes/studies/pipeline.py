@@ -30,7 +30,6 @@ from comm_diag.outputs import write_file
 from comm_diag.probes.studies.executors import check_options, run_jobs
 from comm_diag.probes.report.html_page import md_cell
 from comm_diag.probes.report.progress import progress as progress_hooks
-from comm_diag.probes.measure.readouts import select
 from comm_diag.probes.report.render import render
 from comm_diag.probes.report.summary import summarize
 from comm_diag.probes.report.conclusions import plumbing_only
@@ -38,7 +37,8 @@ from comm_diag.probes.studies.study import Measured, Study, check_expectations
 from comm_diag.probes.hooks import Hooks
 from comm_diag.probes.studies.sweep import (RunJob, dataset_spec, folders, given_datasets, plan, study_folder,
                                            variant_datasets)
-from comm_diag.probes.measure.tasks import INTERACTIONS
+from comm_diag.probes.measure.readouts import readouts
+from comm_diag.probes.measure.table import ProbeTable
 from comm_diag.probes.report.tensorboard import writer_class
 
 
@@ -118,14 +118,17 @@ def only_run(jobs: list[RunJob], only: Optional[int]) -> list[RunJob]:
 
 
 def curve_means(epoch_rows: Sequence[dict]) -> dict[str, dict[str, Optional[float]]]:
-    """label -> R/U/S -> mean linear-probe accuracy (fused) over probed epochs >= 1 and seeds
-    (``report.summary.summarize``'s "epochs" rows)."""
-    acc: dict[str, dict[str, list[float]]] = {}
-    for r in select(epoch_rows, probe="linear", representation="fused"):
-        if r["epoch"] >= 1:
-            acc.setdefault(r["method"], {}).setdefault(r["task"], []).append(r["balanced_accuracy"])
-    return {m: {k: float(np.mean(t[task])) if task in t else None for k, task in INTERACTIONS.items()}
-            for m, t in acc.items()}
+    """label -> readout key (R, U, U2, S, any task added) -> mean linear-probe accuracy (fused)
+    over probed epochs >= 1 and seeds (``report.summary.summarize``'s "epochs" rows)."""
+    trained = ProbeTable.of(epoch_rows)
+    linear = [r for r in readouts() if r.probe == "linear"]
+    out: dict[str, dict[str, Optional[float]]] = {}
+    for m in trained.methods(probe="linear", epoch=lambda e: e >= 1):
+        means = {r.key: [x["balanced_accuracy"] for x in trained.select(
+            method=m, task=r.task, probe=r.probe, representation=r.representation, epoch=lambda e: e >= 1)]
+            for r in linear}
+        out[m] = {k: float(np.mean(v)) if v else None for k, v in means.items()}
+    return out
 
 
 NOT_COMPARED = "not compared: the smoke preset is a plumbing check only"
@@ -141,11 +144,13 @@ def expectation_lines(study: Study, checks: list, curves: dict, plumbing: bool =
                                                 "was measured)"}
     lines = [f"## Expected pattern: {study.description}", "",
              *[f"- {text}: **{mark[ok]}**" for text, ok in checks]]
-    if any(c for c in curves.values()):
-        lines += ["", "Mean accuracy over the probed epochs >= 1 (learning speed):", "",
-                  "| variant | R | U | S |", "|---|---|---|---|"]
+    keys = [k for k in dict.fromkeys(k for c in curves.values() for k, x in c.items() if x is not None)]
+    if keys:
+        lines += ["", "Mean accuracy over the probed epochs >= 1 (learning speed; linear probe, fused "
+                  "representation):", "", "| variant | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
         for v, c in curves.items():
-            lines.append(f"| {md_cell(v)} | " + " | ".join("–" if c[k] is None else f"{c[k]:.1f}" for k in "RUS") + " |")
+            lines.append(f"| {md_cell(v)} | " + " | ".join("–" if c.get(k) is None else f"{c[k]:.1f}" for k in keys)
+                         + " |")
     return lines
 
 
@@ -193,9 +198,9 @@ def run(study: Study, out: Path | str, settings: StudySettings = StudySettings()
         runs = [Path(j.run) for j in jobs if probe_record(j.run)]  # probed whole
         result = summarize(runs)  # summarize -> the study's reading of it -> render
         lead = list(study.lead(result)) if study.lead else []
-        measured = Measured(result["verdicts"], curve_means(result["epochs"]), tuple(result["epochs"]),
-                            result.get("published_comparable", False))
-        plumbing = plumbing_only(result["presets"])  # a plumbing run compares nothing with the paper's patterns
+        measured = Measured(result.verdicts, curve_means(result.epochs), tuple(result.epochs),
+                            result.published_comparable)
+        plumbing = plumbing_only(result.presets)  # a plumbing run compares nothing with the paper's patterns
         expectations = [(e.text, None) for e in study.expectations] if plumbing else \
             check_expectations(study, measured)
         outputs = study.outputs(result, trained_on, out) if study.outputs else {}
@@ -210,8 +215,8 @@ def run(study: Study, out: Path | str, settings: StudySettings = StudySettings()
             "configs": {j.label: j.config for j in reversed(jobs)},
             "runs": [str(r) for r in runs],
             "expectations": [{"text": t, "held": ok} for t, ok in expectations]}, indent=2))
-    return {**result, "lead": lead, "expectations": expectations,
-            "outputs": {k: v for k, v in outputs.items() if k != "section"}}
+    return result.with_(lead=tuple(lead), expectations=tuple(expectations),
+                        outputs={k: v for k, v in outputs.items() if k != "section"})
 
 
 def run_with(study: Study, out: Path | str, *, hooks: Optional[Hooks] = None, progress: str = "auto",

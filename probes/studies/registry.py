@@ -12,6 +12,8 @@ from comm_diag.probes.report.published import FOLLOWS_WITHIN, fidelity_lines, va
 from comm_diag.probes.studies.study import Expectation, Measured, Study, check_expectations
 from comm_diag.probes.studies.sweep import Variant
 from comm_diag.probes.measure.verdict import MARGIN
+from comm_diag.probes.report.result import StudyResult
+from comm_diag.trifeature_gen.tasks import INTERACTION_NAMES
 
 
 def _below(m: Measured, a: str, b: str, k: str, by: float = 0.0) -> bool:
@@ -21,7 +23,7 @@ def _below(m: Measured, a: str, b: str, k: str, by: float = 0.0) -> bool:
 def _slower(m: Measured, a: str, b: str) -> bool:
     """a's learning curves lie below b's on average over R, U and S."""
     ca, cb = m.curve_mean[a], m.curve_mean[b]
-    keys = [k for k in "RUS" if ca.get(k) is not None and cb.get(k) is not None]
+    keys = [k for k in INTERACTION_NAMES if ca.get(k) is not None and cb.get(k) is not None]
     return bool(keys) and float(np.mean([ca[k] for k in keys])) < float(np.mean([cb[k] for k in keys]))
 
 
@@ -35,7 +37,7 @@ LOSS = Study(
         Expectation("masked terms only: R and U are captured", lambda m: m.captured("masked_only", "R")
                     and m.captured("masked_only", "U")),
         Expectation("masked terms only: S is not captured", lambda m: not m.captured("masked_only", "S")),
-        Expectation("full loss: R, U and S are all captured", lambda m: all(m.captured("full", k) for k in "RUS")),
+        Expectation("full loss: R, U and S are all captured", lambda m: all(m.captured("full", k) for k in INTERACTION_NAMES)),
         Expectation("I(Z', Z'') only learns more slowly than the full loss (mean probe accuracy over "
                     "the probed epochs, averaged over R, U, S)", lambda m: _slower(m, "full_only", "full")),
     ),
@@ -68,24 +70,24 @@ AUGMENT = Study(
            Variant("color_on_both", {"method": "comm", "aug1": "color", "aug2": "color"})),
     expectations=(
         Expectation("augmenting both modalities captures R, U and S",
-                    lambda m: all(m.captured("all_on_both", k) for k in "RUS")),
+                    lambda m: all(m.captured("all_on_both", k) for k in INTERACTION_NAMES)),
         Expectation("no augmentation is below augmenting both on at least two of R, U, S",
-                    lambda m: sum(_below(m, "none", "all_on_both", k) for k in "RUS") >= 2),
+                    lambda m: sum(_below(m, "none", "all_on_both", k) for k in INTERACTION_NAMES) >= 2),
         Expectation("augmenting one modality only is below augmenting both on at least one of R, U, S",
-                    lambda m: all(any(_below(m, v, "all_on_both", k) for k in "RUS")
+                    lambda m: all(any(_below(m, v, "all_on_both", k) for k in INTERACTION_NAMES)
                                   for v in ("all_on_1", "all_on_2"))),
     ),
 )
 
-def _fidelity_lead(result: dict) -> list[str]:
+def _fidelity_lead(result: StudyResult) -> list[str]:
     """One fidelity line per variant: its CoMM curve against the published one."""
-    labels = sorted({r["method"] for r in result["epochs"] if not r["method"].endswith("@init")})
-    if not result.get("published_comparable", False):
+    labels = result.epochs.methods()
+    if not result.published_comparable:
         return ["## Fidelity to the published curve", "", "Not compared: the published curve is compared only "
                 "with runs of the paper preset on the paper's data (224 px, 10,000 pairs, every test pair)."]
-    table = variants_table(result["epochs"], labels)
+    table = variants_table(list(result.epochs), labels)
     return ["## Fidelity to the published curve", ""] + [
-        f"- **{label}**: " + " ".join(fidelity_lines(result["epochs"], method=label)) for label in labels] + (
+        f"- **{label}**: " + " ".join(fidelity_lines(list(result.epochs), method=label)) for label in labels] + (
         ["", "Measured - published, points of balanced accuracy (fused representation):", "", *table] if table else [])
 
 

@@ -36,7 +36,6 @@ from comm_diag.probes.measure.tasks import tasks_after
 # What a run on each kind of data measures (each task declares the data it is read after),
 # and where: R and U on the fused representation, S also on each modality alone (synergy
 # only in the fused one is the signature of fusion). Probing only these cuts probe time by ~3x.
-TASKS_OF = {kind: tasks_after(kind) for kind in ("unbiased", "synergy", "all")}
 REPRESENTATIONS_OF: dict[str, Optional[tuple[str, ...]]] = {"unbiased": ("fused",), "synergy": None, "all": None}
 # Synergy at two levels: the linear probe on the fused representation asks whether the
 # representation computed it ("fused into"); the MLP probe on it, whether it can be
@@ -289,7 +288,7 @@ def is_done(job: RunJob) -> bool:
     cfg = TrainConfig.from_dict(job.config)
     run = Path(job.run)
     return cfg.epochs in _trained_epochs(run, cfg) and \
-        probe_record(run, curve=bool(job.every), probes=job.probes, tasks=TASKS_OF[job.kind])
+        probe_record(run, curve=bool(job.every), probes=job.probes, tasks=tasks_after(job.kind))
 
 
 def training_of(job: RunJob, hooks: Hooks) -> Optional[TrainJob]:
@@ -321,7 +320,7 @@ def execute(job: RunJob, hooks: Optional[Hooks] = None) -> str:
     if todo is not None:
         train(cfg, ds, run, resume=todo.resume, on_step=hooks.on_step)
     hooks.on_stage(f"{job.name}: probing")
-    probe_run(run, data=ds, label=job.label, every=job.every, probes=job.probes, tasks=TASKS_OF[job.kind],
+    probe_run(run, data=ds, label=job.label, every=job.every, probes=job.probes, tasks=tasks_after(job.kind),
               representations=REPRESENTATIONS_OF[job.kind], also=ALSO_OF[job.kind],
               device=cfg.device, method=cfg.method)  # features on the training device
     if job.tensorboard:

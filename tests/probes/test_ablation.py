@@ -96,11 +96,11 @@ def test_study_runs_probes_and_reports(fusion_study):
         assert f"{e['text']}: **{NOT_COMPARED}**" in report
     assert "did NOT hold" not in report and "**held**" not in report
     # the rule itself still reads the verdicts: the third expectation recomputed from summary.csv
-    from comm_diag.probes.measure.tasks import INTERACTIONS
+    from comm_diag.probes.measure.tasks import interactions
     from comm_diag.probes.studies.registry import STUDIES
     from comm_diag.probes.studies.study import Measured, check_expectations
 
-    u = {r["method"]: float(r["balanced_accuracy"]) for r in rows if r["task"] == INTERACTIONS["U"]
+    u = {r["method"]: float(r["balanced_accuracy"]) for r in rows if r["task"] == interactions()["U"]
          and r["probe"] == "linear" and r["representation"] == "fused"}
     checks = check_expectations(STUDIES["fusion"], Measured(result["verdicts"], {}, ()))
     assert checks[2][1] is (u["linear"] < u["attention"])

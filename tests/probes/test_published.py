@@ -79,7 +79,7 @@ def test_a_report_opens_with_the_fidelity_line_only_for_the_papers_preset_and_da
     render(result, tmp_path / "rep")
     lead = (tmp_path / "rep" / "report.md").read_text().split("comm-diag 0")[0]  # before the version line
     assert "published curve" not in lead
-    render({**result, "published_comparable": True}, tmp_path / "rep2")
+    render(result.with_(published_comparable=True), tmp_path / "rep2")
     lead = (tmp_path / "rep2" / "report.md").read_text().split("comm-diag 0")[0]
     assert "no probed epoch of this report matches an epoch of the published curve" in lead  # epoch 1 is not
     assert (tmp_path / "rep" / "learning_curves.png").stat().st_size > 10_000

@@ -61,9 +61,13 @@ def _result(presets, epochs, seeds=1):
     """A summarized result's verdict part, from the verdict rule on given scores."""
     scores = {"comm": {"R": [95.0], "U": [45.0], "S": [70.0]}, "cross": {"R": [99.0], "U": [12.0], "S": [49.0]}}
     line = {"R": 10.0, "U": 10.0, "S": 50.0}
-    return {"presets": presets, "train_epochs": epochs, "rows": [],
-            "verdicts": {m: {k: verdict(s * seeds, [], line[k], ses=[0.8] * seeds) for k, s in by.items()}
-                         for m, by in scores.items()}}
+    from comm_diag.probes.measure.table import ProbeTable
+    from comm_diag.probes.report.result import StudyResult
+
+    return StudyResult(rows=ProbeTable(), notes={}, s_recoverable={}, epochs=ProbeTable(), runs=1,
+                       presets=tuple(presets), train_epochs=tuple(epochs),
+                       verdicts={m: {k: verdict(s * seeds, [], line[k], ses=[0.8] * seeds) for k, s in by.items()}
+                                 for m, by in scores.items()})
 
 
 def test_overview_says_what_each_method_captured_how_sure_and_what_next():
@@ -94,9 +98,9 @@ def test_the_check_table_keeps_words_whole_at_80_columns():
 
     from comm_diag import tables
 
-    result = {**_result(["cpu"], [6]), "rows": []}
-    result["verdicts"]["LateFusionSimCLR"] = result["verdicts"]["comm"]
-    result["verdicts"]["cross_self"] = result["verdicts"]["cross"]
+    result = _result(["cpu"], [6])
+    result.verdicts["LateFusionSimCLR"] = result.verdicts["comm"]
+    result.verdicts["cross_self"] = result.verdicts["cross"]
     console = Console(width=80, record=True)
     console.print(tables.check(result, "LateFusionSimCLR"))
     text = console.export_text()
