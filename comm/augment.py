@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from comm_diag.comm.runtime import full_precision, global_seed_within
+
 TRANSFORMS = ("crop", "flip", "rotate", "jitter", "grayscale", "blur")
 SIMCLR = ("crop", "flip", "jitter", "grayscale", "blur")
 POLICIES = {
@@ -117,7 +119,7 @@ class Augment:
     def __call__(self, x: Tensor, gen: torch.Generator) -> Tensor:
         # pixels stay fp32 under a bf16 training autocast (the blur convolution and the
         # crop's grid would otherwise be computed in bf16)
-        with torch.autocast(x.device.type, enabled=False):
+        with full_precision(x.device):
             return self._apply(x.float(), gen)
 
     def _apply(self, x: Tensor, gen: torch.Generator) -> Tensor:
@@ -148,8 +150,7 @@ class Augment:
         ])
         # torchvision draws from torch's global generator: seeded from the step's, then restored
         seed = int(torch.randint(0, 2**62, (1,), generator=gen, device=gen.device))  # a host read, once a call
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with global_seed_within(seed):
             return torch.stack([pipeline(img) for img in x])
 
     def _crop_flip(self, x: Tensor, gen: torch.Generator, crop: bool, flip: bool, rotate: bool = False) -> Tensor:

@@ -19,6 +19,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from comm_diag.comm.runtime import gpu_available
+
 TIMEOUT = timedelta(minutes=10)  # a rank stuck longer than this in a collective ends the run
 
 
@@ -45,7 +47,7 @@ def init_from_env(device: str = "auto") -> torch.device | None:
     (None on CPU). Does nothing outside torchrun."""
     if not launched() or dist.is_initialized():
         return None
-    cuda = device != "cpu" and torch.cuda.is_available()
+    cuda = device != "cpu" and gpu_available()
     n = int(os.environ["WORLD_SIZE"])
     if cuda and torch.cuda.device_count() < n:
         raise ValueError(f"{n} processes need {n} GPUs with NCCL but this machine has "

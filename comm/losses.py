@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from comm_diag.comm.distributed import gather, offset
+from comm_diag.comm.runtime import full_precision
 
 
 def _check_pair(a: Tensor, b: Tensor) -> None:
@@ -64,7 +65,7 @@ def _symmetric_ce(a: Tensor, b: Tensor, scale: Tensor | float) -> Tensor:
     """1/2 [CE(scale a b_all^T) + CE(scale b a_all^T)] for unit-norm BxD a, b, where x_all
     is x of every process (N*B x D; x itself in one process) and the positive of
     anchor i is its own row in x_all. In fp32 whatever the autocast (see ``_unit``)."""
-    with torch.autocast(a.device.type, enabled=False):
+    with full_precision(a.device):
         a_all, b_all = gather(a), gather(b)  # (N*B)xD
         labels = offset(a.shape[0]) + torch.arange(a.shape[0], device=a.device)
         logits_ab = scale * torch.einsum("id,jd->ij", a, b_all)  # Bx(N*B)
@@ -91,7 +92,7 @@ def nt_xent(a: Tensor, b: Tensor, temperature: float = 0.1) -> Tensor:
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     a, b = _unit(a), _unit(b)
-    with torch.autocast(a.device.type, enabled=False):
+    with full_precision(a.device):
         a_all, b_all = gather(a), gather(b)  # (N*B)xD
         own = offset(a.shape[0]) + torch.arange(a.shape[0], device=a.device)
         losses = []
@@ -209,7 +210,7 @@ def gaussian_masked_loss(q: Tensor, masked: Sequence[Tensor], temperature: float
     for k in masked:
         _check_pair(q, k)
     q, ks = _unit(q), torch.stack([_unit(k) for k in masked])  # q: BxE, ks: TxBxE
-    with torch.autocast(q.device.type, enabled=False):
+    with full_precision(q.device):
         b = q.shape[0]
         mu = ks.mean(dim=0)  # BxE
         var = torch.einsum("tbe,be->tb", ks - mu, q).pow(2).mean(dim=0)  # B: q_b^T Sigma_b q_b

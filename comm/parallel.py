@@ -14,14 +14,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-import torch
-
 import comm_diag.trifeature_gen as tg
 
 from comm_diag.comm.config import TrainConfig
 from comm_diag.comm.methods import resolve
 from comm_diag.comm.run_folder import TrainingError
-from comm_diag.comm.runtime import usable_cores
+from comm_diag.comm.runtime import gpu_available, usable_cores
 from comm_diag.comm.train import fit_to_data, train
 
 
@@ -37,7 +35,7 @@ def train_parallel(cfg: TrainConfig, data: tg.Dataset | Path | str, out: Path | 
     ds = data if isinstance(data, tg.Dataset) else tg.load(data)
     cfg = fit_to_data(cfg, ds)  # the config itself is resolved and checked by write_job
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    if not torch.cuda.is_available() or cfg.device == "cpu":
+    if not gpu_available() or cfg.device == "cpu":
         # the cores are shared between the processes
         env.setdefault("COMM_DIAG_THREADS", str(max(1, usable_cores() // nproc)))
     with tempfile.TemporaryDirectory() as tmp:

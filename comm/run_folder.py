@@ -30,7 +30,7 @@ from comm_diag.trifeature_gen.io import file_sha256
 from comm_diag.comm.config import TrainConfig
 from comm_diag.comm.methods import Method, build_method, resolve
 from comm_diag.comm.methods.plugins import is_code_target, require_given
-from comm_diag.comm.runtime import resolve_device
+from comm_diag.comm.runtime import resolve_device, seed_global
 
 CONFIG = "config.json"
 LOG = "log.csv"
@@ -93,7 +93,7 @@ def run_id(train: dict, fingerprint: str, numerics: Optional[dict] = None) -> st
 
 
 def build_model(cfg: TrainConfig, device: torch.device, n_modalities: int = 2) -> Method:
-    torch.manual_seed(cfg.seed)  # the initial weights depend on the seed only
+    seed_global(cfg.seed)  # the initial weights depend on the seed only
     return build_method(cfg, n_modalities).to(device)
 
 

@@ -15,12 +15,22 @@ import torch
 from comm_diag.errors import SettingError
 
 
+def gpu_available() -> bool:
+    """Whether this machine has a CUDA GPU torch can use."""
+    return torch.cuda.is_available()
+
+
+def is_gpu(device: str | torch.device) -> bool:
+    """Whether ``device`` (a resolved device or its name) is a GPU."""
+    return torch.device(device).type == "cuda"
+
+
 def resolve_device(name: str | torch.device) -> torch.device:
     if isinstance(name, torch.device):
         return name
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
+        return torch.device("cuda" if gpu_available() else "cpu")
+    if name == "cuda" and not gpu_available():
         raise ValueError("--device cuda was asked for but CUDA is not available on this machine")
     return torch.device(name)
 
@@ -45,7 +55,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     (auto: bf16 where the hardware computes it natively)."""
     if precision != "auto":
         return precision
-    native = native_bf16_gpu(device) if device.type == "cuda" else native_bf16_cpu()
+    native = native_bf16_gpu(device) if is_gpu(device) else native_bf16_cpu()
     return "bf16" if native else "fp32"
 
 
@@ -54,6 +64,27 @@ def autocast(precision: str, device: torch.device):
     if resolve_precision(precision, device) == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def full_precision(device: str | torch.device):
+    """A context where autocast is off (fp32 whatever the forward's precision): the losses'
+    similarities, the augmentation's pixels."""
+    return torch.autocast(torch.device(device).type, enabled=False)
+
+
+@contextlib.contextmanager
+def global_seed_within(seed: int):
+    """The process-wide CPU generator seeded with ``seed`` inside the block and restored after
+    it (a library that draws from it, torchvision's transforms, gets the step's own draws)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def seed_global(seed: int) -> None:
+    """Seed the process-wide generators (every device's): what draws without a generator of
+    its own (a module's initial weights, dropout) starts from ``seed``."""
+    torch.manual_seed(seed)
 
 
 def usable_cores() -> int:
@@ -125,9 +156,7 @@ class Runtime:
 
     def autocast(self):
         """The training forward's autocast context (a fresh one: enter it every step)."""
-        if self.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return autocast(self.precision, self.device)
 
     def generator(self, seed: int) -> torch.Generator:
         """A generator on this device, seeded: every random draw of a run comes from one."""

@@ -28,7 +28,7 @@ import comm_diag.trifeature_gen as tg
 from comm_diag.outputs import claim
 from comm_diag.comm import distributed as dist
 from comm_diag.comm.config import TrainConfig
-from comm_diag.comm.runtime import Runtime
+from comm_diag.comm.runtime import Runtime, is_gpu
 from comm_diag.comm.train import StepInfo, checked, training_steps
 
 
@@ -48,7 +48,7 @@ class _ProcessRandomness:
     around each of its steps and taken back after it."""
 
     def __init__(self, device: torch.device):
-        self.device = device if device.type == "cuda" else None
+        self.device = device if is_gpu(device) else None
         self.cpu: Optional[torch.Tensor] = None
         self.gpu: Optional[torch.Tensor] = None
 

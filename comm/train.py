@@ -35,7 +35,7 @@ from comm_diag.comm.optim import lr_at, param_groups
 from comm_diag.comm.run_folder import (CHECKPOINTS, CONFIG, LOG, TrainingError, build_model, checkpoint_path,
                                        identity_of, kept_log, run_config, save_checkpoint)
 from comm_diag.comm.resume import resume_state, resumed_numerics
-from comm_diag.comm.runtime import Runtime
+from comm_diag.comm.runtime import Runtime, seed_global
 from comm_diag.comm.cuda_graph import GraphedStep, unsafe_reason
 from comm_diag.comm.step import TrainStep, step_seed
 
@@ -325,7 +325,7 @@ def training_steps(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, on
     try:
         for epoch in range(prepared.start_epoch + 1, cfg.epochs + 1):
             model.train()
-            torch.manual_seed(cfg.seed * 100_003 + epoch)  # any module-level randomness (dropout)
+            seed_global(cfg.seed * 100_003 + epoch)  # any module-level randomness (dropout)
             perm_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
             perm = torch.randperm(n_pairs, generator=perm_gen).to(runtime.device)
             t0 = time.perf_counter()

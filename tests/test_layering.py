@@ -192,3 +192,23 @@ def test_outputs_read_the_typed_result_and_name_no_task_by_hand():
                     re.search(r"for r in [\w.\[\]\"]+ if r(\[|\.get)", text):
                 found.append(f"{p.relative_to(ROOT)}:{i}: {line.strip()}")
     assert not found, "\n".join(found)
+
+
+def test_every_device_precision_and_global_seeding_decision_is_the_runtimes():
+    """#52: device (is there a GPU, is this one), precision (autocast on or off) and the
+    process-wide generators are decided in ``comm/runtime.py`` alone, from the run's config;
+    a study reads the device its runs were probed on, never this machine's "auto". Seeded
+    generators of their own (``torch.Generator().manual_seed``) live where they are used."""
+    import re
+
+    banned = re.compile(r'torch\.cuda\.is_available|(?<!Generator\(\)\.)(?<!\w)torch\.manual_seed\(|torch\.autocast\('
+                        r'|resolve_device\("auto"\)|\.type [!=]= "(cuda|cpu)"|fork_rng')
+    runtime = ROOT / "comm" / "runtime.py"
+    found = []
+    for p in ROOT.rglob("*.py"):
+        if p == runtime or {"tests", "benchmarks", "examples"} & set(p.parts) or "egg-info" in str(p):
+            continue
+        for i, line in enumerate(p.read_text().splitlines(), 1):
+            if banned.search(line.split("#")[0]):
+                found.append(f"{p.relative_to(ROOT)}:{i}: {line.strip()}")
+    assert not found, "\n".join(found)

@@ -10,6 +10,7 @@ import torch
 from comm_diag.comm.augment import Augment
 from comm_diag.comm.methods.plugins import PluginError
 from comm_diag.comm.methods.registry import build_method
+from comm_diag.comm.runtime import seed_global
 
 
 def preflight(cfg, xs: Sequence[torch.Tensor]) -> None:
@@ -17,7 +18,7 @@ def preflight(cfg, xs: Sequence[torch.Tensor]) -> None:
     pairs ``xs`` (n batches Bx3xHxW in [0, 1]); PluginError naming what went wrong."""
     name = cfg.method
     try:
-        torch.manual_seed(cfg.seed)
+        seed_global(cfg.seed)
         model = build_method(cfg, len(xs))
     except PluginError:
         raise

@@ -23,6 +23,7 @@ from sklearn.model_selection import train_test_split
 from comm_diag.probes.measure import logistic_fit, torch_fit
 from comm_diag.probes.measure.host_fit import EARLY_STOP_MIN, LogisticFit, SklearnBackend
 from comm_diag.probes.measure.optimum import fit_record
+from comm_diag.comm.runtime import is_gpu
 
 MEMORY_BUDGET_CPU = 256 * 2**20  # bytes one batched solve may hold on the host (memory_budget)
 
@@ -118,7 +119,7 @@ class TorchBackend:
         """Bytes one batched solve may hold: half the GPU's free memory; on the host
         MEMORY_BUDGET_CPU (batches that leave the caches are no faster than their problems
         one by one there)."""
-        if self.device.type == "cuda":
+        if is_gpu(self.device):
             return torch.cuda.mem_get_info(self.device)[0] // 2
         return MEMORY_BUDGET_CPU
 

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from comm_diag.probes.measure.optimum import TOLERANCE
+from comm_diag.comm.runtime import is_gpu
 from comm_diag.probes.measure.preconditioners import Blocks, Kronecker, Preconditioner, centred, features_times, \
     times_features
 
@@ -215,7 +216,7 @@ def _dot(u: Tensor, v: Tensor) -> Tensor:
 
 def cg_check_interval(device: torch.device) -> int:
     """CG iterations between the host's reads of whether any still runs on ``device``."""
-    return 1 if device.type == "cpu" else CG_CHECK_EVERY
+    return CG_CHECK_EVERY if is_gpu(device) else 1
 
 
 def _newton_direction(batch: _Batch, g: Tensor, p: Tensor, forcing: Tensor, precondition) -> Tensor:

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from comm_diag.comm.runtime import is_gpu
+
 
 # scikit-learn's MLPClassifier defaults (solver="adam")
 MLP_LR, MLP_ALPHA, MLP_BATCH, MLP_TOL, MLP_PATIENCE, MLP_VALIDATION = 1e-3, 1e-4, 200, 1e-4, 10, 0.1
@@ -74,12 +76,12 @@ def fit_mlp(x: Tensor, y: Tensor, n_classes: int, hidden: int, seed: int, early_
     The epochs trained past the stop change nothing returned: the same weights for any
     ``check_every`` (tested)."""
     dev = x.device
-    check_every = check_every or (1 if dev.type == "cpu" else MLP_CHECK_EVERY)
+    check_every = check_every or (MLP_CHECK_EVERY if is_gpu(dev) else 1)
     gen = torch.Generator(device=dev).manual_seed(seed)
     model = MLP(x.shape[1], hidden, n_classes, gen)
     # fused on a GPU: one launch updates every parameter (the probe takes thousands of small steps)
     opt = torch.optim.Adam(model.parameters(), lr=MLP_LR, betas=(0.9, 0.999), eps=1e-8,
-                           **({"fused": True} if dev.type == "cuda" else {}))
+                           **({"fused": True} if is_gpu(dev) else {}))
     batch = min(MLP_BATCH, len(x))
     params = list(model.parameters())
     kept = [p.detach().clone() for p in params]  # the best weights, or those of the stopping epoch

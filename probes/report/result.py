@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
+from comm_diag.comm.runtime import is_gpu
 from comm_diag.probes.measure.readouts import RECOVERABLE, Readout, alone_verdicts, readouts
 from comm_diag.probes.measure.table import ProbeTable
 from comm_diag.probes.measure.verdict import Verdict
@@ -34,6 +35,7 @@ class StudyResult(Mapping):
     lead: tuple[str, ...] = ()  # a study's opening lines
     expectations: tuple[tuple[str, Optional[bool]], ...] = ()  # (sentence, held?)
     outputs: dict = field(default_factory=dict)  # a study's own results ("dose", "readings")
+    device: str = "cpu"  # where the runs' features were extracted and probed (the runs' device, resolved)
     label: Optional[str] = None  # check: the user's method
     conclusion: Optional[str] = None  # check: what its verdicts say
 
@@ -51,6 +53,10 @@ class StudyResult(Mapping):
     def alone(self, method: str) -> dict[str, Verdict]:
         """The synergy label's verdicts on each modality's own representation, where probed."""
         return alone_verdicts(self.rows, method)
+
+    @property
+    def on_gpu(self) -> bool:
+        return is_gpu(self.device)
 
     def with_(self, **changes) -> "StudyResult":
         return dataclasses.replace(self, **changes)

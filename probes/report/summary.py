@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from comm_diag.comm.runtime import runtime_for
 from comm_diag.probes.measure.readouts import RECOVERABLE, verdicts
 from comm_diag.probes.measure.table import ProbeTable, model_of
 from comm_diag.probes.report.result import StudyResult
@@ -72,4 +73,5 @@ def summarize(runs: Sequence[Path]) -> StudyResult:
     return StudyResult(rows=table, notes=notes, verdicts=judged(VERDICT_PROBE),
                        s_recoverable={m: v[RECOVERABLE] for m, v in judged("mlp").items() if v},
                        epochs=ProbeTable.of(epoch_rows(runs)), runs=len(runs), presets=tuple(presets),
-                       train_epochs=tuple(train_epochs), published_comparable=published)
+                       train_epochs=tuple(train_epochs), published_comparable=published,
+                       device=str(runtime_for(run_meta(runs[0])["train"]).device))

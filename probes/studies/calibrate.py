@@ -126,14 +126,15 @@ def _expected_held(expected: Optional[bool], outcome: str) -> bool:
 
 
 def calibrate(ds: tg.Dataset, references: Optional[list[str]] = None, seeds: Sequence[int] = (0, 1, 2),
-              on_reference: Optional[Callable[[str], None]] = None, backend: str = "auto") -> list[dict]:
+              on_reference: Optional[Callable[[str], None]] = None, backend: str = "auto",
+              device: str = "auto") -> list[dict]:
     """Rows {reference, level, task, probe, balanced_accuracy (mean over seeds), ci95, seeds, bits,
     bits_fraction, control, line, verdict, expected, ok} for every reference and level, probed
     on (probe_train, test) once per seed (a seed draws the probes' splits, the label
     permutation and the pixel projection) and judged by the methods' verdict rule. ``backend``:
     where the probes are fitted, as a study's runs are (auto: torch on this machine's GPU,
     scikit-learn without one)."""
-    fitter = backend_for(backend, resolve_device("auto"))
+    fitter = backend_for(backend, resolve_device(device))
     truth = ground_truth_bits(ds, "test")
     train_y, test_y = task_labels(ds, "probe_train"), task_labels(ds, "test")
     rows = []
@@ -170,16 +171,17 @@ CALIBRATION_COLUMNS = ("reference", "level", "task", "probe", "balanced_accuracy
 
 def run_calibration(out: Path | str, *, data: Optional[Path | str] = None, preset_name: str = "cpu",
                     seeds: Sequence[int] = (0, 1, 2), references: Optional[list[str]] = None,
-                    hooks: Optional[Hooks] = None, progress: str = "auto") -> list[dict]:
+                    hooks: Optional[Hooks] = None, progress: str = "auto", device: str = "auto") -> list[dict]:
     """Calibrate on ``data`` (or the preset's unbiased dataset, generated in OUT/data); write
     OUT/calibration.csv and OUT/calibration.json (rows, package version, dataset). Progress
-    as ``probes.report.progress`` draws it; every event also reaches ``hooks``."""
+    as ``probes.report.progress`` draws it; every event also reaches ``hooks``. ``device``:
+    where the probes are fitted (auto: the GPU if there is one)."""
     with progress_hooks(progress, also=hooks) as drawn:
-        return _calibration(Path(out), data, preset_name, seeds, references, drawn)
+        return _calibration(Path(out), data, preset_name, seeds, references, drawn, device)
 
 
 def _calibration(out: Path, data: Optional[Path | str], preset_name: str, seeds: Sequence[int],
-                 references: Optional[list[str]], hooks: Hooks) -> list[dict]:
+                 references: Optional[list[str]], hooks: Hooks, device: str = "auto") -> list[dict]:
     for name in references or ():
         if name not in REFERENCES:
             raise ValueError(f"unknown reference {name!r}; choose from {', '.join(REFERENCES)}")
@@ -192,7 +194,8 @@ def _calibration(out: Path, data: Optional[Path | str], preset_name: str, seeds:
         warning = size_warning(ds)
         if warning:
             hooks.on_stage(f"warning: {warning}")
-        rows = calibrate(ds, references, seeds, on_reference=lambda n: hooks.on_stage(f"reference: {n}"))
+        rows = calibrate(ds, references, seeds, on_reference=lambda n: hooks.on_stage(f"reference: {n}"),
+                         device=device)
         out.mkdir(parents=True, exist_ok=True)
         text = io.StringIO()
         w = csv.DictWriter(text, fieldnames=list(CALIBRATION_COLUMNS))
@@ -203,6 +206,6 @@ def _calibration(out: Path, data: Optional[Path | str], preset_name: str, seeds:
             "package_version": tg.__version__, "data": str(ds.root), "seeds": list(seeds), "rule": RULE,
             "probe_pairs": ds.n_samples("probe_train"), "decisive_probe_pairs": DECISIVE_PROBE_PAIRS,
             "warning": warning,
-            "backend": backend_for("auto", resolve_device("auto")).name,
+            "backend": backend_for("auto", resolve_device(device)).name,
             "rows": rows}, indent=2))
     return rows

@@ -20,7 +20,6 @@ from comm_diag.comm.methods.plugins import normalize_target
 from comm_diag.comm.config import DEFAULT_METHODS
 from comm_diag.comm.methods.registry import label_of
 
-from comm_diag.comm.runtime import resolve_device
 
 from comm_diag.probes.studies import pipeline
 from comm_diag.probes.report.conclusions import conclude, next_step, plumbing_only
@@ -76,7 +75,7 @@ def conclusion_of(result: StudyResult, label: str) -> str:
     said = conclude(mine, label, plumbing=plumbing_only(presets), alone=result.alone(label))
     if not plumbing_only(presets):
         said += against_comm(mine, result.verdicts.get("comm", {}), label,
-                             next_step(presets, gpu=resolve_device("auto").type == "cuda"))
+                             next_step(presets, gpu=result.on_gpu))
     return " ".join(said)
 
 

@@ -27,14 +27,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import DEFAULT_METHODS
 from comm_diag.comm.methods.registry import display_name, label_of
-from comm_diag.comm.runtime import resolve_device
 from comm_diag.outputs import write_file
 from comm_diag.trifeature_gen.factors import factor_index
 from comm_diag.trifeature_gen.pid import attribute_information, attribute_law
@@ -153,21 +152,21 @@ def dose_study(interactions: Sequence[str] = ("synergy",), levels: Sequence[floa
                                               f"{', '.join(f'{x:g}' for x in levels)}", **study_fields}
     return Study(variants=variants, expectations=tuple(expectations),
                  outputs=lambda result, datasets, out: write_dose(
-                     dose_table(result.rows, datasets, doses), out), **fields)
+                     dose_table(result.rows, datasets, doses, device=result.device), out), **fields)
 
 
 def _mean(xs: list[float]) -> Optional[float]:
     return float(np.mean(xs)) if xs else None
 
 
-def _reference_rows(dose: Dose, name: str, ds: tg.Dataset, level: float, dose_bits: float, ceiling: float) -> dict:
+def _reference_rows(dose: Dose, name: str, ds: tg.Dataset, level: float, dose_bits: float, ceiling: float,
+                    device: str = "cpu") -> dict:
     """The known-answer learner at one level, through the methods' linear probe and rule."""
     a1, a2 = dose.attributes(ds.spec)
     xtr, xte = dose.reference(ds, "probe_train", a1, a2), dose.reference(ds, "test", a1, a2)
     ytr, yte = task_labels(ds, "probe_train")[dose.task], task_labels(ds, "test")[dose.task]
-    # fitted where the study's runs are probed (auto: torch on this machine's GPU, else scikit-learn)
-    s = PROBES["linear"]((xtr, xte), (ytr, yte), np.random.default_rng([0, 7]),
-                         backend=backend_for("auto", resolve_device("auto")))
+    # fitted where the study's runs were probed (``device``: the runs', not this machine's)
+    s = PROBES["linear"]((xtr, xte), (ytr, yte), np.random.default_rng([0, 7]), backend=backend_for("auto", device))
     v = verdict([s["balanced_accuracy"]], [], chance(dose.task, ds.spec), ses=[s["ba_se"]])
     return {"method": REFERENCE, "interaction": name, "task": dose.task, "setting": dose.setting, "level": level,
             "dose_bits": dose_bits, "balanced_accuracy": v.mean, "ci95": v.ci95, "seeds": 1, "bits": s["bits"],
@@ -176,13 +175,14 @@ def _reference_rows(dose: Dose, name: str, ds: tg.Dataset, level: float, dose_bi
             "line": v.threshold, "verdict": v.verdict}
 
 
-def dose_table(rows: list[dict], datasets: dict[str, tg.Dataset], doses: dict[str, Dose],
-               probe: str = "linear", representation: str = "fused") -> list[dict]:
+def dose_table(rows: Iterable[dict], datasets: dict[str, tg.Dataset], doses: dict[str, Dose],
+               probe: str = "linear", representation: str = "fused", device: str = "cpu") -> list[dict]:
     """One row per (method, interaction, level), and the known-answer reference's: the level,
     the dose in bits, the probe's balanced accuracy (mean, 95% half-width, seeds) and bits on
     the test task, the ceiling (the test task's exact bits), the floor (the random-init
     control), the verdict line and verdict. ``rows``: the study's probe rows; ``datasets``:
-    variant label -> kind -> the dataset it trained on (labels from ``arm_name``)."""
+    variant label -> kind -> the dataset it trained on (labels from ``arm_name``); ``device``:
+    where the runs were probed, and so the known-answer reference is."""
     out = []
     for name, dose in doses.items():
         levels: dict[float, tuple[tg.Dataset, float, float]] = {}  # level -> (dataset, dose bits, ceiling)
@@ -212,7 +212,7 @@ def dose_table(rows: list[dict], datasets: dict[str, tg.Dataset], doses: dict[st
                         "init_balanced_accuracy": v.init, "init_bits": _mean(pick(control_of(label), "bits")),
                         "chance": chance(dose.task, ds.spec), "line": v.threshold, "verdict": v.verdict})
         for level, (ds, dose_bits, ceiling) in sorted(levels.items()):
-            out.append(_reference_rows(dose, name, ds, level, dose_bits, ceiling))
+            out.append(_reference_rows(dose, name, ds, level, dose_bits, ceiling, device))
     return sorted(out, key=lambda r: (r["interaction"], r["method"] == REFERENCE, r["method"], r["level"]))
 
 

@@ -15,7 +15,7 @@ from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from typing import Callable, Optional, Sequence
 
-from comm_diag.comm.runtime import core_share, resolve_device
+from comm_diag.comm.runtime import core_share, gpu_available, is_gpu, resolve_device
 from comm_diag.comm.together import train_together
 
 from comm_diag.probes.hooks import Hooks
@@ -105,7 +105,7 @@ def auto_workers(jobs: Sequence[RunJob]) -> int:
     pairs/s than one two-thread process on 2 cores (docs/benchmarks.md). One worker when a
     GPU trains (runs would share it)."""
     todo = [j for j in jobs if not is_done(j)]
-    if not todo or any(resolve_device(j.config.get("device", "auto")).type != "cpu" for j in todo):
+    if not todo or any(is_gpu(resolve_device(j.config.get("device", "auto"))) for j in todo):
         return 1
     return max(1, min(core_share(), len(todo)))
 
@@ -144,7 +144,7 @@ def auto_together(jobs: Sequence[RunJob]) -> int:
     """How many runs one process trains together: on a GPU every unfinished run, up to
     ``TOGETHER_ON_GPU``; on CPU one (each trained, then probed, before the next starts)."""
     todo = [j for j in jobs if not is_done(j)]
-    if any(resolve_device(j.config.get("device", "auto")).type != "cpu" for j in todo):
+    if any(is_gpu(resolve_device(j.config.get("device", "auto"))) for j in todo):
         return max(1, min(TOGETHER_ON_GPU, len(todo)))
     return 1
 
@@ -244,7 +244,7 @@ def _visible_gpus() -> list[str]:
     """The GPUs this process may use, as CUDA_VISIBLE_DEVICES names them (none without CUDA)."""
     import torch
 
-    if not torch.cuda.is_available():
+    if not gpu_available():
         return []
     named = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
     return named or [str(i) for i in range(torch.cuda.device_count())]

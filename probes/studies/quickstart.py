@@ -15,7 +15,6 @@ from comm_diag.comm.methods.plugins import normalize_target
 from comm_diag.comm.config import DEFAULT_METHODS
 from comm_diag.comm.methods.registry import METHODS, label_of, load_class
 
-from comm_diag.comm.runtime import resolve_device
 
 from comm_diag.probes.studies import pipeline
 from comm_diag.probes.report.conclusions import overview
@@ -40,7 +39,7 @@ def quickstart_study(methods: Sequence[str] = DEFAULT_METHODS, preset_name: str 
                  description="the paper's two experiments (Figure 4)",
                  variants=tuple(Variant(label_of(m), {"method": m}) for m in targets),
                  preflight=plugins[0] if plugins else None,
-                 lead=lambda result: overview(result, gpu=resolve_device("auto").type == "cuda"))
+                 lead=lambda result: overview(result, gpu=result.on_gpu))
 
 
 def quickstart(out: Path | str = "comm-diag-out", *, methods: Sequence[str] = DEFAULT_METHODS,
