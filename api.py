@@ -17,6 +17,7 @@ import inspect
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
+from comm_diag.errors import InputError
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import preset_data
 from comm_diag.comm.config import DEFAULT_METHODS
@@ -49,13 +50,13 @@ def _distinct(what: str, items: Optional[Sequence[Any]], *, empty_ok: bool = Fal
     if items is None:
         return None
     if isinstance(items, (str, bytes, Path)):
-        raise ValueError(f"{what} must be a list, got the single value {str(items)!r} (write [{str(items)!r}])")
+        raise InputError(f"{what} must be a list, got the single value {str(items)!r} (write [{str(items)!r}])")
     items = list(items)
     if not items and not empty_ok:
-        raise ValueError(f"{what}: name at least one {what.removesuffix('s')}")
+        raise InputError(f"{what}: name at least one {what.removesuffix('s')}")
     twice = [x for i, x in enumerate(items) if x in items[:i]]
     if twice:
-        raise ValueError(f"{what}: {twice[0]!r} is given twice (it would be counted twice)")
+        raise InputError(f"{what}: {twice[0]!r} is given twice (it would be counted twice)")
     return items
 
 
@@ -96,10 +97,10 @@ def train(data: Path | str, out: Optional[Path | str] = None, *, method: str = "
     from comm_diag.comm.train import train as train_run
 
     if not isinstance(method, str) or not method:
-        raise ValueError(f"method must be a method's name or path/to/file.py:Class, got {method!r}")
+        raise InputError(f"method must be a method's name or path/to/file.py:Class, got {method!r}")
     derived = sorted(set(settings) & set(DERIVED))
     if derived:
-        raise ValueError(f"{derived[0]} is not a setting: {DERIVED[derived[0]]}")
+        raise InputError(f"{derived[0]} is not a setting: {DERIVED[derived[0]]}")
     method = normalize_target(method)
     cfg = preset_config(preset).replace(method=method, **settings)  # resolved and checked once, by the training
     if tensorboard:
@@ -140,7 +141,7 @@ def report(runs: Sequence[Path | str], out: Path | str = "report", *, mix_datase
            progress: str = "auto", hooks: Optional[Hooks] = None) -> dict:
     """``comm-diag report``: report.md, report.html, summary.csv and the figures of probed runs."""
     if not isinstance(mix_datasets, bool):  # "yes" (or "no"!) was taken as true
-        raise ValueError(f"mix_datasets must be True or False, got {mix_datasets!r}")
+        raise InputError(f"mix_datasets must be True or False, got {mix_datasets!r}")
     runs = _distinct("runs", runs)
     with progress_hooks(progress, also=hooks) as drawn:
         drawn.on_stage(f"report of {len(runs)} path(s) into {out}")
@@ -201,7 +202,7 @@ def check(target: str, out: Optional[Path | str] = None, *, data: Sequence[Path 
     if isinstance(controls, str):
         controls = [c.strip() for c in controls.split(",") if c.strip()] if controls != "none" else []
     if epochs is not None and "epochs" in (settings or {}):
-        raise ValueError(f"--epochs {epochs} and --set epochs={settings['epochs']} both set epochs: give it once")
+        raise InputError(f"--epochs {epochs} and --set epochs={settings['epochs']} both set epochs: give it once")
     suffix = "-dose" if dose else ""
     out = Path("check-out") / (label_of(normalize_target(target)) + suffix) if out is None else out
     return checking.check(target, out, controls=_distinct("controls", controls, empty_ok=True),
@@ -219,13 +220,13 @@ def _executor(executor: str, workers: int, options: dict, caller: Callable) -> d
 
     for name, value in (("workers", workers), ("together", options.get("together", 0))):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"--{name} must be an integer >= 0 (0: automatic), got {value!r}")
+            raise InputError(f"--{name} must be an integer >= 0 (0: automatic), got {value!r}")
     if options.get("together", 0) > 1 and workers > 1:
-        raise ValueError("--together trains several runs in one process; it takes --workers 1 (or 0)")
+        raise InputError("--together trains several runs in one process; it takes --workers 1 (or 0)")
     for name in ("cpus_per_run", "gpus_per_run"):
         value = options.get(name)
         if value is not None and (not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0):
-            raise ValueError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value!r}")
+            raise InputError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value!r}")
     merged = {"workers": workers, **options} if executor == "local" else dict(options)
     # e.g. method=[...] for methods=[...]: TypeError naming every keyword the caller takes
     own = [n for n, p in inspect.signature(caller).parameters.items() if p.kind is p.KEYWORD_ONLY]

@@ -12,8 +12,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from comm_diag.cli_options import UserError
-from comm_diag.errors import MissingExtra
+from comm_diag.errors import InputError, MissingExtra
 
 # Plain-text consoles: what they print is never read as markup or emoji codes, so a path, a
 # label or a class name prints as typed ("d[/]x" once raised MarkupError after the work was
@@ -39,7 +38,7 @@ def user_errors(writes: bool = True) -> Iterator[None]:
 
     try:
         yield
-    except (UserError, ValueError, FileExistsError, FileNotFoundError, TrainingError, MissingExtra) as e:
+    except (InputError, FileExistsError, FileNotFoundError, TrainingError, MissingExtra) as e:
         fail(str(e))
     except MemoryError:
         fail("out of memory: use a smaller --size, --views, --batch-size or fewer pairs")
@@ -51,11 +50,14 @@ def user_errors(writes: bool = True) -> Iterator[None]:
         fail("interrupted")
     except RecursionError:
         fail("an input is nested too deeply to read (a damaged or hostile JSON file)")
-    except Exception as e:  # a bug, or an input no check foresaw: still one line, the traceback on request
+    except Exception as e:  # a bug, or an input no check foresaw: its traceback, then one line saying so
         if os.environ.get("COMM_DIAG_DEBUG"):
             raise
-        fail(f"unexpected {type(e).__name__}: {e} (a comm-diag bug or an input it does not check; "
-             f"COMM_DIAG_DEBUG=1 shows the traceback; please report it)")
+        import traceback
+
+        err.print(traceback.format_exc().rstrip())
+        fail(f"unexpected {type(e).__name__}: {e} (a comm-diag bug or an input it does not check: please "
+             f"report it with the traceback above)")
 
 
 def terminate_as_interrupt() -> Callable[[], object]:

@@ -13,11 +13,12 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
+from comm_diag.errors import InputError
 from comm_diag.trifeature_gen.factors import FACTOR_NAMES
 
 
-class UserError(Exception):
-    """Bad input: reported as one line, exit code 1."""
+class UserError(InputError):
+    """Bad input on the command line: reported as one line, exit code 1."""
 
 
 def parse_synergy_attrs(text: str) -> tuple[str, str]:

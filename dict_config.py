@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import asdict, field, fields
 from typing import Any
 
+from comm_diag.errors import InputError
+
 _TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
 
 
@@ -28,7 +30,7 @@ class DictConfig:
     def from_dict(cls, d: dict[str, Any]):
         unknown = set(d) - {f.name for f in fields(cls)}  # type: ignore[arg-type]
         if unknown:
-            raise ValueError(f"unknown {cls._what}: {', '.join(sorted(unknown))}")
+            raise InputError(f"unknown {cls._what}: {', '.join(sorted(unknown))}")
         cls.check_types(d)
         return cls(**d)
 
@@ -51,7 +53,7 @@ class DictConfig:
                 ok = base not in _TYPES or (isinstance(value, _TYPES[base]) and
                                             (base == "bool" or not isinstance(value, bool)))
             if not ok:
-                raise ValueError(f"{key} must be {'an' if base[0] in 'aeiou' else 'a'} {base}"
+                raise InputError(f"{key} must be {'an' if base[0] in 'aeiou' else 'a'} {base}"
                                  f"{' or null' if optional else ''}, got {value!r}")
 
     @classmethod
@@ -64,7 +66,7 @@ class DictConfig:
                 return None
             if kind == "bool":
                 if text.lower() not in ("true", "false"):
-                    raise ValueError(text)
+                    raise InputError(text)
                 return text.lower() == "true"
             if "float" in kind:
                 return float(text)
@@ -72,4 +74,4 @@ class DictConfig:
                 return int(text)
             return text
         except ValueError:
-            raise ValueError(f"--set {key}: expected {kind.replace('Optional[', '').rstrip(']')}, got {text!r}") from None
+            raise InputError(f"--set {key}: expected {kind.replace('Optional[', '').rstrip(']')}, got {text!r}") from None

@@ -12,9 +12,15 @@ class MissingExtra(ImportError):
         self.extra, self.package = extra, package
 
 
-class SettingError(ValueError):
+class InputError(ValueError):
+    """A user's input, setting or received file that comm-diag refuses, with the message the
+    user reads: one ``error:`` line from a command. A ValueError that is not one (raised by a
+    bug, or by a library on an input no check foresaw) is shown with its traceback."""
+
+
+class SettingError(InputError):
     """An environment variable or setting that cannot be read (its name and the value given)."""
 
 
-class OutputError(ValueError):
+class OutputError(InputError):
     """An output folder that may not be written (one line for the user)."""

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from comm_diag.errors import InputError
 from comm_diag.comm.runtime import full_precision, global_seed_within
 
 TRANSFORMS = ("crop", "flip", "rotate", "jitter", "grayscale", "blur")
@@ -64,12 +65,12 @@ def parse_policy(policy: str) -> tuple[str, ...]:
     names: list[str] = []
     for part in policy.split("+"):
         if part not in POLICIES:
-            raise ValueError(f"unknown augmentation {part!r}; choose from {', '.join(POLICIES)} "
+            raise InputError(f"unknown augmentation {part!r}; choose from {', '.join(POLICIES)} "
                              "(or join several with '+')")
         names += [t for t in POLICIES[part] if t not in names]
     if "torchvision" in names:
         if len(names) > 1:
-            raise ValueError("augmentation 'torchvision' is a whole pipeline (the authors' SimCLR set): it joins "
+            raise InputError("augmentation 'torchvision' is a whole pipeline (the authors' SimCLR set): it joins "
                              "no other")
         return ("torchvision",)
     return tuple(t for t in TRANSFORMS if t in names)  # applied in TRANSFORMS' order, whatever the given one

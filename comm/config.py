@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping, Optional, Sequence
 
+from comm_diag.errors import InputError
 from comm_diag.dict_config import DictConfig, setting
 from comm_diag.trifeature_gen.spec import DatasetSpec, check_seed
 
@@ -17,7 +18,8 @@ DEFAULT_METHODS = ("comm", "cross", "cross_self")
 PRECISIONS = ("auto", "bf16", "fp32")
 # fields a run records but a user does not set, and where they come from
 DERIVED = {"image_size": "it is read from the dataset (generate data with --size N)",
-           "preset": "it names the preset the run starts from: give it with --preset"}
+           "preset": "it names the preset the run starts from: give it with --preset",
+           "method_settings": "it holds the method's own settings: give each as --set NAME=VALUE"}
 SCHEDULES = ("cosine", "constant")
 
 
@@ -71,7 +73,7 @@ class TrainConfig(DictConfig):
         """The inverse of ``to_dict`` (names that are not run settings: method settings);
         ValueError if a run setting has the wrong type (a damaged config.json)."""
         if not isinstance(d, dict):
-            raise ValueError(f"training settings must be a JSON object, got {type(d).__name__}")
+            raise InputError(f"training settings must be a JSON object, got {type(d).__name__}")
         cls.check_types(d)
         run = {f.name for f in fields(cls)} - {"method_settings"}
         # dataclasses.replace keeps a recorded None ("the method's own augmentation"), which
@@ -95,11 +97,11 @@ class TrainConfig(DictConfig):
             key, sep, text = item.partition("=")
             key = key.strip().replace("-", "_")
             if not sep or not key:
-                raise ValueError(f"--set takes KEY=VALUE (a run setting or one of the method's settings); got {item!r}")
+                raise InputError(f"--set takes KEY=VALUE (a run setting or one of the method's settings); got {item!r}")
             if key in DERIVED:
-                raise ValueError(f"{key} is not a setting: {DERIVED[key]}")
+                raise InputError(f"{key} is not a setting: {DERIVED[key]}")
             if key in out:  # one source of truth: no silent winner between two --set of one key
-                raise ValueError(f"--set {key} is given twice ({key}={out[key]!r} and {item!r}): give it once")
+                raise InputError(f"--set {key} is given twice ({key}={out[key]!r} and {item!r}): give it once")
             out[key] = cls.parse_value(key, text) if key in run else text
         return out
 
@@ -113,7 +115,7 @@ class TrainConfig(DictConfig):
         both = sorted(set(given) & set(from_set))
         if both:
             k = both[0]
-            raise ValueError(f"--{k.replace('_', '-')} {given[k]} and --set {k}={from_set[k]} both set {k}: give it once")
+            raise InputError(f"--{k.replace('_', '-')} {given[k]} and --set {k}={from_set[k]} both set {k}: give it once")
         return {**from_set, **given}
 
     def replace(self, **changes: Any) -> "TrainConfig":
@@ -139,31 +141,31 @@ class TrainConfig(DictConfig):
 
         self.check_types(self.run_settings())  # epochs=1.5, seed=True, lr='0.1' from Python: named, not a TypeError later
         if self.encoder not in ENCODERS:
-            raise ValueError(f"unknown encoder {self.encoder!r}; choose from {', '.join(ENCODERS)}")
+            raise InputError(f"unknown encoder {self.encoder!r}; choose from {', '.join(ENCODERS)}")
         if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"unknown device {self.device!r}; choose from auto, cpu, cuda")
+            raise InputError(f"unknown device {self.device!r}; choose from auto, cpu, cuda")
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
+            raise InputError(f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
+            raise InputError(f"unknown precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
         for policy in (self.aug1, self.aug2):
             if policy is not None:
                 parse_policy(policy)
         if self.crop_min is not None and not 0.0 < self.crop_min <= 1.0:
-            raise ValueError(f"crop-min must be in (0, 1], got {self.crop_min}")
+            raise InputError(f"crop-min must be in (0, 1], got {self.crop_min}")
         check_finite(self.run_settings())
         if self.batch_size < 2:
-            raise ValueError(f"batch-size must be >= 2 (the other samples are the negatives), got {self.batch_size}")
+            raise InputError(f"batch-size must be >= 2 (the other samples are the negatives), got {self.batch_size}")
         for name in ("epochs", "d"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         check_seed(self.seed)
         if not 0.0 < self.width <= 4.0:
-            raise ValueError(f"width must be in (0, 4], got {self.width}")
+            raise InputError(f"width must be in (0, 4], got {self.width}")
         if self.warmup_epochs < 0:
-            raise ValueError(f"warmup-epochs must be >= 0, got {self.warmup_epochs}")
+            raise InputError(f"warmup-epochs must be >= 0, got {self.warmup_epochs}")
         if self.lr <= 0 or self.weight_decay < 0:
-            raise ValueError("lr must be > 0, weight-decay >= 0")
+            raise InputError("lr must be > 0, weight-decay >= 0")
         return self
 
 
@@ -171,7 +173,7 @@ def check_finite(settings: Mapping[str, Any]) -> None:
     """ValueError naming the first NaN or infinite number among ``settings``."""
     for name, value in settings.items():
         if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"{name.replace('_', '-')} must be a finite number, got {value}")
+            raise InputError(f"{name.replace('_', '-')} must be a finite number, got {value}")
 
 
 @dataclass(frozen=True)
@@ -222,7 +224,7 @@ PRESETS: dict[str, Preset] = {
 
 def check_preset(name: str) -> Preset:
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+        raise InputError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
     return PRESETS[name]
 
 

@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from comm_diag.errors import InputError
 from comm_diag.comm.runtime import gpu_available
 
 TIMEOUT = timedelta(minutes=10)  # a rank stuck longer than this in a collective ends the run
@@ -50,7 +51,7 @@ def init_from_env(device: str = "auto") -> torch.device | None:
     cuda = device != "cpu" and gpu_available()
     n = int(os.environ["WORLD_SIZE"])
     if cuda and torch.cuda.device_count() < n:
-        raise ValueError(f"{n} processes need {n} GPUs with NCCL but this machine has "
+        raise InputError(f"{n} processes need {n} GPUs with NCCL but this machine has "
                          f"{torch.cuda.device_count()}; use --nproc {torch.cuda.device_count()} or --device cpu")
     gpu = None
     if cuda:

@@ -12,6 +12,8 @@ import torchvision
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
+from comm_diag.errors import InputError
+
 SMALL_INPUT_PX = 128  # below this the ImageNet stems leave (almost) no spatial positions
 
 
@@ -95,12 +97,12 @@ ENCODERS: dict[str, Callable[[int, float], Encoder]] = {
 
 def build_encoder(name: str, image_size: int, width: float = 1.0) -> Encoder:
     if name not in ENCODERS:
-        raise ValueError(f"unknown encoder {name!r}; choose from {', '.join(ENCODERS)}")
+        raise InputError(f"unknown encoder {name!r}; choose from {', '.join(ENCODERS)}")
     enc = ENCODERS[name](image_size, width).to(memory_format=torch.channels_last)
     with torch.no_grad():
         h = enc(torch.zeros(1, 3, image_size, image_size))
     if h.shape[-1] < 1 or h.shape[-2] < 1:
-        raise ValueError(f"encoder {name} cannot take {image_size} px images")
+        raise InputError(f"encoder {name} cannot take {image_size} px images")
     return enc
 
 

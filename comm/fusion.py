@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from comm_diag.errors import InputError
+
 
 def sincos_pos_embed_2d(d: int, h: int, w: int) -> Tensor:
     """Fixed 2-D sine-cosine position embeddings (as in MAE / ViT): (h*w)xd.
@@ -16,7 +18,7 @@ def sincos_pos_embed_2d(d: int, h: int, w: int) -> Tensor:
     [sin(pos * omega_k), cos(pos * omega_k)] with omega_k = 10000^(-k / (d/4)).
     """
     if d % 4:
-        raise ValueError(f"embedding dimension must be a multiple of 4, got {d}")
+        raise InputError(f"embedding dimension must be a multiple of 4, got {d}")
     omega = 1.0 / 10000 ** (torch.arange(d // 4, dtype=torch.float64) / (d // 4))  # (d/4,)
     rows, cols = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64),
                                 indexing="ij")
@@ -142,7 +144,7 @@ class LinearFusion(nn.Module):
         super().__init__()
         n = len(in_channels)
         if d % n:
-            raise ValueError(f"embedding dimension {d} must be divisible by the {n} modalities")
+            raise InputError(f"embedding dimension {d} must be divisible by the {n} modalities")
         self.proj = nn.ModuleList(nn.Linear(c, d // n) for c in in_channels)
 
     def readouts(self, pooled: Sequence[Tensor], keeps: Sequence[Optional[Sequence[bool]]]) -> list[Tensor]:

@@ -16,15 +16,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from comm_diag.errors import InputError
 from comm_diag.comm.distributed import gather, offset
 from comm_diag.comm.runtime import full_precision
 
 
 def _check_pair(a: Tensor, b: Tensor) -> None:
     if a.ndim != 2 or a.shape != b.shape:
-        raise ValueError(f"embeddings must both be BxD with the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise InputError(f"embeddings must both be BxD with the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     if a.shape[0] < 2:
-        raise ValueError("a contrastive loss needs a batch of at least 2 samples")
+        raise InputError("a contrastive loss needs a batch of at least 2 samples")
 
 
 def info_nce(a: Tensor, b: Tensor, temperature: float = 0.1) -> Tensor:
@@ -49,7 +50,7 @@ def info_nce(a: Tensor, b: Tensor, temperature: float = 0.1) -> Tensor:
     """
     _check_pair(a, b)
     if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+        raise InputError(f"temperature must be > 0, got {temperature}")
     return _symmetric_ce(_unit(a), _unit(b), 1.0 / temperature)
 
 
@@ -90,7 +91,7 @@ def nt_xent(a: Tensor, b: Tensor, temperature: float = 0.1) -> Tensor:
     """
     _check_pair(a, b)
     if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+        raise InputError(f"temperature must be > 0, got {temperature}")
     a, b = _unit(a), _unit(b)
     with full_precision(a.device):
         a_all, b_all = gather(a), gather(b)  # (N*B)xD
@@ -162,9 +163,9 @@ def comm_loss(
         modality i, 1-based).
     """
     if len(masked1) != len(masked2) or not masked1:
-        raise ValueError("masked1 and masked2 must hold one embedding per modality")
+        raise InputError("masked1 and masked2 must hold one embedding per modality")
     if nce not in NCE or terms not in TERM_REDUCTIONS:
-        raise ValueError(f"nce must be one of {', '.join(NCE)} and terms one of {', '.join(TERM_REDUCTIONS)}")
+        raise InputError(f"nce must be one of {', '.join(NCE)} and terms one of {', '.join(TERM_REDUCTIONS)}")
     loss_fn = NCE[nce]
     out = {"full": loss_fn(full1, full2, temperature)}
     for i, (m1, m2) in enumerate(zip(masked1, masked2), start=1):
@@ -206,7 +207,7 @@ def gaussian_masked_loss(q: Tensor, masked: Sequence[Tensor], temperature: float
         scalar loss.
     """
     if len(masked) < 2:
-        raise ValueError("the Gaussian moments need at least 2 masked views")
+        raise InputError("the Gaussian moments need at least 2 masked views")
     for k in masked:
         _check_pair(q, k)
     q, ks = _unit(q), torch.stack([_unit(k) for k in masked])  # q: BxE, ks: TxBxE

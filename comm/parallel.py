@@ -14,6 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from comm_diag.errors import InputError
 import comm_diag.trifeature_gen as tg
 
 from comm_diag.comm.config import TrainConfig
@@ -31,7 +32,7 @@ def train_parallel(cfg: TrainConfig, data: tg.Dataset | Path | str, out: Path | 
     process as soon as one fails, and a failure is a TrainingError (finished epochs are
     kept: ``resume=True`` continues). Returns the run folder."""
     if nproc < 2:
-        raise ValueError(f"--nproc must be >= 2 to launch processes, got {nproc}")
+        raise InputError(f"--nproc must be >= 2 to launch processes, got {nproc}")
     ds = data if isinstance(data, tg.Dataset) else tg.load(data)
     cfg = fit_to_data(cfg, ds)  # the config itself is resolved and checked by write_job
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}

@@ -12,7 +12,7 @@ from typing import Iterable, Optional
 
 import torch
 
-from comm_diag.errors import SettingError
+from comm_diag.errors import InputError, SettingError
 
 
 def gpu_available() -> bool:
@@ -31,7 +31,7 @@ def resolve_device(name: str | torch.device) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if gpu_available() else "cpu")
     if name == "cuda" and not gpu_available():
-        raise ValueError("--device cuda was asked for but CUDA is not available on this machine")
+        raise InputError("--device cuda was asked for but CUDA is not available on this machine")
     return torch.device(name)
 
 

@@ -23,6 +23,7 @@ from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 
+from comm_diag.errors import InputError
 import comm_diag.trifeature_gen as tg
 
 from comm_diag.outputs import claim
@@ -86,9 +87,9 @@ def _one_runtime(cfgs: Sequence[TrainConfig]) -> Runtime:
     runtimes = [Runtime.create(c.device, c.precision, c.deterministic) for c in cfgs]
     devices = sorted({str(r.device) for r in runtimes})
     if len(devices) > 1:
-        raise ValueError(f"runs trained together share one device; these ask for {', '.join(devices)}")
+        raise InputError(f"runs trained together share one device; these ask for {', '.join(devices)}")
     if len({r.deterministic for r in runtimes}) > 1:
-        raise ValueError("runs trained together share one determinism setting; some ask for --deterministic, "
+        raise InputError("runs trained together share one determinism setting; some ask for --deterministic, "
                          "some do not")
     return runtimes[0]
 
@@ -104,13 +105,13 @@ def train_together(jobs: Sequence[TrainJob], *, interleave: Optional[bool] = Non
     others stop too (each keeps its finished epochs: resume to continue) and its error is
     raised. Not under torchrun: a data-parallel training is one run of its own."""
     if dist.launched():
-        raise ValueError("train_together trains in one process; under torchrun train one run per launch")
+        raise InputError("train_together trains in one process; under torchrun train one run per launch")
     if not jobs:
         return []
     prepared = [(checked(j.config, j.data), j) for j in jobs]
     outs = [Path(j.out).resolve() for j in jobs]
     if len(set(outs)) < len(outs):
-        raise ValueError("two of the runs trained together write the same run folder")
+        raise InputError("two of the runs trained together write the same run folder")
     shared = _one_runtime([cfg for (cfg, _), _ in prepared]).activate()
     interleave = shared.on_gpu if interleave is None else interleave
     with contextlib.ExitStack() as held:
@@ -120,7 +121,7 @@ def train_together(jobs: Sequence[TrainJob], *, interleave: Optional[bool] = Non
             runtime = Runtime.create(shared.device, cfg.precision, cfg.deterministic)
             every = runtime.sync_every if sync_every is None else sync_every
             if every < 1:
-                raise ValueError(f"sync_every must be >= 1 step, got {every}")
+                raise InputError(f"sync_every must be >= 1 step, got {every}")
             steps = training_steps(cfg, ds, out, job.resume, job.on_step, log_every, runtime, every)
             held.callback(steps.close)  # a run stopped by another's failure closes its log
             stream = torch.cuda.Stream(device=runtime.device) if runtime.on_gpu and interleave else None

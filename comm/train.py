@@ -23,6 +23,7 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 import torch
 
+from comm_diag.errors import InputError
 import comm_diag.trifeature_gen as tg
 
 from comm_diag.outputs import claim, replace_and_open, write_file
@@ -55,7 +56,7 @@ def fit_to_data(cfg: TrainConfig, ds: tg.Dataset) -> TrainConfig:
     """``cfg`` for this dataset: its image size is the data's (a preset trains on data of
     any size); ValueError if a batch needs more pairs than the data has."""
     if cfg.batch_size > ds.n_samples("train"):
-        raise ValueError(f"batch size {cfg.batch_size} is larger than the {ds.n_samples('train')} training pairs")
+        raise InputError(f"batch size {cfg.batch_size} is larger than the {ds.n_samples('train')} training pairs")
     return at_size_of(cfg, ds.spec)
 
 
@@ -171,7 +172,7 @@ def train(
             runtime = Runtime.create(gpu or cfg.device, cfg.precision, cfg.deterministic).activate()
             sync_every = runtime.sync_every if sync_every is None else sync_every
             if sync_every < 1:
-                raise ValueError(f"sync_every must be >= 1 step, got {sync_every}")
+                raise InputError(f"sync_every must be >= 1 step, got {sync_every}")
             return _train(cfg, ds, out, resume, on_step if dist.rank() == 0 else None, log_every, runtime,
                           sync_every, compile)
     finally:
@@ -226,7 +227,7 @@ def _prepare(cfg: TrainConfig, ds: tg.Dataset, out: Path, resume: bool, runtime:
 
     n_pairs = ds.n_samples("train")
     if cfg.batch_size * world > n_pairs:
-        raise ValueError(f"{world} processes x batch {cfg.batch_size} is more than the {n_pairs} training pairs")
+        raise InputError(f"{world} processes x batch {cfg.batch_size} is more than the {n_pairs} training pairs")
     if main:
         (out / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
         write_file(out / CONFIG, json.dumps(

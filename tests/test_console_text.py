@@ -82,3 +82,22 @@ def test_a_command_called_in_process_puts_the_signal_handlers_back():
         assert signal.getsignal(signal.SIGINT) is mine
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def test_a_users_error_is_one_line_and_a_bugs_valueerror_keeps_its_traceback(tmp_path, monkeypatch):
+    """#52: 0.8 printed every ValueError as a user's one-line error, so a bug raising one lost
+    its traceback. A refusal is an ``errors.InputError`` (one line); anything else is shown
+    with its traceback and called a bug."""
+    import comm_diag.api as api
+
+    r = CliRunner().invoke(app, ["train", "--data", str(tmp_path), "--set", "method_settings=x", "--out",
+                                 str(tmp_path / "r")])
+    assert r.exit_code == 1 and r.output.startswith("error: method_settings is not a setting")
+    assert "Traceback" not in r.output  # 0.8: "unexpected TypeError: 'str' object is not a mapping"
+
+    def buggy(*args, **kwargs):
+        raise ValueError("an internal inconsistency")
+    monkeypatch.setattr(api, "generate", buggy)
+    r = CliRunner().invoke(app, ["generate", *TINY, "--out", str(tmp_path / "g")])
+    assert r.exit_code == 1 and "Traceback" in r.output and 'raise ValueError("an internal inconsistency")' in r.output
+    assert "error: unexpected ValueError: an internal inconsistency (a comm-diag bug" in r.output.replace("\n", " ")

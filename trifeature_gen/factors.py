@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from comm_diag.errors import InputError
+
 SHAPES = ("triangle", "square", "plus", "circle", "tee",
           "rhombus", "pentagon", "star", "fivesquare", "trapezoid")
 TEXTURES = ("solid", "stripes", "grid", "hexgrid", "dots",
@@ -47,7 +49,7 @@ BACKGROUND_UINT8 = np.array(to_uint8(BACKGROUND), dtype=np.uint8)
 def factor_index(name: str) -> int:
     """Position of a factor in FACTOR_NAMES; ValueError lists the choices."""
     if name not in FACTOR_NAMES:
-        raise ValueError(f"unknown attribute {name!r}; choose from {', '.join(FACTOR_NAMES)}")
+        raise InputError(f"unknown attribute {name!r}; choose from {', '.join(FACTOR_NAMES)}")
     return FACTOR_NAMES.index(name)
 
 

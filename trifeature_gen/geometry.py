@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+from comm_diag.errors import InputError
+
 MIN_SIZE = 32
 REFERENCE_SIZE = 224  # the paper's resolution; geometry below is defined there
 REFERENCE_BOX_PX = 128
@@ -26,7 +28,7 @@ STYLE_REVISION = {"comm-diag": 1, "authors": 2}
 def check_style(style: str) -> None:
     """ValueError unless ``style`` is one of ``STYLES`` (the renderer and DatasetSpec ask here)."""
     if style not in STYLES:
-        raise ValueError(f"unknown renderer {style!r}; choose from {', '.join(STYLES)}")
+        raise InputError(f"unknown renderer {style!r}; choose from {', '.join(STYLES)}")
 
 
 def texture_period(size: int) -> float:
@@ -42,8 +44,8 @@ def check_geometry(size: float, period: Optional[float] = None) -> None:
     in their fine structure render alike (at 1e6 px five of the ten were pixel-identical,
     while the manifest still claimed 3.32 bits of texture)."""
     if int(size) != size or size < MIN_SIZE:
-        raise ValueError(f"image size must be an integer >= {MIN_SIZE} px, got {size}")
+        raise InputError(f"image size must be an integer >= {MIN_SIZE} px, got {size}")
     longest = size * REFERENCE_BOX_PX / REFERENCE_SIZE / 2
     if period is not None and not 2.0 <= period <= longest:
-        raise ValueError(f"texture period must be from 2 px to {longest:.1f} px (half the shape's box at "
+        raise InputError(f"texture period must be from 2 px to {longest:.1f} px (half the shape's box at "
                          f"{int(size)} px), got {period}")

@@ -23,6 +23,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from comm_diag.errors import InputError
 from comm_diag import __version__
 from comm_diag.outputs import PARTIAL_MARKER, OutputError, claim, partial_folder, replace_folder
 from comm_diag.received import no_links, read_json
@@ -44,7 +45,7 @@ IMAGE_COLUMNS = ("index", "shape", "texture", "color", "view")
 MANIFEST_KEYS = {"spec": dict, "sha256": dict, "mapping": list, "counts": dict, "pid": dict}  # what readers rely on
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """A folder that is not a valid dataset (missing file, bad hash, truncated array...)."""
 
 
@@ -335,7 +336,7 @@ def _codes(rows: list[dict[str, str]], suffix: str = "") -> np.ndarray:
         for n in FACTOR_NAMES:
             value = r[n + suffix]
             if value not in FACTOR_VALUES[n]:
-                raise ValueError(f"{value!r} is not a {n} (column {n + suffix}; one of "
+                raise InputError(f"{value!r} is not a {n} (column {n + suffix}; one of "
                                  f"{', '.join(FACTOR_VALUES[n])})")
             codes.append(FACTOR_VALUES[n].index(value))
         out.append(codes)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from comm_diag.errors import InputError
 from comm_diag.trifeature_gen.factors import FACTOR_SIZES, all_combinations, factor_index
 from comm_diag.trifeature_gen.spec import (COMBINATIONS, STREAM_MAPPING, STREAM_PAIRS, STREAM_SPLIT, PAIR_SETS,
                                            DatasetSpec)
@@ -77,7 +78,7 @@ def synergy_label(f1: np.ndarray, f2: np.ndarray, spec: DatasetSpec, mapping: np
 def components(spec: DatasetSpec, pair_set: str) -> list[tuple[float, bool, bool]]:
     """The mixture a pair set is drawn from: (weight, must_share, must_obey) per component."""
     if pair_set not in PAIR_SETS:
-        raise ValueError(f"unknown pair set {pair_set!r}; choose from {', '.join(PAIR_SETS)}")
+        raise InputError(f"unknown pair set {pair_set!r}; choose from {', '.join(PAIR_SETS)}")
     p = spec.share_prob_of(pair_set)
     share = [(p, True), (1.0 - p, False)]
     biased = pair_set == "train" and spec.synergy

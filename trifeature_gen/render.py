@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from comm_diag.errors import InputError
 from comm_diag.trifeature_gen import authors_shapes as _authors_shapes
 from comm_diag.trifeature_gen.geometry import (MAX_ANGLE_DEG, REFERENCE_BOX_PX, REFERENCE_SIZE, check_geometry,
                                                check_style, texture_period)
@@ -115,11 +116,11 @@ class Trifeature:
         """
         factors = np.asarray(factors, dtype=np.int64).reshape(-1, 3)
         if factors.size and ((factors < 0).any() or (factors >= np.array(FACTOR_SIZES)).any()):
-            raise ValueError("factor codes out of range")
+            raise InputError("factor codes out of range")
         n = len(factors)
         indices = np.arange(n, dtype=np.int64) if indices is None else np.asarray(indices, np.int64)
         if indices.shape != (n,):
-            raise ValueError(f"indices must have shape ({n},), got {indices.shape}")
+            raise InputError(f"indices must have shape ({n},), got {indices.shape}")
         out = np.empty((n, self.size, self.size, 3), dtype=np.uint8)
         p = self.params(factors, seed, indices)
         # Chunks hold one texture each, so every chunk evaluates one pattern only.

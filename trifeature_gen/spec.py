@@ -8,6 +8,7 @@ from typing import Optional
 
 import numpy as np
 
+from comm_diag.errors import InputError
 from comm_diag.dict_config import DictConfig, setting  # re-exported: DatasetSpec's base
 from comm_diag.trifeature_gen.factors import FACTOR_NAMES, FACTOR_SIZES
 from comm_diag.trifeature_gen.geometry import check_geometry, check_style
@@ -24,7 +25,7 @@ MAX_SEED = 2**32 - 1  # seeds are combined with offsets into 64-bit generator se
 
 def check_seed(seed: int) -> None:
     if not 0 <= seed <= MAX_SEED:
-        raise ValueError(f"seed must be >= 0 and at most {MAX_SEED} (2^32 - 1), got {seed}")
+        raise InputError(f"seed must be >= 0 and at most {MAX_SEED} (2^32 - 1), got {seed}")
 
 
 @dataclass(frozen=True)
@@ -63,30 +64,30 @@ class DatasetSpec(DictConfig):
         for role in ("shared", "unique", "synergy_src", "synergy_tgt"):
             value = getattr(self, role)
             if value not in FACTOR_NAMES:
-                raise ValueError(f"unknown attribute {value!r} for --{role.replace('_', '-')}; "
+                raise InputError(f"unknown attribute {value!r} for --{role.replace('_', '-')}; "
                                  f"choose from {', '.join(FACTOR_NAMES)}")
         if self.shared == self.unique:
-            raise ValueError(f"{self.shared!r} cannot be both the shared and the unique attribute: "
+            raise InputError(f"{self.shared!r} cannot be both the shared and the unique attribute: "
                              "the uniqueness task would be redundancy")
         if self.shared in (self.synergy_src, self.synergy_tgt):
-            raise ValueError(f"the shared attribute {self.shared!r} cannot take part in the synergy "
+            raise InputError(f"the shared attribute {self.shared!r} cannot take part in the synergy "
                              "mapping: one image alone would then determine the synergy label")
         check_geometry(self.size, self.period)
         check_style(self.renderer)
         for name in ("share_prob", "synergy_prob", "train_fraction", "train_share_prob"):
             p = getattr(self, name)
             if p is not None and not 0.0 <= p <= 1.0:
-                raise ValueError(f"{name.replace('_', '-')} must be in [0, 1], got {p}")
+                raise InputError(f"{name.replace('_', '-')} must be in [0, 1], got {p}")
         if not 0.0 < self.train_fraction < 1.0:
-            raise ValueError(f"train-fraction must be strictly between 0 and 1, got {self.train_fraction}")
+            raise InputError(f"train-fraction must be strictly between 0 and 1, got {self.train_fraction}")
         for name in ("train_pairs", "probe_pairs", "test_pairs", "views", "test_views"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+                raise InputError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.all_test_pairs and self.test_pairs != type(self).test_pairs:
-            raise ValueError(f"--all-test-pairs takes every pair of test images sharing {self.shared!r}; "
+            raise InputError(f"--all-test-pairs takes every pair of test images sharing {self.shared!r}; "
                              f"--test-pairs {self.test_pairs} contradicts it: give one of them")
         if self.all_test_pairs and self.share_prob != 1.0:
-            raise ValueError(f"--all-test-pairs takes every pair sharing {self.shared!r}: it needs --share-prob 1 "
+            raise InputError(f"--all-test-pairs takes every pair sharing {self.shared!r}: it needs --share-prob 1 "
                              f"(got {self.share_prob}), whose unshared pairs have no 'every' to take")
         check_seed(self.seed)
         self._check_size()
@@ -108,12 +109,12 @@ class DatasetSpec(DictConfig):
                             *((("test_pairs", "test"),) if not self.all_test_pairs else ())):
             most = n[split] * (n[split] - 1)  # ordered pairs of distinct images, drawn without replacement
             if getattr(self, name) > most:
-                raise ValueError(f"{name.replace('_', '-')} must be at most {most:,} (the ordered pairs of distinct "
+                raise InputError(f"{name.replace('_', '-')} must be at most {most:,} (the ordered pairs of distinct "
                                  f"{split} images), got {getattr(self, name):,}")
         need = sum(n.values()) * self.size * self.size * 3 * 2  # uint8 images, and as much again while rendering
         have = physical_memory()
         if have and need > have // 2:
-            raise ValueError(f"{sum(n.values()):,} images of {self.size} px need about {need / 2**30:.1f} GiB, more "
+            raise InputError(f"{sum(n.values()):,} images of {self.size} px need about {need / 2**30:.1f} GiB, more "
                              f"than half of this machine's {have / 2**30:.0f} GiB: lower --size or --views")
 
     def rng(self, *stream: int) -> np.random.Generator:

@@ -10,6 +10,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from comm_diag.errors import InputError
 from comm_diag.trifeature_gen.factors import FACTOR_SIZES, factor_index
 from comm_diag.trifeature_gen.pairs import synergy_label
 from comm_diag.trifeature_gen.spec import DatasetSpec
@@ -67,7 +68,7 @@ TASKS: dict[str, Task] = {t.name: t for t in (
 
 def get_task(name: str) -> Task:
     if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; choose from {', '.join(TASKS)}")
+        raise InputError(f"unknown task {name!r}; choose from {', '.join(TASKS)}")
     return TASKS[name]
 
 

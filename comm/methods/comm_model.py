@@ -8,6 +8,7 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
+from comm_diag.errors import InputError
 from comm_diag.comm.augment import Augment
 from comm_diag.comm.config import TrainConfig
 from comm_diag.comm.encoders import build_encoder, feature_grid
@@ -30,9 +31,9 @@ class CoMMSettings(HeadSettings):
         check_choice("fusion", self.fusion, FUSIONS)
         check_choice("terms", self.terms, TERM_REDUCTIONS)
         if self.heads < 1 or cfg.d % self.heads or cfg.d % 4:
-            raise ValueError(f"d={cfg.d} must be a multiple of 4 and of heads={self.heads}")
+            raise InputError(f"d={cfg.d} must be a multiple of 4 and of heads={self.heads}")
         if self.w_full < 0 or self.w_masked < 0 or self.w_full + self.w_masked == 0:
-            raise ValueError("loss weights w-full and w-masked must be >= 0 and not both 0")
+            raise InputError("loss weights w-full and w-masked must be >= 0 and not both 0")
 
 
 class CoMM(Method):

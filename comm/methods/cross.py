@@ -10,6 +10,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from comm_diag.errors import InputError
 from comm_diag.comm.augment import Augment
 from comm_diag.comm.config import TrainConfig
 from comm_diag.comm.encoders import build_encoder
@@ -65,7 +66,7 @@ class CrossSelfSettings(HeadSettings):
         super().check(cfg)
         check_choice("cross_term", self.cross_term, ("clip", "heads"))
         if self.self_weight < 0:
-            raise ValueError(f"self-weight must be >= 0, got {self.self_weight}")
+            raise InputError(f"self-weight must be >= 0, got {self.self_weight}")
 
 
 class CrossSelf(Cross):

@@ -10,6 +10,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from comm_diag.errors import InputError
 from comm_diag.comm.config import TrainConfig
 from comm_diag.comm.fusion import FUSIONS
 from comm_diag.comm.losses import gaussian_masked_loss
@@ -26,9 +27,9 @@ class InfMaskingSettings(CoMMSettings):
     def check(self, cfg: TrainConfig) -> None:
         super().check(cfg)
         if not FUSIONS[self.fusion].uses_tokens:
-            raise ValueError("infmasking masks the fusion's tokens: it needs --fusion transformer")
+            raise InputError("infmasking masks the fusion's tokens: it needs --fusion transformer")
         if not 0.0 < self.mask_ratio < 1.0 or self.n_masks < 2 or self.mask_lambda < 0:
-            raise ValueError(f"mask-ratio must be in (0, 1), n-masks >= 2 and mask-lambda >= 0; got "
+            raise InputError(f"mask-ratio must be in (0, 1), n-masks >= 2 and mask-lambda >= 0; got "
                              f"{self.mask_ratio}, {self.n_masks}, {self.mask_lambda}")
 
 

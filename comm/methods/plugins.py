@@ -28,6 +28,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Optional, Sequence
 
+from comm_diag.errors import InputError
 from comm_diag.comm.config import TrainConfig
 from comm_diag.comm.methods.base import Method
 from comm_diag.comm.methods.settings import MethodSettings
@@ -35,7 +36,7 @@ from comm_diag.comm.methods.settings import MethodSettings
 ENTRY_POINT_GROUP = "comm_diag.methods"
 
 
-class PluginError(ValueError):
+class PluginError(InputError):
     """A method that cannot be loaded or does not behave as the interface says."""
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, is_dataclass
 from typing import Any, Mapping
 
+from comm_diag.errors import InputError
 from comm_diag.dict_config import DictConfig
 
 from comm_diag.comm.config import DERIVED, TrainConfig, check_finite
@@ -50,7 +51,7 @@ class MethodSettings(DictConfig):
         extra = sorted(k for k, v in given.items() if k not in names and not (k in shared and shared[k] == v))
         if extra and strict:
             has = f"its own settings are {', '.join(names)}" if names else "it has no settings of its own"
-            raise ValueError(f"method {method!r} does not use {', '.join(extra)} ({has}); --set takes KEY=VALUE with "
+            raise InputError(f"method {method!r} does not use {', '.join(extra)} ({has}); --set takes KEY=VALUE with "
                              f"KEY one of those or a run setting: "
                              f"{', '.join(k for k in TrainConfig().run_settings() if k not in (*DERIVED, 'method'))}")
         kept = {k: cls.parse_value(k, v) if isinstance(v, str) else v for k, v in given.items() if k in names}
@@ -62,7 +63,7 @@ class MethodSettings(DictConfig):
 
 def check_choice(name: str, value: str, choices) -> None:
     if value not in choices:
-        raise ValueError(f"unknown {name.replace('_', '-')} {value!r}; choose from {', '.join(choices)}")
+        raise InputError(f"unknown {name.replace('_', '-')} {value!r}; choose from {', '.join(choices)}")
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class ContrastiveSettings(MethodSettings):
     def check(self, cfg: TrainConfig) -> None:
         check_choice("nce", self.nce, NCE)
         if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+            raise InputError(f"temperature must be > 0, got {self.temperature}")
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,6 @@ class HeadSettings(ContrastiveSettings):
     def check(self, cfg: TrainConfig) -> None:
         super().check(cfg)
         if min(self.proj_hidden, self.proj_dim) < 1:
-            raise ValueError(f"proj-hidden and proj-dim must be >= 1, got {self.proj_hidden}, {self.proj_dim}")
+            raise InputError(f"proj-hidden and proj-dim must be >= 1, got {self.proj_hidden}, {self.proj_dim}")
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
+from comm_diag.errors import InputError
 from comm_diag.probes.measure import logistic_fit, torch_fit
 from comm_diag.probes.measure.host_fit import EARLY_STOP_MIN, LogisticFit, SklearnBackend
 from comm_diag.probes.measure.optimum import fit_record
@@ -150,7 +151,7 @@ def backend_name(name: str, device: torch.device | str = "cpu") -> str:
     if name == "auto":
         name = "torch"
     if name not in BACKENDS:
-        raise ValueError(f"unknown probe backend {name!r}; choose from auto, {', '.join(BACKENDS)}")
+        raise InputError(f"unknown probe backend {name!r}; choose from auto, {', '.join(BACKENDS)}")
     return name
 
 

@@ -9,6 +9,7 @@ from typing import Iterator, Optional
 import numpy as np
 import torch
 
+from comm_diag.errors import InputError
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.augment import Augment
 from comm_diag.comm.methods import Method, as_batch
@@ -27,7 +28,7 @@ def _call(name: str, what: str, fn, *args):
     except (NotImplementedError, KeyboardInterrupt):
         raise
     except (Exception, SystemExit) as e:
-        raise ValueError(f"{name}: {what}() raised {type(e).__name__}: {e}") from None
+        raise InputError(f"{name}: {what}() raised {type(e).__name__}: {e}") from None
 
 
 def _weights_digest(model: torch.nn.Module) -> list[torch.Tensor]:
@@ -49,7 +50,7 @@ def extract(model: Method, ds: tg.Dataset, pair_set: str, batch_size: int = 512,
     """
     name = type(model).__name__
     if getattr(model, "n_modalities", ds.n_modalities) != ds.n_modalities:
-        raise ValueError(f"the model ({name}) takes {model.n_modalities} modalities but the dataset {ds.root} has "
+        raise InputError(f"the model ({name}) takes {model.n_modalities} modalities but the dataset {ds.root} has "
                          f"{ds.n_modalities}: probe it on data of its own kind")
     before = _weights_digest(model)
     model.eval()
@@ -75,14 +76,14 @@ def extract(model: Method, ds: tg.Dataset, pair_set: str, batch_size: int = 512,
     for sl in _batches(ds.n_samples(pair_set), batch_size):
         feats = fuse(sl)
         if not isinstance(feats, dict) or not feats:
-            raise ValueError(f"{name}: features() must return a dict of representations, got {type(feats).__name__}")
+            raise InputError(f"{name}: features() must return a dict of representations, got {type(feats).__name__}")
         for rep, z in feats.items():
             n = sl.stop - sl.start
             if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[0] != n:
                 shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
-                raise ValueError(f"{name}: representation {rep!r} must be a {n}xD tensor, got {shape}")
+                raise InputError(f"{name}: representation {rep!r} must be a {n}xD tensor, got {shape}")
             if not torch.isfinite(z).all():
-                raise ValueError(f"{name}: representation {rep!r} holds non-finite values (NaN or inf) on "
+                raise InputError(f"{name}: representation {rep!r} holds non-finite values (NaN or inf) on "
                                  f"{pair_set} pairs: it cannot be probed")
             out.setdefault(rep, []).append(z.float().cpu().numpy())
     after = _weights_digest(model)

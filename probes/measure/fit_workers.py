@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 from typing import Callable, Iterator, Optional, Sequence
 
+from comm_diag.errors import InputError
 from comm_diag.comm.runtime import core_share
 
 _started = False  # loky's executor is process-wide: whether this process started one
@@ -25,10 +26,10 @@ def resolve_jobs(jobs: Optional[int], fits: int) -> int:
     if jobs is None:
         jobs = core_share()
     if isinstance(jobs, bool) or not isinstance(jobs, int):  # 2.5, "2" and True were taken as counts
-        raise ValueError(f"jobs must be a whole number of worker processes (None: this process's share of the "
+        raise InputError(f"jobs must be a whole number of worker processes (None: this process's share of the "
                         f"cores), got {jobs!r}")
     if jobs < 1:
-        raise ValueError(f"jobs must be >= 1 worker process (None: this process's share of the cores), got {jobs}")
+        raise InputError(f"jobs must be >= 1 worker process (None: this process's share of the cores), got {jobs}")
     return max(1, min(jobs, fits))
 
 

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from comm_diag.errors import InputError
 from comm_diag.probes.measure.optimum import TOLERANCE
 from comm_diag.comm.runtime import is_gpu
 from comm_diag.probes.measure.preconditioners import Blocks, Kronecker, Preconditioner, centred, features_times, \
@@ -262,7 +263,7 @@ def solve_logistic_many(problems: Sequence[LogisticProblem], iterations: Optiona
     weights stay 0), so each problem's optimum is the one it has alone. A problem leaves the
     batch when all its fits meet ``tolerance``."""
     if len({p.outputs for p in problems}) > 1 or len({len(p.cs) for p in problems}) > 1:
-        raise ValueError("solve_logistic_many: the problems of one batch share their number of outputs and of Cs")
+        raise InputError("solve_logistic_many: the problems of one batch share their number of outputs and of Cs")
     dev = problems[0].x.device
     q, k = problems[0].outputs, len(problems[0].cs)
     n, d = max(len(p.x) for p in problems), max(p.x.shape[1] for p in problems)

@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
+from comm_diag.errors import InputError
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.methods import Method
 from comm_diag.comm.methods.registry import label_of
@@ -43,7 +44,7 @@ PROBE_COLUMNS = ("method", "seed", "task", "probe", "representation", "balanced_
 REQUIRED_COLUMNS = ("method", "seed", "task", "probe", "representation", "balanced_accuracy", "auroc")
 
 
-class ProbeError(ValueError):
+class ProbeError(InputError):
     """A run or dataset that cannot be probed."""
 
 

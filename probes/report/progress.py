@@ -19,6 +19,7 @@ import sys
 import time
 from typing import Callable, Iterator, Optional
 
+from comm_diag.errors import InputError
 from comm_diag.probes.hooks import Hooks
 
 MODES = ("auto", "bar", "lines", "off")
@@ -32,7 +33,7 @@ def in_notebook() -> bool:
 
 def resolve_mode(mode: str) -> str:
     if mode not in MODES:
-        raise ValueError(f"unknown progress {mode!r}; choose from {', '.join(MODES)}")
+        raise InputError(f"unknown progress {mode!r}; choose from {', '.join(MODES)}")
     if mode != "auto":
         return mode
     return "bar" if sys.stderr.isatty() and not in_notebook() else "lines"
@@ -127,7 +128,7 @@ def progress(mode: str = "auto", also: Optional[Hooks] = None, label: str = "tra
     ``also``; ``label`` names the run of an in-process training in its bar and lines;
     ``write`` prints a line (lines mode)."""
     if also is not None and not isinstance(also, Hooks):  # an object() failed at its first event
-        raise ValueError(f"hooks must be a comm_diag.probes.hooks.Hooks, got {type(also).__name__}")
+        raise InputError(f"hooks must be a comm_diag.probes.hooks.Hooks, got {type(also).__name__}")
     mode = resolve_mode(mode)
     t0 = time.perf_counter()
     if mode == "bar":

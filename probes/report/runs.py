@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
+from comm_diag.errors import InputError
 from comm_diag.comm.run_folder import (PROBES_BY_EPOCH, PROBES_CSV, PROBES_JSON, TrainingError, checkpoint_digest,
                                        identity_of, read_config)
 from comm_diag.outputs import OutputError
@@ -18,7 +19,7 @@ from comm_diag.trifeature_gen.io import file_sha256
 from comm_diag.probes.measure.suite import REQUIRED_COLUMNS
 
 
-class ReportError(ValueError):
+class ReportError(InputError):
     """Nothing to report, or runs that cannot be read."""
 
 
@@ -134,7 +135,7 @@ def read_rows(run: Path) -> tuple[list[dict], bool]:
             for k in ("bits", "bits_fraction", "ba_se"):
                 r[k] = float(r[k]) if r.get(k) else None
             if r.get("converged", "") not in ("", "True", "False"):
-                raise ValueError(f"converged = {r['converged']!r}")
+                raise InputError(f"converged = {r['converged']!r}")
             r["converged"] = {"True": True, "False": False}.get(r.get("converged", ""))  # None: before 0.9
     except (TypeError, ValueError):
         raise ReportError(f"{run}/probes.csv holds a value that is not a number: probe the run again") from None

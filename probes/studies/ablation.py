@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
+from comm_diag.errors import InputError
 from comm_diag.comm.config import DEFAULT_METHODS
 
 from comm_diag.probes.studies import pipeline
@@ -30,7 +31,7 @@ def study_named(name: str, *, interactions: Optional[Sequence[str]] = None,
     if name != "dose":
         given = [k for k, v in (("interactions", interactions), ("levels", levels), ("methods", methods)) if v]
         if given:
-            raise ValueError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for the dose study, "
+            raise InputError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for the dose study, "
                              f"not for {name!r}")
         return get_study(name)
     return dose_study(interactions or ("synergy",), DOSE_LEVELS if levels is None else levels, methods or DEFAULT_METHODS)

@@ -31,6 +31,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from comm_diag.errors import InputError
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.runtime import resolve_device
 from comm_diag.outputs import claim, safe_cell, write_file
@@ -140,7 +141,7 @@ def calibrate(ds: tg.Dataset, references: Optional[list[str]] = None, seeds: Seq
     rows = []
     for name in references or list(REFERENCES):
         if name not in REFERENCES:
-            raise ValueError(f"unknown reference {name!r}; choose from {', '.join(REFERENCES)}")
+            raise InputError(f"unknown reference {name!r}; choose from {', '.join(REFERENCES)}")
         if on_reference:
             on_reference(name)
         ref = REFERENCES[name]
@@ -184,7 +185,7 @@ def _calibration(out: Path, data: Optional[Path | str], preset_name: str, seeds:
                  references: Optional[list[str]], hooks: Hooks, device: str = "auto") -> list[dict]:
     for name in references or ():
         if name not in REFERENCES:
-            raise ValueError(f"unknown reference {name!r}; choose from {', '.join(REFERENCES)}")
+            raise InputError(f"unknown reference {name!r}; choose from {', '.join(REFERENCES)}")
     with claim(out, "calibration") as out:
         if data is not None:
             ds = tg.load(data)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 
+from comm_diag.errors import InputError
 from comm_diag.comm.config import TrainConfig
 from comm_diag.comm.methods import METHODS, load_class
 from comm_diag.comm.methods.plugins import normalize_target
@@ -43,7 +44,7 @@ def parse_require(text: Optional[str]) -> list[str]:
     keys = []
     for part in (p.strip() for p in text.split(",")):
         if part not in by_name:
-            raise ValueError(f"--require takes {', '.join(NAMES.values())} (comma-separated), got {part!r}")
+            raise InputError(f"--require takes {', '.join(NAMES.values())} (comma-separated), got {part!r}")
         keys.append(by_name[part])
     return keys
 
@@ -92,22 +93,22 @@ def check_study(target: str, controls: Sequence[str] = CONTROLS, dose: Sequence[
     label = label_of(method)
     for m in controls:
         if m not in METHODS:
-            raise ValueError(f"unknown control {m!r}; choose from {', '.join(METHODS)}")
+            raise InputError(f"unknown control {m!r}; choose from {', '.join(METHODS)}")
     settings = dict(settings or {})
     run = {k: v for k, v in settings.items() if k in TrainConfig.__dataclass_fields__}
     if "method" in run:
-        raise ValueError("settings cannot change the method: it is the check's target")
+        raise InputError("settings cannot change the method: it is the check's target")
     if "seed" in run:
-        raise ValueError("settings cannot set the seed: a check's seeds are --seeds (seeds=...), for every method")
+        raise InputError("settings cannot set the seed: a check's seeds are --seeds (seeds=...), for every method")
     if dose:
         if settings:
-            raise ValueError("settings are for a check of R, U and S; a dose check runs the preset as it is")
+            raise InputError("settings are for a check of R, U and S; a dose check runs the preset as it is")
         study = dose_study(dose, DOSE_LEVELS if levels is None else levels,
                            [method] + [m for m in controls if m != method], name=f"{method} dose", kind="check",
                            title=f"check {label}: dose-response", record="check.json", preflight=method)
         return study, label
     if levels is not None:
-        raise ValueError("levels are for a dose check (name the interactions with dose=...)")
+        raise InputError("levels are for a dose check (name the interactions with dose=...)")
     variants = [Variant(label, {**settings, "method": method})] + [
         Variant(m, {**run, "method": m}) for m in controls if m != method]
     study = Study(name=method, kind="check", title=f"check {label}", record="check.json",

@@ -31,6 +31,7 @@ from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
+from comm_diag.errors import InputError
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import DEFAULT_METHODS
 from comm_diag.comm.methods.registry import display_name, label_of
@@ -102,7 +103,7 @@ REFERENCE = "reference"  # the known-answer learner's label in the tables
 
 def get_dose(name: str) -> Dose:
     if name not in DOSES:
-        raise ValueError(f"unknown dose interaction {name!r}; choose from {', '.join(DOSES)}")
+        raise InputError(f"unknown dose interaction {name!r}; choose from {', '.join(DOSES)}")
     return DOSES[name]
 
 
@@ -111,9 +112,9 @@ def parse_levels(text: str | Sequence[float]) -> tuple[float, ...]:
     try:
         levels = [float(x) for x in (text.split(",") if isinstance(text, str) else text)]
     except ValueError:
-        raise ValueError(f"levels must be numbers in [0, 1] such as 0,0.25,0.5,0.75,1, got {text!r}") from None
+        raise InputError(f"levels must be numbers in [0, 1] such as 0,0.25,0.5,0.75,1, got {text!r}") from None
     if len(levels) < 2 or len(set(levels)) != len(levels) or not all(0.0 <= x <= 1.0 for x in levels):
-        raise ValueError(f"levels must be at least two distinct numbers in [0, 1], got {text!r}")
+        raise InputError(f"levels must be at least two distinct numbers in [0, 1], got {text!r}")
     return tuple(sorted(levels))
 
 
@@ -131,7 +132,7 @@ def dose_study(interactions: Sequence[str] = ("synergy",), levels: Sequence[floa
     level's own dataset (of the interaction's kind only). ``methods``: built-in names or
     plugin targets; ``study_fields``: other ``Study`` fields (check's name, kind, preflight)."""
     if isinstance(methods, str) or not methods:
-        raise ValueError("name at least one method (a list such as ['comm', 'cross'])")
+        raise InputError("name at least one method (a list such as ['comm', 'cross'])")
     doses = {name: get_dose(name) for name in interactions}
     levels = parse_levels(levels)
     labels = {m: label_of(m) for m in methods}

@@ -15,6 +15,7 @@ from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from typing import Callable, Optional, Sequence
 
+from comm_diag.errors import InputError
 from comm_diag.comm.runtime import core_share, gpu_available, is_gpu, resolve_device
 from comm_diag.comm.together import train_together
 
@@ -174,11 +175,11 @@ def run_local(jobs: Sequence[RunJob], hooks: Hooks, workers: int = 0, together: 
     GPU a study's runs share it, interleaved: 0.5 measured 3,757 pairs/s for six CoMM runs
     in one process on an H200, 2,944 for one)."""
     if workers < 0:
-        raise ValueError(f"--workers must be >= 0 (0: automatic), got {workers}")
+        raise InputError(f"--workers must be >= 0 (0: automatic), got {workers}")
     if isinstance(together, bool) or not isinstance(together, int) or together < 0:
-        raise ValueError(f"--together must be an integer >= 0 (0: automatic), got {together!r}")
+        raise InputError(f"--together must be an integer >= 0 (0: automatic), got {together!r}")
     if together > 1 and workers > 1:
-        raise ValueError("--together trains several runs in one process; it takes --workers 1 (or 0)")
+        raise InputError("--together trains several runs in one process; it takes --workers 1 (or 0)")
     if workers == 0:
         workers = 1 if together > 1 else auto_workers(jobs)
     why = unguarded_main() if workers > 1 else None
@@ -261,7 +262,7 @@ def run_ray(jobs: Sequence[RunJob], hooks: Hooks, address: Optional[str] = None,
     try:
         import ray
     except ImportError:
-        raise ValueError(RAY_HINT) from None
+        raise InputError(RAY_HINT) from None
     todo = [j for j in jobs if not is_done(j)]
     for j in jobs:
         if j not in todo:
@@ -309,7 +310,7 @@ def executor_options(executor: str) -> tuple[str, ...]:
     import inspect
 
     if executor not in EXECUTORS:
-        raise ValueError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
+        raise InputError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
     return tuple(inspect.signature(EXECUTORS[executor]).parameters)[2:]  # after (jobs, hooks)
 
 

@@ -21,6 +21,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from comm_diag.errors import InputError
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import TrainConfig, at_size_of, preset
 from comm_diag.comm.methods import as_batch, preflight, resolve
@@ -80,11 +81,11 @@ def study_jobs(study: Study, out: Path, settings: StudySettings,
         kinds = {k: str(out / "data" / k) for k in study.preset_kinds(settings.extra)}
     every = study.every if settings.every is None else settings.every
     if every < 0:
-        raise ValueError(f"every must be >= 0 epochs, got {every}")
+        raise InputError(f"every must be >= 0 epochs, got {every}")
     variants = study.all_variants(settings.extra)
     for v in variants:  # a variant's dataset settings are checked before any byte too
         if v.data and settings.data:
-            raise ValueError(f"variant {v.name!r} changes dataset settings ({v.data_folder}): it generates its "
+            raise InputError(f"variant {v.name!r} changes dataset settings ({v.data_folder}): it generates its "
                              f"own data, so it cannot run on a dataset given with --data")
         if v.data:
             dataset_spec(settings.preset_name, False, **{**settings.data_overrides, **v.data}).validate()
@@ -113,7 +114,7 @@ def only_run(jobs: list[RunJob], only: Optional[int]) -> list[RunJob]:
     if only is None:
         return jobs
     if not 0 <= only < len(jobs):
-        raise ValueError(f"--only {only} is out of range: the study has runs 0 to {len(jobs) - 1} (see --list)")
+        raise InputError(f"--only {only} is out of range: the study has runs 0 to {len(jobs) - 1} (see --list)")
     return [jobs[only]]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
+from comm_diag.errors import InputError
 from comm_diag.comm.methods.plugins import normalize_target
 from comm_diag.comm.config import DEFAULT_METHODS
 from comm_diag.comm.methods.registry import METHODS, label_of, load_class
@@ -29,7 +30,7 @@ def quickstart_study(methods: Sequence[str] = DEFAULT_METHODS, preset_name: str 
     an installed entry point), each loaded here, before any work; a plugin is tried for one
     step on real pairs first, as ``check`` does, and labelled by its class's name."""
     if isinstance(methods, str) or not methods:
-        raise ValueError("name at least one method (a list such as ['comm', 'cross']; --methods comm,cross); "
+        raise InputError("name at least one method (a list such as ['comm', 'cross']; --methods comm,cross); "
                          "`comm-diag methods` lists the built-ins")
     targets = [normalize_target(m) for m in methods]
     for m in targets:

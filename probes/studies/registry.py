@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from comm_diag.errors import InputError
 from comm_diag.probes.studies.dose import dose_study
 from comm_diag.probes.report.published import FOLLOWS_WITHIN, fidelity_lines, variants_table
 from comm_diag.probes.studies.study import Expectation, Measured, Study, check_expectations
@@ -118,7 +119,7 @@ STUDIES: dict[str, Study] = {s.name: s for s in (LOSS, FUSION, AUGMENT, FIDELITY
 
 def get_study(name: str) -> Study:
     if name not in STUDIES:
-        raise ValueError(f"unknown study {name!r}; choose from {', '.join(STUDIES)}")
+        raise InputError(f"unknown study {name!r}; choose from {', '.join(STUDIES)}")
     return STUDIES[name]
 
 

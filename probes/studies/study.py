@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from comm_diag.errors import InputError
 from comm_diag.probes.studies.sweep import KINDS, Variant
 from comm_diag.probes.measure.verdict import Verdict
 
@@ -80,7 +81,7 @@ class Study:
         names = [v.name for v in (*self.variants, *self.extra)]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:  # two variants of one name would share run folders and be reported as one
-            raise ValueError(f"the study {self.name!r} has two variants named {twice[0]!r}: every variant needs "
+            raise InputError(f"the study {self.name!r} has two variants named {twice[0]!r}: every variant needs "
                              f"a name of its own (two levels that print alike, two plugins of one class name?)")
 
     @property

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
+from comm_diag.errors import InputError
 import comm_diag.trifeature_gen as tg
 from comm_diag.comm.config import TrainConfig, preset_data
 from comm_diag.comm.methods import resolve
@@ -66,14 +67,14 @@ class Variant:
 
     def __post_init__(self) -> None:
         if not self.kinds or set(self.kinds) - set(KINDS):
-            raise ValueError(f"variant {self.name!r}: kinds must be among {', '.join(KINDS)}, got {self.kinds!r}")
+            raise InputError(f"variant {self.name!r}: kinds must be among {', '.join(KINDS)}, got {self.kinds!r}")
         moved = {k: v for k, v in self.overrides.items() if k in DATA_SETTINGS}
         if moved:
             object.__setattr__(self, "overrides", {k: v for k, v in self.overrides.items() if k not in moved})
             object.__setattr__(self, "data", {**self.data, **moved})
         bad = sorted(set(self.data) - set(DATA_SETTINGS))
         if bad:
-            raise ValueError(f"variant {self.name!r}: {', '.join(bad)} is not a dataset setting a study can vary; "
+            raise InputError(f"variant {self.name!r}: {', '.join(bad)} is not a dataset setting a study can vary; "
                              f"choose from {', '.join(DATA_SETTINGS)}")
 
     @property
@@ -118,14 +119,14 @@ def parse_seeds(text: str) -> list[int]:
             else:
                 seeds.append(int(part))
     except ValueError:
-        raise ValueError(f"seeds must look like 0,1,2 or 0-2, got {text!r}") from None
+        raise InputError(f"seeds must look like 0,1,2 or 0-2, got {text!r}") from None
     except OverflowError:
         seeds = [0] * (MAX_SEEDS + 1)
     if len(seeds) > MAX_SEEDS:
-        raise ValueError(f"--seeds {text} plans more than {MAX_SEEDS} seeds (each a training of every method): "
+        raise InputError(f"--seeds {text} plans more than {MAX_SEEDS} seeds (each a training of every method): "
                          f"give at most {MAX_SEEDS}")
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-        raise ValueError(f"seeds must be distinct non-negative integers, got {text!r}")
+        raise InputError(f"seeds must be distinct non-negative integers, got {text!r}")
     return seeds
 
 
@@ -140,9 +141,9 @@ def ensure_dataset(spec: tg.DatasetSpec, path: Path, hooks: Hooks) -> tg.Dataset
         if ds.spec == spec and ds.manifest.get("renderer_revision", 1) == tg.STYLE_REVISION[spec.renderer]:
             return ds
         if ds.spec == spec:
-            raise ValueError(f"{path} holds images of an earlier revision of the {spec.renderer!r} renderer; "
+            raise InputError(f"{path} holds images of an earlier revision of the {spec.renderer!r} renderer; "
                              f"remove it to have them drawn again")
-        raise ValueError(f"{path} holds a dataset with other settings; remove it or choose another --out")
+        raise InputError(f"{path} holds a dataset with other settings; remove it or choose another --out")
     tg.generate(spec, path, progress=hooks.on_generate)
     return tg.load(path)
 
@@ -185,11 +186,11 @@ def given_datasets(paths: Sequence[Path | str]) -> dict[str, tg.Dataset]:
     kinds = sorted(ds.spec.synergy for ds in dss)
     if len(dss) != 2 or kinds != [False, True]:
         got = ", ".join(f"{p} ({'synergy-biased' if ds.spec.synergy else 'unbiased'})" for p, ds in zip(paths, dss))
-        raise ValueError(f"give --data once (every task is probed on it) or twice, one unbiased and one "
+        raise InputError(f"give --data once (every task is probed on it) or twice, one unbiased and one "
                          f"synergy-biased dataset; got {got}")
     unlike = [k for k in SAME_IN_BOTH if getattr(dss[0].spec, k) != getattr(dss[1].spec, k)]
     if unlike:  # the two kinds' scores are compared with each other: one world of images and tasks
-        raise ValueError("the unbiased and synergy datasets given with --data differ in "
+        raise InputError("the unbiased and synergy datasets given with --data differ in "
                          + ", ".join(f"{k} ({getattr(dss[0].spec, k)} vs {getattr(dss[1].spec, k)})" for k in unlike)
                          + "; a study compares their scores, so give two datasets drawn alike but for --synergy")
     return {("synergy" if ds.spec.synergy else "unbiased"): ds for ds in dss}
@@ -220,22 +221,22 @@ def _recorded(path: Path, method: str) -> dict:
     try:
         old = read_json(path)
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON ({e.msg}, line {e.lineno}): the experiment record is damaged") from None
+        raise InputError(f"{path} is not valid JSON ({e.msg}, line {e.lineno}): the experiment record is damaged") from None
     if not isinstance(old, dict) or not isinstance(old.get("train_config", {}), dict):
-        raise ValueError(f"{path} is not a comm-diag experiment record")
+        raise InputError(f"{path} is not a comm-diag experiment record")
     old.pop("package_version", None)
     if "train_config" in old:  # settings added since that folder was written take their defaults
         try:
             old["train_config"] = settings(old["train_config"], trusted=method)
         except (TypeError, ValueError) as e:
-            raise ValueError(f"{path} is damaged: {e}") from None
+            raise InputError(f"{path} is damaged: {e}") from None
     return old
 
 
 def _mismatch(out: Path, old: dict, new: dict, keys) -> None:
     diff = [k for k in keys if old.get(k) != new.get(k)]
     if diff:
-        raise ValueError(f"{out} holds another experiment (different {', '.join(diff)}); "
+        raise InputError(f"{out} holds another experiment (different {', '.join(diff)}); "
                          f"remove it or choose another --out")
 
 
@@ -277,7 +278,7 @@ def _trained_epochs(run: Path, cfg: TrainConfig) -> list[int]:
     # the image size is the data's (training sets it, config.at_size_of); the data's identity is
     # checked by its fingerprint (sweep.json, and a resume), so it is compared nowhere here
     if not same_config(saved, {**cfg.to_dict(), "image_size": saved.get("image_size", cfg.image_size)}):
-        raise ValueError(f"{run} holds a run with other settings; remove it or choose another --out")
+        raise InputError(f"{run} holds a run with other settings; remove it or choose another --out")
     return saved_epochs(run)
 
 
