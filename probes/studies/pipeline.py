@@ -28,6 +28,7 @@ from comm_diag.comm.methods import as_batch, preflight, resolve
 from comm_diag.probes.measure.suite import probe_record
 from comm_diag.outputs import write_file
 
+from comm_diag.probes.studies.disk import said, study_bytes
 from comm_diag.probes.studies.executors import check_options, run_jobs
 from comm_diag.probes.report.html_page import md_cell
 from comm_diag.probes.report.progress import progress as progress_hooks
@@ -36,8 +37,8 @@ from comm_diag.probes.report.summary import summarize
 from comm_diag.probes.report.conclusions import plumbing_only
 from comm_diag.probes.studies.study import Measured, Study, check_expectations
 from comm_diag.probes.hooks import Hooks
-from comm_diag.probes.studies.sweep import (RunJob, dataset_spec, folders, given_datasets, plan, study_folder,
-                                           variant_datasets)
+from comm_diag.probes.studies.sweep import (RunJob, dataset_spec, folders, given_datasets, plan, planned_datasets,
+                                           study_folder, variant_datasets)
 from comm_diag.probes.measure.readouts import readouts
 from comm_diag.probes.measure.table import ProbeTable
 from comm_diag.probes.report.tensorboard import writer_class
@@ -180,7 +181,10 @@ def run(study: Study, out: Path | str, settings: StudySettings = StudySettings()
     hooks = hooks or Hooks()
     out = Path(out)
     given = given_datasets(settings.data) if settings.data else None
-    only_run(study_jobs(study, out, settings, given), settings.only)  # bad settings or --only: before any byte
+    jobs = only_run(study_jobs(study, out, settings, given), settings.only)  # bad settings or --only: before any byte
+    kinds = () if given else study.preset_kinds(settings.extra)
+    hooks.on_stage(said(study_bytes(jobs, planned_datasets(out, settings.preset_name, study.all_variants(settings.extra),
+                                                           kinds, settings.data_overrides)), out))
     base = settings.base()
     if study.preflight:
         spec = next(iter(given.values())).spec if given else dataset_spec(settings.preset_name, False,

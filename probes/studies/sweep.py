@@ -164,13 +164,30 @@ def variant_datasets(out: Path, preset_name: str, variants: Sequence[Variant], h
                      data_overrides: Optional[dict] = None) -> dict[str, dict[str, tg.Dataset]]:
     """The unbiased and synergy datasets of every variant that changes dataset settings, by
     ``Variant.data_folder``: the preset's, with the study's and then the variant's changes."""
-    wanted: dict[str, tuple[dict, set]] = {}  # data folder -> (its settings, the kinds its variants train on)
+    return {folder: preset_datasets(out, preset_name, hooks, {**(data_overrides or {}), **data}, folder=folder,
+                                    kinds=kinds)
+            for folder, (data, kinds) in _variant_data(variants).items()}
+
+
+def _variant_data(variants: Sequence[Variant]) -> dict[str, tuple[dict, list[str]]]:
+    """Data folder -> (its settings, the kinds its variants train on), for the variants that
+    change dataset settings."""
+    wanted: dict[str, tuple[dict, set]] = {}
     for v in variants:
         if v.data:
             wanted.setdefault(v.data_folder, (v.data, set()))[1].update(v.kinds)
-    return {folder: preset_datasets(out, preset_name, hooks, {**(data_overrides or {}), **data}, folder=folder,
-                                    kinds=[k for k in KINDS if k in kinds])
-            for folder, (data, kinds) in wanted.items()}
+    return {folder: (data, [k for k in KINDS if k in kinds]) for folder, (data, kinds) in wanted.items()}
+
+
+def planned_datasets(out: Path, preset_name: str, variants: Sequence[Variant], kinds: Sequence[str],
+                     data_overrides: Optional[dict] = None) -> list[tuple[Path, tg.DatasetSpec]]:
+    """(folder, spec) of every dataset a study on the preset's data generates (``kinds``: the
+    preset's own; none when the user gives --data), as ``preset_datasets`` and
+    ``variant_datasets`` will: what the study's disk estimate counts."""
+    own = [(out / "data" / k, dataset_spec(preset_name, k == "synergy", **(data_overrides or {}))) for k in kinds]
+    return own + [(out / "data" / folder / k, dataset_spec(preset_name, k == "synergy",
+                                                           **{**(data_overrides or {}), **data}))
+                  for folder, (data, ks) in _variant_data(variants).items() for k in ks]
 
 
 # what the two datasets of a study must share: the images' look and the tasks' definitions
