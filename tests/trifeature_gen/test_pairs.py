@@ -61,6 +61,10 @@ def test_pairs__too_many_requested_are_clamped_with_a_warning():
     per_shape = np.bincount(im["test"].factors[:, 0])
     allowed = int((per_shape * (per_shape - 1)).sum())  # ordered pairs of distinct images
     assert len(idx) == allowed < 10_000 and f"only {allowed}" in warnings[0]
+    # the default ("up to 4,096, clamped to those allowed") takes them all without a warning
+    # (0.8 warned at every default generate); only a number the user asked for is warned about
+    idx, warnings = sample_pairs(im["test"], spec, "test", spec.test_pairs, m)
+    assert len(idx) == allowed < spec.test_pairs and warnings == []
 
 
 def test_pairs__other_roles_are_respected():
