@@ -221,24 +221,37 @@ def run_local(jobs: Sequence[RunJob], hooks: Hooks, workers: int = 0, together: 
             # raced its manager thread (InvalidStateError tracebacks after "error: interrupted");
             # running runs are ended here (the workers ignore Ctrl-C): their last finished epoch
             # is kept, as an interrupted `train` keeps it
-            pool.shutdown(wait=False, cancel_futures=True)
-            _end_workers(pool)
+            procs, manager = _worker_processes(pool), getattr(pool, "_executor_manager_thread", None)
+            pool.shutdown(wait=False, cancel_futures=True)  # forgets its processes: taken above
+            _end_workers(pool, procs)
+            if manager is not None:
+                manager.join(60)  # its queues closed: nothing left for the resource tracker to warn about
             raise
         finally:
             _relay(events, hooks)
     return [job.run for job in jobs]
 
 
-def _end_workers(pool: ProcessPoolExecutor) -> None:
-    """SIGTERM to every worker process of ``pool`` (Python 3.14's ``terminate_workers`` where
-    there is one; before it, the executor keeps its processes in ``_processes``)."""
+def _worker_processes(pool: ProcessPoolExecutor) -> list:
+    """The pool's worker processes (``shutdown`` forgets them: take them before)."""
+    return list((getattr(pool, "_processes", None) or {}).values())
+
+
+def _end_workers(pool: ProcessPoolExecutor, procs: list, grace_s: float = 60.0) -> None:
+    """SIGTERM to every worker process (Python 3.14's ``terminate_workers`` where there is
+    one), then wait for each to end (its run keeps its last finished epoch; SIGKILL after
+    ``grace_s``): the command ends after its workers, never beside them."""
     terminate = getattr(pool, "terminate_workers", None)
     if terminate is not None:
         terminate()
-        return
-    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+    for proc in procs:
         if proc.is_alive():
             proc.terminate()
+    for proc in procs:
+        proc.join(grace_s)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
 
 
 def _visible_gpus() -> list[str]:
