@@ -26,7 +26,7 @@ from comm_diag.probes.studies import ablation, calibrate as calibration, check a
 from comm_diag.probes.studies import quickstart as quickstart_study
 from comm_diag.probes.report import tensorboard as board
 from comm_diag.probes.studies.check import CONTROLS
-from comm_diag.probes.studies.executors import check_options
+from comm_diag.probes.studies.executors import check_options, settle_options
 from comm_diag.probes.report.progress import progress as progress_hooks
 from comm_diag.probes.report.render import report as write_report
 from comm_diag.probes.measure.suite import probe_run
@@ -105,7 +105,7 @@ def train(data: Path | str, out: Optional[Path | str] = None, *, method: str = "
     cfg = preset_config(preset).replace(method=method, **settings)  # resolved and checked once, by the training
     if tensorboard:
         board.writer_class()  # tensorboardX missing: one line before any byte
-    out = Path(out) if out is not None else Path("runs") / f"{label_of(method)}-seed{cfg.seed}"
+    out = Path(out) if out is not None else train_out(method, cfg.seed)
     if tensorboard:
         board.check_replaceable(out)  # a user's file in the way: said before the training, not after
     if nproc > 1:
@@ -170,7 +170,7 @@ def ablate(study: str, out: Optional[Path | str] = None, *, data: Sequence[Path 
     """``comm-diag ablate``: a study of ``studies.registry.STUDIES`` in ``out`` [ablations/STUDY];
     ``interaction``, ``levels`` and ``methods`` are the dose study's (defaults: synergy,
     0-1 in quarters, CoMM / Cross / Cross+Self)."""
-    return ablation.run_study(study, Path("ablations") / study if out is None else out,
+    return ablation.run_study(study, ablate_out(study) if out is None else out,
                               interactions=_distinct("interaction", interaction), levels=levels,
                               methods=_distinct("methods", methods), preset_name=preset, seeds=_seeds(seeds),
                               data=list(data), epochs=epochs, every=every, extra=extra, only=only, hooks=hooks,
@@ -196,15 +196,11 @@ def check(target: str, out: Optional[Path | str] = None, *, data: Sequence[Path 
     """``comm-diag check``: does ``target`` capture R, U and S beside the controls? (With
     ``dose``: its dose-response curves.) ``settings``: your method's own settings and run
     settings (``--set``); run settings apply to the controls too (one budget for all)."""
-    from comm_diag.comm.methods.plugins import normalize_target
-    from comm_diag.comm.methods.registry import label_of
-
     if isinstance(controls, str):
         controls = [c.strip() for c in controls.split(",") if c.strip()] if controls != "none" else []
     if epochs is not None and "epochs" in (settings or {}):
         raise InputError(f"--epochs {epochs} and --set epochs={settings['epochs']} both set epochs: give it once")
-    suffix = "-dose" if dose else ""
-    out = Path("check-out") / (label_of(normalize_target(target)) + suffix) if out is None else out
+    out = check_out(target, bool(dose)) if out is None else out
     return checking.check(target, out, controls=_distinct("controls", controls, empty_ok=True),
                           dose=_distinct("dose", dose, empty_ok=True), levels=levels,
                           settings=dict(settings or {}), preset_name=preset, seeds=_seeds(seeds), data=list(data),
@@ -212,26 +208,85 @@ def check(target: str, out: Optional[Path | str] = None, *, data: Sequence[Path 
                           **_executor(executor, workers, executor_options, check))
 
 
+# ----------------------------------------------------------------------------- what the CLI shows of them
+
+def label(method: str) -> str:
+    """How a method is named in folders and tables: a built-in by its name, a plugin by its class."""
+    from comm_diag.comm.methods.plugins import normalize_target
+    from comm_diag.comm.methods.registry import label_of
+
+    return label_of(normalize_target(method))
+
+
+def train_out(method: str, seed: int) -> Path:
+    """Where ``train`` writes by default: runs/LABEL-seedN."""
+    return Path("runs") / f"{label(method)}-seed{seed}"
+
+
+def seed_list(seeds: Seeds) -> list[int]:
+    """'0,1,2', '0-2' or a sequence -> the seeds, checked (distinct, non-negative)."""
+    return _seeds(seeds)
+
+
+def ablate_out(study: str) -> Path:
+    """Where ``ablate`` writes by default."""
+    return Path("ablations") / study
+
+
+def check_out(target: str, dose: bool = False) -> Path:
+    """Where ``check`` writes by default: check-out/CLASSNAME (-dose for a dose check)."""
+    return Path("check-out") / (label(target) + ("-dose" if dose else ""))
+
+
+def studies() -> dict:
+    """The studies ``ablate`` runs, by name (``probes.studies.registry.STUDIES``)."""
+    from comm_diag.probes.studies.registry import STUDIES
+
+    return dict(STUDIES)
+
+
+def ablate_plan(study: str, out: Optional[Path | str] = None, *, data: Sequence[Path | str] = (),
+                preset: str = "cpu", seeds: Seeds = "0", epochs: Optional[int] = None, every: Optional[int] = None,
+                extra: bool = False, only: Optional[int] = None, interaction: Optional[Sequence[str]] = None,
+                levels: Optional[Sequence[float] | str] = None,
+                methods: Optional[Sequence[str]] = None) -> tuple[str, list[dict]]:
+    """``ablate --list``: the study's description and one row per run of its plan (number,
+    folder, variant, seed, data, the settings it changes); nothing is written."""
+    from comm_diag.probes.studies.pipeline import StudySettings, describe_plan
+
+    spec = ablation.study_named(study, interactions=_distinct("interaction", interaction), levels=levels,
+                                methods=_distinct("methods", methods))
+    settings = StudySettings(preset_name=preset, seeds=tuple(_seeds(seeds)), data=tuple(data), extra=extra,
+                             only=only, epochs=epochs, every=every)
+    return spec.description, describe_plan(spec, Path(ablate_out(study) if out is None else out), settings)
+
+
+REQUIRE_EXIT = checking.REQUIRE_EXIT  # check --require: the exit code when a required interaction is not captured
+
+
+def required(require: Optional[str]) -> list[str]:
+    """``check --require``: 'synergy,uniqueness' -> ['S', 'U'] (InputError on another word)."""
+    return checking.parse_require(require)
+
+
+def unmet(result, require: Optional[str]) -> list[str]:
+    """``check --require``: the names of the required interactions ('synergy,uniqueness') the
+    checked method did not capture."""
+    from comm_diag.probes.measure.tasks import NAMES
+
+    return [NAMES[k] for k in checking.unmet(result, required(require))]
+
+
 def _executor(executor: str, workers: int, options: dict, caller: Callable) -> dict:
     """The executor's options: ``workers`` and ``together`` for the local one, the rest (address,
     cpus_per_run, gpus_per_run) for Ray; a misspelt one is refused by the pipeline, a value
     out of range here, before any dataset or sweep.json is written."""
-    import math
-
-    for name, value in (("workers", workers), ("together", options.get("together", 0))):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise InputError(f"--{name} must be an integer >= 0 (0: automatic), got {value!r}")
-    if options.get("together", 0) > 1 and workers > 1:
-        raise InputError("--together trains several runs in one process; it takes --workers 1 (or 0)")
-    for name in ("cpus_per_run", "gpus_per_run"):
-        value = options.get(name)
-        if value is not None and (not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0):
-            raise InputError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value!r}")
-    merged = {"workers": workers, **options} if executor == "local" else dict(options)
+    merged = settle_options(executor, {"workers": workers, **options})
     # e.g. method=[...] for methods=[...]: TypeError naming every keyword the caller takes
     own = [n for n, p in inspect.signature(caller).parameters.items() if p.kind is p.KEYWORD_ONLY]
     check_options(executor, merged, also=own)
     return merged
 
 
+# the commands; the helpers above (defaults, plans, --require) serve the CLI and are public too
 __all__ = ["ablate", "calibrate", "check", "generate", "probe", "quickstart", "report", "train", "CONTROLS"]

@@ -102,14 +102,11 @@ def train(
 ) -> None:
     """Train a method on a dataset's train pairs (checkpoint every epoch, resumable)."""
     from comm_diag import api
-    from comm_diag.comm.methods.plugins import normalize_target
-    from comm_diag.comm.methods.registry import label_of
 
     with user_errors():
         given = TrainConfig.merge_given({**settings, "fusion": fusion, "temperature": temperature}, set_ or ())
         method = str(given.pop("method", TrainConfig.method))  # --method or --set method=...
-        label = label_of(normalize_target(method))
-        out = out or Path("runs") / f"{label}-seed{given.get('seed', TrainConfig.seed)}"
+        out = out or api.train_out(method, given.get("seed", TrainConfig.seed))
         if nproc < 1:
             raise UserError(f"--nproc must be >= 1, got {nproc}")
         try:
@@ -121,7 +118,8 @@ def train(
             if not checkpoint_path(out, 0).is_file():  # stopped before the run folder held anything to resume
                 raise UserError(f"interrupted before training began; nothing to resume in {out}")
             raise UserError(f"interrupted; the last finished epoch is kept: resume with --resume --out {out}")
-        console.print(f"trained {label}{f' on {nproc} processes' if nproc > 1 else ''}: {out}", soft_wrap=True)
+        console.print(f"trained {api.label(method)}{f' on {nproc} processes' if nproc > 1 else ''}: {out}",
+                      soft_wrap=True)
 
 
 @app.command()
@@ -259,25 +257,19 @@ def ablate(
     """The paper's ablations (loss, fusion, augment), the fidelity study and the dose-response study (dose):
     run, resume, report."""
     from comm_diag import api, tables
-    from comm_diag.probes.studies.ablation import study_named
-    from comm_diag.probes.studies.pipeline import StudySettings, describe_plan
-    from comm_diag.probes.studies.registry import STUDIES
-    from comm_diag.probes.studies.sweep import parse_seeds
 
     with user_errors():
         if list_studies:
-            console.print(tables.studies(STUDIES))
+            console.print(tables.studies(api.studies()))
             return
         if not study:
-            raise UserError(f"name a study: {', '.join(STUDIES)}")
+            raise UserError(f"name a study: {', '.join(api.studies())}")
         params = {"interaction": comma_list(interaction), "levels": levels, "methods": comma_list(methods)}
-        spec = study_named(study, interactions=params["interaction"], levels=levels, methods=params["methods"])
-        out = out or Path("ablations") / study
+        out = out or api.ablate_out(study)
         settings = {"seeds": seeds, "data": data or (), "extra": extra, "only": only, "epochs": epochs, "every": every}
         if list_runs:
-            plan = describe_plan(spec, out, StudySettings(**{**settings, "seeds": parse_seeds(seeds)},
-                                                           preset_name=preset_name))
-            console.print(tables.plan(f"study {study}: {spec.description}", plan))
+            description, plan = api.ablate_plan(study, out, preset=preset_name, **params, **settings)
+            console.print(tables.plan(f"study {study}: {description}", plan))
             return
         _run_study(out, lambda: api.ablate(study, out, preset=preset_name, **params, **settings,
                                            tensorboard=tensorboard,
@@ -320,32 +312,25 @@ def check(
 ) -> None:
     """Does your SSL method capture redundancy, uniqueness and synergy? Trains it beside the references."""
     from comm_diag import api, tables
-    from comm_diag.comm.methods.plugins import normalize_target
-    from comm_diag.comm.methods.registry import label_of
-    from comm_diag.probes.studies.check import REQUIRE_EXIT, parse_require, unmet
-    from comm_diag.probes.measure.tasks import NAMES
 
     with user_errors():
-        required = parse_require(require)
-        if required and dose:
+        if api.required(require) and dose:  # a misspelt --require: refused before any work
             raise UserError("--require reads the check's three verdicts; a dose check has one per level: "
                             "read its curve (dose.csv)")
         if no_controls and controls != ",".join(DEFAULT_METHODS):
             raise UserError("--no-controls and --controls contradict each other: give one")
-        label = label_of(normalize_target(target))
-        out = out or Path("check-out") / (label + ("-dose" if dose else ""))
+        out = out or api.check_out(target, bool(dose))
         result = _run_study(out, lambda: api.check(
             target, out, data=data or (), preset=preset_name, seeds=seeds, epochs=epochs,
             controls="none" if no_controls else controls, settings=TrainConfig.parse_settings(set_ or ()),
             dose=comma_list(dose) or (), levels=levels, tensorboard=tensorboard,
             **executor_options(executor, workers, address, cpus_per_run, gpus_per_run, together)),
-            table=None if dose else lambda r: tables.check(r, label))
+            table=None if dose else lambda r: tables.check(r, r.label))
         console.print(result.conclusion, highlight=False)
-    missing = unmet(result, required)
+        missing = api.unmet(result, require)
     if missing:
-        err.print(styled("required but not captured:", "bold red", ", ".join(NAMES[k] for k in missing)),
-                  soft_wrap=True)
-        raise typer.Exit(code=REQUIRE_EXIT)
+        err.print(styled("required but not captured:", "bold red", ", ".join(missing)), soft_wrap=True)
+        raise typer.Exit(code=api.REQUIRE_EXIT)
 
 
 # ----------------------------------------------------------------------------- calibrate / methods
@@ -366,10 +351,9 @@ def calibrate(
     verdict rule; exit 3 if any verdict differs from the known answer."""
     from comm_diag import api, tables
     from comm_diag.outputs import read_json
-    from comm_diag.probes.studies.sweep import parse_seeds
 
     with user_errors():
-        n_seeds = len(parse_seeds(seeds))
+        n_seeds = len(api.seed_list(seeds))
         try:
             rows = api.calibrate(out, data=data, preset=preset_name, seeds=seeds, references=comma_list(references))
         except KeyboardInterrupt:

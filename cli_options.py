@@ -96,20 +96,9 @@ GpusOpt = Annotated[float, typer.Option(help="Ray: GPUs requested per run.")]
 
 def executor_options(executor: str, workers: int, address: Optional[str], cpus: float, gpus: float,
                      together: int = 0) -> dict:
-    from comm_diag.probes.studies.executors import EXECUTORS
-
-    if executor not in EXECUTORS:
-        raise UserError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
-    if executor == "local":
-        # a Ray option with the local executor would be silently ignored: refused instead
-        if address is not None or (cpus, gpus) != (1.0, 0.0):
-            raise UserError("--address, --cpus-per-run and --gpus-per-run are for --executor ray "
-                            "(the local executor takes --workers)")
-        return {"executor": executor, "workers": workers, "together": together}
-    if workers != 0 or together != 0:
-        raise UserError("--workers and --together are for the local executor (Ray takes --cpus-per-run and "
-                        "--gpus-per-run)")
-    return {"executor": executor, "address": address, "cpus_per_run": cpus, "gpus_per_run": gpus}
+    """The executor options as given; ``api`` checks them (``executors.settle_options``, the one place)."""
+    return {"executor": executor, "workers": workers, "together": together, "address": address,
+            "cpus_per_run": cpus, "gpus_per_run": gpus}
 
 
 def comma_list(text: Optional[str]) -> Optional[list[str]]:

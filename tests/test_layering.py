@@ -212,3 +212,11 @@ def test_every_device_precision_and_global_seeding_decision_is_the_runtimes():
             if banned.search(line.split("#")[0]):
                 found.append(f"{p.relative_to(ROOT)}:{i}: {line.strip()}")
     assert not found, "\n".join(found)
+
+
+def test_the_cli_reaches_the_library_through_api_only():
+    """#52: ``ablate`` and ``check`` reached past ``api`` into ``probes`` (the plan, the study
+    registry, --require's parsing), and the default output folders were computed twice."""
+    text = (ROOT / "cli.py").read_text()
+    assert "comm_diag.probes" not in text
+    assert 'Path("check-out")' not in text and 'Path("ablations")' not in text and 'Path("runs")' not in text

@@ -174,13 +174,7 @@ def run_local(jobs: Sequence[RunJob], hooks: Hooks, workers: int = 0, together: 
     (``comm.together``), each probed once the group is trained; 0: ``auto_together`` (on a
     GPU a study's runs share it, interleaved: 0.5 measured 3,757 pairs/s for six CoMM runs
     in one process on an H200, 2,944 for one)."""
-    if workers < 0:
-        raise InputError(f"--workers must be >= 0 (0: automatic), got {workers}")
-    if isinstance(together, bool) or not isinstance(together, int) or together < 0:
-        raise InputError(f"--together must be an integer >= 0 (0: automatic), got {together!r}")
-    if together > 1 and workers > 1:
-        raise InputError("--together trains several runs in one process; it takes --workers 1 (or 0)")
-    if workers == 0:
+    if workers == 0:  # the options were settled by ``settle_options`` (api)
         workers = 1 if together > 1 else auto_workers(jobs)
     why = unguarded_main() if workers > 1 else None
     if why:
@@ -325,6 +319,39 @@ def executor_options(executor: str) -> tuple[str, ...]:
     if executor not in EXECUTORS:
         raise InputError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
     return tuple(inspect.signature(EXECUTORS[executor]).parameters)[2:]  # after (jobs, hooks)
+
+
+# every executor option, and its value when not given
+OPTION_DEFAULTS = {"workers": 0, "together": 0, "address": None, "cpus_per_run": 1.0, "gpus_per_run": 0.0}
+
+
+def settle_options(executor: str, options: dict) -> dict:
+    """The one check of the executor options (``OPTION_DEFAULTS``), before any byte: the
+    executor exists, each value is in range, none contradicts another, and an option of the
+    other executor is refused unless left at its default (then dropped). Returns the options
+    the executor takes."""
+    import math
+
+    own = executor_options(executor)
+    foreign = [k for k, v in options.items() if k in OPTION_DEFAULTS and k not in own and v != OPTION_DEFAULTS[k]]
+    if foreign and executor == "local":  # silently ignored, it would run something else than asked
+        raise InputError("--address, --cpus-per-run and --gpus-per-run are for --executor ray "
+                         "(the local executor takes --workers)")
+    if foreign:
+        raise InputError("--workers and --together are for the local executor (Ray takes --cpus-per-run and "
+                         "--gpus-per-run)")
+    for name in ("workers", "together"):
+        value = options.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InputError(f"--{name} must be an integer >= 0 (0: automatic), got {value!r}")
+    if options.get("together", 0) > 1 and options.get("workers", 0) > 1:
+        raise InputError("--together trains several runs in one process; it takes --workers 1 (or 0)")
+    for name in ("cpus_per_run", "gpus_per_run"):
+        value = options.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value) or value < 0):
+            raise InputError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value!r}")
+    return {k: v for k, v in options.items() if k in own or k not in OPTION_DEFAULTS}
 
 
 def check_options(executor: str, options: dict, also: Sequence[str] = ()) -> None:
