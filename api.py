@@ -102,6 +102,8 @@ def train(data: Path | str, out: Optional[Path | str] = None, *, method: str = "
     if derived:
         raise InputError(f"{derived[0]} is not a setting: {DERIVED[derived[0]]}")
     method = normalize_target(method)
+    if settings.get("fast") and "precision" not in settings:  # the preset's fp32 (paper) yields to --fast
+        settings = {**settings, "precision": "bf16"}
     cfg = preset_config(preset).replace(method=method, **settings)  # resolved and checked once, by the training
     if tensorboard:
         board.writer_class()  # tensorboardX missing: one line before any byte
@@ -151,13 +153,13 @@ def report(runs: Sequence[Path | str], out: Path | str = "report", *, mix_datase
 def quickstart(out: Path | str = "comm-diag-out", *, preset: str = "cpu", seeds: Seeds = "0",
                epochs: Optional[int] = None, every: int = 0, methods: Sequence[str] = DEFAULT_METHODS,
                workers: int = 0, executor: str = "local", progress: str = "auto", hooks: Optional[Hooks] = None,
-               tensorboard: bool = False, **executor_options: Any) -> dict:
+               tensorboard: bool = False, fast: bool = False, **executor_options: Any) -> dict:
     """``comm-diag quickstart``: the paper's Figure 4 end to end (data, training, probes, report).
     ``methods``: built-ins or your own (path/to/file.py:Class), as ``check`` takes them;
     ``tensorboard``: every run's curves also in RUN/tensorboard/ (``tensorboard --logdir OUT``)."""
     return quickstart_study.quickstart(out, methods=_distinct("methods", methods), preset_name=preset,
                                  seeds=_seeds(seeds), epochs=epochs, every=every, hooks=hooks, progress=progress,
-                                 executor=executor, tensorboard=tensorboard,
+                                 executor=executor, tensorboard=tensorboard, fast=fast,
                                  **_executor(executor, workers, executor_options, quickstart))
 
 
@@ -166,7 +168,7 @@ def ablate(study: str, out: Optional[Path | str] = None, *, data: Sequence[Path 
            only: Optional[int] = None, interaction: Optional[Sequence[str]] = None,
            levels: Optional[Sequence[float] | str] = None, methods: Optional[Sequence[str]] = None,
            workers: int = 0, executor: str = "local", progress: str = "auto", hooks: Optional[Hooks] = None,
-           tensorboard: bool = False, **executor_options: Any) -> dict:
+           tensorboard: bool = False, fast: bool = False, **executor_options: Any) -> dict:
     """``comm-diag ablate``: a study of ``studies.registry.STUDIES`` in ``out`` [ablations/STUDY];
     ``interaction``, ``levels`` and ``methods`` are the dose study's (defaults: synergy,
     0-1 in quarters, CoMM / Cross / Cross+Self)."""
@@ -174,7 +176,7 @@ def ablate(study: str, out: Optional[Path | str] = None, *, data: Sequence[Path 
                               interactions=_distinct("interaction", interaction), levels=levels,
                               methods=_distinct("methods", methods), preset_name=preset, seeds=_seeds(seeds),
                               data=list(data), epochs=epochs, every=every, extra=extra, only=only, hooks=hooks,
-                              progress=progress, executor=executor, tensorboard=tensorboard,
+                              progress=progress, executor=executor, tensorboard=tensorboard, fast=fast,
                               **_executor(executor, workers, executor_options, ablate))
 
 
@@ -191,7 +193,7 @@ def check(target: str, out: Optional[Path | str] = None, *, data: Sequence[Path 
           seeds: Seeds = "0", epochs: Optional[int] = None, controls: Sequence[str] = CONTROLS,
           settings: Optional[Mapping[str, Any]] = None, dose: Sequence[str] = (),
           levels: Optional[Sequence[float] | str] = None, workers: int = 0, executor: str = "local",
-          progress: str = "auto", hooks: Optional[Hooks] = None, tensorboard: bool = False,
+          progress: str = "auto", hooks: Optional[Hooks] = None, tensorboard: bool = False, fast: bool = False,
           **executor_options: Any) -> dict:
     """``comm-diag check``: does ``target`` capture R, U and S beside the controls? (With
     ``dose``: its dose-response curves.) ``settings``: your method's own settings and run
@@ -205,7 +207,7 @@ def check(target: str, out: Optional[Path | str] = None, *, data: Sequence[Path 
                           dose=_distinct("dose", dose, empty_ok=True), levels=levels,
                           settings=dict(settings or {}), preset_name=preset, seeds=_seeds(seeds), data=list(data),
                           epochs=epochs, hooks=hooks, progress=progress, executor=executor, tensorboard=tensorboard,
-                          **_executor(executor, workers, executor_options, check))
+                          fast=fast, **_executor(executor, workers, executor_options, check))
 
 
 # ----------------------------------------------------------------------------- what the CLI shows of them

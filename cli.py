@@ -9,9 +9,9 @@ import typer
 from rich.console import Console
 
 import comm_diag.trifeature_gen as tg
-from comm_diag.cli_options import (AddressOpt, CpusOpt, DataOpt, EpochsOpt, ExecutorOpt, GpusOpt, PresetOpt, SeedsOpt,
-                                   TensorBoardOpt, TogetherOpt, UserError, WorkersOpt, comma_list, cpu_preset_value,
-                                   examples, executor_options, parse_synergy_attrs, settings_options)
+from comm_diag.cli_options import (AddressOpt, CpusOpt, DataOpt, EpochsOpt, ExecutorOpt, FastOpt, GpusOpt, PresetOpt,
+                                   SeedsOpt, TensorBoardOpt, TogetherOpt, UserError, WorkersOpt, comma_list,
+                                   cpu_preset_value, examples, executor_options, parse_synergy_attrs, settings_options)
 from comm_diag.cli_errors import err, run_to_the_end, styled, terminate_as_interrupt, user_errors
 from comm_diag.comm.config import DEFAULT_METHODS, TrainConfig
 
@@ -201,6 +201,7 @@ def quickstart(
                                               "or your own (path/to/file.py:ClassName, package.module:ClassName).")]
     = ",".join(DEFAULT_METHODS),
     tensorboard: TensorBoardOpt = False,
+    fast: FastOpt = False,
     workers: WorkersOpt = 0,
     together: TogetherOpt = 0,
     executor: ExecutorOpt = "local",
@@ -218,7 +219,7 @@ def quickstart(
 
     with user_errors():
         _run_study(out, lambda: api.quickstart(out, preset=preset_name, seeds=seeds, epochs=epochs, every=every,
-                                               methods=comma_list(methods) or [], tensorboard=tensorboard,
+                                               methods=comma_list(methods) or [], tensorboard=tensorboard, fast=fast,
                                                **executor_options(executor, workers, address, cpus_per_run,
                                                                   gpus_per_run, together)))
 
@@ -247,6 +248,7 @@ def ablate(
     methods: Annotated[Optional[str], typer.Option(
         help="dose: built-in methods, a comma list [default: comm,cross,cross_self].")] = None,
     tensorboard: TensorBoardOpt = False,
+    fast: FastOpt = False,
     workers: WorkersOpt = 0,
     together: TogetherOpt = 0,
     executor: ExecutorOpt = "local",
@@ -272,7 +274,7 @@ def ablate(
             console.print(tables.plan(f"study {study}: {description}", plan))
             return
         _run_study(out, lambda: api.ablate(study, out, preset=preset_name, **params, **settings,
-                                           tensorboard=tensorboard,
+                                           tensorboard=tensorboard, fast=fast,
                                            **executor_options(executor, workers, address, cpus_per_run,
                                                               gpus_per_run, together)))
 
@@ -303,6 +305,7 @@ def check(
     levels: Annotated[Optional[str], typer.Option(
         help="With --dose: the strengths in the training pairs [default: 0,0.25,0.5,0.75,1].")] = None,
     tensorboard: TensorBoardOpt = False,
+    fast: FastOpt = False,
     workers: WorkersOpt = 0,
     together: TogetherOpt = 0,
     executor: ExecutorOpt = "local",
@@ -323,7 +326,7 @@ def check(
         result = _run_study(out, lambda: api.check(
             target, out, data=data or (), preset=preset_name, seeds=seeds, epochs=epochs,
             controls="none" if no_controls else controls, settings=TrainConfig.parse_settings(set_ or ()),
-            dose=comma_list(dose) or (), levels=levels, tensorboard=tensorboard,
+            dose=comma_list(dose) or (), levels=levels, tensorboard=tensorboard, fast=fast,
             **executor_options(executor, workers, address, cpus_per_run, gpus_per_run, together)),
             table=None if dose else lambda r: tables.check(r, r.label))
         console.print(result.conclusion, highlight=False)

@@ -85,6 +85,9 @@ TogetherOpt = Annotated[int, typer.Option(help="Runs one process trains at once 
 TensorBoardOpt = Annotated[bool, typer.Option("--tensorboard", help=(
     "Also write each run's loss terms, lr, throughput and probe curves as TensorBoard events (RUN/tensorboard/; "
     "pip install -e '.[tensorboard]')."))]
+FastOpt = Annotated[bool, typer.Option("--fast", help=(
+    "Every run on the fast path: bf16 autocast, the captured step and, on a GPU, the augmentation compiled "
+    "(a preset's fp32 yields to it; the fidelity study's 'fast' variant measures its curve)."))]
 ExecutorOpt = Annotated[str, typer.Option(help="Where runs execute: local or ray (pip install -e '.[ray]').")]
 AddressOpt = Annotated[Optional[str], typer.Option(help="Ray cluster address [default: a local Ray instance].")]
 DataOpt = Annotated[Optional[list[Path]], typer.Option(

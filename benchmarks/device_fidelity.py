@@ -33,7 +33,7 @@ def fidelity_epochs(rates: dict[str, float], pairs: int, probe_s: float, every: 
 
 
 FIDELITY_FILES = ("report.md", "summary.csv", "learning_curves.png")
-FIDELITY_VARIANTS = ("preset", "bf16", "authors_renderer", "torchvision_aug")
+FIDELITY_VARIANTS = ("preset", "fast", "authors_renderer", "torchvision_aug")
 
 
 def fidelity_data(preset_name: str, root: Path, epochs: int, every: int) -> dict:

@@ -117,22 +117,56 @@ class Augment:
         CUDA graph would replay one draw forever."""
         return "torchvision" in self.transforms
 
-    def __call__(self, x: Tensor, gen: torch.Generator) -> Tensor:
+    def __call__(self, x: Tensor, gen: torch.Generator, apply=None) -> Tensor:
+        """x Bx3xHxW in [0, 1] -> its augmented views. The random parameters are drawn first
+        (``draw``: every draw from ``gen``, in one fixed order), then applied by a pure
+        function of the pixels and those parameters: ``apply`` (default ``self.apply``; the
+        fast path passes it compiled, ``Runtime.fuse``)."""
         # pixels stay fp32 under a bf16 training autocast (the blur convolution and the
         # crop's grid would otherwise be computed in bf16)
         with full_precision(x.device):
-            return self._apply(x.float(), gen)
+            if self.host_random:
+                return self._torchvision(x.float(), gen)
+            return (apply or self.apply)(x.float(), self.draw(x.shape[0], x.device, gen))
 
-    def _apply(self, x: Tensor, gen: torch.Generator) -> Tensor:
-        ts = self.transforms
-        if "torchvision" in ts:
-            return self._torchvision(x, gen)
-        if "crop" in ts or "flip" in ts or "rotate" in ts:
-            x = self._crop_flip(x, gen, "crop" in ts, "flip" in ts, "rotate" in ts)
-        if "jitter" in ts or "grayscale" in ts:
-            x = self._color(x, gen, "jitter" in ts, "grayscale" in ts)
+    def draw(self, b: int, device, gen: torch.Generator) -> dict[str, Tensor]:
+        """Every random parameter of a batch of ``b`` (each (b,)), in the order the transforms
+        use them: crop (area, log ratio, centre x, y), flip, rotation, jitter (on, brightness,
+        contrast, saturation, hue), grayscale, blur (sigma, on)."""
+        ts, p = self.transforms, {}
+
+        def rand() -> Tensor:
+            return torch.rand(b, generator=gen, device=device)
+        if "crop" in ts:
+            p["area"] = _uniform(b, *self.crop_scale, gen, device)
+            p["log_ratio"] = _uniform(b, math.log(3 / 4), math.log(4 / 3), gen, device)
+            p["centre_x"], p["centre_y"] = rand(), rand()
+        if "flip" in ts:
+            p["flip"] = rand()
+        if "rotate" in ts:
+            p["angle"] = rand()
+        if "jitter" in ts:
+            s = self.jitter_strength
+            p["jitter_on"] = rand()
+            p["brightness"], p["contrast"], p["saturation"] = (_uniform(b, 1 - s, 1 + s, gen, device) for _ in range(3))
+            p["hue"] = _uniform(b, -self.hue, self.hue, gen, device)
+        if "grayscale" in ts:
+            p["gray_on"] = rand()
         if "blur" in ts:
-            x = self._blur(x, gen)
+            p["sigma"] = _uniform(b, 0.1, 2.0, gen, device)
+            p["blur_on"] = rand()
+        return p
+
+    def apply(self, x: Tensor, p: dict[str, Tensor]) -> Tensor:
+        """The transforms with drawn parameters ``p`` (``draw``): no generator, no host read, one
+        fixed graph per policy and shape (what ``torch.compile`` fuses)."""
+        ts = self.transforms
+        if "crop" in ts or "flip" in ts or "rotate" in ts:
+            x = self._crop_flip(x, p)
+        if "jitter" in ts or "grayscale" in ts:
+            x = self._color(x, p)
+        if "blur" in ts:
+            x = self._blur(x, p)
         return x
 
     def _torchvision(self, x: Tensor, gen: torch.Generator) -> Tensor:
@@ -154,38 +188,34 @@ class Augment:
         with global_seed_within(seed):
             return torch.stack([pipeline(img) for img in x])
 
-    def _crop_flip(self, x: Tensor, gen: torch.Generator, crop: bool, flip: bool, rotate: bool = False) -> Tensor:
+    def _crop_flip(self, x: Tensor, p: dict[str, Tensor]) -> Tensor:
         b, dev = x.shape[0], x.device
         sx = sy = torch.ones(b, device=dev)
         cx = cy = torch.zeros(b, device=dev)
-        if crop:
-            area = _uniform(b, *self.crop_scale, gen, dev)
-            log_r = _uniform(b, math.log(3 / 4), math.log(4 / 3), gen, dev)
-            sx = torch.sqrt(area * log_r.exp()).clamp(max=1.0)  # crop width / image width
-            sy = torch.sqrt(area / log_r.exp()).clamp(max=1.0)
-            cx = (1 - sx) * (2 * torch.rand(b, generator=gen, device=dev) - 1)  # centre, in [-1, 1] coords
-            cy = (1 - sy) * (2 * torch.rand(b, generator=gen, device=dev) - 1)
-        if flip:
-            sx = sx * torch.where(torch.rand(b, generator=gen, device=dev) < 0.5, -1.0, 1.0)
+        if "area" in p:
+            area, ratio = p["area"], p["log_ratio"].exp()
+            sx = torch.sqrt(area * ratio).clamp(max=1.0)  # crop width / image width
+            sy = torch.sqrt(area / ratio).clamp(max=1.0)
+            cx = (1 - sx) * (2 * p["centre_x"] - 1)  # centre, in [-1, 1] coords
+            cy = (1 - sy) * (2 * p["centre_y"] - 1)
+        if "flip" in p:
+            sx = sx * torch.where(p["flip"] < 0.5, -1.0, 1.0)
         zero = torch.zeros_like(sx)
         theta = torch.stack([torch.stack([sx, zero, cx], 1), torch.stack([zero, sy, cy], 1)], 1)  # Bx2x3
-        if rotate:  # rotate the sampling grid about the crop's centre: theta = [S R | c]
-            a = (2 * torch.rand(b, generator=gen, device=dev) - 1) * math.pi
+        if "angle" in p:  # rotate the sampling grid about the crop's centre: theta = [S R | c]
+            a = (2 * p["angle"] - 1) * math.pi
             cos, sin = a.cos(), a.sin()
             rot = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)  # Bx2x2
             theta = torch.cat([theta[:, :, :2] @ rot, theta[:, :, 2:]], 2)  # Bx2x3
         grid = affine_grid(theta, x.shape[-2], x.shape[-1])  # BxHxWx2
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
-    def _color(self, x: Tensor, gen: torch.Generator, jitter: bool, gray: bool) -> Tensor:
+    def _color(self, x: Tensor, p: dict[str, Tensor]) -> Tensor:
         b, dev = x.shape[0], x.device
-        if jitter:
-            s = self.jitter_strength
-            on = (torch.rand(b, generator=gen, device=dev) < self.p_jitter).float().view(b, 1, 1, 1)
-            bright = _uniform(b, 1 - s, 1 + s, gen, dev).view(b, 1, 1, 1)
-            contrast = _uniform(b, 1 - s, 1 + s, gen, dev).view(b, 1, 1, 1)
-            sat = _uniform(b, 1 - s, 1 + s, gen, dev).view(b, 1, 1, 1)
-            hue = _uniform(b, -self.hue, self.hue, gen, dev) * 2 * math.pi
+        if "jitter_on" in p:
+            on = (p["jitter_on"] < self.p_jitter).float().view(b, 1, 1, 1)
+            bright, contrast, sat = (p[k].view(b, 1, 1, 1) for k in ("brightness", "contrast", "saturation"))
+            hue = p["hue"] * 2 * math.pi
             luma, rgb2yiq, yiq2rgb = colour_constants(dev)
             y = (x * bright).clamp(0, 1)
             mean = (y * luma).sum(1, keepdim=True).mean((2, 3), keepdim=True)  # Bx1x1x1
@@ -199,21 +229,20 @@ class Augment:
             m = yiq2rgb @ rot @ rgb2yiq  # Bx3x3 in RGB
             y = torch.einsum("bij,bjhw->bihw", m, y).clamp(0, 1)
             x = on * y + (1 - on) * x
-        if gray:
-            on = (torch.rand(b, generator=gen, device=dev) < self.p_gray).float().view(b, 1, 1, 1)
+        if "gray_on" in p:
+            on = (p["gray_on"] < self.p_gray).float().view(b, 1, 1, 1)
             g = (x * colour_constants(dev)[0]).sum(1, keepdim=True).expand_as(x)
             x = on * g + (1 - on) * x
         return x
 
-    def _blur(self, x: Tensor, gen: torch.Generator) -> Tensor:
+    def _blur(self, x: Tensor, p: dict[str, Tensor]) -> Tensor:
         b, c, h, w = x.shape
         dev = x.device
         k = max(3, int(0.1 * h) // 2 * 2 + 1)  # odd kernel, 10% of the side
         # SimCLR's sigma range (0.1, 2) px is that of 224 px images: scaled with the image, so
         # a 64 px image is blurred as much relative to its size (not 3.5x harder)
-        sigma = _uniform(b, 0.1, 2.0, gen, dev) * (h / BLUR_REFERENCE_PX)
-        sigma = torch.where(torch.rand(b, generator=gen, device=dev) < self.p_blur, sigma,
-                            torch.full_like(sigma, 1e-3))  # 1e-3: an identity kernel
+        sigma = p["sigma"] * (h / BLUR_REFERENCE_PX)
+        sigma = torch.where(p["blur_on"] < self.p_blur, sigma, torch.full_like(sigma, 1e-3))  # 1e-3: identity
         r = torch.arange(k, device=dev, dtype=x.dtype) - k // 2
         kern = torch.exp(-(r.view(1, -1) ** 2) / (2 * sigma.view(-1, 1) ** 2))  # Bxk
         kern = (kern / kern.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (B*C)xk

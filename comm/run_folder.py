@@ -79,6 +79,9 @@ def read_config(run: Path | str) -> Optional[dict]:
 # settings of where and how a run computes, not of the experiment: outside its identity, and a
 # run may be resumed with others (another GPU, or deterministic algorithms switched on)
 WHERE_IT_RUNS = ("device", "deterministic", "cuda_graph")
+# settings added after runs carried identities: left out of the digest at their default, so a
+# run of 0.8 (which recorded none of them) keeps its identity and resumes
+ADDED_SINCE_0_8 = {"fast": False}
 
 
 def run_id(train: dict, fingerprint: str, numerics: Optional[dict] = None) -> str:
@@ -86,7 +89,8 @@ def run_id(train: dict, fingerprint: str, numerics: Optional[dict] = None) -> st
     dataset's manifest and of its ``numerics`` (``Runtime.numerics``: compile, CPU threads;
     None for a run of 0.8 or earlier, which recorded none). Two folders with one identity
     are one run (a copy), and every checkpoint carries the identity of the run that wrote it."""
-    settings_ = {k: v for k, v in train.items() if k not in WHERE_IT_RUNS}
+    settings_ = {k: v for k, v in train.items() if k not in WHERE_IT_RUNS
+                 and not (k in ADDED_SINCE_0_8 and v == ADDED_SINCE_0_8[k])}
     what = {"train": settings_, "data": fingerprint, **({"numerics": numerics} if numerics is not None else {})}
     text = json.dumps(what, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -118,17 +118,24 @@ GPU_SYNC_EVERY = 50
 
 @dataclass(frozen=True)
 class Runtime:
-    """One run's device, precision ('bf16' or 'fp32', resolved) and determinism."""
+    """One run's device, precision ('bf16' or 'fp32', resolved), determinism and whether it
+    takes the fast path (``fast``: bf16, and on a GPU the augmentation compiled)."""
 
     device: torch.device
     precision: str
     deterministic: bool = False
+    fast: bool = False
 
     @classmethod
     def create(cls, device: str | torch.device = "auto", precision: str = "auto",
-               deterministic: bool = False) -> "Runtime":
+               deterministic: bool = False, fast: bool = False) -> "Runtime":
         dev = resolve_device(device)
-        return cls(dev, resolve_precision(precision, dev), deterministic)
+        return cls(dev, "bf16" if fast else resolve_precision(precision, dev), deterministic, fast)
+
+    @classmethod
+    def of(cls, cfg, device: Optional[str | torch.device] = None) -> "Runtime":
+        """The runtime a run's settings (a ``TrainConfig``) ask for (``device``: overrides its own)."""
+        return cls.create(device or cfg.device, cfg.precision, cfg.deterministic, cfg.fast)
 
     @property
     def on_gpu(self) -> bool:
@@ -158,6 +165,15 @@ class Runtime:
         """The training forward's autocast context (a fresh one: enter it every step)."""
         return autocast(self.precision, self.device)
 
+    def fuse(self, fn, backend: Optional[str] = None):
+        """``fn`` (a pure function of tensors: an augmentation's ``apply``) compiled whole into a
+        few kernels on the fast path on a GPU (``torch.compile``, no graph break allowed, one
+        shape); elsewhere ``fn`` itself, the eager fallback. ``backend`` forces a compile (the
+        CPU tests use "aot_eager": the same capture, no code generation)."""
+        if backend is None and not (self.fast and self.on_gpu):
+            return fn
+        return torch.compile(fn, fullgraph=True, dynamic=False, backend=backend or "inductor")
+
     def generator(self, seed: int) -> torch.Generator:
         """A generator on this device, seeded: every random draw of a run comes from one."""
         return torch.Generator(device=self.device).manual_seed(seed)
@@ -180,6 +196,7 @@ class Runtime:
 
     def describe(self) -> dict:
         return {"device": str(self.device), "precision": self.precision, "deterministic": self.deterministic,
+                "fast": self.fast,
                 **({"gpu": torch.cuda.get_device_name(self.device)} if self.on_gpu else {})}
 
 
@@ -189,4 +206,5 @@ def runtime_for(config: dict, device: Optional[str] = None) -> Runtime:
     recorded = config.get("device", "auto")
     if recorded == "cuda" and not torch.cuda.is_available():
         recorded = "cpu"
-    return Runtime.create(device or recorded, config.get("precision", "auto"), bool(config.get("deterministic", False)))
+    return Runtime.create(device or recorded, config.get("precision", "auto"), bool(config.get("deterministic", False)),
+                          bool(config.get("fast", False)))

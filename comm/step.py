@@ -55,6 +55,8 @@ class TrainStep:
                  method: str, forward: Optional[Callable] = None):
         self.model, self.opt, self.runtime, self.augs, self.method = model, opt, runtime, list(augs), method
         self.forward = forward or model.step
+        # each augmentation's pixel work, compiled on the fast path on a GPU (Runtime.fuse)
+        self.applies = [None if a.host_random else runtime.fuse(a.apply) for a in self.augs]
         self.names: Optional[list[str]] = None
 
     def set_lr(self, lr: float) -> None:
@@ -70,7 +72,7 @@ class TrainStep:
 
     def run(self, xs: Sequence[Tensor], gen: torch.Generator, where: str = "") -> tuple[list[str], Tensor]:
         """The step at the rate already set (what a CUDA graph records)."""
-        fns = [lambda x, a=a: a(x, gen) for a in self.augs]
+        fns = [lambda x, a=a, f=f: a(x, gen, f) for a, f in zip(self.augs, self.applies)]
         self.model.generator = gen  # a method's own extra views draw from it too (Method.generator)
         with self.runtime.autocast():
             out = method_terms(self.forward, xs, fns, self.method, where)

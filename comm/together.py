@@ -84,7 +84,7 @@ class _Running:
 def _one_runtime(cfgs: Sequence[TrainConfig]) -> Runtime:
     """The process-wide settings the runs share: one device and one determinism setting
     (``Runtime.activate`` sets them for the whole process); precision may differ per run."""
-    runtimes = [Runtime.create(c.device, c.precision, c.deterministic) for c in cfgs]
+    runtimes = [Runtime.of(c) for c in cfgs]
     devices = sorted({str(r.device) for r in runtimes})
     if len(devices) > 1:
         raise InputError(f"runs trained together share one device; these ask for {', '.join(devices)}")
@@ -118,7 +118,7 @@ def train_together(jobs: Sequence[TrainJob], *, interleave: Optional[bool] = Non
         running = []
         for ((cfg, ds), job), out in zip(prepared, outs):
             out = held.enter_context(claim(out, "run"))
-            runtime = Runtime.create(shared.device, cfg.precision, cfg.deterministic)
+            runtime = Runtime.of(cfg, shared.device)
             every = runtime.sync_every if sync_every is None else sync_every
             if every < 1:
                 raise InputError(f"sync_every must be >= 1 step, got {every}")

@@ -169,7 +169,7 @@ def train(
     try:
         # rank 0 writes the run folder and holds it for the whole run (comm_diag.outputs)
         with claim(out, "run") if dist.rank() == 0 else contextlib.nullcontext(Path(out)) as out:
-            runtime = Runtime.create(gpu or cfg.device, cfg.precision, cfg.deterministic).activate()
+            runtime = Runtime.of(cfg, gpu).activate()
             sync_every = runtime.sync_every if sync_every is None else sync_every
             if sync_every < 1:
                 raise InputError(f"sync_every must be >= 1 step, got {sync_every}")

@@ -96,6 +96,16 @@ class Method(nn.Module):
     def encode(self, i: int, x: Tensor) -> Any:
         raise NotImplementedError
 
+    def encode_views(self, i: int, views: Sequence[Tensor]) -> list:
+        """``[self.encode(i, v) for v in views]``, computed as one batch where that is exact: the
+        modality's encoding keeps no batch statistics (no BatchNorm), so a sample's features do
+        not depend on the batch it is in, and one pass over 2B images replaces two over B
+        (larger kernels, half the launches). The views are drawn before, in the same order."""
+        if len(views) > 1 and not _batch_statistics(self, i):
+            sizes = [len(v) for v in views]
+            return list(self.encode(i, torch.cat(list(views))).split(sizes))  # (sum B)x... -> per view
+        return [self.encode(i, v) for v in views]
+
     def fuse(self, encoded: Sequence[Any]) -> dict[str, Tensor]:
         raise NotImplementedError
 
@@ -105,6 +115,14 @@ class Method(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+
+def _batch_statistics(model: nn.Module, i: int) -> bool:
+    """Whether modality ``i``'s encoding (its encoder, and its converter where the model has
+    them) normalises by batch statistics."""
+    parts = [getattr(model, name)[i] for name in ("encoders", "converters")
+             if isinstance(getattr(model, name, None), nn.ModuleList)]
+    return not parts or any(isinstance(m, nn.modules.batchnorm._BatchNorm) for p in parts for m in p.modules())
 
 
 def concatenated(parts: Sequence[Tensor]) -> dict[str, Tensor]:

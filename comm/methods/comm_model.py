@@ -89,4 +89,13 @@ class CoMM(Method):
                          c.nce, c.terms)
 
     def step(self, xs: Sequence[Tensor], augment: Sequence[AugmentFn]) -> dict[str, Tensor]:
-        return self.comm_terms([self.embed_view(xs, augment)[1] for _ in range(2)])  # t' and t''
+        return self.comm_terms(self.embed_views(xs, augment, 2))  # t' and t''
+
+    def embed_views(self, xs: Sequence[Tensor], augment: Sequence[AugmentFn], k: int) -> list[dict[str, Tensor]]:
+        """``k`` augmentations of the sample, embedded as ``embed_view`` does, with each
+        modality's views encoded in one pass where exact (``encode_views``); drawn in the same
+        order as k ``embed_view`` calls (view by view, modality by modality). The fusion and the
+        head (BatchNorm: its statistics stay per view) see each view apart."""
+        drawn = [[augment[i](x) for i, x in enumerate(xs)] for _ in range(k)]
+        enc = [self.encode_views(i, [v[i] for v in drawn]) for i in range(len(xs))]  # modality -> views
+        return [{name: self.head(z) for name, z in self.fuse([e[j] for e in enc]).items()} for j in range(k)]

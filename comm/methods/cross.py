@@ -103,7 +103,7 @@ class CrossSelf(Cross):
         s, first, out, self_total = self.settings, [], {}, 0.0
         nce = NCE[s.nce]
         for i, x in enumerate(xs):
-            a, b = self.encode(i, augment[i](x)), self.encode(i, augment[i](x))
+            a, b = self.encode_views(i, [augment[i](x), augment[i](x)])  # one pass where exact
             out[f"self_{i + 1}"] = nce(self.ssl_heads[i](a), self.ssl_heads[i](b), s.temperature)
             self_total = self_total + out[f"self_{i + 1}"]
             first.append(a)

@@ -23,7 +23,7 @@ import numpy as np
 
 from comm_diag.errors import InputError
 import comm_diag.trifeature_gen as tg
-from comm_diag.comm.config import TrainConfig, at_size_of, preset
+from comm_diag.comm.config import TrainConfig, at_size_of, fast as fast_path, preset
 from comm_diag.comm.methods import as_batch, preflight, resolve
 from comm_diag.probes.measure.suite import probe_record
 from comm_diag.outputs import write_file
@@ -57,9 +57,11 @@ class StudySettings:
     every: Optional[int] = None  # probe every k-th epoch; None: the study's
     data_overrides: dict = field(default_factory=dict)  # DatasetSpec fields changed from the preset's
     tensorboard: bool = False  # each run's curves also as TensorBoard events (RUN/tensorboard/)
+    fast: bool = False  # every run on the fast path (``comm.config.fast``): one preset for every method
 
     def base(self) -> TrainConfig:
-        return preset(self.preset_name).replace(epochs=self.epochs)
+        cfg = preset(self.preset_name).replace(epochs=self.epochs)
+        return fast_path(cfg) if self.fast else cfg
 
     @classmethod
     def split(cls, options: dict) -> tuple["StudySettings", dict]:

@@ -28,6 +28,9 @@ def test_the_identity_differs_with_threads_and_compile_and_only_with_them(tiny_d
     assert len(set(ids.values())) == 4
     assert ids[None, 1] == run_id(dict(train_), fp, {"cpu_threads": 1, "compile": None})  # order-free
     assert run_id(train_, fp) not in ids.values()  # 0.8's identity (no numerics) is its own
+    # a setting added since (fast) at its default leaves a 0.8 run's identity as it was; set, it changes it
+    before = {k: v for k, v in train_.items() if k != "fast"}
+    assert run_id(before, fp) == run_id(train_, fp) != run_id({**train_, "fast": True}, fp)
 
 
 def test_a_run_resumed_under_another_thread_count_takes_its_own_again(tiny_dataset, tmp_path, monkeypatch):

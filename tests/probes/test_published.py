@@ -115,7 +115,7 @@ def test_the_fidelity_study_runs_at_a_tiny_size(tmp_path):
     assert "Not compared: the published curve is compared only with runs of the paper preset" in text
     assert "largest gap" not in text
     record = json.loads((tmp_path / "f" / "expectations.json").read_text())
-    assert record["methods"] == ["preset", "bf16", "authors_renderer", "torchvision_aug"]
+    assert record["methods"] == ["preset", "fast", "authors_renderer", "torchvision_aug"]
     config = json.loads(next((tmp_path / "f" / "runs").glob("torchvision_aug-*/config.json")).read_text())
     assert config["train"]["aug1"] == config["train"]["aug2"] == "torchvision"
     renderers = {tg.load(m.parent).spec.renderer for m in (tmp_path / "f" / "data").rglob("manifest.json")}
