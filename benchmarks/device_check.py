@@ -1,4 +1,4 @@
-"""The prepared device check, version 2: what only a GPU can measure, in one run of <= 9 minutes.
+"""The prepared device check, version 3: what only a GPU can measure, in one run of <= 9 minutes.
 
 Run: python benchmarks/device_check.py --out DIR [--tiny] [--budget-s 480] [--study fidelity]
 (or benchmarks/device_check.sh, which installs first and writes under $OUT)
@@ -14,7 +14,10 @@ a part that fails records its error and the next one runs.
      and the CUDA-graph step against the eager step from the same weights (loss terms and
      weights after three steps);
   1. throughput: pairs/s of CoMM, Cross and Cross+Self at the paper preset (batch 64),
-     eager and replayed as a CUDA graph (and CoMM in bf16 beside the preset's fp32);
+     eager, replayed as a CUDA graph, and on the fast path (bf16, graph, compiled augmentation);
+  1b. profile, roofline, determinism (``benchmarks/device_parts.py``): one step by phase, the
+     encoder's own training rate (CoMM's encoder work as a share of it), 10 deterministic
+     steps twice compared bitwise;
   2. data: the paper preset's unbiased and synergy-biased datasets, timed;
   3. probes: seconds to probe one model as a synergy run is probed (every task and
      representation, the MLP on the fused one), torch backend on the device, and the
@@ -22,7 +25,9 @@ a part that fails records its error and the next one runs.
   4. figure4: ``comm-diag quickstart --preset paper --methods comm --together 2`` on those
      datasets with the epochs that fit the remaining budget, probed every 5 epochs (learning curves);
      the epochs used are recorded (fewer than 100 is not the paper's budget);
-  5. shared_device: K CoMM runs in one process, their steps interleaved on K streams.
+  5. probes_by_phase: a trained synergy run of part 4 probed as a study does, by phase;
+  6. scheduler: the study's scheduler (``train_together``) training K = 2 and 6 CoMM runs for
+     one epoch, pairs/s from synchronised wall time, peak memory.
 ``--tiny``: the same steps at the smoke preset on CPU in about a minute (the test suite
 runs it, so that the check cannot rot before a GPU is at hand).
 """
@@ -49,8 +54,9 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_train import Trainer, bench, in_one_process  # noqa: E402
+from bench_train import Trainer, bench  # noqa: E402
 from device_fidelity import fidelity_data, fidelity_epochs, fidelity_study  # noqa: E402
+from device_parts import ENCODER_IMAGES_PER_PAIR, determinism, probes_by_phase, profile, roofline, scheduler  # noqa
 
 from comm_diag.comm.config import preset, preset_data  # noqa: E402
 from comm_diag.trifeature_gen import DatasetSpec  # noqa: E402
@@ -183,21 +189,16 @@ def throughput(runtime: Runtime, preset_name: str, steps: int) -> dict:
         for graph in ((False, True) if runtime.on_gpu else (False,)):
             single.append({"method": method, **bench(preset_name, method, steps, runtime, graph=graph,
                                                      stages=not graph)})
-    if runtime.on_gpu and runtime.precision != "bf16":  # the preset's precision beside bf16
-        bf16 = Runtime(runtime.device, "bf16")
-        single.append({"method": "comm", "precision": "bf16", **bench(preset_name, "comm", steps, bf16, graph=True,
-                                                                       stages=False)})
+    if runtime.on_gpu:  # the fast path beside the preset's precision: bf16, graph, compiled augmentation
+        fast = Runtime(runtime.device, "bf16", fast=True)
+        for method in DEFAULT_METHODS:
+            single.append({"method": method, "fast": True, **bench(preset_name, method, steps, fast, graph=True,
+                                                                   stages=False)})
     # the fidelity study's torchvision variant trains image by image on the host: its own rate, 5 steps
     single.append({"method": "comm", "aug": "torchvision",
                    **bench(preset_name, "comm", min(steps, 5), runtime, stages=False, aug1="torchvision",
                            aug2="torchvision")})
     return {"preset": preset_name, "precision": runtime.precision, "steps": steps, "single": single}
-
-
-def shared_device(runtime: Runtime, preset_name: str, steps: int, ks: list[int]) -> dict:
-    """K CoMM runs in one process (last: a fault here cannot spoil the other parts)."""
-    return {"comm_in_one_process": [in_one_process(k, preset_name, "comm", steps, runtime, graph=runtime.on_gpu)
-                                    for k in ks]}
 
 
 def data(preset_name: str, root: Path) -> dict:
@@ -301,7 +302,14 @@ def main() -> None:
     steps = 2 if args.tiny else 30
     tp = record.part("throughput", throughput, runtime, name, steps)
     single = tp.get("single", [])
-    comm = [r for r in single if r["method"] == "comm" and "precision" not in r and "aug" not in r]
+    comm = [r for r in single if r["method"] == "comm" and "fast" not in r and "aug" not in r]
+    record.part("profile", profile, runtime, name, 2 if args.tiny else 3)
+    roof = record.part("roofline", roofline, runtime, name, steps)
+    if "images_per_s" in roof and comm:  # CoMM's encoder work as a share of what the encoder alone reaches
+        best = max(r["pairs_per_s"] for r in comm)
+        record.data["encoder_share_of_roofline"] = round(best * ENCODER_IMAGES_PER_PAIR / roof["images_per_s"], 3)
+        record.save()
+    record.part("determinism", determinism, runtime, name, 3 if args.tiny else 10)
     # two runs trained together go at least as fast, in all, as the fastest single run
     rate = max((r["pairs_per_s"] for r in comm), default=100.0)
     every = 1 if args.tiny else 5
@@ -309,7 +317,7 @@ def main() -> None:
         # priced before the data (the study's folder records its epochs) with a probe time
         # guessed from 0.5's (25 s a model on an H200); the measured one is recorded beside it
         rates = {"preset": rate, "authors_renderer": rate,
-                 "bf16": next((r["pairs_per_s"] for r in single if r.get("precision") == "bf16"), rate),
+                 "fast": next((r["pairs_per_s"] for r in single if r.get("fast") and r["method"] == "comm"), rate),
                  "torchvision_aug": next((r["pairs_per_s"] for r in single if r.get("aug")), rate)}
         pairs = DatasetSpec(**preset_data(name)).train_pairs
         epochs = 1 if args.tiny else fidelity_epochs(rates, pairs, PROBE_S_GUESS, every, 0.8 * left() - 60)
@@ -330,7 +338,11 @@ def main() -> None:
         epoch_s = made["probe_pairs"] / (rate / 2)  # train pairs = probe pairs in the presets
         record.part("figure4", figure4, name, work, args.out, left() - (0 if args.tiny else 30), epoch_s, probe_s,
                     args.tiny)
-    record.part("shared_device", shared_device, runtime, name, steps, [2] if args.tiny else [2, 6])
+    trained = sorted((work / "figure4" / "runs").glob("*synergy*")) if args.study == "figure4" else []
+    if trained:
+        record.part("probes_by_phase", probes_by_phase, trained[0], synergy)
+    record.part("scheduler", scheduler, name, work / "datasets" / "data" / "unbiased" if args.study == "figure4"
+                else work / "fidelity" / "data" / "unbiased", work, [2] if args.tiny else [2, 6], runtime)
     record.data["wall_s"] = round(time.perf_counter() - t0, 1)
     record.save()
     record.say(f"done in {record.data['wall_s']} s")

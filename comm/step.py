@@ -12,6 +12,7 @@ from typing import Callable, Optional, Sequence
 
 import torch
 from torch import Tensor
+from torch.profiler import record_function
 
 from comm_diag.comm.augment import Augment
 from comm_diag.comm.run_folder import TrainingError
@@ -43,6 +44,11 @@ def method_terms(forward: Callable, xs, fns, method: str, where: str = "") -> di
     return terms
 
 
+def _augment(aug: Augment, x: Tensor, gen: torch.Generator, apply) -> Tensor:
+    with record_function("comm_diag.augment"):
+        return aug(x, gen, apply)
+
+
 class TrainStep:
     """``step(xs, gen, lr)``: one optimisation step of ``model`` on the batches ``xs`` (n x
     Bx3xHxW in [0, 1]) with every random draw from ``gen``; returns the names of the loss
@@ -72,15 +78,18 @@ class TrainStep:
 
     def run(self, xs: Sequence[Tensor], gen: torch.Generator, where: str = "") -> tuple[list[str], Tensor]:
         """The step at the rate already set (what a CUDA graph records)."""
-        fns = [lambda x, a=a, f=f: a(x, gen, f) for a, f in zip(self.augs, self.applies)]
+        fns = [lambda x, a=a, f=f: _augment(a, x, gen, f) for a, f in zip(self.augs, self.applies)]
         self.model.generator = gen  # a method's own extra views draw from it too (Method.generator)
-        with self.runtime.autocast():
+        # named ranges: a profiler (benchmarks/device_parts.py) splits the step by phase
+        with self.runtime.autocast(), record_function("comm_diag.forward"):
             out = method_terms(self.forward, xs, fns, self.method, where)
         terms = torch.stack([v.detach().float() for v in out.values()])  # (T,), stays on the device
         self.opt.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        self.opt.step()
-        with torch.no_grad():
-            self.model.after_step()  # a momentum teacher's EMA step (Method.after_step)
+        with record_function("comm_diag.backward"):
+            out["loss"].backward()
+        with record_function("comm_diag.optimizer"):
+            self.opt.step()
+            with torch.no_grad():
+                self.model.after_step()  # a momentum teacher's EMA step (Method.after_step)
         self.names = list(out)
         return self.names, terms

@@ -28,7 +28,18 @@ def test_the_device_check_runs_in_tiny_mode_and_records_every_part(tmp_path):
     assert len(tv) == 1 and tv[0]["pairs_per_s"] > 0 and tv[0]["loss_finite"]
     assert set(single) == {"comm", "cross", "cross_self"} and all(r["pairs_per_s"] > 0 for r in single.values())
     assert 0 < single["comm"]["aug_share"] < 1 and single["comm"]["eager_because"] == "not asked"
-    assert parts["shared_device"]["comm_in_one_process"][0]["runs"] == 2
+    # v3: the step by phase, the encoder's own rate, determinism, probes by phase, the real scheduler
+    for variant in ("preset", "fast"):
+        phases = parts["profile"][variant]["phases"]
+        assert {"augment", "forward", "backward", "optimizer"} <= set(phases), phases
+        assert all(v["host_ms"] > 0 for v in phases.values())
+    assert parts["profile"]["fast"]["precision"] == "bf16"
+    assert parts["roofline"]["images_per_s"] > 0 and record["encoder_share_of_roofline"] > 0
+    assert parts["determinism"]["bitwise_equal"] is True  # on CPU a deterministic rerun is bitwise
+    by_phase = parts["probes_by_phase"]
+    assert by_phase["features_s"] > 0 and by_phase["linear"]["rows"] > 0 and by_phase["mlp"]["rows"] > 0
+    scheduled = parts["scheduler"]["runs"]
+    assert [r["k"] for r in scheduled] == [2] and scheduled[0]["pairs_per_s"] > 0
     assert parts["data"]["probe_pairs"] > 0
     probes = parts["probes"]
     assert probes["torch"]["seconds"] > 0 and probes["torch"]["probes"] == probes["sklearn"]["probes"] > 0
@@ -56,7 +67,8 @@ def test_the_device_check_cut_by_its_deadline_keeps_a_whole_record_of_what_it_me
                           env=env, timeout=600)
     assert done.returncode == 3, done.stderr[-2000:]
     record = json.loads((out / "device_check.json").read_text())
-    order = ["gpu_paths", "throughput", "data", "probes", "fidelity", "shared_device"]
+    order = ["gpu_paths", "throughput", "profile", "roofline", "determinism", "data", "probes", "fidelity",
+             "scheduler"]
     cut = record["deadline"]["cut_part"]
     assert record["deadline"]["deadline_s"] == 25 and cut in order
     assert list(record["parts"]) == order[:order.index(cut)]  # the cut part is not recorded as done
@@ -73,7 +85,7 @@ def test_the_fidelity_budget_counts_every_run_and_probe_at_each_variants_rate():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from device_fidelity import PAPER_EPOCHS, fidelity_epochs
 
-    rates = {"preset": 4000.0, "bf16": 5000.0, "torchvision_aug": 400.0}
+    rates = {"preset": 4000.0, "fast": 5000.0, "torchvision_aug": 400.0}
     # one epoch: 2 runs x 10,000 pairs per variant = 5 + 4 + 50 s; 2 probe points x 2 protocols x 6 runs x 10 s
     assert fidelity_epochs(rates, 10_000, 10.0, 5, 59 + 240) == 1
     assert fidelity_epochs(rates, 10_000, 10.0, 5, 59 + 240 - 1) == 1  # never below one epoch
