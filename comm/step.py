@@ -61,8 +61,13 @@ class TrainStep:
                  method: str, forward: Optional[Callable] = None):
         self.model, self.opt, self.runtime, self.augs, self.method = model, opt, runtime, list(augs), method
         self.forward = forward or model.step
-        # each augmentation's pixel work, compiled on the fast path on a GPU (Runtime.fuse)
+        # each augmentation's pixel work, and the method's tail after its encoders (fusion, head),
+        # compiled on the fast path on a GPU (Runtime.fuse; eager elsewhere)
         self.applies = [None if a.host_random else runtime.fuse(a.apply) for a in self.augs]
+        tail = getattr(model, "loss_tail", None)
+        fused_tail = runtime.fuse(tail) if tail is not None else None
+        if fused_tail is not tail:
+            model.compiled_tail = fused_tail
         self.names: Optional[list[str]] = None
 
     def set_lr(self, lr: float) -> None:

@@ -93,6 +93,10 @@ class Method(nn.Module):
         """``step``: what DistributedDataParallel calls to synchronise gradients."""
         return self.step(xs, augment)
 
+    # the step's tail compiled on the fast path on a GPU (``comm.step.TrainStep`` sets it from
+    # ``loss_tail`` where a method has one); None: the eager tail
+    compiled_tail: Optional[Callable] = None
+
     def encode(self, i: int, x: Tensor) -> Any:
         raise NotImplementedError
 

@@ -89,13 +89,24 @@ class CoMM(Method):
                          c.nce, c.terms)
 
     def step(self, xs: Sequence[Tensor], augment: Sequence[AugmentFn]) -> dict[str, Tensor]:
-        return self.comm_terms(self.embed_views(xs, augment, 2))  # t' and t''
+        enc = self.encode_drawn(xs, augment, 2)  # t' and t''
+        return (self.compiled_tail or self.loss_tail)(enc)
 
-    def embed_views(self, xs: Sequence[Tensor], augment: Sequence[AugmentFn], k: int) -> list[dict[str, Tensor]]:
-        """``k`` augmentations of the sample, embedded as ``embed_view`` does, with each
-        modality's views encoded in one pass where exact (``encode_views``); drawn in the same
-        order as k ``embed_view`` calls (view by view, modality by modality). The fusion and the
-        head (BatchNorm: its statistics stay per view) see each view apart."""
+    def loss_tail(self, enc: list[list[Tensor]]) -> dict[str, Tensor]:
+        """The step after the encoders: each view's fusion and head, then the n+1-term loss
+        (``enc``: modality -> views' encodings). A pure function of tensors and weights: what
+        the fast path compiles (``Method.compiled_tail``, set by the training step)."""
+        return self.comm_terms(self.embed_encoded(enc))
+
+    def encode_drawn(self, xs: Sequence[Tensor], augment: Sequence[AugmentFn], k: int) -> list[list[Tensor]]:
+        """``k`` augmentations of the sample drawn in the order of k ``embed_view`` calls (view by
+        view, modality by modality), each modality's views encoded in one pass where exact
+        (``encode_views``): modality -> views' encodings."""
         drawn = [[augment[i](x) for i, x in enumerate(xs)] for _ in range(k)]
-        enc = [self.encode_views(i, [v[i] for v in drawn]) for i in range(len(xs))]  # modality -> views
-        return [{name: self.head(z) for name, z in self.fuse([e[j] for e in enc]).items()} for j in range(k)]
+        return [self.encode_views(i, [v[i] for v in drawn]) for i in range(len(xs))]
+
+    def embed_encoded(self, enc: list[list[Tensor]]) -> list[dict[str, Tensor]]:
+        """Each view's fusion and head (``enc``: modality -> views' encodings); the fusion and
+        the head (BatchNorm: its statistics stay per view) see each view apart."""
+        return [{name: self.head(z) for name, z in self.fuse([e[j] for e in enc]).items()}
+                for j in range(len(enc[0]))]

@@ -70,3 +70,23 @@ def test_an_encoder_with_batch_statistics_encodes_each_view_alone():
     seen.clear()
     plain.encode = lambda i, x: seen.append(len(x)) or torch.zeros(len(x), 4)
     assert [len(o) for o in plain.encode_views(0, [torch.zeros(3, 3, 32, 32)] * 2)] == [3, 3] and seen == [6]
+
+
+def test_the_compiled_tail_gives_the_eager_losses():
+    """The fast path compiles CoMM's tail after the encoders (fusion, head, n+1-term loss) whole
+    (``Method.compiled_tail``): the same losses, here in float64 with the capture alone."""
+    cfg = resolve(preset("smoke").replace(image_size=32))
+    model = build_method(cfg, 2).double().train()
+    xs = [torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(i), dtype=torch.float64) for i in range(2)]
+    aug = Augment("crop+flip")
+
+    def terms():
+        gen = torch.Generator().manual_seed(3)
+        torch.manual_seed(0)
+        return model.step(xs, [lambda x: aug(x, gen).double()] * 2)
+    eager = terms()
+    model.compiled_tail = Runtime.create("cpu", "fp32").fuse(model.loss_tail, backend="aot_eager")
+    compiled = terms()
+    assert eager.keys() == compiled.keys()
+    for k in eager:
+        torch.testing.assert_close(compiled[k], eager[k], rtol=1e-10, atol=1e-12)
