@@ -97,6 +97,17 @@ def fill(arg: str, world: dict, tmp: Path, makers: dict) -> str:
     return arg.format(t=tmp, **world)
 
 
+def assert_handled(r, code: int, message: str, disk, world: dict, tmp: Path, argv) -> None:
+    """A hostile case's verdict: the exit code, ``message`` in one ``error:`` line exactly when
+    it fails, no traceback or "unexpected" (a bug), and the disk as ``disk`` promises."""
+    out = " ".join(r.output.split())
+    assert r.exit_code == code, r.output
+    assert message in out and ("error:" in r.output) == (code == 1), r.output
+    assert "Traceback" not in r.output and "unexpected" not in r.output, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    assert disk(world, tmp), f"disk not as promised after {argv}"
+
+
 def absent(*keys):
     return lambda w, t: all(not (t / k).exists() for k in keys)
 
