@@ -90,33 +90,14 @@ def test_ctrl_c_during_a_two_worker_quickstart_is_one_line_from_the_parent_alone
     ends them and says one line (the review saw 0.8's workers each take it and print 2-4
     tracebacks; at this test's moment, both workers training, 0.8 happened to stay quiet, so
     this pins the behaviour rather than reproducing that report)."""
-    import os
     import signal
-    import subprocess
-    import sys
-    import time
 
-    proc = subprocess.Popen([sys.executable, "-m", "comm_diag.cli", "quickstart", "--preset", "smoke", "--methods",
-                             "cross", "--workers", "2", "--out", str(tmp_path / "q")], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    t0 = time.monotonic()
-    while len(list((tmp_path / "q").glob("runs/*/checkpoints/epoch_000.pt"))) < 2:
-        assert proc.poll() is None and time.monotonic() - t0 < 300, "the command ended before training"
-        time.sleep(0.1)
+    proc = _two_workers_training(tmp_path)
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: to every process of the group
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 1 and "error: interrupted" in stderr, stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
-    # no worker outlives the command by more than its exit (they were sent SIGTERM, then reaped)
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < 30:
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
-    else:
-        raise AssertionError("a worker process still runs 30 s after the command ended")
+    assert not _workers_left(proc.pid), "worker processes outlived the command"  # ended and joined first
 
 
 def test_sigterm_during_a_two_worker_quickstart_is_one_line_and_stops_the_workers(tmp_path):
@@ -124,6 +105,22 @@ def test_sigterm_during_a_two_worker_quickstart_is_one_line_and_stops_the_worker
     interrupted": the queued runs are now cancelled by the executor itself, and the command
     ends with one line once its running runs are done."""
     import signal
+
+    proc = _two_workers_training(tmp_path)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "error: interrupted" in stderr, stderr
+    assert "Traceback" not in stderr and "InvalidStateError" not in stderr, stderr
+    # the parent ended its workers and waited for them (0.8 forgot them at shutdown: they went
+    # on training unsignalled), and the resource tracker found nothing leaked
+    assert "leaked semaphore" not in stderr, stderr
+    assert not _workers_left(proc.pid), "worker processes outlived the command"
+
+
+def _two_workers_training(tmp_path):
+    """``quickstart --workers 2`` in a session of its own, once both workers train (a worker
+    still starting up when its parent ends can print its own start-up traceback: a narrower
+    case, left out)."""
     import subprocess
     import sys
     import time
@@ -132,25 +129,21 @@ def test_sigterm_during_a_two_worker_quickstart_is_one_line_and_stops_the_worker
                              "cross", "--workers", "2", "--out", str(tmp_path / "q")], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     t0 = time.monotonic()
-    # both workers are training (a worker still starting up when its parent ends can print its
-    # own start-up traceback: a narrower case, left out)
     while len(list((tmp_path / "q").glob("runs/*/checkpoints/epoch_000.pt"))) < 2:
         assert proc.poll() is None and time.monotonic() - t0 < 300, "the command ended before training"
         time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 1 and "error: interrupted" in stderr, stderr
-    assert "Traceback" not in stderr and "InvalidStateError" not in stderr, stderr
-    # the parent ended its workers and waited for them (0.8 forgot them at shutdown: they went
-    # on training unsignalled), and the resource tracker found nothing leaked
-    assert "leaked semaphore" not in stderr, stderr
-    workers = []
+    return proc
+
+
+def _workers_left(group: int) -> list[str]:
+    """The worker processes (multiprocessing's, the resource tracker aside) still in ``group``."""
+    left = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            group = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[2])
+            in_group = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[2]) == group
             cmdline = open(f"/proc/{pid}/cmdline").read()
         except (OSError, ValueError, IndexError):
             continue
-        if group == proc.pid and "multiprocessing" in cmdline and "resource_tracker" not in cmdline:
-            workers.append(pid)
-    assert not workers, f"worker processes {workers} outlived the command"
+        if in_group and "multiprocessing" in cmdline and "resource_tracker" not in cmdline:
+            left.append(pid)
+    return left
