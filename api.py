@@ -157,7 +157,7 @@ def quickstart(out: Path | str = "comm-diag-out", *, preset: str = "cpu", seeds:
     """``comm-diag quickstart``: the paper's Figure 4 end to end (data, training, probes, report).
     ``methods``: built-ins or your own (path/to/file.py:Class), as ``check`` takes them;
     ``tensorboard``: every run's curves also in RUN/tensorboard/ (``tensorboard --logdir OUT``)."""
-    return quickstart_study.quickstart(out, methods=_distinct("methods", methods), preset_name=preset,
+    return quickstart_study.quickstart(out, methods=_distinct("methods", methods), preset=preset,
                                  seeds=_seeds(seeds), epochs=epochs, every=every, hooks=hooks, progress=progress,
                                  executor=executor, tensorboard=tensorboard, fast=fast,
                                  **_executor(executor, workers, executor_options, quickstart))
@@ -174,7 +174,7 @@ def ablate(study: str, out: Optional[Path | str] = None, *, data: Sequence[Path 
     0-1 in quarters, CoMM / Cross / Cross+Self)."""
     return ablation.run_study(study, ablate_out(study) if out is None else out,
                               interactions=_distinct("interaction", interaction), levels=levels,
-                              methods=_distinct("methods", methods), preset_name=preset, seeds=_seeds(seeds),
+                              methods=_distinct("methods", methods), preset=preset, seeds=_seeds(seeds),
                               data=list(data), epochs=epochs, every=every, extra=extra, only=only, hooks=hooks,
                               progress=progress, executor=executor, tensorboard=tensorboard, fast=fast,
                               **_executor(executor, workers, executor_options, ablate))
@@ -184,7 +184,7 @@ def calibrate(out: Path | str = "calibrate-out", *, data: Optional[Path | str] =
               seeds: Seeds = "0,1,2", references: Optional[Sequence[str]] = None, progress: str = "auto",
               hooks: Optional[Hooks] = None) -> list[dict]:
     """``comm-diag calibrate``: known-answer representations through the probes and the verdict rule."""
-    return calibration.run_calibration(out, data=data, preset_name=preset, seeds=_seeds(seeds),
+    return calibration.run_calibration(out, data=data, preset=preset, seeds=_seeds(seeds),
                                        references=_distinct("references", references), hooks=hooks,
                                        progress=progress)
 
@@ -205,7 +205,7 @@ def check(target: str, out: Optional[Path | str] = None, *, data: Sequence[Path 
     out = check_out(target, bool(dose)) if out is None else out
     return checking.check(target, out, controls=_distinct("controls", controls, empty_ok=True),
                           dose=_distinct("dose", dose, empty_ok=True), levels=levels,
-                          settings=dict(settings or {}), preset_name=preset, seeds=_seeds(seeds), data=list(data),
+                          settings=dict(settings or {}), preset=preset, seeds=_seeds(seeds), data=list(data),
                           epochs=epochs, hooks=hooks, progress=progress, executor=executor, tensorboard=tensorboard,
                           fast=fast, **_executor(executor, workers, executor_options, check))
 
@@ -258,7 +258,7 @@ def ablate_plan(study: str, out: Optional[Path | str] = None, *, data: Sequence[
 
     spec = ablation.study_named(study, interactions=_distinct("interaction", interaction), levels=levels,
                                 methods=_distinct("methods", methods))
-    settings = StudySettings(preset_name=preset, seeds=tuple(_seeds(seeds)), data=tuple(data), extra=extra,
+    settings = StudySettings(preset=preset, seeds=tuple(_seeds(seeds)), data=tuple(data), extra=extra,
                              only=only, epochs=epochs, every=every)
     return spec.description, describe_plan(spec, Path(ablate_out(study) if out is None else out), settings)
 

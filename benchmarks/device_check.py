@@ -250,7 +250,7 @@ def figure4(preset_name: str, root: Path, out: Path, seconds_left: float, epoch_
     folder = root / "figure4"
     t = time.perf_counter()
     data = [root / "datasets" / "data" / kind for kind in ("unbiased", "synergy")]  # made by the data part
-    result = quickstart_study.quickstart(folder, methods=["comm"], preset_name=preset_name, seeds=[0], epochs=epochs,
+    result = quickstart_study.quickstart(folder, methods=["comm"], preset=preset_name, seeds=[0], epochs=epochs,
                                    every=every, data=data, workers=1, together=2, progress="lines")
     wall = time.perf_counter() - t
     summary = list(csv.DictReader(open(folder / "summary.csv"))) if (folder / "summary.csv").is_file() else []

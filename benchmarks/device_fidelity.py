@@ -42,7 +42,7 @@ def fidelity_data(preset_name: str, root: Path, epochs: int, every: int) -> dict
     from comm_diag.probes.studies.ablation import prepare_study
 
     t = time.perf_counter()
-    made = prepare_study("fidelity", root / "fidelity", preset_name=preset_name, seeds=[0], epochs=epochs,
+    made = prepare_study("fidelity", root / "fidelity", preset=preset_name, seeds=[0], epochs=epochs,
                          every=every)
     return {"seconds": round(time.perf_counter() - t, 1), "folders": {k: str(d.root) for k, d in made.items()},
             "probe_pairs": made["synergy"].n_samples("probe_train"), "test_pairs": made["synergy"].n_samples("test")}
@@ -93,7 +93,7 @@ def fidelity_study(preset_name: str, root: Path, out: Path, epochs: int, every: 
     poller.start()
     t = time.perf_counter()
     try:
-        result = run_study("fidelity", folder, preset_name=preset_name, seeds=[0], epochs=epochs, every=every,
+        result = run_study("fidelity", folder, preset=preset_name, seeds=[0], epochs=epochs, every=every,
                            workers=1, progress="lines")
     finally:
         stop.set()

@@ -42,7 +42,7 @@ def main() -> None:
     for name in args.interactions.split(","):
         t0 = time.perf_counter()
         result = run_study("dose", args.out / name, interactions=[name], levels=args.levels,
-                           methods=list(STUDIES[name]), preset_name=args.preset, epochs=args.epochs,
+                           methods=list(STUDIES[name]), preset=args.preset, epochs=args.epochs,
                            hooks=Hooks(on_stage=stage))
         times[name] = time.perf_counter() - t0
         table += result["outputs"]["dose"]

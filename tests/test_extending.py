@@ -202,7 +202,7 @@ TEMPERATURE = Study(
 
 
 def test_a_new_study_is_one_value(tiny_dataset, tiny_synergy_dataset, tmp_path, monkeypatch):
-    settings = StudySettings(preset_name="smoke", data=(tiny_dataset.root, tiny_synergy_dataset.root), epochs=1)
+    settings = StudySettings(preset="smoke", data=(tiny_dataset.root, tiny_synergy_dataset.root), epochs=1)
     result = pipeline.run(TEMPERATURE, tmp_path / "study", settings)
     assert set(result["verdicts"]) >= {"t0.1", "t0.5"}
     record = json.loads((tmp_path / "study" / "expectations.json").read_text())
@@ -236,7 +236,7 @@ def test_a_study_can_vary_a_dataset_setting(tmp_path):
     with pytest.raises(ValueError, match="size is not a dataset setting a study can vary"):
         Variant("big", data={"size": 128})
     out = tmp_path / "study"
-    result = pipeline.run(BIASING, out, StudySettings(preset_name="smoke", epochs=1))
+    result = pipeline.run(BIASING, out, StudySettings(preset="smoke", epochs=1))
     assert set(result["verdicts"]) >= {"p1", "p05"}
     trained_on = {}
     for run in (out / "runs").iterdir():
@@ -253,10 +253,10 @@ def test_a_study_can_vary_a_dataset_setting(tmp_path):
         assert half.manifest["sha256"][f] == full.manifest["sha256"][f], f
     labels = {r["method"] for r in csv.DictReader(open(out / "summary.csv"))}
     assert {"p1", "p05"} <= labels
-    shown = {r["run"]: r["data"] for r in pipeline.describe_plan(BIASING, out, StudySettings(preset_name="smoke"))}
+    shown = {r["run"]: r["data"] for r in pipeline.describe_plan(BIASING, out, StudySettings(preset="smoke"))}
     assert shown["p05-synergy-seed0"] == "synergy_prob=0.5/synergy" and shown["p1-synergy-seed0"] == "synergy"
     with pytest.raises(ValueError, match="cannot run on a dataset given with --data"):
-        pipeline.study_jobs(BIASING, tmp_path / "other", StudySettings(preset_name="smoke", data=(full.root,)))
+        pipeline.study_jobs(BIASING, tmp_path / "other", StudySettings(preset="smoke", data=(full.root,)))
 
 
 # ----------------------------------------------------------------------------- n = 3 modalities
@@ -312,7 +312,7 @@ def test_a_momentum_teacher_method_is_one_file_and_runs_through_check(tmp_path):
     from comm_diag.probes.studies.check import check
 
     out = tmp_path / "check"
-    result = check(f"{ROOT / 'examples' / 'byol.py'}:LateFusionBYOL", out, controls=(), preset_name="smoke",
+    result = check(f"{ROOT / 'examples' / 'byol.py'}:LateFusionBYOL", out, controls=(), preset="smoke",
                    settings={"momentum": 0.5}, progress="off", workers=1)
     assert set(result["verdicts"]["LateFusionBYOL"]) == {"R", "U", "U2", "S"}
     assert "LateFusionBYOL" in (out / "report.md").read_text()

@@ -80,9 +80,9 @@ def test_foreign_entries_are_what_the_manifest_does_not_list(tiny_dataset, tmp_p
 
 def test_python_entry_points_refuse_misspelt_options(tmp_path):
     with pytest.raises(TypeError, match=r"unknown option 'seed'.*seeds"):
-        quickstart(tmp_path / "q", seed=[1, 2], preset_name="smoke")
+        quickstart(tmp_path / "q", seed=[1, 2], preset="smoke")
     with pytest.raises(TypeError, match="unknown option 'address'"):
-        quickstart(tmp_path / "q", address="x", preset_name="smoke")  # a Ray option with the local executor
+        quickstart(tmp_path / "q", address="x", preset="smoke")  # a Ray option with the local executor
     assert not (tmp_path / "q").exists()
 
 

@@ -15,10 +15,10 @@ pytest.importorskip("ipykernel")
 CELLS = [
     # the library: one quickstart at the smoke size
     """from comm_diag.probes.studies.quickstart import quickstart
-result = quickstart("qs", preset_name="smoke", methods=["cross"])
+result = quickstart("qs", preset="smoke", methods=["cross"])
 print("verdicts:", sorted(result["verdicts"]))""",
     # again, with progress off: finished runs are skipped, in silence
-    """result = quickstart("qs", preset_name="smoke", methods=["cross"], progress="off")
+    """result = quickstart("qs", preset="smoke", methods=["cross"], progress="off")
 print("again:", sorted(result["verdicts"]))""",
     # the command from a cell, as `!comm-diag ...` runs it
     """import subprocess, sys

@@ -48,7 +48,7 @@ def run_study(name: str, out: Path | str, *, interactions: Optional[Sequence[str
               hooks: Optional[Hooks] = None, executor: str = "local", **options) -> dict:
     """Run (or finish) a study and report on every run of it that is done (``comm-diag
     ablate``); ``interactions``, ``levels``, ``methods``: the dose study's (``study_named``);
-    ``options``: ``StudySettings`` fields (preset_name, seeds, data, extra, only, epochs,
+    ``options``: ``StudySettings`` fields (preset, seeds, data, extra, only, epochs,
     every, ...) and the executor's (workers; address, cpus_per_run, gpus_per_run)."""
     study = study_named(name, interactions=interactions, levels=levels, methods=methods)
     return pipeline.run_with(study, out, hooks=hooks, executor=executor, **options)

@@ -170,7 +170,7 @@ CALIBRATION_COLUMNS = ("reference", "level", "task", "probe", "balanced_accuracy
                        "bits_fraction", "control", "line", "verdict", "expected", "ok")
 
 
-def run_calibration(out: Path | str, *, data: Optional[Path | str] = None, preset_name: str = "cpu",
+def run_calibration(out: Path | str, *, data: Optional[Path | str] = None, preset: str = "cpu",
                     seeds: Sequence[int] = (0, 1, 2), references: Optional[list[str]] = None,
                     hooks: Optional[Hooks] = None, progress: str = "auto", device: str = "auto") -> list[dict]:
     """Calibrate on ``data`` (or the preset's unbiased dataset, generated in OUT/data); write
@@ -178,10 +178,10 @@ def run_calibration(out: Path | str, *, data: Optional[Path | str] = None, prese
     as ``probes.report.progress`` draws it; every event also reaches ``hooks``. ``device``:
     where the probes are fitted (auto: the GPU if there is one)."""
     with progress_hooks(progress, also=hooks) as drawn:
-        return _calibration(Path(out), data, preset_name, seeds, references, drawn, device)
+        return _calibration(Path(out), data, preset, seeds, references, drawn, device)
 
 
-def _calibration(out: Path, data: Optional[Path | str], preset_name: str, seeds: Sequence[int],
+def _calibration(out: Path, data: Optional[Path | str], preset: str, seeds: Sequence[int],
                  references: Optional[list[str]], hooks: Hooks, device: str = "auto") -> list[dict]:
     for name in references or ():
         if name not in REFERENCES:
@@ -191,7 +191,7 @@ def _calibration(out: Path, data: Optional[Path | str], preset_name: str, seeds:
             ds = tg.load(data)
         else:
             hooks.on_stage("dataset: unbiased")
-            ds = ensure_dataset(dataset_spec(preset_name, False), out / "data", hooks)
+            ds = ensure_dataset(dataset_spec(preset, False), out / "data", hooks)
         warning = size_warning(ds)
         if warning:
             hooks.on_stage(f"warning: {warning}")

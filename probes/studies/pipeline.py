@@ -48,7 +48,7 @@ from comm_diag.probes.report.tensorboard import writer_class
 class StudySettings:
     """How a study is run; the same options for every study (and every method in it)."""
 
-    preset_name: str = "cpu"
+    preset: str = "cpu"
     seeds: Sequence[int] = (0,)
     data: Sequence[Path | str] = ()  # the user's datasets (one, or an unbiased + a synergy one)
     extra: bool = False  # also the study's optional variants
@@ -60,7 +60,7 @@ class StudySettings:
     fast: bool = False  # every run on the fast path (``comm.config.fast``): one preset for every method
 
     def base(self) -> TrainConfig:
-        cfg = preset(self.preset_name).replace(epochs=self.epochs)
+        cfg = preset(self.preset).replace(epochs=self.epochs)
         return fast_path(cfg) if self.fast else cfg
 
     @classmethod
@@ -91,7 +91,7 @@ def study_jobs(study: Study, out: Path, settings: StudySettings,
             raise InputError(f"variant {v.name!r} changes dataset settings ({v.data_folder}): it generates its "
                              f"own data, so it cannot run on a dataset given with --data")
         if v.data:
-            dataset_spec(settings.preset_name, False, **{**settings.data_overrides, **v.data}).validate()
+            dataset_spec(settings.preset, False, **{**settings.data_overrides, **v.data}).validate()
     if settings.tensorboard:
         writer_class()  # tensorboardX missing: one line before any byte
     return plan(settings.base(), variants, settings.seeds, kinds, out, every=every, probes=study.probes,
@@ -167,9 +167,9 @@ def prepare(study: Study, out: Path | str, settings: StudySettings = StudySettin
     out = Path(out)
     given = given_datasets(settings.data) if settings.data else None
     only_run(study_jobs(study, out, settings, given), settings.only)
-    with study_folder(out, study.kind, study.name, settings.base(), given, settings.preset_name, hooks,
+    with study_folder(out, study.kind, study.name, settings.base(), given, settings.preset, hooks,
                       settings.data_overrides, kinds=study.preset_kinds(settings.extra)) as datasets:
-        own = variant_datasets(out, settings.preset_name, study.all_variants(settings.extra), hooks,
+        own = variant_datasets(out, settings.preset, study.all_variants(settings.extra), hooks,
                                settings.data_overrides)
     return {**datasets, **{f"{folder}/{kind}": ds for folder, kinds in own.items() for kind, ds in kinds.items()}}
 
@@ -185,19 +185,19 @@ def run(study: Study, out: Path | str, settings: StudySettings = StudySettings()
     given = given_datasets(settings.data) if settings.data else None
     jobs = only_run(study_jobs(study, out, settings, given), settings.only)  # bad settings or --only: before any byte
     kinds = () if given else study.preset_kinds(settings.extra)
-    hooks.on_stage(said(study_bytes(jobs, planned_datasets(out, settings.preset_name, study.all_variants(settings.extra),
+    hooks.on_stage(said(study_bytes(jobs, planned_datasets(out, settings.preset, study.all_variants(settings.extra),
                                                            kinds, settings.data_overrides)), out))
     base = settings.base()
     if study.preflight:
-        spec = next(iter(given.values())).spec if given else dataset_spec(settings.preset_name, False,
+        spec = next(iter(given.values())).spec if given else dataset_spec(settings.preset, False,
                                                                            **settings.data_overrides)
         hooks.on_stage(f"{study.preflight_label}: one trial step and features() on real pairs")
         preflight(at_size_of(base.replace(method=study.preflight, seed=settings.seeds[0]), spec),
                   [as_batch(x) for x in tg.trial_pairs(spec.size)])
-    with study_folder(out, study.kind, study.name, base, given, settings.preset_name, hooks,
+    with study_folder(out, study.kind, study.name, base, given, settings.preset, hooks,
                       settings.data_overrides, kinds=study.preset_kinds(settings.extra)) as datasets:
         variants = study.all_variants(settings.extra)
-        own = variant_datasets(out, settings.preset_name, variants, hooks, settings.data_overrides)
+        own = variant_datasets(out, settings.preset, variants, hooks, settings.data_overrides)
         trained_on = {v.name: own[v.data_folder] if v.data else datasets for v in variants}
         jobs = study_jobs(study, out, settings, datasets)
         run_jobs(only_run(jobs, settings.only), hooks, executor, **executor_options)
@@ -213,10 +213,10 @@ def run(study: Study, out: Path | str, settings: StudySettings = StudySettings()
         outputs = study.outputs(result, trained_on, out) if study.outputs else {}
         tail = expectation_lines(study, expectations, measured.curve_mean, plumbing)
         tail += ([""] if tail and outputs.get("section") else []) + outputs.get("section", [])
-        render(result, out, title=f"comm-diag {study.title} ({settings.preset_name} preset)", lead=lead, tail=tail)
+        render(result, out, title=f"comm-diag {study.title} ({settings.preset} preset)", lead=lead, tail=tail)
         write_file(out / study.record, json.dumps({
             "study": study.name, "experiment": study.kind, "package_version": tg.__version__,
-            "preset": settings.preset_name, "seeds": list(settings.seeds),
+            "preset": settings.preset, "seeds": list(settings.seeds),
             "methods": [v.name for v in variants], "preset_config": base.to_dict(),
             # each variant's resolved settings (its first run's): a check's records the user's method's
             "configs": {j.label: j.config for j in reversed(jobs)},

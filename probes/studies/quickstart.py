@@ -24,7 +24,7 @@ from comm_diag.probes.studies.study import Study
 from comm_diag.probes.hooks import Hooks
 from comm_diag.probes.studies.sweep import Variant
 
-def quickstart_study(methods: Sequence[str] = DEFAULT_METHODS, preset_name: str = "cpu") -> Study:
+def quickstart_study(methods: Sequence[str] = DEFAULT_METHODS, preset: str = "cpu") -> Study:
     """Every method on the preset's two datasets, nothing expected: the paper's Figure 4.
     ``methods``: built-in names or plugin targets (``path/file.py:Class``, ``module:Class``,
     an installed entry point), each loaded here, before any work; a plugin is tried for one
@@ -36,7 +36,7 @@ def quickstart_study(methods: Sequence[str] = DEFAULT_METHODS, preset_name: str 
     for m in targets:
         load_class(m)  # an unknown name or a broken plugin fails here, named
     plugins = [m for m in targets if m not in METHODS]
-    return Study(name=preset_name, kind="quickstart", title="quickstart", record="quickstart.json",
+    return Study(name=preset, kind="quickstart", title="quickstart", record="quickstart.json",
                  description="the paper's two experiments (Figure 4)",
                  variants=tuple(Variant(label_of(m), {"method": m}) for m in targets),
                  preflight=plugins[0] if plugins else None,
@@ -48,7 +48,7 @@ def quickstart(out: Path | str = "comm-diag-out", *, methods: Sequence[str] = DE
     """Run both experiments for every method and seed, then write OUT/report.md,
     OUT/summary.csv and OUT/figure4.png; with ``every=k`` every run is also probed every k
     epochs and the report draws learning curves. ``options``: ``StudySettings`` fields
-    (preset_name, seeds, epochs, every, data_overrides) and the executor's. Returns what
+    (preset, seeds, epochs, every, data_overrides) and the executor's. Returns what
     ``pipeline.run`` returns."""
-    study = quickstart_study(methods, options.get("preset_name") or StudySettings.preset_name)
+    study = quickstart_study(methods, options.get("preset") or StudySettings.preset)
     return pipeline.run_with(study, out, hooks=hooks, executor=executor, **options)

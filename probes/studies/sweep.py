@@ -130,8 +130,8 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def dataset_spec(preset_name: str, synergy: bool, seed: int = 0, **overrides) -> tg.DatasetSpec:
-    return tg.DatasetSpec(**{**preset_data(preset_name), **overrides}, synergy=synergy, seed=seed)
+def dataset_spec(preset: str, synergy: bool, seed: int = 0, **overrides) -> tg.DatasetSpec:
+    return tg.DatasetSpec(**{**preset_data(preset), **overrides}, synergy=synergy, seed=seed)
 
 
 def ensure_dataset(spec: tg.DatasetSpec, path: Path, hooks: Hooks) -> tg.Dataset:
@@ -148,23 +148,23 @@ def ensure_dataset(spec: tg.DatasetSpec, path: Path, hooks: Hooks) -> tg.Dataset
     return tg.load(path)
 
 
-def preset_datasets(out: Path, preset_name: str, hooks: Hooks, data_overrides: Optional[dict] = None,
+def preset_datasets(out: Path, preset: str, hooks: Hooks, data_overrides: Optional[dict] = None,
                     folder: str = "", kinds: Sequence[str] = KINDS) -> dict[str, tg.Dataset]:
     """The preset's unbiased and synergy datasets (same seed: same images and probe pairs),
     or those of ``kinds``, in OUT/data/[folder/]KIND."""
     datasets = {}
     for kind in kinds:
         hooks.on_stage(f"dataset: {folder + '/' if folder else ''}{kind}")
-        datasets[kind] = ensure_dataset(dataset_spec(preset_name, kind == "synergy", **(data_overrides or {})),
+        datasets[kind] = ensure_dataset(dataset_spec(preset, kind == "synergy", **(data_overrides or {})),
                                         out / "data" / folder / kind, hooks)
     return datasets
 
 
-def variant_datasets(out: Path, preset_name: str, variants: Sequence[Variant], hooks: Hooks,
+def variant_datasets(out: Path, preset: str, variants: Sequence[Variant], hooks: Hooks,
                      data_overrides: Optional[dict] = None) -> dict[str, dict[str, tg.Dataset]]:
     """The unbiased and synergy datasets of every variant that changes dataset settings, by
     ``Variant.data_folder``: the preset's, with the study's and then the variant's changes."""
-    return {folder: preset_datasets(out, preset_name, hooks, {**(data_overrides or {}), **data}, folder=folder,
+    return {folder: preset_datasets(out, preset, hooks, {**(data_overrides or {}), **data}, folder=folder,
                                     kinds=kinds)
             for folder, (data, kinds) in _variant_data(variants).items()}
 
@@ -179,13 +179,13 @@ def _variant_data(variants: Sequence[Variant]) -> dict[str, tuple[dict, list[str
     return {folder: (data, [k for k in KINDS if k in kinds]) for folder, (data, kinds) in wanted.items()}
 
 
-def planned_datasets(out: Path, preset_name: str, variants: Sequence[Variant], kinds: Sequence[str],
+def planned_datasets(out: Path, preset: str, variants: Sequence[Variant], kinds: Sequence[str],
                      data_overrides: Optional[dict] = None) -> list[tuple[Path, tg.DatasetSpec]]:
     """(folder, spec) of every dataset a study on the preset's data generates (``kinds``: the
     preset's own; none when the user gives --data), as ``preset_datasets`` and
     ``variant_datasets`` will: what the study's disk estimate counts."""
-    own = [(out / "data" / k, dataset_spec(preset_name, k == "synergy", **(data_overrides or {}))) for k in kinds]
-    return own + [(out / "data" / folder / k, dataset_spec(preset_name, k == "synergy",
+    own = [(out / "data" / k, dataset_spec(preset, k == "synergy", **(data_overrides or {}))) for k in kinds]
+    return own + [(out / "data" / folder / k, dataset_spec(preset, k == "synergy",
                                                            **{**(data_overrides or {}), **data}))
                   for folder, (data, ks) in _variant_data(variants).items() for k in ks]
 
@@ -259,7 +259,7 @@ def _mismatch(out: Path, old: dict, new: dict, keys) -> None:
 
 @contextlib.contextmanager
 def study_folder(out: Path, kind: str, name: str, base: TrainConfig, given: Optional[dict[str, tg.Dataset]],
-                preset_name: str, hooks: Hooks, data_overrides: Optional[dict] = None,
+                preset: str, hooks: Hooks, data_overrides: Optional[dict] = None,
                 kinds: Sequence[str] = KINDS) -> Iterator[dict[str, tg.Dataset]]:
     """Hold the study folder ``out`` for the whole block and yield its datasets.
 
@@ -278,7 +278,7 @@ def study_folder(out: Path, kind: str, name: str, base: TrainConfig, given: Opti
         else:
             out.mkdir(parents=True, exist_ok=True)
             write_file(path, json.dumps({**ident, "data": {}, "package_version": tg.__version__}, indent=2))
-        datasets = given or (preset_datasets(out, preset_name, hooks, data_overrides, kinds=kinds) if kinds else {})
+        datasets = given or (preset_datasets(out, preset, hooks, data_overrides, kinds=kinds) if kinds else {})
         fingerprints = {k: data_fingerprint(ds) for k, ds in datasets.items()}
         if old is not None and old.get("data"):
             _mismatch(out, old, {"data": fingerprints}, ["data"])

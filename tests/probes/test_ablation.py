@@ -13,7 +13,7 @@ from comm_diag.probes.hooks import Hooks
 from comm_diag.probes.studies.sweep import Variant, parse_seeds, plan
 from comm_diag.probes.measure.verdict import verdict
 
-TINY_EPOCHS = dict(preset_name="smoke", epochs=1)
+TINY_EPOCHS = dict(preset="smoke", epochs=1)
 
 
 def _data(tiny_dataset, tiny_synergy_dataset):

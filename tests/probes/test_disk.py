@@ -28,7 +28,7 @@ def test_a_study_says_its_disk_before_any_byte_and_counts_only_what_is_missing(t
     from comm_diag.probes.studies.registry import STUDIES
     from comm_diag.probes.studies.sweep import planned_datasets
 
-    settings = StudySettings(preset_name="smoke", only=0)
+    settings = StudySettings(preset="smoke", only=0)
     study = STUDIES["loss"]
     jobs = pipeline.study_jobs(study, tmp_path / "s", settings)
     specs = planned_datasets(tmp_path / "s", "smoke", study.all_variants(), study.preset_kinds())

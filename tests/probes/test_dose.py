@@ -105,7 +105,7 @@ def test_readings_name_the_lowest_captured_level_and_the_fraction_of_the_ceiling
 
 def test_dose_study_plan_trains_each_level_on_its_own_dataset(tmp_path):
     study = study_named("dose", interactions=["synergy", "redundancy"], levels="0,1", methods=["cross"])
-    jobs = planned_jobs(study, tmp_path, preset_name="smoke", seeds=[0])
+    jobs = planned_jobs(study, tmp_path, preset="smoke", seeds=[0])
     assert {(j.label, j.kind) for j in jobs} == {("cross@synergy=0", "synergy"), ("cross@synergy=1", "synergy"),
                                                  ("cross@redundancy=0", "unbiased"), ("cross@redundancy=1", "unbiased")}
     assert len({j.data for j in jobs}) == 4
@@ -120,7 +120,7 @@ def test_dose_study_plan_trains_each_level_on_its_own_dataset(tmp_path):
 def test_a_dose_check_gives_the_method_its_curve(tmp_path):
     """Through ``check`` at the smoke size: two levels, one method, real training and probes."""
     out = tmp_path / "dose"
-    result = check("cross", out, controls=(), dose=["synergy"], levels=[0, 1], preset_name="smoke")
+    result = check("cross", out, controls=(), dose=["synergy"], levels=[0, 1], preset="smoke")
     table = result["outputs"]["dose"]
     assert [(r["method"], r["level"]) for r in table] == [("cross", 0.0), ("cross", 1.0),
                                                            (REFERENCE, 0.0), (REFERENCE, 1.0)]
