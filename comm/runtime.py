@@ -81,6 +81,12 @@ def global_seed_within(seed: int):
         yield
 
 
+def compiled(fn, backend: Optional[str] = None):
+    """``fn`` compiled whole (``torch.compile``: no graph break allowed, one shape per call
+    site): inductor's fused kernels, or ``backend``."""
+    return torch.compile(fn, fullgraph=True, dynamic=False, backend=backend or "inductor")
+
+
 def seed_global(seed: int) -> None:
     """Seed the process-wide generators (every device's): what draws without a generator of
     its own (a module's initial weights, dropout) starts from ``seed``."""
@@ -167,12 +173,12 @@ class Runtime:
 
     def fuse(self, fn, backend: Optional[str] = None):
         """``fn`` (a pure function of tensors: an augmentation's ``apply``) compiled whole into a
-        few kernels on the fast path on a GPU (``torch.compile``, no graph break allowed, one
-        shape); elsewhere ``fn`` itself, the eager fallback. ``backend`` forces a compile (the
-        CPU tests use "aot_eager": the same capture, no code generation)."""
+        few kernels on the fast path on a GPU (``compiled``); elsewhere ``fn`` itself, the eager
+        fallback. ``backend`` forces a compile (the CPU tests use "aot_eager": the same
+        capture, no code generation)."""
         if backend is None and not (self.fast and self.on_gpu):
             return fn
-        return torch.compile(fn, fullgraph=True, dynamic=False, backend=backend or "inductor")
+        return compiled(fn, backend)
 
     def generator(self, seed: int) -> torch.Generator:
         """A generator on this device, seeded: every random draw of a run comes from one."""

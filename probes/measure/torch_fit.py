@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from comm_diag.comm.runtime import is_gpu
+from comm_diag.comm.runtime import compiled, is_gpu
 
 
 # scikit-learn's MLPClassifier defaults (solver="adam")
@@ -44,6 +44,11 @@ class MLP(torch.nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.out(torch.relu(self.hidden(x)))  # (N, Q) logits
 
+    @property
+    def weights(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(W1 (H, D), b1 (H,), W2 (Q, H), b2 (Q,)): what ``mlp_loss`` takes."""
+        return self.hidden.weight, self.hidden.bias, self.out.weight, self.out.bias
+
     def proba(self, x: Tensor) -> Tensor:
         logits = self(x)
         if logits.shape[1] == 1:
@@ -52,17 +57,36 @@ class MLP(torch.nn.Module):
         return torch.softmax(logits, 1)
 
     def loss(self, x: Tensor, y: Tensor) -> Tensor:
-        """Mean log loss + alpha ||W||^2 / (2 batch), scikit-learn's (weights, not biases)."""
-        logits = self(x)
-        ce = F.binary_cross_entropy_with_logits(logits[:, 0], y.float()) if logits.shape[1] == 1 \
-            else F.cross_entropy(logits, y)
-        penalty = (self.hidden.weight ** 2).sum() + (self.out.weight ** 2).sum()
-        return ce + MLP_ALPHA * penalty / (2 * len(y))
+        return mlp_loss(*self.weights, x, y)
+
+
+def mlp_loss(w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, x: Tensor, y: Tensor) -> Tensor:
+    """scikit-learn's MLP objective on a batch x (B, D), y (B,): mean log loss + alpha
+    (||W1||^2 + ||W2||^2) / (2B) (weights, not biases); a pure function of tensors, so that
+    on a GPU it is compiled once for every fit of a shape (``fused_mlp_loss``)."""
+    logits = F.linear(torch.relu(F.linear(x, w1, b1)), w2, b2)  # (B, Q)
+    ce = F.binary_cross_entropy_with_logits(logits[:, 0], y.float()) if logits.shape[1] == 1 \
+        else F.cross_entropy(logits, y)
+    return ce + MLP_ALPHA * ((w1 ** 2).sum() + (w2 ** 2).sum()) / (2 * len(y))
+
+
+_FUSED_LOSS: dict = {}
+
+
+def fused_mlp_loss(device: torch.device):
+    """``mlp_loss`` on ``device``: fused into a few kernels on a GPU (compiled once per
+    process: its forward and backward are most of an MLP probe's thousands of small steps),
+    the eager function elsewhere."""
+    if not is_gpu(device):
+        return mlp_loss
+    if "gpu" not in _FUSED_LOSS:
+        _FUSED_LOSS["gpu"] = compiled(mlp_loss)
+    return _FUSED_LOSS["gpu"]
 
 
 def fit_mlp(x: Tensor, y: Tensor, n_classes: int, hidden: int, seed: int, early_stopping: bool,
             max_epochs: int = 300, validation: Optional[tuple[Tensor, Tensor]] = None,
-            check_every: Optional[int] = None) -> MLP:
+            check_every: Optional[int] = None, loss_fn=None) -> MLP:
     """scikit-learn's MLPClassifier(adam) on x (N, D), y (N,): mini-batches of 200 shuffled per
     epoch; stops when the score has not improved by 1e-4 for 10 epochs (the validation
     accuracy of ``validation`` with ``early_stopping``, keeping its best weights; else the
@@ -74,8 +98,10 @@ def fit_mlp(x: Tensor, y: Tensor, n_classes: int, hidden: int, seed: int, early_
     it fired every ``check_every`` epochs (default: every epoch on CPU, where a read-back
     costs nothing, every ``MLP_CHECK_EVERY`` on a GPU), so an epoch never waits for one there.
     The epochs trained past the stop change nothing returned: the same weights for any
-    ``check_every`` (tested)."""
+    ``check_every`` (tested). ``loss_fn``: ``mlp_loss`` as it runs (default ``fused_mlp_loss``:
+    compiled on a GPU)."""
     dev = x.device
+    loss_fn = loss_fn or fused_mlp_loss(dev)
     check_every = check_every or (MLP_CHECK_EVERY if is_gpu(dev) else 1)
     gen = torch.Generator(device=dev).manual_seed(seed)
     model = MLP(x.shape[1], hidden, n_classes, gen)
@@ -95,7 +121,7 @@ def fit_mlp(x: Tensor, y: Tensor, n_classes: int, hidden: int, seed: int, early_
         total = torch.zeros((), device=dev)
         for s in range(0, len(x), batch):
             i = order[s:s + batch]
-            loss = model.loss(x[i], y[i])
+            loss = loss_fn(*model.weights, x[i], y[i])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -187,6 +187,23 @@ def test_the_torch_mlp_returns_the_same_weights_however_often_the_host_reads_its
     assert torch.equal(weights[1], weights[8])
 
 
+@pytest.mark.parametrize("classes", [2, 3])
+def test_the_fused_mlp_loss_trains_the_eager_weights(classes):
+    """On a GPU an MLP probe's loss (forward and backward of its thousands of small steps) is
+    compiled once (``torch_fit.fused_mlp_loss``); the capture, run here with "aot_eager",
+    trains the weights the eager loss trains."""
+    from comm_diag.comm.runtime import compiled
+
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(330, 6, generator=g)  # 330: a last batch of 130 beside the full ones of 200
+    y = (x[:, 0] > 0).long() + ((x[:, 1] > 0.5).long() if classes == 3 else 0)
+    fits = [torch_fit.fit_mlp(x, y, classes, 8, seed=1, early_stopping=False, max_epochs=30, loss_fn=fn)
+            for fn in (torch_fit.mlp_loss, compiled(torch_fit.mlp_loss, "aot_eager"))]
+    for a, b in zip(*(m.parameters() for m in fits)):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    assert torch_fit.fused_mlp_loss(torch.device("cpu")) is torch_fit.mlp_loss  # eager off a GPU
+
+
 def test_auto_is_the_same_torch_solver_on_every_device():
     assert backend_for("auto", "cpu").name == "torch"
     assert backend_for("auto", "cuda").name == "torch"
