@@ -81,10 +81,11 @@ def global_seed_within(seed: int):
         yield
 
 
-def compiled(fn, backend: Optional[str] = None):
-    """``fn`` compiled whole (``torch.compile``: no graph break allowed, one shape per call
-    site): inductor's fused kernels, or ``backend``."""
-    return torch.compile(fn, fullgraph=True, dynamic=False, backend=backend or "inductor")
+def compiled(fn, backend: Optional[str] = None, dynamic: bool = False):
+    """``fn`` compiled whole (``torch.compile``: no graph break allowed): inductor's fused
+    kernels, or ``backend``; one shape per call site, or ``dynamic`` (sizes symbolic: a
+    function called on many shapes compiles once instead of once per shape)."""
+    return torch.compile(fn, fullgraph=True, dynamic=dynamic, backend=backend or "inductor")
 
 
 def seed_global(seed: int) -> None:

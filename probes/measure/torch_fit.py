@@ -75,12 +75,12 @@ _FUSED_LOSS: dict = {}
 
 def fused_mlp_loss(device: torch.device):
     """``mlp_loss`` on ``device``: fused into a few kernels on a GPU (compiled once per
-    process: its forward and backward are most of an MLP probe's thousands of small steps),
-    the eager function elsewhere."""
+    process, with symbolic sizes: its forward and backward are most of an MLP probe's
+    thousands of small steps), the eager function elsewhere."""
     if not is_gpu(device):
         return mlp_loss
     if "gpu" not in _FUSED_LOSS:
-        _FUSED_LOSS["gpu"] = compiled(mlp_loss)
+        _FUSED_LOSS["gpu"] = compiled(mlp_loss, dynamic=True)  # batch sizes and widths vary by fit
     return _FUSED_LOSS["gpu"]
 
 

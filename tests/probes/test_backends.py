@@ -198,7 +198,7 @@ def test_the_fused_mlp_loss_trains_the_eager_weights(classes):
     x = torch.randn(330, 6, generator=g)  # 330: a last batch of 130 beside the full ones of 200
     y = (x[:, 0] > 0).long() + ((x[:, 1] > 0.5).long() if classes == 3 else 0)
     fits = [torch_fit.fit_mlp(x, y, classes, 8, seed=1, early_stopping=False, max_epochs=30, loss_fn=fn)
-            for fn in (torch_fit.mlp_loss, compiled(torch_fit.mlp_loss, "aot_eager"))]
+            for fn in (torch_fit.mlp_loss, compiled(torch_fit.mlp_loss, "aot_eager", dynamic=True))]
     for a, b in zip(*(m.parameters() for m in fits)):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
     assert torch_fit.fused_mlp_loss(torch.device("cpu")) is torch_fit.mlp_loss  # eager off a GPU
