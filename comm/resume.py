@@ -10,7 +10,7 @@ import torch
 
 from comm_diag.comm.run_folder import (TrainingError, changed_settings, check_belongs, checkpoint_path, identity_of,
                                        load_checkpoint, read_config)
-from comm_diag.comm.runtime import Runtime
+from comm_diag.comm.runtime import Runtime, set_threads
 
 
 def resume_state(out: Path, meta: dict, device: torch.device) -> tuple[dict, bool]:
@@ -61,6 +61,5 @@ def resumed_numerics(out: Path, resume: bool, runtime: Runtime, compile: Optiona
                             f"{now['compile']!r}: compiled kernels round otherwise; resume with the same --compile")
     threads = then.get("cpu_threads")
     if isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1 and not runtime.on_gpu:
-        torch.set_num_threads(threads)
-        now["cpu_threads"] = threads
+        now["cpu_threads"] = set_threads(threads)
     return now

@@ -112,9 +112,9 @@ def core_share() -> int:
         raise SettingError(f"COMM_DIAG_THREADS must be a whole number of threads, got {given!r}") from None
 
 
-def set_threads() -> int:
-    """Use this process's share of the cores (``core_share``)."""
-    n = core_share()
+def set_threads(n: Optional[int] = None) -> int:
+    """Use ``n`` CPU threads (default: this process's share of the cores, ``core_share``)."""
+    n = core_share() if n is None else n
     torch.set_num_threads(n)
     return n
 

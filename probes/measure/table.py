@@ -78,15 +78,6 @@ class ProbeTable:
         """The trained models' rows matching ``criteria`` (no control)."""
         return [r for r in self.select(**criteria) if not is_control(r["method"])]
 
-    def controls(self, method: str, **criteria) -> list[dict]:
-        """``method``'s random-initialisation control rows matching ``criteria``."""
-        return self.select(method=control_of(method), **criteria)
-
     def methods(self, **criteria) -> list[str]:
         """The trained models' labels (sorted) having rows that match ``criteria``."""
         return sorted({r["method"] for r in self.trained(**criteria)})
-
-    def values(self, column: str, **criteria) -> list:
-        """The distinct values of ``column`` among the trained rows matching ``criteria``, in
-        the table's order."""
-        return list(dict.fromkeys(r[column] for r in self.trained(**criteria)))

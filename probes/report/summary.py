@@ -62,10 +62,11 @@ def summarize(runs: Sequence[Path]) -> StudyResult:
         found = ", ".join(sorted({r["probe"] for r in rows}))
         raise ReportError(f"the runs were probed with {found} only; verdicts read the {VERDICT_PROBE} probe: "
                           f"run `comm-diag probe RUN --probe {VERDICT_PROBE},{found}` first")
-    presets = sorted({run_meta(r)["train"].get("preset", "cpu") for r in runs})
+    metas = [run_meta(r) for r in runs]  # each config.json read once
+    presets = sorted({m["train"].get("preset", "cpu") for m in metas})
     # the published curve is compared only with runs of the paper's preset on the paper's data
-    published = presets == ["paper"] and all(paper_data(run_meta(r)["data"]["spec"]) for r in runs)
-    train_epochs = sorted({run_meta(r)["train"]["epochs"] for r in runs})
+    published = presets == ["paper"] and all(paper_data(m["data"]["spec"]) for m in metas)
+    train_epochs = sorted({m["train"]["epochs"] for m in metas})
     mark = as_plumbing if plumbing_only(presets) else (lambda v: v)  # a plumbing preset claims nothing
 
     def judged(probe: str) -> dict:
@@ -74,4 +75,4 @@ def summarize(runs: Sequence[Path]) -> StudyResult:
                        s_recoverable={m: v[RECOVERABLE] for m, v in judged("mlp").items() if v},
                        epochs=ProbeTable.of(epoch_rows(runs)), runs=len(runs), presets=tuple(presets),
                        train_epochs=tuple(train_epochs), published_comparable=published,
-                       device=str(runtime_for(run_meta(runs[0])["train"]).device))
+                       device=str(runtime_for(metas[0]["train"]).device))
